@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+// Thin entry (gh's model): build the Deps, run, set the exit code. Everything else is in dist/src.
+import { main } from '../dist/src/cli/main.js';
+import { createDeps } from '../dist/src/io.js';
+
+const controller = new AbortController();
+let interrupts = 0;
+const onSignal = (signal) => {
+  interrupts += 1;
+  // A second Ctrl-C means "now": the first one is already cancelling cleanly.
+  if (interrupts > 1) process.exit(130);
+  controller.abort(new Error(`interrupted by ${signal}`));
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+process.exitCode = await main(process.argv.slice(2), createDeps(process, controller.signal));
+// Nothing the CLI starts should outlive the command; do not let a stray handle keep the process up.
+process.removeListener('SIGINT', onSignal);
+process.removeListener('SIGTERM', onSignal);

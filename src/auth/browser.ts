@@ -1,0 +1,186 @@
+/**
+ * Authorization code + PKCE (S256) with a loopback redirect (RFC 8252 §7.3): a listener on 127.0.0.1 and
+ * an OS-chosen port, bound before the browser opens. The callback URL given to openid-client is rebuilt
+ * from the registered redirect_uri, never from the Host header.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CliError } from '../errors.js';
+import type { TokenResponse } from './device.js';
+import type { LoginUi } from './flows.js';
+import { type Idp, mapIdpError, oauthError } from './oidc.js';
+
+export interface BrowserLoginOptions {
+  idp: Idp;
+  scope: string;
+  ui: LoginUi;
+  openUrl(url: string): Promise<boolean>;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  signal: AbortSignal;
+  timeoutMs: number;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(title: string, message: string, ok: boolean): string {
+  const colour = ok ? '#1a7f37' : '#cf222e';
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font-family:system-ui,sans-serif;display:grid;place-items:center;min-height:90vh;margin:0;background:#f6f8fa}
+main{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:2rem 2.5rem;max-width:32rem}
+h1{font-size:1.3rem;color:${colour};margin-top:0}p{color:#424a53;line-height:1.5}</style></head>
+<body><main><h1 id="result">${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p></main></body></html>`;
+}
+
+function respond(res: ServerResponse, status: number, html: string): void {
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'referrer-policy': 'no-referrer',
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+  });
+  res.end(html);
+}
+
+export async function browserLogin(options: BrowserLoginOptions): Promise<TokenResponse> {
+  const { idp, ui, signal } = options;
+  const { client, config, issuer } = idp;
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const redirectUri = `http://127.0.0.1:${port}/callback`;
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const stop = new AbortController();
+  let waiting: { stop(): void } | undefined;
+
+  const callback = new Promise<TokenResponse>((resolve, reject) => {
+    let settled = false;
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      // A web page could aim a request at this port (or rebind a DNS name to 127.0.0.1): accept only
+      // requests addressed to the exact origin we registered.
+      if (req.headers.host !== `127.0.0.1:${port}`) {
+        respond(res, 421, page('Wrong address', 'This listener only answers http://127.0.0.1.', false));
+        return;
+      }
+      const received = new URL(req.url ?? '/', redirectUri);
+      if (req.method !== 'GET' || received.pathname !== '/callback') {
+        respond(res, 404, page('Not found', 'Nothing here.', false));
+        return;
+      }
+      if (settled) {
+        respond(
+          res,
+          409,
+          page('Already finished', 'This sign-in has already finished; close this tab.', false),
+        );
+        return;
+      }
+      settled = true;
+      const current = new URL(redirectUri);
+      current.search = received.search;
+      if (current.searchParams.get('state') !== state) {
+        // Fail closed: a response we did not ask for ends this login rather than being waited out.
+        respond(
+          res,
+          400,
+          page(
+            'Sign-in failed',
+            'The response did not match this sign-in. Start again from the terminal.',
+            false,
+          ),
+        );
+        reject(
+          new CliError(
+            'trust',
+            'the login response did not match the request this CLI sent (state mismatch)',
+            {
+              hint: 'run `mcp-secure login` again; if it repeats, something else is answering on your machine',
+            },
+          ),
+        );
+        return;
+      }
+      client
+        .authorizationCodeGrant(config, current, {
+          pkceCodeVerifier: verifier,
+          expectedState: state,
+          expectedNonce: nonce,
+        })
+        .then(
+          (tokens) => {
+            respond(
+              res,
+              200,
+              page(
+                'Signed in',
+                'mcp-secure is signed in. You can close this tab and return to the terminal.',
+                true,
+              ),
+            );
+            resolve(tokens);
+          },
+          (err: unknown) => {
+            const oauth = oauthError(err);
+            const denied = oauth?.error === 'access_denied';
+            const reason = denied
+              ? 'You declined the sign-in.'
+              : `The sign-in failed${oauth ? ` (${oauth.error})` : ''}. Return to the terminal for details.`;
+            respond(res, 400, page('Sign-in failed', reason, false));
+            reject(
+              denied
+                ? new CliError('auth', 'the sign-in was denied in the browser', {
+                    hint: 'run `mcp-secure login` again and choose Allow, or ask your IdP admin for access',
+                  })
+                : mapIdpError(err, issuer, 'browser login', 'auth'),
+            );
+          },
+        );
+    });
+  });
+
+  // A hostile request can settle the callback before the race below listens to it: mark it handled.
+  callback.catch(() => undefined);
+
+  const timeout = options.sleep(options.timeoutMs, AbortSignal.any([signal, stop.signal])).then(() => {
+    throw new CliError(
+      'auth',
+      `the browser sign-in did not finish within ${Math.round(options.timeoutMs / 1000)} s`,
+      {
+        hint: 'run `mcp-secure login` again, or `mcp-secure login --device` to sign in from another device',
+      },
+    );
+  });
+
+  try {
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: redirectUri,
+      scope: options.scope,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+      // OIDC Core §11: offline_access is only honoured with prompt=consent.
+      prompt: 'consent',
+    });
+    const opened = await options.openUrl(url.href);
+    ui.showBrowserUrl(url.href, opened);
+    waiting = ui.waiting('Waiting for you to finish signing in in the browser…');
+    return await Promise.race([callback, timeout]);
+  } catch (err) {
+    if (signal.aborted) throw new CliError('interrupted', 'login cancelled');
+    throw err instanceof CliError ? err : mapIdpError(err, issuer, 'browser login');
+  } finally {
+    waiting?.stop();
+    stop.abort();
+    timeout.catch(() => undefined);
+    server.closeAllConnections();
+    server.close();
+  }
+}

@@ -1,0 +1,20 @@
+/** What the login flows need from the terminal: they never print themselves. */
+export interface DeviceCodeInfo {
+  verificationUri: string;
+  verificationUriComplete: string | undefined;
+  userCode: string;
+  expiresInSeconds: number;
+}
+
+export interface Waiting {
+  stop(): void;
+}
+
+export interface LoginUi {
+  showDeviceCode(info: DeviceCodeInfo): void;
+  showBrowserUrl(url: string, opened: boolean): void;
+  waiting(text: string): Waiting;
+  debug(line: string): void;
+}
+
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';

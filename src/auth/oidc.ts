@@ -1,0 +1,226 @@
+/**
+ * OIDC discovery and the mapping of openid-client's errors to one-line CliErrors. Everything that talks
+ * to the IdP goes through `connectIdp`, so the plain-http rule, the timeout and `--debug` logging of
+ * requests (never their bodies) are in one place.
+ */
+import type * as Client from 'openid-client';
+import { CliError, type ErrorKind, sanitize } from '../errors.js';
+
+export type OidcClientModule = typeof Client;
+
+export interface Idp {
+  client: OidcClientModule;
+  config: Client.Configuration;
+  issuer: string;
+}
+
+export interface IdpOptions {
+  issuer: string;
+  clientId: string;
+  insecureHttp: boolean;
+  fetch: typeof globalThis.fetch;
+  /** Seconds for each request to the IdP. */
+  timeout?: number;
+  debug?: (line: string) => void;
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+/** https everywhere; plain http only for a loopback issuer and only with the named opt-in. */
+export function checkIssuerUrl(issuer: string, insecureHttp: boolean): URL {
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    throw new CliError('usage', `issuer "${sanitize(issuer, 80)}" is not a URL`, {
+      hint: 'set it with `mcp-secure config set issuer https://…`',
+    });
+  }
+  if (url.protocol === 'https:') return url;
+  if (url.protocol !== 'http:') {
+    throw new CliError('usage', `issuer ${sanitize(issuer, 80)} must use https`, {
+      hint: 'set it with `mcp-secure config set issuer https://…`',
+    });
+  }
+  if (!isLoopbackHost(url.hostname)) {
+    throw new CliError(
+      'trust',
+      `refusing plain-http issuer ${url.origin}: tokens would cross the network in clear`,
+      {
+        hint: 'use the https:// issuer URL',
+      },
+    );
+  }
+  if (!insecureHttp) {
+    throw new CliError('usage', `issuer ${url.origin} uses plain http`, {
+      hint: 'for a local test IdP pass `--insecure-http` (or set insecure_http in your own config)',
+    });
+  }
+  return url;
+}
+
+interface ErrorShape {
+  code?: unknown;
+  error?: unknown;
+  error_description?: unknown;
+  cause?: unknown;
+  status?: unknown;
+  name?: unknown;
+}
+
+function networkReason(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e && typeof e === 'object'; depth++) {
+    const shape = e as ErrorShape & { code?: unknown };
+    if (typeof shape.code === 'string' && /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/.test(shape.code)) return shape.code;
+    if (shape.name === 'TimeoutError') return 'timed out';
+    // undici's "fetch failed" carries the reason (refused, reset, a blocked port) in its cause.
+    if (e instanceof TypeError && e.message === 'fetch failed') {
+      const inner = e.cause as ErrorShape | undefined;
+      if (typeof inner?.code === 'string') return inner.code;
+      return inner instanceof Error ? sanitize(inner.message, 60) : 'network error';
+    }
+    e = shape.cause;
+  }
+  return undefined;
+}
+
+export interface OAuthErrorInfo {
+  error: string;
+  description: string;
+}
+
+/** The OAuth `error` of a token/device/revocation endpoint answer, if that is what `err` is. */
+export function oauthError(err: unknown): OAuthErrorInfo | undefined {
+  if (!err || typeof err !== 'object') return undefined;
+  const shape = err as ErrorShape;
+  if (typeof shape.error !== 'string') return undefined;
+  const cause = shape.cause as ErrorShape | undefined;
+  const description =
+    typeof shape.error_description === 'string'
+      ? shape.error_description
+      : typeof cause?.error_description === 'string'
+        ? cause.error_description
+        : '';
+  return { error: sanitize(shape.error, 60), description: sanitize(description) };
+}
+
+/**
+ * Turns whatever openid-client threw into a one-line CliError with the next step. `action` says what we
+ * were doing ("discovery", "token request"). Branches on error codes, never on message text.
+ */
+export function mapIdpError(
+  err: unknown,
+  issuer: string,
+  action: string,
+  kind: ErrorKind = 'error',
+): CliError {
+  if (err instanceof CliError) return err;
+  if (err && typeof err === 'object' && (err as ErrorShape).name === 'AbortError') {
+    return new CliError('interrupted', 'interrupted');
+  }
+  const net = networkReason(err);
+  if (net) {
+    return new CliError('error', `cannot reach the IdP at ${issuer} during ${action} (${net})`, {
+      hint: 'check your network and the issuer URL (`mcp-secure config`)',
+      cause: err,
+    });
+  }
+  const oauth = oauthError(err);
+  if (oauth) {
+    const detail = oauth.description ? `: ${oauth.description}` : '';
+    return new CliError(kind, `the IdP refused the ${action} (${oauth.error}${detail})`, {
+      hint: 'run `mcp-secure login` again; if it keeps failing, check the client_id and scopes with your IdP admin',
+      cause: err,
+    });
+  }
+  const code = err && typeof err === 'object' ? (err as ErrorShape).code : undefined;
+  switch (code) {
+    case 'OAUTH_RESPONSE_IS_NOT_JSON':
+    case 'OAUTH_RESPONSE_IS_NOT_CONFORM':
+    case 'OAUTH_PARSE_ERROR':
+    case 'OAUTH_INVALID_RESPONSE':
+      return new CliError('error', `${issuer} did not give a valid OpenID Connect answer during ${action}`, {
+        hint:
+          action === 'discovery'
+            ? 'check the issuer URL: it must serve /.well-known/openid-configuration'
+            : 'the IdP answered something unexpected; retry, or run with --debug and report it',
+        cause: err,
+      });
+    case 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED':
+      return new CliError(
+        'trust',
+        `the discovery document at ${issuer} names a different issuer (possible mix-up attack); refusing it`,
+        { hint: 'set the issuer exactly as the IdP names itself, or ask your IdP admin', cause: err },
+      );
+    case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED':
+    case 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED':
+      return new CliError('trust', `the ID token from ${issuer} failed validation during ${action}`, {
+        hint: 'check your clock, then run `mcp-secure login` again',
+        cause: err,
+      });
+    case 'OAUTH_HTTP_REQUEST_FORBIDDEN':
+    case 'OAUTH_REQUEST_PROTOCOL_FORBIDDEN':
+      return new CliError('trust', `the IdP at ${issuer} pointed to a plain-http endpoint during ${action}`, {
+        hint: 'the IdP must use https for every endpoint',
+        cause: err,
+      });
+    case 'OAUTH_MISSING_SERVER_METADATA':
+    case 'OAUTH_INVALID_SERVER_METADATA':
+      return new CliError('error', `the IdP at ${issuer} does not support what ${action} needs`, {
+        hint: 'use the other login flow (`--device` or `--browser`), or ask your IdP admin',
+        cause: err,
+      });
+    default:
+      break;
+  }
+  const message = err instanceof Error ? sanitize(err.message) : 'unknown error';
+  return new CliError('error', `${action} with ${issuer} failed: ${message}`, {
+    hint: 'retry; run with --debug for details',
+    cause: err,
+  });
+}
+
+function loggingFetch(
+  fetchImpl: typeof globalThis.fetch,
+  debug: ((line: string) => void) | undefined,
+): Client.CustomFetch {
+  return async (url, options) => {
+    // Log the method, the endpoint and the answer's status; never the query or the body, which carry
+    // codes and tokens.
+    const endpoint = url.split('?')[0];
+    const started = Date.now();
+    try {
+      const response = await fetchImpl(url, options as RequestInit);
+      debug?.(`http ${options.method} ${endpoint} -> ${response.status} (${Date.now() - started} ms)`);
+      return response;
+    } catch (err) {
+      debug?.(`http ${options.method} ${endpoint} -> failed (${networkReason(err) ?? 'error'})`);
+      throw err;
+    }
+  };
+}
+
+export async function connectIdp(options: IdpOptions): Promise<Idp> {
+  const issuerUrl = checkIssuerUrl(options.issuer, options.insecureHttp);
+  const client = await import('openid-client');
+  const customFetch = loggingFetch(options.fetch, options.debug);
+  const execute: Array<(config: Client.Configuration) => void> = [];
+  if (issuerUrl.protocol === 'http:') execute.push(client.allowInsecureRequests);
+  let config: Client.Configuration;
+  try {
+    config = await client.discovery(issuerUrl, options.clientId, undefined, client.None(), {
+      execute,
+      timeout: options.timeout ?? 15,
+      [client.customFetch]: customFetch,
+    });
+  } catch (err) {
+    throw mapIdpError(err, issuerUrl.href.replace(/\/$/, ''), 'discovery');
+  }
+  config[client.customFetch] = customFetch;
+  config.timeout = options.timeout ?? 15;
+  return { client, config, issuer: config.serverMetadata().issuer };
+}

@@ -1,0 +1,87 @@
+/**
+ * What a login leaves behind: one item per profile in the token store. It holds the refresh token and
+ * what is needed to use it (issuer, client, scope) plus non-secret facts for `status`.
+ */
+import { CliError } from '../errors.js';
+import type { TokenStore } from '../secrets/store.js';
+
+export interface UserInfo {
+  sub: string;
+  name?: string;
+  email?: string;
+  preferred_username?: string;
+}
+
+export interface StoredLogin {
+  v: 1;
+  issuer: string;
+  client_id: string;
+  refresh_token?: string;
+  access_token: string;
+  /** Epoch milliseconds. */
+  access_expires_at?: number;
+  scope?: string;
+  user: UserInfo;
+  /** Epoch milliseconds. */
+  logged_in_at: number;
+  /** Epoch seconds, from the ID token. */
+  auth_time?: number;
+  flow: 'device' | 'browser';
+}
+
+/** The keychain account for a profile. */
+export function accountFor(profile: string): string {
+  return `profile:${profile}`;
+}
+
+function isStoredLogin(value: unknown): value is StoredLogin {
+  if (!value || typeof value !== 'object') return false;
+  const v = value as Record<string, unknown>;
+  const user = v['user'] as Record<string, unknown> | undefined;
+  return (
+    v['v'] === 1 &&
+    typeof v['issuer'] === 'string' &&
+    typeof v['client_id'] === 'string' &&
+    typeof v['access_token'] === 'string' &&
+    typeof v['logged_in_at'] === 'number' &&
+    typeof user === 'object' &&
+    user !== null &&
+    typeof user['sub'] === 'string'
+  );
+}
+
+export async function loadLogin(store: TokenStore, profile: string): Promise<StoredLogin | undefined> {
+  const text = await store.get(accountFor(profile));
+  if (text === null) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (!isStoredLogin(parsed)) {
+    throw new CliError('auth', `the stored login for profile "${profile}" is unreadable`, {
+      hint: 'run `mcp-secure logout` and then `mcp-secure login`',
+    });
+  }
+  return parsed;
+}
+
+export async function saveLogin(store: TokenStore, profile: string, login: StoredLogin): Promise<void> {
+  await store.set(accountFor(profile), JSON.stringify(login));
+}
+
+export async function deleteLogin(store: TokenStore, profile: string): Promise<boolean> {
+  return store.delete(accountFor(profile));
+}
+
+/** Picks the user facts worth showing from ID token claims. */
+export function userFromClaims(claims: Record<string, unknown> | undefined): UserInfo {
+  const sub = typeof claims?.['sub'] === 'string' ? claims['sub'] : 'unknown';
+  const user: UserInfo = { sub };
+  for (const key of ['name', 'email', 'preferred_username'] as const) {
+    const value = claims?.[key];
+    if (typeof value === 'string' && value.length <= 256) user[key] = value;
+  }
+  return user;
+}

@@ -1,0 +1,56 @@
+import { spawn } from 'node:child_process';
+
+/**
+ * Can a browser be opened on this machine? No on Linux without a display, in an SSH session, or in CI:
+ * there the device flow is the right choice (DESIGN.md, `login`). `BROWSER` set means the user told us how.
+ */
+export function canOpenBrowser(
+  env: Readonly<Record<string, string | undefined>>,
+  platform: NodeJS.Platform,
+): boolean {
+  if (env['BROWSER']) return true;
+  if (env['CI'] || env['SSH_CONNECTION'] || env['SSH_TTY']) return false;
+  if (platform === 'darwin' || platform === 'win32') return true;
+  return Boolean(env['DISPLAY'] || env['WAYLAND_DISPLAY']);
+}
+
+function opener(
+  url: string,
+  env: Readonly<Record<string, string | undefined>>,
+  platform: NodeJS.Platform,
+): [string, string[]] {
+  const browser = env['BROWSER'];
+  if (browser) return [browser, [url]];
+  if (platform === 'darwin') return ['open', [url]];
+  // rundll32 takes the URL as one argument and, unlike `cmd /c start`, never reinterprets `&` in it.
+  if (platform === 'win32') return ['rundll32', ['url.dll,FileProtocolHandler', url]];
+  return ['xdg-open', [url]];
+}
+
+/** Starts the browser; resolves false if it could not be started (missing opener, immediate failure). */
+export function openBrowser(
+  url: string,
+  env: Readonly<Record<string, string | undefined>>,
+  platform: NodeJS.Platform,
+): Promise<boolean> {
+  const [command, args] = opener(url, env, platform);
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (ok: boolean) => {
+      if (!settled) {
+        settled = true;
+        resolve(ok);
+      }
+    };
+    try {
+      const child = spawn(command, args, { stdio: 'ignore', detached: true });
+      child.once('error', () => done(false));
+      // xdg-open exits non-zero quickly when it finds no browser; a browser that keeps running is fine.
+      child.once('exit', (code) => done(code === 0));
+      setTimeout(() => done(true), 1500).unref();
+      child.unref();
+    } catch {
+      done(false);
+    }
+  });
+}

@@ -1,0 +1,161 @@
+import {
+  DEFAULTS,
+  parseProfileValue,
+  readConfigFile,
+  type Source,
+  updateUserConfig,
+} from '../config/load.js';
+import { PROFILE_KEYS, PROFILE_NAME, type Profile } from '../config/schema.js';
+import { CliError } from '../errors.js';
+import type { Deps } from '../io.js';
+import { loadProfile } from './context.js';
+import { type GlobalOptions, Ui } from './ui.js';
+
+function describe(source: Source | undefined): string {
+  if (!source) return 'default';
+  switch (source.kind) {
+    case 'flag':
+      return `flag ${source.detail}`;
+    case 'env':
+      return `env ${source.detail}`;
+    case 'project':
+      return `project file ${source.detail}`;
+    case 'user':
+      return `user file ${source.detail}`;
+    default:
+      return 'default';
+  }
+}
+
+/** `mcp-secure config`: the effective profile, each value with where it came from. */
+export async function runShow(globals: GlobalOptions, _o: Record<string, unknown>, _a: string[], deps: Deps) {
+  const ui = new Ui(deps, globals);
+  const eff = await loadProfile(deps, globals);
+  const keys = Object.keys(PROFILE_KEYS) as Array<keyof Profile>;
+  if (globals.json) {
+    ui.json({
+      profile: eff.name,
+      profile_source: describe(eff.nameSource),
+      user_file: eff.userFile,
+      project_file: eff.projectFile ?? null,
+      values: Object.fromEntries(
+        keys.map((k) => [k, { value: eff.profile[k] ?? null, source: describe(eff.sources[k]?.source) }]),
+      ),
+    });
+    return 0;
+  }
+  const { c } = ui;
+  ui.out(`${c.bold('Profile')} ${eff.name} ${c.dim(`(${describe(eff.nameSource)})`)}`);
+  for (const key of keys) {
+    const value = eff.profile[key];
+    const text =
+      value === undefined ? c.yellow('(not set)') : Array.isArray(value) ? value.join(' ') : String(value);
+    ui.out(`  ${key.padEnd(14)} ${text.padEnd(40)} ${c.dim(describe(eff.sources[key]?.source))}`);
+  }
+  ui.out(c.dim(`User file: ${eff.userFile}`));
+  if (eff.projectFile) ui.out(c.dim(`Project file: ${eff.projectFile}`));
+  if (!eff.defined && eff.name !== 'default') {
+    ui.warn(`profile "${eff.name}" is not defined in any config file.`);
+  }
+  return 0;
+}
+
+async function targetProfile(globals: GlobalOptions, deps: Deps): Promise<string> {
+  return (await loadProfile(deps, globals)).name;
+}
+
+/** `mcp-secure config set KEY VALUE`: non-interactive, validated before anything is written. */
+export async function runSet(
+  globals: GlobalOptions,
+  _o: Record<string, unknown>,
+  args: string[],
+  deps: Deps,
+) {
+  const ui = new Ui(deps, globals);
+  const [key, text] = args as [string, string];
+  const value = parseProfileValue(key, text);
+  const name = await targetProfile(globals, deps);
+  const file = await updateUserConfig(deps.configDir, (config) => {
+    const profile = config.profiles[name] ?? {};
+    (profile as Record<string, unknown>)[key] = value;
+    config.profiles[name] = profile;
+  });
+  ui.success(`Set ${key} for profile ${name} in ${file}.`);
+  return 0;
+}
+
+export async function runUnset(
+  globals: GlobalOptions,
+  _o: Record<string, unknown>,
+  args: string[],
+  deps: Deps,
+) {
+  const ui = new Ui(deps, globals);
+  const [key] = args as [string];
+  parseProfileValue(key, '');
+  const name = await targetProfile(globals, deps);
+  const file = await updateUserConfig(deps.configDir, (config) => {
+    const profile = config.profiles[name];
+    if (profile) delete (profile as Record<string, unknown>)[key];
+  });
+  ui.success(
+    `Unset ${key} for profile ${name} in ${file}${key in DEFAULTS ? ' (the default applies)' : ''}.`,
+  );
+  return 0;
+}
+
+export async function runUse(
+  globals: GlobalOptions,
+  _o: Record<string, unknown>,
+  args: string[],
+  deps: Deps,
+) {
+  const ui = new Ui(deps, globals);
+  const [name] = args as [string];
+  if (!PROFILE_NAME.test(name)) {
+    throw new CliError('usage', `invalid profile name "${name.slice(0, 64)}"`, {
+      hint: 'use letters, digits, ".", "_" or "-"',
+    });
+  }
+  const file = await updateUserConfig(deps.configDir, (config) => {
+    if (!config.profiles[name]) {
+      throw new CliError('usage', `no profile "${name}" in ${deps.configDir}`, {
+        hint: `create it with \`mcp-secure config set issuer https://… --profile ${name}\``,
+      });
+    }
+    config.default_profile = name;
+  });
+  ui.success(`Profile ${name} is now the default (${file}).`);
+  return 0;
+}
+
+export async function runList(globals: GlobalOptions, _o: Record<string, unknown>, _a: string[], deps: Deps) {
+  const ui = new Ui(deps, globals);
+  const eff = await loadProfile(deps, globals);
+  const user = await readConfigFile(eff.userFile);
+  const project = eff.projectFile ? await readConfigFile(eff.projectFile) : undefined;
+  const rows = [
+    ...Object.entries(user?.profiles ?? {}).map(([name, p]) => ({
+      name,
+      issuer: p.issuer ?? null,
+      file: eff.userFile,
+    })),
+    ...Object.entries(project?.profiles ?? {}).map(([name, p]) => ({
+      name,
+      issuer: p.issuer ?? null,
+      file: eff.projectFile,
+    })),
+  ];
+  if (globals.json) {
+    ui.json({ current: eff.name, profiles: rows });
+    return 0;
+  }
+  if (rows.length === 0)
+    ui.info('No profiles yet: create one with `mcp-secure config set issuer https://… --profile NAME`.');
+  for (const r of rows) {
+    ui.out(
+      `${r.name === eff.name ? '*' : ' '} ${r.name.padEnd(16)} ${(r.issuer ?? '(no issuer)').padEnd(40)} ${ui.c.dim(r.file ?? '')}`,
+    );
+  }
+  return 0;
+}

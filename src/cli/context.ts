@@ -1,0 +1,79 @@
+/** Shared start of every command: the effective profile, and the Ui. */
+import { type EffectiveProfile, loadEffectiveProfile } from '../config/load.js';
+import type { Profile } from '../config/schema.js';
+import { CliError } from '../errors.js';
+import type { Deps } from '../io.js';
+import type { GlobalOptions } from './ui.js';
+
+export interface ProfileFlags {
+  values: Partial<Profile>;
+  names: Partial<Record<keyof Profile, string>>;
+}
+
+/** Picks the profile keys a command's flags set. */
+export function profileFlags(options: Record<string, unknown>): ProfileFlags {
+  const values: Partial<Profile> = {};
+  const names: Partial<Record<keyof Profile, string>> = {};
+  const str = (k: string) => (typeof options[k] === 'string' ? (options[k] as string) : undefined);
+  const issuer = str('issuer');
+  if (issuer !== undefined) {
+    values.issuer = issuer;
+    names.issuer = '--issuer';
+  }
+  const clientId = str('clientId');
+  if (clientId !== undefined) {
+    values.client_id = clientId;
+    names.client_id = '--client-id';
+  }
+  const storage = str('storage');
+  if (storage === 'auto' || storage === 'keychain' || storage === 'memory') {
+    values.storage = storage;
+    names.storage = '--storage';
+  }
+  if (options['insecureHttp'] === true) {
+    values.insecure_http = true;
+    names.insecure_http = '--insecure-http';
+  }
+  const scope = str('scope');
+  if (scope !== undefined) {
+    values.scopes = scope.split(/[\s,]+/).filter(Boolean);
+    names.scopes = '--scope';
+  }
+  const timeout = str('timeout');
+  if (timeout !== undefined) {
+    values.login_timeout = Number(timeout);
+    names.login_timeout = '--timeout';
+  }
+  return { values, names };
+}
+
+export async function loadProfile(
+  deps: Deps,
+  globals: GlobalOptions,
+  flags: ProfileFlags = { values: {}, names: {} },
+): Promise<EffectiveProfile> {
+  return loadEffectiveProfile({
+    configDir: deps.configDir,
+    cwd: deps.cwd,
+    env: deps.env,
+    profileFlag: globals.profile,
+    flags: flags.values,
+    flagNames: flags.names,
+  });
+}
+
+export function requireIdp(eff: EffectiveProfile): { issuer: string; clientId: string } {
+  const { issuer, client_id: clientId } = eff.profile;
+  const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+  if (!issuer) {
+    throw new CliError('usage', `profile "${eff.name}" has no issuer`, {
+      hint: `run \`mcp-secure config set issuer https://your-idp.example${p}\` (or pass --issuer)`,
+    });
+  }
+  if (!clientId) {
+    throw new CliError('usage', `profile "${eff.name}" has no client_id`, {
+      hint: `run \`mcp-secure config set client_id YOUR_CLIENT_ID${p}\` (or pass --client-id)`,
+    });
+  }
+  return { issuer, clientId };
+}

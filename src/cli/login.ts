@@ -1,0 +1,118 @@
+import type { LoginFlow } from '../config/schema.js';
+import { CliError } from '../errors.js';
+import type { Deps } from '../io.js';
+import { loadProfile, profileFlags, requireIdp } from './context.js';
+import { type GlobalOptions, Ui } from './ui.js';
+
+export interface LoginOptions {
+  flow: LoginFlow;
+  flags: ReturnType<typeof profileFlags>;
+}
+
+export function parseLoginOptions(options: Record<string, unknown>): LoginOptions {
+  if (options['device'] && options['browser']) {
+    throw new CliError('usage', '--device and --browser cannot be used together', { hint: 'pick one' });
+  }
+  const flow: LoginFlow = options['device'] ? 'device' : options['browser'] ? 'browser' : 'auto';
+  return { flow, flags: profileFlags(options) };
+}
+
+export async function run(
+  globals: GlobalOptions,
+  options: Record<string, unknown>,
+  _args: string[],
+  deps: Deps,
+) {
+  return runLogin(globals, parseLoginOptions(options), deps);
+}
+
+export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps: Deps): Promise<number> {
+  const ui = new Ui(deps, globals);
+  const eff = await loadProfile(deps, globals, opts.flags);
+  const { issuer, clientId } = requireIdp(eff);
+
+  const [{ openStore }, { connectIdp }, { accountFor, saveLogin, userFromClaims }, { STORE_DESCRIPTIONS }] =
+    await Promise.all([
+      import('../secrets/select.js'),
+      import('../auth/oidc.js'),
+      import('../auth/session.js'),
+      import('../secrets/store.js'),
+    ]);
+
+  // Open the store first: a keychain that is forced but unusable fails before the user signs in.
+  const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name));
+  ui.debug(`token store: ${opened.store.kind}`);
+  if (opened.fallbackReason !== undefined) {
+    ui.warn(
+      'no OS keychain is usable here, so this login is held in memory only and ends when this command exits. ' +
+        'Install or unlock a keychain (on Linux: gnome-keyring or another Secret Service) to keep it.',
+    );
+    ui.debug(`keychain probe: ${opened.fallbackReason}`);
+  }
+
+  const idp = await connectIdp({
+    issuer,
+    clientId,
+    insecureHttp: eff.profile.insecure_http,
+    fetch: deps.fetch,
+    debug: (line) => ui.debug(line),
+  });
+  ui.debug(`discovered issuer ${idp.issuer}`);
+
+  let flow = opts.flow === 'auto' ? eff.profile.login_flow : opts.flow;
+  if (flow === 'auto') {
+    const { canOpenBrowser } = await import('./browser.js');
+    flow = canOpenBrowser(deps.env, deps.platform) ? 'browser' : 'device';
+  }
+  const scope = [...new Set(['openid', 'offline_access', ...eff.profile.scopes])].join(' ');
+  ui.debug(`login flow: ${flow}; scope: ${scope}`);
+
+  const common = { idp, scope, ui, sleep: deps.sleep, signal: deps.signal };
+  const tokens =
+    flow === 'device'
+      ? await (await import('../auth/device.js')).deviceLogin({ ...common, now: deps.now })
+      : await (await import('../auth/browser.js')).browserLogin({
+          ...common,
+          openUrl: deps.openUrl,
+          timeoutMs: eff.profile.login_timeout * 1000,
+        });
+  ui.addSecret(tokens.access_token, tokens.refresh_token, tokens.id_token);
+
+  const claims = tokens.claims() as Record<string, unknown> | undefined;
+  const user = userFromClaims(claims);
+  const now = deps.now();
+  const expiresIn = tokens.expiresIn();
+  await saveLogin(opened.store, eff.name, {
+    v: 1,
+    issuer: idp.issuer,
+    client_id: clientId,
+    ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
+    access_token: tokens.access_token,
+    ...(expiresIn !== undefined ? { access_expires_at: now + expiresIn * 1000 } : {}),
+    ...(tokens.scope ? { scope: tokens.scope } : {}),
+    user,
+    logged_in_at: now,
+    ...(typeof claims?.['auth_time'] === 'number' ? { auth_time: claims['auth_time'] } : {}),
+    flow,
+  });
+
+  const who = user.name ? `${user.name}${user.email ? ` <${user.email}>` : ''}` : (user.email ?? user.sub);
+  if (globals.json) {
+    ui.json({
+      profile: eff.name,
+      issuer: idp.issuer,
+      user,
+      store: opened.store.kind,
+      refresh_token: Boolean(tokens.refresh_token),
+      access_expires_at: expiresIn !== undefined ? new Date(now + expiresIn * 1000).toISOString() : null,
+    });
+  }
+  ui.success(`Logged in to ${idp.issuer} as ${ui.c.bold(who)} (profile ${eff.name}).`);
+  ui.info(`  Token kept in: ${STORE_DESCRIPTIONS[opened.store.kind]}`);
+  if (!tokens.refresh_token) {
+    ui.warn(
+      'the IdP gave no refresh token (offline_access not granted): you will need to log in again when the access token expires.',
+    );
+  }
+  return 0;
+}

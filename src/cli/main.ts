@@ -1,0 +1,188 @@
+/**
+ * The command-line frame: commander, with every command loaded lazily (a command imports only what it
+ * uses, so `--help` costs little more than Node's own start-up), and the one place where errors become
+ * text and exit codes.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { CliError, EXIT_CODES, redact, sanitize } from '../errors.js';
+import type { Deps } from '../io.js';
+import type { GlobalOptions } from './ui.js';
+
+type Run = (
+  globals: GlobalOptions,
+  options: Record<string, unknown>,
+  args: string[],
+  deps: Deps,
+) => Promise<number>;
+
+const VERSION = '0.1.0';
+
+function globalsOf(cmd: Command): GlobalOptions {
+  const all = cmd.optsWithGlobals() as Record<string, unknown>;
+  return {
+    profile: typeof all['profile'] === 'string' ? all['profile'] : undefined,
+    json: all['json'] === true,
+    debug: all['debug'] === true,
+    color: all['color'] !== false,
+  };
+}
+
+function storageOption(): Option {
+  return new Option('--storage <where>', 'where the refresh token is kept').choices([
+    'auto',
+    'keychain',
+    'memory',
+  ]);
+}
+
+function idpOptions(cmd: Command): Command {
+  return cmd
+    .option('--issuer <url>', 'OIDC issuer URL (overrides the profile)')
+    .option('--client-id <id>', 'OAuth client ID (overrides the profile)')
+    .option(
+      '--insecure-http',
+      'UNSAFE: allow a plain-http issuer, only on a loopback address (local test IdPs)',
+    );
+}
+
+export function buildProgram(deps: Deps, setCode: (code: number) => void): Command {
+  const program = new Command('mcp-secure');
+  const lazy =
+    (load: () => Promise<{ run: Run }>) =>
+    async (...received: unknown[]) => {
+      const cmd = received[received.length - 1] as Command;
+      const options = received[received.length - 2] as Record<string, unknown>;
+      const args = received.slice(0, -2).filter((a): a is string => typeof a === 'string');
+      const { run } = await load();
+      setCode(await run(globalsOf(cmd), options, args, deps));
+    };
+
+  program
+    .description('Safe local access to a control-plane MCP server inside a private cluster.')
+    .version(VERSION, '-V, --version')
+    .option(
+      '-p, --profile <name>',
+      'configuration profile to use (default: the configured default, or "default")',
+    )
+    .option('--json', 'machine-readable output on stdout')
+    .option('--debug', 'diagnostic output on stderr (tokens are always redacted)')
+    .option('--no-color', 'no colours (NO_COLOR is honoured too)')
+    .showHelpAfterError('(run `mcp-secure --help` for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => deps.stdout.write(s),
+      writeErr: (s) => deps.stderr.write(s),
+    });
+
+  idpOptions(
+    program
+      .command('login')
+      .description('sign in with your identity provider (browser + PKCE, or the device flow)')
+      .option('--device', 'use the device flow: sign in on any device with a code')
+      .option('--browser', 'open a browser on this machine (authorization code + PKCE)')
+      .addOption(storageOption())
+      .option('--scope <scopes>', 'extra scopes besides "openid offline_access" (space or comma separated)')
+      .option('--timeout <seconds>', 'how long to wait for the sign-in'),
+  ).action(lazy(() => import('./login.js')));
+
+  idpOptions(
+    program
+      .command('logout')
+      .description('revoke the refresh token at the IdP (RFC 7009) and delete it from the store')
+      .addOption(storageOption()),
+  ).action(lazy(() => import('./logout.js')));
+
+  program
+    .command('status')
+    .description('who is signed in, where the token is kept, and when it expires (never a token value)')
+    .addOption(storageOption())
+    .action(lazy(() => import('./status.js')));
+
+  const config = program
+    .command('config')
+    .description('show the effective profile and where each value comes from; change profiles')
+    .action(lazy(() => import('./config.js').then((m) => ({ run: m.runShow }))));
+  config
+    .command('show')
+    .description('show the effective profile (the default)')
+    .action(lazy(() => import('./config.js').then((m) => ({ run: m.runShow }))));
+  config
+    .command('set')
+    .description('set a value in your user config (creates the profile)')
+    .argument('<key>', 'issuer, client_id, scopes, storage, insecure_http, login_timeout or login_flow')
+    .argument('<value>')
+    .action(lazy(() => import('./config.js').then((m) => ({ run: m.runSet }))));
+  config
+    .command('unset')
+    .description('remove a value from your user config')
+    .argument('<key>')
+    .action(lazy(() => import('./config.js').then((m) => ({ run: m.runUnset }))));
+  config
+    .command('use')
+    .description('make a profile the default')
+    .argument('<profile>')
+    .action(lazy(() => import('./config.js').then((m) => ({ run: m.runUse }))));
+  config
+    .command('list')
+    .description('list the profiles')
+    .action(lazy(() => import('./config.js').then((m) => ({ run: m.runList }))));
+  return program;
+}
+
+function causeChain(err: unknown): string[] {
+  const lines: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; depth < 6 && e; depth++) {
+    if (e instanceof Error) {
+      const code = (e as { code?: unknown }).code;
+      lines.push(`${e.name}${typeof code === 'string' ? ` [${code}]` : ''}: ${e.message}`);
+      e = e.cause;
+    } else {
+      break;
+    }
+  }
+  return lines;
+}
+
+/** Runs the CLI; never calls process.exit. Resolves the exit code. */
+export async function main(argv: string[], deps: Deps): Promise<number> {
+  let code = 0;
+  const program = buildProgram(deps, (c) => {
+    code = c;
+  });
+  const debug = argv.includes('--debug');
+  const noColor = argv.includes('--no-color') || Boolean(deps.env['NO_COLOR']) || !deps.stderrIsTTY;
+  const paint = (s: string) => (noColor ? s : `\u001b[31m${s}\u001b[39m`);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version "errors" are successes; everything else commander reports is a usage error.
+      if (
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.code === 'commander.help'
+      ) {
+        return EXIT_CODES.ok;
+      }
+      return EXIT_CODES.usage;
+    }
+    const cliError =
+      err instanceof CliError
+        ? err
+        : deps.signal.aborted
+          ? new CliError('interrupted', 'interrupted')
+          : new CliError('error', `unexpected error: ${err instanceof Error ? err.message : String(err)}`, {
+              hint: 'run again with --debug and report it',
+              cause: err,
+            });
+    const hint = cliError.hint ? ` — ${cliError.hint}` : '';
+    deps.stderr.write(`${paint('error:')} ${sanitize(redact(cliError.message), 400)}${hint}\n`);
+    if (debug) {
+      for (const line of causeChain(cliError.cause))
+        deps.stderr.write(`debug: ${sanitize(redact(line), 400)}\n`);
+    }
+    return cliError.exitCode;
+  }
+}

@@ -1,0 +1,33 @@
+import { createInterface } from 'node:readline';
+
+/** Asks one question on the terminal. With `secret`, typed characters are not echoed. */
+export function prompt(
+  input: NodeJS.ReadableStream,
+  output: NodeJS.WritableStream,
+  question: string,
+  options: { secret?: boolean } = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input, output, terminal: true });
+    if (options.secret) {
+      // readline echoes through _writeToOutput; mute it after the question is shown.
+      const iface = rl as unknown as { _writeToOutput: (s: string) => void };
+      let shown = false;
+      iface._writeToOutput = (s: string) => {
+        if (!shown) {
+          output.write(s);
+          shown = true;
+        }
+      };
+    }
+    rl.once('SIGINT', () => {
+      rl.close();
+      reject(new Error('interrupted'));
+    });
+    rl.question(question, (answer) => {
+      if (options.secret) output.write('\n');
+      rl.close();
+      resolve(answer);
+    });
+  });
+}

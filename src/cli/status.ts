@@ -1,0 +1,96 @@
+import { accountFor, loadLogin } from '../auth/session.js';
+import type { Deps } from '../io.js';
+import { openStore } from '../secrets/select.js';
+import { STORE_DESCRIPTIONS } from '../secrets/store.js';
+import { loadProfile, profileFlags } from './context.js';
+import { type GlobalOptions, relativeTime, Ui } from './ui.js';
+
+export async function run(
+  globals: GlobalOptions,
+  options: Record<string, unknown>,
+  _args: string[],
+  deps: Deps,
+) {
+  const ui = new Ui(deps, globals);
+  const eff = await loadProfile(deps, globals, profileFlags(options));
+  const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name));
+  const login = await loadLogin(opened.store, eff.name);
+  const now = deps.now();
+  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+  const issuerMismatch =
+    login !== undefined && eff.profile.issuer !== undefined && login.issuer !== eff.profile.issuer;
+
+  if (globals.json) {
+    ui.json({
+      profile: eff.name,
+      issuer: eff.profile.issuer ?? null,
+      logged_in: login !== undefined,
+      store: opened.store.kind,
+      store_description: STORE_DESCRIPTIONS[opened.store.kind],
+      ...(login
+        ? {
+            login_issuer: login.issuer,
+            user: login.user,
+            flow: login.flow,
+            logged_in_at: iso(login.logged_in_at),
+            access_expires_at: iso(login.access_expires_at),
+            access_token_valid: login.access_expires_at !== undefined ? login.access_expires_at > now : null,
+            refresh_token: Boolean(login.refresh_token),
+            scope: login.scope ?? null,
+          }
+        : {}),
+    });
+    return login ? 0 : 4;
+  }
+
+  const { c } = ui;
+  const row = (label: string, value: string) => ui.out(`${c.dim(`${label}:`.padEnd(16))}${value}`);
+  row('Profile', eff.name);
+  row('Issuer', eff.profile.issuer ?? c.yellow('(not configured)'));
+  row('Token store', STORE_DESCRIPTIONS[opened.store.kind]);
+  if (!login) {
+    row('Logged in', c.yellow('no'));
+    ui.info(
+      opened.store.kind === 'memory'
+        ? 'No OS keychain is usable here, so no login outlives its command. Run `mcp-secure login` inside the command that needs it.'
+        : `Not logged in — run \`mcp-secure login${eff.name === 'default' ? '' : ` --profile ${eff.name}`}\`.`,
+    );
+    return 4;
+  }
+  const u = login.user;
+  const who = [
+    u.name,
+    u.email ? `<${u.email}>` : undefined,
+    u.preferred_username ? `(${u.preferred_username})` : undefined,
+  ]
+    .filter(Boolean)
+    .join(' ');
+  row('User', `${who || u.sub} ${c.dim(`sub ${u.sub}`)}`);
+  row(
+    'Logged in',
+    `${new Date(login.logged_in_at).toISOString()} (${relativeTime(login.logged_in_at, now)}, ${login.flow} flow)`,
+  );
+  if (login.access_expires_at !== undefined) {
+    const valid = login.access_expires_at > now;
+    const when = `${new Date(login.access_expires_at).toISOString()} (${relativeTime(login.access_expires_at, now)})`;
+    row(
+      'Access token',
+      valid
+        ? `valid, expires ${when}`
+        : c.yellow(`expired ${when}; renewed from the refresh token when needed`),
+    );
+  }
+  row(
+    'Refresh token',
+    login.refresh_token
+      ? 'present (value never shown)'
+      : c.yellow('none: log in again when the access token expires'),
+  );
+  if (login.scope) row('Scope', login.scope);
+  if (issuerMismatch) {
+    ui.warn(
+      `this login is for ${login.issuer}, but the profile now names ${eff.profile.issuer}: run \`mcp-secure login\`.`,
+    );
+  }
+  return 0;
+}

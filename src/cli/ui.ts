@@ -1,0 +1,112 @@
+/**
+ * stdout is data, stderr is talk (DESIGN.md). Spinners and colour only on a terminal; NO_COLOR and
+ * --no-color honoured; every --debug line passes through `redact`.
+ */
+import { Chalk, type ChalkInstance } from 'chalk';
+import type { DeviceCodeInfo, LoginUi, Waiting } from '../auth/flows.js';
+import { redact, sanitize } from '../errors.js';
+import type { Deps } from '../io.js';
+
+export interface GlobalOptions {
+  profile?: string | undefined;
+  json: boolean;
+  debug: boolean;
+  color: boolean;
+}
+
+export class Ui implements LoginUi {
+  readonly deps: Deps;
+  readonly opts: GlobalOptions;
+  /** Colours for stderr. */
+  readonly c: ChalkInstance;
+  readonly #secrets = new Set<string>();
+
+  constructor(deps: Deps, opts: GlobalOptions) {
+    this.deps = deps;
+    this.opts = opts;
+    const colour = opts.color && !deps.env['NO_COLOR'] && deps.stderrIsTTY && deps.env['TERM'] !== 'dumb';
+    this.c = new Chalk({ level: colour ? 1 : 0 });
+  }
+
+  /** Values that must never be printed, even with --debug. */
+  addSecret(...values: Array<string | undefined>): void {
+    for (const v of values) if (v) this.#secrets.add(v);
+  }
+
+  out(line: string): void {
+    this.deps.stdout.write(`${line}\n`);
+  }
+
+  json(value: unknown): void {
+    this.deps.stdout.write(`${JSON.stringify(value, null, this.deps.stdoutIsTTY ? 2 : 0)}\n`);
+  }
+
+  info(line: string): void {
+    this.deps.stderr.write(`${line}\n`);
+  }
+
+  success(line: string): void {
+    this.info(`${this.c.green('✓')} ${line}`);
+  }
+
+  warn(line: string): void {
+    this.info(`${this.c.yellow('warning:')} ${line}`);
+  }
+
+  debug(line: string): void {
+    if (this.opts.debug) this.info(this.c.dim(`debug: ${redact(sanitize(line, 500), this.#secrets)}`));
+  }
+
+  waiting(text: string): Waiting {
+    if (!this.deps.stderrIsTTY) {
+      this.info(text);
+      return { stop() {} };
+    }
+    let spinner: { stop(): void } | undefined;
+    let stopped = false;
+    // ora is loaded only when a spinner is shown.
+    void import('ora').then(({ default: ora }) => {
+      if (!stopped) spinner = ora({ text, stream: this.deps.stderr as NodeJS.WriteStream }).start();
+    });
+    return {
+      stop() {
+        stopped = true;
+        spinner?.stop();
+      },
+    };
+  }
+
+  showDeviceCode(info: DeviceCodeInfo): void {
+    const { c } = this;
+    const minutes = Math.max(1, Math.round(info.expiresInSeconds / 60));
+    this.info('');
+    this.info(`To sign in, open this page on any device:`);
+    this.info(`  ${c.cyan.underline(sanitize(info.verificationUriComplete ?? info.verificationUri, 500))}`);
+    this.info(`and check that it shows this code:  ${c.bold.yellow(sanitize(info.userCode, 40))}`);
+    if (info.verificationUriComplete)
+      this.info(c.dim(`(or go to ${sanitize(info.verificationUri, 500)} and type the code)`));
+    this.info(c.dim(`The code expires in ${minutes} min. Press Ctrl-C to cancel.`));
+    this.info('');
+  }
+
+  showBrowserUrl(url: string, opened: boolean): void {
+    if (opened) {
+      this.info('Opened your browser to sign in. If it did not open, visit:');
+    } else {
+      this.info('Could not open a browser here. Open this URL to sign in:');
+    }
+    this.info(`  ${this.c.cyan(sanitize(url, 2000))}`);
+  }
+}
+
+/** "in 14 min", "3 h ago": coarse, for humans. */
+export function relativeTime(targetMs: number, nowMs: number): string {
+  const diff = targetMs - nowMs;
+  const abs = Math.abs(diff);
+  let text: string;
+  if (abs < 60_000) text = `${Math.round(abs / 1000)} s`;
+  else if (abs < 3_600_000) text = `${Math.round(abs / 60_000)} min`;
+  else if (abs < 172_800_000) text = `${Math.round(abs / 3_600_000)} h`;
+  else text = `${Math.round(abs / 86_400_000)} d`;
+  return diff >= 0 ? `in ${text}` : `${text} ago`;
+}

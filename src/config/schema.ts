@@ -1,0 +1,131 @@
+/**
+ * The profile schema, validated by hand: a schema library would cost start-up time on every command, and
+ * the errors we want name the file, the key and what was expected, which is easy to do directly.
+ */
+import { CliError } from '../errors.js';
+
+export type Storage = 'auto' | 'keychain' | 'memory';
+export type LoginFlow = 'auto' | 'device' | 'browser';
+
+export interface Profile {
+  issuer?: string;
+  client_id?: string;
+  /** Extra scopes requested besides `openid offline_access`. */
+  scopes?: string[];
+  storage?: Storage;
+  /** Plain-http issuer allowed, and only on a loopback address. An unsafe mode, so a named opt-in. */
+  insecure_http?: boolean;
+  /** Seconds to wait for the user to finish a login. */
+  login_timeout?: number;
+  login_flow?: LoginFlow;
+}
+
+export interface ConfigFile {
+  default_profile?: string;
+  profiles: Record<string, Profile>;
+}
+
+type KeySpec = {
+  expected: string;
+  check(value: unknown): boolean;
+  /** Parse a value given as text (a flag, an environment variable, `config set`). */
+  parse(text: string): unknown;
+};
+
+const isString = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+const oneOf =
+  (...values: string[]) =>
+  (v: unknown) =>
+    typeof v === 'string' && values.includes(v);
+
+function parseBool(text: string): unknown {
+  if (/^(true|yes|1|on)$/i.test(text)) return true;
+  if (/^(false|no|0|off)$/i.test(text)) return false;
+  return text;
+}
+
+export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
+  issuer: {
+    expected: 'an https:// URL (http:// only on loopback with insecure_http)',
+    check: (v) => isString(v) && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
+    parse: (t) => t,
+  },
+  client_id: { expected: 'a non-empty string', check: isString, parse: (t) => t },
+  scopes: {
+    expected: 'a list of scope names without spaces',
+    check: (v) => Array.isArray(v) && v.every((s) => isString(s) && !/\s/.test(s)),
+    parse: (t) => t.split(/[\s,]+/).filter(Boolean),
+  },
+  storage: {
+    expected: '"auto", "keychain" or "memory"',
+    check: oneOf('auto', 'keychain', 'memory'),
+    parse: (t) => t,
+  },
+  insecure_http: { expected: 'true or false', check: (v) => typeof v === 'boolean', parse: parseBool },
+  login_timeout: {
+    expected: 'a number of seconds between 10 and 3600',
+    check: (v) => typeof v === 'number' && Number.isFinite(v) && v >= 10 && v <= 3600,
+    parse: (t) => (t.trim() === '' ? t : Number(t)),
+  },
+  login_flow: {
+    expected: '"auto", "device" or "browser"',
+    check: oneOf('auto', 'device', 'browser'),
+    parse: (t) => t,
+  },
+};
+
+export const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function isProfileKey(key: string): key is keyof Profile {
+  return Object.hasOwn(PROFILE_KEYS, key);
+}
+
+function configError(file: string, key: string, expected: string): CliError {
+  return new CliError('error', `invalid config ${file}: ${key} must be ${expected}`, {
+    hint: `fix it, or run \`mcp-secure config set\` to rewrite it`,
+  });
+}
+
+export function validateProfileValue(file: string, path: string, key: string, value: unknown): void {
+  if (!isProfileKey(key)) {
+    throw configError(file, path, `one of the known keys (${Object.keys(PROFILE_KEYS).join(', ')})`);
+  }
+  const spec = PROFILE_KEYS[key];
+  if (!spec.check(value)) throw configError(file, path, spec.expected);
+}
+
+/** Validates a parsed config file; throws a CliError naming the file, the key and what was expected. */
+export function validateConfigFile(file: string, data: unknown): ConfigFile {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw configError(file, 'the top level', 'a JSON object');
+  }
+  const obj = data as Record<string, unknown>;
+  for (const key of Object.keys(obj)) {
+    if (key !== 'profiles' && key !== 'default_profile' && key !== '$schema') {
+      throw configError(file, key, 'absent (known top-level keys: default_profile, profiles)');
+    }
+  }
+  if (
+    obj['default_profile'] !== undefined &&
+    !(isString(obj['default_profile']) && PROFILE_NAME.test(obj['default_profile']))
+  ) {
+    throw configError(file, 'default_profile', 'a profile name');
+  }
+  const profiles = obj['profiles'] ?? {};
+  if (typeof profiles !== 'object' || profiles === null || Array.isArray(profiles)) {
+    throw configError(file, 'profiles', 'an object of named profiles');
+  }
+  for (const [name, profile] of Object.entries(profiles)) {
+    if (!PROFILE_NAME.test(name))
+      throw configError(file, `profiles.${name}`, 'named with letters, digits, ".", "_" or "-"');
+    if (typeof profile !== 'object' || profile === null || Array.isArray(profile)) {
+      throw configError(file, `profiles.${name}`, 'an object');
+    }
+    for (const [key, value] of Object.entries(profile)) {
+      validateProfileValue(file, `profiles.${name}.${key}`, key, value);
+    }
+  }
+  const out: ConfigFile = { profiles: profiles as Record<string, Profile> };
+  if (typeof obj['default_profile'] === 'string') out.default_profile = obj['default_profile'];
+  return out;
+}

@@ -1,0 +1,72 @@
+/**
+ * Typed errors and the one place that maps them to exit codes (DESIGN.md: "typed errors mapped to exit
+ * codes in one place"). Library code throws `CliError`; only `cli/main.ts` turns it into text and a code.
+ */
+export type ErrorKind = 'error' | 'usage' | 'auth' | 'trust' | 'interrupted';
+
+export const EXIT_CODES: Readonly<Record<ErrorKind | 'ok', number>> = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+  auth: 4,
+  trust: 5,
+  interrupted: 130,
+};
+
+export interface CliErrorOptions {
+  /** The next step for the user, e.g. "run `mcp-secure login`". */
+  hint?: string;
+  cause?: unknown;
+}
+
+export class CliError extends Error {
+  readonly kind: ErrorKind;
+  readonly hint: string | undefined;
+
+  constructor(kind: ErrorKind, message: string, options: CliErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CliError';
+    this.kind = kind;
+    this.hint = options.hint;
+  }
+
+  get exitCode(): number {
+    return EXIT_CODES[this.kind];
+  }
+}
+
+export function isCliError(err: unknown): err is CliError {
+  return err instanceof CliError;
+}
+
+// C0 and C1 control characters (this covers ESC, so ANSI sequences lose their introducer), DEL, and the
+// Unicode bidi overrides that can make a terminal show text other than what was sent (CVE-2021-42574).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Make text that came from the network (an IdP's `error_description`, a server's message) safe to print
+ * on a terminal: no control characters or escape sequences, one line, bounded length.
+ */
+export function sanitize(text: unknown, max = 200): string {
+  const s = String(text ?? '')
+    .replace(UNSAFE_CHARS, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+/** Shape of a JWT, or of an opaque token long enough to be one: what `redact` hides. */
+const JWT_LIKE = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*/g;
+
+/**
+ * Replace every known secret value and anything shaped like a JWT with a short redacted marker.
+ * Used on every line that `--debug` prints.
+ */
+export function redact(text: string, secrets: Iterable<string> = []): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret.length >= 8) out = out.split(secret).join(`${secret.slice(0, 4)}…(redacted)`);
+  }
+  return out.replace(JWT_LIKE, (m) => `${m.slice(0, 4)}…(redacted)`);
+}

@@ -1,0 +1,85 @@
+/**
+ * The one injected Deps object (gh's IOStreams, the MCP SDK's HostUI): everything a command touches in the
+ * outside world. Tests pass fakes for the clock and the terminal and real servers for the network.
+ * Creating it imports nothing heavy: the keychain module is loaded only when a command asks for it.
+ */
+import { homedir } from 'node:os';
+import { defaultConfigDir } from './config/paths.js';
+import type { KeychainApi } from './secrets/keychain.js';
+
+export interface Deps {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+  stdoutIsTTY: boolean;
+  stderrIsTTY: boolean;
+  stdinIsTTY: boolean;
+  env: Readonly<Record<string, string | undefined>>;
+  platform: NodeJS.Platform;
+  homedir: string;
+  cwd: string;
+  configDir: string;
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  fetch: typeof globalThis.fetch;
+  /** Opens a URL in the user's browser; resolves false when no browser could be started. */
+  openUrl(url: string): Promise<boolean>;
+  /** Asks a question on the terminal; `secret` turns echo off. Only call when `stdinIsTTY`. */
+  prompt(question: string, options?: { secret?: boolean }): Promise<string>;
+  /** The OS keychain binding, loaded on first use. */
+  keychain(): Promise<KeychainApi>;
+  /** Aborted on Ctrl-C (SIGINT) or SIGTERM. */
+  signal: AbortSignal;
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export interface ProcessLike {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  stdin: NodeJS.ReadStream;
+  env: NodeJS.ProcessEnv;
+  platform: NodeJS.Platform;
+  cwd(): string;
+}
+
+export function createDeps(proc: ProcessLike, signal: AbortSignal): Deps {
+  const home = homedir();
+  return {
+    stdout: proc.stdout,
+    stderr: proc.stderr,
+    stdin: proc.stdin,
+    stdoutIsTTY: proc.stdout.isTTY === true,
+    stderrIsTTY: proc.stderr.isTTY === true,
+    stdinIsTTY: proc.stdin.isTTY === true,
+    env: proc.env,
+    platform: proc.platform,
+    homedir: home,
+    cwd: proc.cwd(),
+    configDir: defaultConfigDir(proc.env, proc.platform, home),
+    now: () => Date.now(),
+    sleep,
+    fetch: globalThis.fetch,
+    openUrl: async (url) => (await import('./cli/browser.js')).openBrowser(url, proc.env, proc.platform),
+    prompt: async (question, options) =>
+      (await import('./cli/prompt.js')).prompt(proc.stdin, proc.stderr, question, options),
+    keychain: async () => (await import('./secrets/keychain.js')).loadKeychainApi(),
+    signal,
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * The OS keychain through @napi-rs/keyring (keytar is archived and does not install without a download
+ * or libsecret headers). On Linux the library silently falls back from the Secret Service to the kernel
+ * keyring (keyutils, lost at reboot) — so we pin each store explicitly and report which one holds the token.
+ */
+import { CliError } from '../errors.js';
+import type { StoreKind, TokenStore } from './store.js';
+
+export type LinuxStore = 'secret-service' | 'keyutils';
+
+/** The subset of @napi-rs/keyring we use; tests may pass their own. */
+export interface KeychainEntry {
+  getPassword(signal?: AbortSignal | null): Promise<string | null>;
+  setPassword(password: string, signal?: AbortSignal | null): Promise<void>;
+  deleteCredential(signal?: AbortSignal | null): Promise<boolean>;
+}
+export interface KeychainApi {
+  entry(service: string, account: string, linuxStore?: LinuxStore): KeychainEntry;
+}
+
+export async function loadKeychainApi(): Promise<KeychainApi> {
+  const { AsyncEntry } = await import('@napi-rs/keyring');
+  return {
+    entry: (service, account, linuxStore) =>
+      new AsyncEntry(service, account, linuxStore ? { linux: { store: linuxStore } } : undefined),
+  };
+}
+
+export const KEYCHAIN_SERVICE = 'mcp-secure';
+export const DEFAULT_KEYCHAIN_TIMEOUT_MS = 5000;
+
+export interface KeychainStoreOptions {
+  api: KeychainApi;
+  kind: Exclude<StoreKind, 'memory'>;
+  timeoutMs?: number;
+  service?: string;
+}
+
+function linuxStoreFor(kind: StoreKind): LinuxStore | undefined {
+  if (kind === 'secret-service') return 'secret-service';
+  if (kind === 'kernel-keyring') return 'keyutils';
+  return undefined;
+}
+
+function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Every keychain call is bounded in time: a locked Secret Service may wait forever for an unlock prompt
+ * nobody sees. The signal asks the native side to stop; the race makes sure we do regardless.
+ */
+async function bounded<T>(
+  what: string,
+  timeoutMs: number,
+  op: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(
+        new CliError('error', `the OS keychain did not answer within ${timeoutMs / 1000} s while ${what}`, {
+          hint: 'unlock your keychain and try again, or use `--storage memory`',
+        }),
+      );
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([op(controller.signal), timeout]);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError('error', `the OS keychain failed while ${what}: ${describeError(err)}`, {
+      hint: 'check that your keychain is unlocked, or use `--storage memory`',
+      cause: err,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export class KeychainStore implements TokenStore {
+  readonly kind: Exclude<StoreKind, 'memory'>;
+  readonly #api: KeychainApi;
+  readonly #timeoutMs: number;
+  readonly #service: string;
+
+  constructor(options: KeychainStoreOptions) {
+    this.kind = options.kind;
+    this.#api = options.api;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_KEYCHAIN_TIMEOUT_MS;
+    this.#service = options.service ?? KEYCHAIN_SERVICE;
+  }
+
+  #entry(account: string): KeychainEntry {
+    return this.#api.entry(this.#service, account, linuxStoreFor(this.kind));
+  }
+
+  get(account: string): Promise<string | null> {
+    return bounded('reading the login', this.#timeoutMs, (signal) =>
+      this.#entry(account).getPassword(signal),
+    );
+  }
+
+  set(account: string, value: string): Promise<void> {
+    return bounded('saving the login', this.#timeoutMs, (signal) =>
+      this.#entry(account).setPassword(value, signal),
+    );
+  }
+
+  delete(account: string): Promise<boolean> {
+    return bounded('deleting the login', this.#timeoutMs, (signal) =>
+      this.#entry(account).deleteCredential(signal),
+    );
+  }
+}
+
+function platformKinds(platform: NodeJS.Platform): Array<Exclude<StoreKind, 'memory'>> {
+  if (platform === 'darwin') return ['macos-keychain'];
+  if (platform === 'win32') return ['windows-credential-manager'];
+  return ['secret-service', 'kernel-keyring'];
+}
+
+export interface ProbeResult {
+  store: KeychainStore | null;
+  /** Why each candidate was not usable, for `status`, `doctor` and the one-time notice. */
+  reasons: string[];
+}
+
+/**
+ * Finds the first keychain that answers, in order of preference. A read of our own entry is the probe:
+ * it fails fast when there is no D-Bus session, no Secret Service, or keyutils is not permitted.
+ */
+export async function probeKeychain(
+  api: KeychainApi,
+  platform: NodeJS.Platform,
+  account: string,
+  timeoutMs = DEFAULT_KEYCHAIN_TIMEOUT_MS,
+): Promise<ProbeResult> {
+  const reasons: string[] = [];
+  for (const kind of platformKinds(platform)) {
+    const store = new KeychainStore({ api, kind, timeoutMs });
+    try {
+      // A read is not enough: the kernel keyring answers reads in containers that forbid writes. Write,
+      // read back and delete a probe item, so "usable" means what a login needs.
+      const probe = `probe:${account}`;
+      const marker = `probe-${Date.now()}`;
+      await store.set(probe, marker);
+      const back = await store.get(probe);
+      await store.delete(probe);
+      if (back !== marker) throw new Error('the keychain did not return what was written');
+      return { store, reasons };
+    } catch (err) {
+      const cause = err instanceof CliError && err.cause !== undefined ? err.cause : err;
+      reasons.push(`${kind}: ${describeError(cause)}`);
+    }
+  }
+  return { store: null, reasons };
+}

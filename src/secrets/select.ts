@@ -1,0 +1,40 @@
+import { CliError } from '../errors.js';
+import type { Deps } from '../io.js';
+import { probeKeychain } from './keychain.js';
+import { MemoryStore } from './memory.js';
+import type { StorageChoice, TokenStore } from './store.js';
+
+export interface OpenedStore {
+  store: TokenStore;
+  /** Set when `auto` found no keychain: why, for a plain one-time notice. */
+  fallbackReason?: string;
+}
+
+/**
+ * Picks the token store. `keychain` fails when none is usable; `auto` falls back to memory and says why;
+ * there is no file fallback.
+ */
+export async function openStore(
+  choice: StorageChoice,
+  deps: Pick<Deps, 'keychain' | 'platform'>,
+  account: string,
+  timeoutMs?: number,
+): Promise<OpenedStore> {
+  if (choice === 'memory') return { store: new MemoryStore() };
+  let reasons: string[];
+  try {
+    const api = await deps.keychain();
+    const probe = await probeKeychain(api, deps.platform, account, timeoutMs);
+    if (probe.store) return { store: probe.store };
+    reasons = probe.reasons;
+  } catch (err) {
+    reasons = [`the keychain library did not load: ${err instanceof Error ? err.message : String(err)}`];
+  }
+  const reason = reasons.join('; ');
+  if (choice === 'keychain') {
+    throw new CliError('error', `no OS keychain is usable here (${reason})`, {
+      hint: 'start or unlock your keychain (on Linux: a Secret Service such as gnome-keyring), or use `--storage memory`',
+    });
+  }
+  return { store: new MemoryStore(), fallbackReason: reason };
+}
