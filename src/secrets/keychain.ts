@@ -42,6 +42,19 @@ function linuxStoreFor(kind: StoreKind): LinuxStore | undefined {
   return undefined;
 }
 
+/**
+ * keyring-rs's NoStorageAccess ("the store is there but refused": locked, prompt dismissed, access denied)
+ * as opposed to PlatformFailure (no D-Bus, no Secret Service). The binding passes no error code, only the
+ * variant's fixed Display text, so that prefix is the one thing to tell them apart.
+ */
+function isAccessRefused(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith("Couldn't access platform storage");
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof CliError && err.cause === undefined;
+}
+
 function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -139,7 +152,8 @@ export async function probeKeychain(
   timeoutMs = DEFAULT_KEYCHAIN_TIMEOUT_MS,
 ): Promise<ProbeResult> {
   const reasons: string[] = [];
-  for (const kind of platformKinds(platform)) {
+  const kinds = platformKinds(platform);
+  for (const kind of kinds) {
     const store = new KeychainStore({ api, kind, timeoutMs });
     try {
       // A read is not enough: the kernel keyring answers reads in containers that forbid writes. Write,
@@ -153,6 +167,18 @@ export async function probeKeychain(
       return { store, reasons };
     } catch (err) {
       const cause = err instanceof CliError && err.cause !== undefined ? err.cause : err;
+      // The primary keychain is there but refuses (locked, unlock prompt dismissed): say so instead of
+      // quietly falling back to a weaker store, which would also make `status` report "not logged in".
+      if (kind === kinds[0] && (isAccessRefused(cause) || isTimeout(err))) {
+        throw new CliError(
+          'error',
+          `the OS keychain (${kind}) is locked or refused access: ${describeError(cause)}`,
+          {
+            hint: 'unlock it (sign in to your desktop session or unlock the keyring), or use `--storage memory`',
+            cause,
+          },
+        );
+      }
       reasons.push(`${kind}: ${describeError(cause)}`);
     }
   }

@@ -1,0 +1,80 @@
+/** Runs the real CLI (bin/mcp-secure.js) as a user would, with a controlled environment. */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../../bin/mcp-secure.js', import.meta.url));
+
+export interface CliRun {
+  child: ChildProcessWithoutNullStreams;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first match of `pattern` in stderr (or stdout), within `timeoutMs`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** A clean environment: no inherited DBus, DISPLAY or config; only what the test passes. */
+export function baseEnv(extra: Record<string, string | undefined>): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    LANG: 'C.UTF-8',
+    NO_COLOR: '1',
+  };
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
+  return env;
+}
+
+export function startCli(args: string[], env: Record<string, string>, timeoutMs = 30_000): CliRun {
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const waiters: Array<() => void> = [];
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    for (const w of waiters) w();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+    for (const w of waiters) w();
+  });
+  const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    child.once('close', (code) => {
+      clearTimeout(killer);
+      for (const w of waiters) w();
+      resolve({ code, stdout: out, stderr: err });
+    });
+  });
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    done,
+    waitFor(pattern, waitMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = err.match(pattern) ?? out.match(pattern);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m);
+          } else if (child.exitCode !== null) {
+            clearTimeout(timer);
+            reject(new Error(`CLI exited (${child.exitCode}) before ${pattern}; stderr: ${err}`));
+          }
+        };
+        const timer = setTimeout(
+          () => reject(new Error(`timed out waiting for ${pattern}; stderr: ${err}`)),
+          waitMs,
+        );
+        waiters.push(check);
+        check();
+      });
+    },
+  };
+}
+
+export async function runCli(args: string[], env: Record<string, string>, stdin?: string) {
+  const run = startCli(args, env);
+  run.child.stdin.end(stdin ?? '');
+  return run.done;
+}

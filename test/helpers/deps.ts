@@ -1,0 +1,52 @@
+/** In-process Deps for tests: captured streams, a controllable clock, and real network. */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import type { Deps } from '../../src/io.js';
+import { sleep } from '../../src/io.js';
+import { loadKeychainApi } from '../../src/secrets/keychain.js';
+
+export interface TestDeps extends Deps {
+  out(): string;
+  err(): string;
+}
+
+export async function tempDir(prefix = 'mcp-secure-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+export function testDeps(overrides: Partial<Deps> & { configDir: string }): TestDeps {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  return {
+    stdout,
+    stderr,
+    stdin: new PassThrough(),
+    stdoutIsTTY: false,
+    stderrIsTTY: false,
+    stdinIsTTY: false,
+    env: {},
+    platform: process.platform,
+    homedir: overrides.configDir,
+    cwd: overrides.configDir,
+    now: () => Date.now(),
+    sleep,
+    fetch: globalThis.fetch,
+    openUrl: async () => false,
+    prompt: async () => '',
+    keychain: loadKeychainApi,
+    signal: new AbortController().signal,
+    ...overrides,
+    out: () => out,
+    err: () => err,
+  };
+}
