@@ -1,5 +1,5 @@
 /**
- * A real Secret Service for tests: dbus-daemon with a private session bus and gnome-keyring-daemon on it,
+ * A real Secret Service for the tests and the demo: dbus-daemon with a private session bus and gnome-keyring-daemon on it,
  * unlocked with a throwaway password. Nothing touches the user's own session or keyring.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -70,25 +70,30 @@ export async function startSecretService(options: { unlocked?: boolean } = {}): 
   );
   if (options.unlocked !== false) keyring.stdin?.end('test-keyring-password');
   else keyring.stdin?.end();
-  // Wait until the Secret Service name answers on the bus.
+  // Wait until our daemon owns the Secret Service name. NameHasOwner, unlike a call to the service,
+  // does not trigger D-Bus activation of a second (locked) gnome-keyring that would race ours.
   const deadline = Date.now() + 10_000;
-  for (let i = 0; i < 200 && Date.now() < deadline; i++) {
-    try {
-      await exec(
-        'dbus-send',
-        [
-          '--session',
-          '--print-reply',
-          '--dest=org.freedesktop.secrets',
-          '/org/freedesktop/secrets',
-          'org.freedesktop.DBus.Peer.Ping',
-        ],
-        { env: childEnv, timeout: 2000 },
-      );
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  let ready = false;
+  for (let i = 0; i < 200 && !ready && Date.now() < deadline; i++) {
+    const { stdout } = await exec(
+      'dbus-send',
+      [
+        '--session',
+        '--print-reply',
+        '--dest=org.freedesktop.DBus',
+        '/org/freedesktop/DBus',
+        'org.freedesktop.DBus.NameHasOwner',
+        'string:org.freedesktop.secrets',
+      ],
+      { env: childEnv, timeout: 2000 },
+    ).catch(() => ({ stdout: '' }));
+    ready = /boolean true/.test(stdout);
+    if (!ready) await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!ready) {
+    keyring.kill('SIGTERM');
+    dbus.kill('SIGTERM');
+    throw new Error('gnome-keyring-daemon did not come up on the private D-Bus session');
   }
   return {
     env,

@@ -1,0 +1,392 @@
+// Headless approval for the sandbox IdP: plain HTTP with a small cookie jar, doing what a person does
+// in a browser (open the link, confirm the device, sign in, allow or deny), for tests and the demo.
+// It understands the sandbox's pages (sandbox/pages.ts, `data-page` on <body>) and oidc-provider's
+// auto-submitting "Submitting Callback" form, and nothing else.
+
+export interface ApproveOptions {
+  username: string;
+  password: string;
+  decision?: 'allow' | 'deny';
+  /** Device flow only: the code to type when the page asks for one (when the URL has no ?user_code=). */
+  userCode?: string;
+}
+
+export interface ApprovedRedirect {
+  /** The loopback redirect URL the IdP sent the browser to. */
+  redirectUrl: string;
+  /** Status and body of the loopback listener's answer to that URL. */
+  status: number;
+  body: string;
+}
+
+const MAX_STEPS = 30; // requests in one flow (a device flow needs about a dozen)
+const MAX_REDIRECTS = 20; // consecutive redirects
+const REQUEST_TIMEOUT_MS = 10_000;
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * Device flow: opens verificationUri (verification_uri_complete, or verification_uri with
+ * opts.userCode), confirms the device, signs in and answers the consent page. Resolves when the
+ * success page is shown, or the cancellation page when opts.decision is 'deny'; rejects otherwise.
+ */
+export async function approveDevice(verificationUri: string, opts: ApproveOptions): Promise<void> {
+  const start = new URL(verificationUri);
+  const userCode = opts.userCode ?? start.searchParams.get('user_code') ?? undefined;
+  const flow = new Flow(start.origin, opts, userCode);
+  let page = await flow.open({ url: start.href, method: 'GET' });
+  for (;;) {
+    if (page.kind === 'redirect') {
+      throw new Error(
+        `device approval: unexpected redirect to ${page.location.origin}${page.location.pathname}`,
+      );
+    }
+    switch (page.name) {
+      case 'device-success':
+        if (flow.decision === 'deny') {
+          throw new Error('device approval: sign-in succeeded although "deny" was chosen');
+        }
+        return;
+      case 'device-aborted':
+        if (flow.decision === 'deny') return;
+        throw new Error('device approval: the IdP cancelled the sign-in');
+      default:
+        page = await flow.open(flow.next(page));
+    }
+  }
+}
+
+/**
+ * Authorization code flow: opens the authorization URL, signs in and answers the consent page, follows
+ * redirects until one points at a loopback redirect_uri on another origin (the CLI's listener), fetches
+ * that too and resolves with the listener's answer.
+ */
+export async function approveAuthorization(
+  authorizationUrl: string,
+  opts: ApproveOptions,
+): Promise<ApprovedRedirect> {
+  const start = new URL(authorizationUrl);
+  const flow = new Flow(start.origin, opts, undefined);
+  let page = await flow.open({ url: start.href, method: 'GET' });
+  for (;;) {
+    if (page.kind === 'redirect') {
+      const target = page.location;
+      const res = await fetch(target, {
+        method: 'GET',
+        redirect: 'manual',
+        headers: { accept: 'text/html' },
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      return { redirectUrl: target.href, status: res.status, body: await res.text() };
+    }
+    page = await flow.open(flow.next(page));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Request {
+  url: string;
+  method: 'GET' | 'POST';
+  form?: URLSearchParams;
+}
+
+interface Page {
+  kind: 'page';
+  name: string; // data-page, or 'form-post' for oidc-provider's auto-submitting form
+  url: URL;
+  status: number;
+  body: string;
+}
+
+interface ExternalRedirect {
+  kind: 'redirect';
+  location: URL;
+}
+
+class Flow {
+  private readonly jar = new CookieJar();
+  private steps = 0;
+  private loginAttempts = 0;
+  private codeTyped = false;
+  readonly decision: 'allow' | 'deny';
+
+  constructor(
+    private readonly origin: string,
+    private readonly opts: ApproveOptions,
+    private readonly userCode: string | undefined,
+  ) {
+    this.decision = opts.decision ?? 'allow';
+  }
+
+  /** Sends a request and follows same-origin redirects until a page or an off-origin loopback redirect. */
+  async open(request: Request): Promise<Page | ExternalRedirect> {
+    let current = request;
+    for (let redirects = 0; ; redirects++) {
+      if (++this.steps > MAX_STEPS) throw new Error(`approval: gave up after ${MAX_STEPS} requests`);
+      const url = new URL(current.url);
+      const res = await fetch(url, {
+        method: current.method,
+        redirect: 'manual',
+        headers: {
+          accept: 'text/html',
+          ...(current.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+          ...this.jar.header(url),
+        },
+        body: current.form?.toString(),
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      this.jar.store(url, res.headers.getSetCookie());
+      const location = res.headers.get('location');
+      if (res.status >= 300 && res.status < 400 && location) {
+        await res.body?.cancel();
+        if (redirects >= MAX_REDIRECTS) throw new Error(`approval: more than ${MAX_REDIRECTS} redirects`);
+        const next = new URL(location, url);
+        if (next.origin !== this.origin) {
+          if (next.protocol !== 'http:' || !LOOPBACK_HOSTS.has(next.hostname)) {
+            // Never let a test wander off to the network.
+            throw new Error(`approval: refusing to follow a redirect to non-loopback ${next.origin}`);
+          }
+          return { kind: 'redirect', location: next };
+        }
+        current = { url: next.href, method: 'GET' };
+        continue;
+      }
+      const body = await res.text();
+      return { kind: 'page', name: pageName(body), url, status: res.status, body };
+    }
+  }
+
+  /** What a person would do on this page. */
+  next(page: Page): Request {
+    switch (page.name) {
+      case 'form-post': {
+        // oidc-provider's page submits itself with a script; a browser would post it straight away.
+        const form = onlyForm(page);
+        return { url: new URL(form.action, page.url).href, method: 'POST', form: form.fields };
+      }
+      case 'device-input': {
+        if (hasError(page) || this.codeTyped) {
+          throw new Error(`device approval: the user code was not accepted: ${errorText(page)}`);
+        }
+        if (this.userCode === undefined) {
+          throw new Error('device approval: the IdP asks for a user code but none was given (opts.userCode)');
+        }
+        this.codeTyped = true;
+        const form = formById(page, 'op.deviceInputForm');
+        form.fields.set('user_code', this.userCode);
+        return { url: new URL(form.action, page.url).href, method: 'POST', form: form.fields };
+      }
+      case 'device-confirm': {
+        const form = formById(page, 'op.deviceConfirmForm'); // carries confirm=yes
+        return { url: new URL(form.action, page.url).href, method: 'POST', form: form.fields };
+      }
+      case 'login': {
+        if (this.loginAttempts++ > 0) {
+          throw new Error(
+            `sign-in as "${this.opts.username}" failed (HTTP ${page.status} on the login page): ${errorText(page)}`,
+          );
+        }
+        const form = formById(page, 'login-form');
+        form.fields.set('username', this.opts.username);
+        form.fields.set('password', this.opts.password);
+        return { url: new URL(form.action, page.url).href, method: 'POST', form: form.fields };
+      }
+      case 'consent': {
+        const form = formById(page, 'consent-form');
+        form.fields.set('decision', this.decision);
+        return { url: new URL(form.action, page.url).href, method: 'POST', form: form.fields };
+      }
+      case 'error':
+        throw new Error(`approval: the IdP showed an error page (HTTP ${page.status}): ${errorText(page)}`);
+      default:
+        throw new Error(
+          `approval: unexpected page "${page.name}" (HTTP ${page.status}) at ${page.url.pathname}: ${snippet(page.body)}`,
+        );
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Minimal HTML reading: enough for the sandbox's own pages and oidc-provider's forms.
+
+interface Form {
+  id: string | undefined;
+  action: string;
+  fields: URLSearchParams;
+}
+
+function pageName(body: string): string {
+  const marker = /<body[^>]*\sdata-page="([a-z-]+)"/i.exec(body);
+  if (marker?.[1]) return marker[1];
+  if (/<title>\s*Submitting Callback\s*<\/title>/i.test(body)) return 'form-post';
+  try {
+    const json: unknown = JSON.parse(body);
+    if (typeof json === 'object' && json !== null && 'error' in json) return 'error';
+  } catch {
+    // not JSON
+  }
+  return 'unknown';
+}
+
+const SKIPPED_INPUTS = new Set(['submit', 'button', 'image', 'reset']);
+
+function forms(body: string): Form[] {
+  const found: Form[] = [];
+  for (const match of body.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)) {
+    const attrs = attributes(match[1] ?? '');
+    const fields = new URLSearchParams();
+    for (const input of (match[2] ?? '').matchAll(/<input\b([^>]*)>/gi)) {
+      const a = attributes(input[1] ?? '');
+      const type = (a.get('type') ?? 'text').toLowerCase();
+      const name = a.get('name');
+      if (name && !SKIPPED_INPUTS.has(type)) {
+        fields.append(name, a.get('value') ?? '');
+      }
+    }
+    found.push({ id: attrs.get('id'), action: attrs.get('action') ?? '', fields });
+  }
+  return found;
+}
+
+function formById(page: Page, id: string): Form {
+  const form = forms(page.body).find((f) => f.id === id);
+  if (!form) throw new Error(`approval: no form "${id}" on the ${page.name} page`);
+  return form;
+}
+
+function onlyForm(page: Page): Form {
+  const [form, ...rest] = forms(page.body);
+  if (!form || rest.length) throw new Error(`approval: expected exactly one form on the ${page.name} page`);
+  return form;
+}
+
+function attributes(source: string): Map<string, string> {
+  const attrs = new Map<string, string>();
+  for (const m of source.matchAll(/([^\s=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?/g)) {
+    const name = m[1];
+    if (name) attrs.set(name.toLowerCase(), decodeEntities(m[2] ?? m[3] ?? m[4] ?? ''));
+  }
+  return attrs;
+}
+
+const NAMED_ENTITIES: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+function decodeEntities(text: string): string {
+  return text.replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi, (whole, entity: string) => {
+    if (entity[0] === '#') {
+      const code =
+        entity[1] === 'x' || entity[1] === 'X'
+          ? Number.parseInt(entity.slice(2), 16)
+          : Number(entity.slice(1));
+      return Number.isFinite(code) && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
+    }
+    return NAMED_ENTITIES[entity.toLowerCase()] ?? whole;
+  });
+}
+
+function textOf(html: string): string {
+  return decodeEntities(html.replace(/<[^>]*>/g, ' '))
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+function hasError(page: Page): boolean {
+  return /\sid="error"/.test(page.body);
+}
+
+function errorText(page: Page): string {
+  const alert = /<[a-z]+[^>]*\sid="error"[^>]*>([\s\S]*?)<\/(?:p|dl|div)>/i.exec(page.body);
+  if (alert?.[1]) return textOf(alert[1]);
+  try {
+    const json: unknown = JSON.parse(page.body);
+    if (typeof json === 'object' && json !== null) {
+      const { error, error_description: description } = json as Record<string, unknown>;
+      return [error, description].filter((v) => typeof v === 'string').join(': ');
+    }
+  } catch {
+    // not JSON
+  }
+  return snippet(page.body);
+}
+
+function snippet(body: string): string {
+  const text = textOf(body);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text || '(empty body)';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cookies: RFC 6265 storage and path matching, scoped to one origin (host and port).
+
+interface Cookie {
+  name: string;
+  value: string;
+  origin: string;
+  path: string;
+  expires: number; // ms epoch, Infinity for a session cookie
+}
+
+class CookieJar {
+  private cookies: Cookie[] = [];
+
+  store(url: URL, setCookies: readonly string[]): void {
+    for (const line of setCookies) {
+      const [pair = '', ...attrs] = line.split(';');
+      const eq = pair.indexOf('=');
+      if (eq <= 0) continue;
+      const cookie: Cookie = {
+        name: pair.slice(0, eq).trim(),
+        value: pair.slice(eq + 1).trim(),
+        origin: url.origin,
+        path: defaultPath(url),
+        expires: Number.POSITIVE_INFINITY,
+      };
+      let maxAge: number | undefined;
+      let expires: number | undefined;
+      for (const attr of attrs) {
+        const [rawKey = '', ...rest] = attr.split('=');
+        const value = rest.join('=').trim();
+        switch (rawKey.trim().toLowerCase()) {
+          case 'path':
+            if (value.startsWith('/')) cookie.path = value;
+            break;
+          case 'max-age':
+            if (/^-?\d+$/.test(value)) maxAge = Number(value);
+            break;
+          case 'expires': {
+            const at = Date.parse(value);
+            if (!Number.isNaN(at)) expires = at;
+            break;
+          }
+        }
+      }
+      // Max-Age wins over Expires (RFC 6265 §5.3 step 3).
+      if (maxAge !== undefined) cookie.expires = Date.now() + maxAge * 1000;
+      else if (expires !== undefined) cookie.expires = expires;
+      this.cookies = this.cookies.filter(
+        (c) => !(c.name === cookie.name && c.origin === cookie.origin && c.path === cookie.path),
+      );
+      if (cookie.expires > Date.now()) this.cookies.push(cookie);
+    }
+  }
+
+  header(url: URL): { cookie: string } | Record<string, never> {
+    const now = Date.now();
+    this.cookies = this.cookies.filter((c) => c.expires > now);
+    const matching = this.cookies
+      .filter((c) => c.origin === url.origin && pathMatches(url.pathname, c.path))
+      .sort((a, b) => b.path.length - a.path.length);
+    return matching.length ? { cookie: matching.map((c) => `${c.name}=${c.value}`).join('; ') } : {};
+  }
+}
+
+function defaultPath(url: URL): string {
+  const path = url.pathname;
+  const slash = path.lastIndexOf('/');
+  return slash <= 0 ? '/' : path.slice(0, slash);
+}
+
+function pathMatches(requestPath: string, cookiePath: string): boolean {
+  if (requestPath === cookiePath) return true;
+  if (!requestPath.startsWith(cookiePath)) return false;
+  return cookiePath.endsWith('/') || requestPath[cookiePath.length] === '/';
+}

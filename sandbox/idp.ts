@@ -1,0 +1,700 @@
+// The sandbox identity provider: oidc-provider v9 on 127.0.0.1 with one public native client, the
+// device authorization grant (RFC 8628), authorization code + PKCE with loopback redirects
+// (RFC 8252 §7.3), rotating refresh tokens and token revocation (RFC 7009). Login and consent pages
+// are ours (sandbox/pages.ts); everything else is oidc-provider.
+
+import { createHash, generateKeyPair, randomBytes, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import type {
+  Adapter,
+  AdapterFactory,
+  AdapterPayload,
+  Configuration,
+  Interaction,
+  KoaContextWithOIDC,
+  OIDCContext,
+} from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
+import {
+  consentPage,
+  deviceAbortedPage,
+  deviceConfirmPage,
+  deviceInputPage,
+  deviceSuccessPage,
+  errorPage,
+  loginPage,
+  logoutPage,
+  logoutSuccessPage,
+  PAGE_CSP,
+} from './pages.js';
+
+export interface SandboxUser {
+  sub: string;
+  username: string;
+  password: string;
+  name: string;
+  email: string;
+}
+
+export const USERS: readonly SandboxUser[] = Object.freeze([
+  Object.freeze({
+    sub: 'alice-0001',
+    username: 'alice',
+    password: 'alice-password',
+    name: 'Alice Example',
+    email: 'alice@example.com',
+  }),
+  Object.freeze({
+    sub: 'bob-0002',
+    username: 'bob',
+    password: 'bob-password',
+    name: 'Bob Example',
+    email: 'bob@example.com',
+  }),
+]);
+
+export interface IdpOptions {
+  /** Seconds advertised as `interval` in the device authorization response (default 1). */
+  deviceInterval?: number;
+  /** Answer `slow_down` to a device_code poll that comes sooner than `interval` after the previous one (default true). */
+  enforceSlowDown?: boolean;
+  /** Access token lifetime in seconds (default 600). */
+  accessTokenTtl?: number;
+  /** Device code lifetime in seconds (default 600). */
+  deviceCodeTtl?: number;
+  /** The one registered client's id (default 'mcp-secure'). */
+  clientId?: string;
+}
+
+export interface SandboxIdp {
+  /** e.g. http://127.0.0.1:PORT, no trailing slash. */
+  issuer: string;
+  clientId: string;
+  /** How many tokens were revoked through the revocation endpoint. */
+  revokedCount(): number;
+  /** Closes the server and every open socket. */
+  close(): Promise<void>;
+}
+
+const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+const MAX_FORM_BYTES = 16 * 1024;
+const INTERACTION_PATH = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|consent))?$/;
+
+type Middleware = Parameters<Provider['use']>[0];
+
+export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
+  const deviceInterval = positive(opts.deviceInterval ?? 1, 'deviceInterval');
+  const enforceSlowDown = opts.enforceSlowDown ?? true;
+  const accessTokenTtl = positive(opts.accessTokenTtl ?? 600, 'accessTokenTtl');
+  const deviceCodeTtl = positive(opts.deviceCodeTtl ?? 600, 'deviceCodeTtl');
+  const clientId = opts.clientId ?? 'mcp-secure';
+
+  let handler: http.RequestListener | undefined;
+  const server = http.createServer((req, res) => {
+    if (handler) {
+      handler(req, res);
+    } else {
+      res.writeHead(503).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const issuer = `http://127.0.0.1:${port}`;
+
+  try {
+    const provider = new Provider(
+      issuer,
+      await buildConfiguration({ clientId, accessTokenTtl, deviceCodeTtl }),
+    );
+
+    let revoked = 0;
+    provider.use(advertiseInterval(deviceInterval));
+    provider.use(paceDevicePolling({ deviceInterval, enforceSlowDown, deviceCodeTtl }));
+    provider.use(countRevocations(() => revoked++));
+
+    const callback = provider.callback();
+    handler = (req, res) => {
+      const path = new URL(req.url ?? '/', issuer).pathname;
+      const match = INTERACTION_PATH.exec(path);
+      if (match?.[1] !== undefined) {
+        void handleInteraction(provider, req, res, { uid: match[1], action: match[2] });
+      } else {
+        void callback(req, res);
+      }
+    };
+
+    return {
+      issuer,
+      clientId,
+      revokedCount: () => revoked,
+      close: () => closeServer(server),
+    };
+  } catch (err) {
+    await closeServer(server);
+    throw err;
+  }
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new TypeError(`${name} must be a positive integer number of seconds`);
+  }
+  return value;
+}
+
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+    // close() waits for keep-alive sockets (fetch keeps them open); tests must not hang on them.
+    server.closeAllConnections();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provider configuration
+
+interface ConfigInput {
+  clientId: string;
+  accessTokenTtl: number;
+  deviceCodeTtl: number;
+}
+
+async function buildConfiguration(input: ConfigInput): Promise<Configuration> {
+  // A fresh signing key and cookie key per start: nothing secret is committed, nothing survives a restart.
+  const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
+  const jwk = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256' };
+
+  return {
+    clients: [
+      {
+        client_id: input.clientId,
+        client_name: 'mcp-secure',
+        application_type: 'native',
+        token_endpoint_auth_method: 'none',
+        // Native clients may use any port on a loopback redirect (RFC 8252 §7.3); oidc-provider
+        // compares loopback redirect URIs without the port for application_type 'native'.
+        redirect_uris: ['http://127.0.0.1/callback'],
+        grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT],
+        response_types: ['code'],
+      },
+    ],
+    jwks: { keys: [jwk] },
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    // Our own store: the built-in one works too but prints a "development only" warning on every start.
+    adapter: memoryAdapter(),
+    findAccount: (_ctx, sub) => {
+      const user = USERS.find((u) => u.sub === sub);
+      if (!user) return undefined;
+      return {
+        accountId: user.sub,
+        claims: () => ({
+          sub: user.sub,
+          name: user.name,
+          email: user.email,
+          preferred_username: user.username,
+        }),
+      };
+    },
+    scopes: ['openid', 'offline_access', 'profile', 'email'],
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'preferred_username'],
+      email: ['email'],
+    },
+    // With the default (true) an authorization code flow puts scope-derived claims only in userinfo;
+    // the CLI shows who logged in from the ID token alone.
+    conformIdTokenClaims: false,
+    // Code flow only: no implicit or hybrid response types in discovery.
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    // Public clients get a new refresh token on every use; reuse of an old one revokes the grant.
+    rotateRefreshToken: true,
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    clientBasedCORS: () => false,
+    ttl: {
+      AccessToken: input.accessTokenTtl,
+      AuthorizationCode: 60,
+      ClientCredentials: input.accessTokenTtl,
+      DeviceCode: input.deviceCodeTtl,
+      IdToken: 3600,
+      RefreshToken: 14 * 24 * 60 * 60,
+      Interaction: 10 * 60,
+      Session: 24 * 60 * 60,
+      Grant: 14 * 24 * 60 * 60,
+      BackchannelAuthenticationRequest: 600,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      revocation: {
+        enabled: true,
+        // A public client may revoke only its own tokens (RFC 7009 §2.1).
+        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      deviceFlow: {
+        enabled: true,
+        userCodeInputSource: (ctx, form, _out, err) => {
+          if (err?.name === 'AbortedError') {
+            // Denied at consent or cancelled on the confirm page.
+            html(ctx, deviceAbortedPage());
+            return;
+          }
+          html(ctx, deviceInputPage({ form, error: err ? userCodeError(err) : undefined }));
+        },
+        userCodeConfirmSource: (ctx, form, client, deviceInfo, userCode) => {
+          html(
+            ctx,
+            deviceConfirmPage({
+              form,
+              clientName: client.clientName ?? client.clientId,
+              userCode,
+              deviceInfo,
+            }),
+          );
+        },
+        successSource: (ctx) => {
+          const client = ctx.oidc.client;
+          html(ctx, deviceSuccessPage(client?.clientName ?? client?.clientId ?? 'the application'));
+        },
+      },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: (ctx, form) => html(ctx, logoutPage(form, ctx.host)),
+        postLogoutSuccessSource: (ctx) => html(ctx, logoutSuccessPage()),
+      },
+    },
+    renderError: (ctx, out) => {
+      html(ctx, errorPage('Sign-in error', { ...out }));
+    },
+  };
+}
+
+function html(ctx: KoaContextWithOIDC, body: string): void {
+  ctx.type = 'html';
+  ctx.set('content-security-policy', PAGE_CSP);
+  ctx.set('cache-control', 'no-store');
+  ctx.body = body;
+}
+
+function userCodeError(err: Error): string {
+  switch (err.name) {
+    case 'NoCodeError':
+      return 'Enter the code shown on your device.';
+    case 'NotFoundError':
+      return 'That code is not valid. Check it and try again.';
+    case 'ExpiredError':
+      return 'That code has expired. Start again on your device.';
+    case 'AlreadyUsedError':
+      return 'That code has already been used. Start again on your device.';
+    default:
+      return 'Something went wrong. Start again on your device.';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Koa middlewares around oidc-provider's own routes. They look at the result after next(): the
+// request body is parsed by oidc-provider inside its router, so before next() nothing is known yet.
+
+function oidcOf(ctx: Parameters<Middleware>[0]): OIDCContext | undefined {
+  // ctx.oidc is defined by oidc-provider's router only for requests that matched one of its routes.
+  const oidc: OIDCContext | undefined = ctx['oidc'];
+  return oidc;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+// oidc-provider's device authorization response has no `interval`, so clients fall back to 5 s
+// (RFC 8628 §3.2); the sandbox advertises a short one so tests and demos don't wait.
+function advertiseInterval(seconds: number): Middleware {
+  return async (ctx, next) => {
+    await next();
+    const body: unknown = ctx.body;
+    if (oidcOf(ctx)?.route === 'device_authorization' && ctx.status === 200 && isRecord(body)) {
+      body['interval'] = seconds;
+    }
+  };
+}
+
+interface PacingOptions {
+  deviceInterval: number;
+  enforceSlowDown: boolean;
+  deviceCodeTtl: number;
+}
+
+// RFC 8628 §3.5: a client polling faster than `interval` gets `slow_down`. Only a poll that would
+// have been answered `authorization_pending` is rewritten: by then the grant handler has run, and
+// for an approved code it has already consumed the code and issued tokens, which must not be lost.
+function paceDevicePolling(opts: PacingOptions): Middleware {
+  const lastPoll = new Map<string, number>();
+  return async (ctx, next) => {
+    const arrived = Date.now();
+    await next();
+    const params = oidcOf(ctx)?.params;
+    const deviceCode = params?.['device_code'];
+    if (oidcOf(ctx)?.route !== 'token' || params?.['grant_type'] !== DEVICE_CODE_GRANT) return;
+    if (typeof deviceCode !== 'string') return;
+
+    for (const [code, at] of lastPoll) {
+      if (arrived - at > opts.deviceCodeTtl * 1000) lastPoll.delete(code);
+    }
+    const previous = lastPoll.get(deviceCode);
+    const body: unknown = ctx.body;
+    if (!isRecord(body) || body['error'] !== 'authorization_pending') {
+      lastPoll.delete(deviceCode); // approved, denied, expired or invalid: polling is over
+      return;
+    }
+    lastPoll.set(deviceCode, arrived);
+    if (opts.enforceSlowDown && previous !== undefined && arrived - previous < opts.deviceInterval * 1000) {
+      ctx.status = 400;
+      ctx.body = {
+        error: 'slow_down',
+        error_description: `polling too fast; wait at least ${opts.deviceInterval}s between requests`,
+      };
+    }
+  };
+}
+
+// The revocation endpoint answers 200 whether or not anything was revoked (RFC 7009 §2.2); count
+// only requests that found a token of the calling client, which allowedPolicy lets through.
+function countRevocations(onRevoked: () => void): Middleware {
+  return async (ctx, next) => {
+    await next();
+    const oidc = oidcOf(ctx);
+    if (oidc?.route !== 'revocation' || ctx.status !== 200) return;
+    const { AccessToken, RefreshToken, ClientCredentials, Client } = oidc.entities;
+    const token = AccessToken ?? RefreshToken ?? ClientCredentials;
+    if (token && Client && token.clientId === Client.clientId) onRevoked();
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login and consent (oidc-provider redirects to /interaction/:uid; we finish with interactionFinished)
+
+interface InteractionRoute {
+  uid: string;
+  action: string | undefined; // undefined (GET page), 'login' or 'consent' (POST)
+}
+
+async function handleInteraction(
+  provider: Provider,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  route: InteractionRoute,
+): Promise<void> {
+  try {
+    const expected = route.action === undefined ? 'GET' : 'POST';
+    if (req.method !== expected) {
+      send(res, 405, errorPage('Method not allowed', { method: req.method }), { allow: expected });
+      return;
+    }
+    const form = route.action === undefined ? undefined : await readForm(req);
+    const interaction = await provider.interactionDetails(req, res);
+    if (interaction.uid !== route.uid) {
+      throw new errors.SessionNotFound('interaction cookie does not match the page');
+    }
+    const clientName = await clientNameOf(provider, interaction);
+
+    switch (`${interaction.prompt.name}:${route.action ?? ''}`) {
+      case 'login:':
+        send(
+          res,
+          200,
+          loginPage({ uid: route.uid, clientName, username: stringParam(interaction, 'login_hint') }),
+        );
+        return;
+      case 'login:login':
+        await submitLogin(provider, req, res, {
+          interaction,
+          clientName,
+          form: form ?? new URLSearchParams(),
+        });
+        return;
+      case 'consent:':
+        send(res, 200, consentPage({ uid: route.uid, clientName, ...consentDetails(interaction) }));
+        return;
+      case 'consent:consent':
+        await submitConsent(provider, req, res, { interaction, form: form ?? new URLSearchParams() });
+        return;
+      default:
+        send(
+          res,
+          400,
+          errorPage('Unexpected step', {
+            error: 'invalid_request',
+            error_description: `this sign-in is at the "${interaction.prompt.name}" step`,
+          }),
+        );
+    }
+  } catch (err) {
+    if (res.headersSent) {
+      res.destroy();
+    } else if (err instanceof errors.SessionNotFound) {
+      send(
+        res,
+        400,
+        errorPage('Sign-in expired', {
+          error: 'session_not_found',
+          error_description: 'This sign-in request has expired or was already completed. Start again.',
+        }),
+      );
+    } else if (err instanceof FormError) {
+      send(
+        res,
+        err.status,
+        errorPage('Bad request', { error: 'invalid_request', error_description: err.message }),
+      );
+    } else {
+      send(res, 500, errorPage('Something went wrong', { error: 'server_error' }));
+    }
+  }
+}
+
+interface LoginSubmission {
+  interaction: Interaction;
+  clientName: string;
+  form: URLSearchParams;
+}
+
+async function submitLogin(
+  provider: Provider,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  { interaction, clientName, form }: LoginSubmission,
+): Promise<void> {
+  const username = form.get('username') ?? '';
+  const user = authenticate(username, form.get('password') ?? '');
+  if (!user) {
+    send(
+      res,
+      401,
+      loginPage({ uid: interaction.uid, clientName, username, error: 'Invalid username or password.' }),
+    );
+    return;
+  }
+  await provider.interactionFinished(
+    req,
+    res,
+    { login: { accountId: user.sub } },
+    { mergeWithLastSubmission: false },
+  );
+}
+
+interface ConsentSubmission {
+  interaction: Interaction;
+  form: URLSearchParams;
+}
+
+async function submitConsent(
+  provider: Provider,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  { interaction, form }: ConsentSubmission,
+): Promise<void> {
+  const decision = form.get('decision');
+  if (decision === 'deny') {
+    await provider.interactionFinished(
+      req,
+      res,
+      { error: 'access_denied', error_description: 'End-User denied the authorization request' },
+      { mergeWithLastSubmission: false },
+    );
+    return;
+  }
+  if (decision !== 'allow') {
+    throw new FormError(400, 'decision must be "allow" or "deny"');
+  }
+  const accountId = interaction.session?.accountId;
+  const clientId = stringParam(interaction, 'client_id');
+  if (!accountId || !clientId) {
+    throw new errors.SessionNotFound('no signed-in account for this interaction');
+  }
+
+  const existing = interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined;
+  const grant = existing ?? new provider.Grant({ accountId, clientId });
+  // The consent prompt's details name exactly what the grant lacks (scopes like offline_access,
+  // claims, resource scopes); granting them is what makes the resumed request succeed.
+  const details = interaction.prompt.details;
+  const missingScopes = stringArray(details['missingOIDCScope']);
+  if (missingScopes.length) grant.addOIDCScope(missingScopes);
+  const missingClaims = stringArray(details['missingOIDCClaims']);
+  if (missingClaims.length) grant.addOIDCClaims(missingClaims);
+  const missingResourceScopes = details['missingResourceScopes'];
+  if (isRecord(missingResourceScopes)) {
+    for (const [indicator, scopes] of Object.entries(missingResourceScopes)) {
+      const list = stringArray(scopes);
+      if (list.length) grant.addResourceScope(indicator, list);
+    }
+  }
+  const grantId = await grant.save();
+  await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+}
+
+function consentDetails(interaction: Interaction): { accountName: string; scopes: string[] } {
+  const user = USERS.find((u) => u.sub === interaction.session?.accountId);
+  const scopes = (stringParam(interaction, 'scope') ?? '').split(' ').filter(Boolean);
+  return { accountName: user ? `${user.name} (${user.username})` : 'unknown account', scopes };
+}
+
+async function clientNameOf(provider: Provider, interaction: Interaction): Promise<string> {
+  const clientId = stringParam(interaction, 'client_id');
+  const client = clientId ? await provider.Client.find(clientId) : undefined;
+  return client?.clientName ?? clientId ?? 'an application';
+}
+
+function stringParam(interaction: Interaction, name: string): string | undefined {
+  const value = interaction.params[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function stringArray(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
+function authenticate(username: string, password: string): SandboxUser | undefined {
+  const user = USERS.find((u) => u.username === username);
+  // Compare digests so the time taken does not depend on how much of the password matched.
+  const given = createHash('sha256').update(password).digest();
+  const wanted = createHash('sha256')
+    .update(user?.password ?? randomBytes(16).toString('hex'))
+    .digest();
+  return timingSafeEqual(given, wanted) && user ? user : undefined;
+}
+
+class FormError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FormError';
+  }
+}
+
+async function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') {
+    throw new FormError(415, 'expected an application/x-www-form-urlencoded form');
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    size += buf.length;
+    if (size > MAX_FORM_BYTES) throw new FormError(413, 'form too large');
+    chunks.push(buf);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+function send(
+  res: http.ServerResponse,
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'content-security-policy': PAGE_CSP,
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
+  res.end(body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-memory storage for oidc-provider models (one store per IdP instance).
+
+interface Entry {
+  payload: AdapterPayload;
+  expiresAt: number; // ms epoch; Infinity when the model has no expiry
+}
+
+// Keep entries a little past their expiry: oidc-provider looks some up with ignoreExpiration to
+// tell "expired" from "unknown" (e.g. device codes → expired_token).
+const RETENTION_GRACE_MS = 60_000;
+const GRANTABLE = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+]);
+
+function memoryAdapter(): AdapterFactory {
+  const entries = new Map<string, Entry>();
+  const sessionByUid = new Map<string, string>();
+  const deviceCodeByUserCode = new Map<string, string>();
+  const keysByGrant = new Map<string, Set<string>>();
+
+  const read = (key: string): AdapterPayload | undefined => {
+    const entry = entries.get(key);
+    if (entry && entry.expiresAt <= Date.now()) {
+      entries.delete(key);
+      return undefined;
+    }
+    return entry?.payload;
+  };
+
+  return (model: string): Adapter => {
+    const keyOf = (id: string) => `${model}:${id}`;
+    return {
+      async upsert(id, payload, expiresIn) {
+        const key = keyOf(id);
+        const expiresAt =
+          typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 + RETENTION_GRACE_MS : Infinity;
+        entries.set(key, { payload, expiresAt });
+        if (model === 'Session' && payload.uid) sessionByUid.set(payload.uid, id);
+        if (payload.userCode) deviceCodeByUserCode.set(payload.userCode, id);
+        if (GRANTABLE.has(model) && payload.grantId) {
+          const keys = keysByGrant.get(payload.grantId) ?? new Set<string>();
+          keys.add(key);
+          keysByGrant.set(payload.grantId, keys);
+        }
+      },
+      async find(id) {
+        return read(keyOf(id));
+      },
+      async findByUid(uid) {
+        const id = sessionByUid.get(uid);
+        return id === undefined ? undefined : read(keyOf(id));
+      },
+      async findByUserCode(userCode) {
+        const id = deviceCodeByUserCode.get(userCode);
+        return id === undefined ? undefined : read(keyOf(id));
+      },
+      async consume(id) {
+        const payload = read(keyOf(id));
+        if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+      },
+      async destroy(id) {
+        const key = keyOf(id);
+        const payload = entries.get(key)?.payload;
+        entries.delete(key);
+        if (payload?.uid && sessionByUid.get(payload.uid) === id) sessionByUid.delete(payload.uid);
+        if (payload?.userCode && deviceCodeByUserCode.get(payload.userCode) === id) {
+          deviceCodeByUserCode.delete(payload.userCode);
+        }
+        if (payload?.grantId) keysByGrant.get(payload.grantId)?.delete(key);
+      },
+      async revokeByGrantId(grantId) {
+        for (const key of keysByGrant.get(grantId) ?? []) entries.delete(key);
+        keysByGrant.delete(grantId);
+      },
+    };
+  };
+}

@@ -1,0 +1,31 @@
+/**
+ * Writes the ready-made `sandbox` profile with the product's own non-interactive `config set`, so the
+ * sandbox exercises the same path a user does (and imports nothing from src/).
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
+export const BIN = fileURLToPath(new URL('../../bin/mcp-secure.js', import.meta.url));
+
+export async function writeSandboxProfile(
+  issuer: string,
+  clientId: string,
+  env: NodeJS.ProcessEnv,
+  profile = 'sandbox',
+): Promise<void> {
+  const settings: Array<[string, string]> = [
+    ['issuer', issuer],
+    ['client_id', clientId],
+    // The sandbox IdP speaks plain http on 127.0.0.1: the named unsafe opt-in, in the user's own file.
+    ['insecure_http', 'true'],
+    ['scopes', 'profile email'],
+  ];
+  for (const [key, value] of settings) {
+    await exec(process.execPath, [BIN, '--profile', profile, 'config', 'set', key, value], {
+      env,
+      timeout: 10_000,
+    });
+  }
+}
