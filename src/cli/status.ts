@@ -14,6 +14,7 @@ export async function run(
   const ui = new Ui(deps, globals);
   const eff = await loadProfile(deps, globals, profileFlags(options));
   const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name));
+  if (opened.fallbackReason !== undefined) ui.debug(`keychain probe: ${opened.fallbackReason}`);
   const login = await loadLogin(opened.store, eff.name);
   const now = deps.now();
   const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());

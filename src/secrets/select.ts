@@ -21,14 +21,18 @@ export async function openStore(
   timeoutMs?: number,
 ): Promise<OpenedStore> {
   if (choice === 'memory') return { store: new MemoryStore() };
-  let reasons: string[];
+  let reasons: string[] = [];
+  let api: Awaited<ReturnType<typeof deps.keychain>> | undefined;
   try {
-    const api = await deps.keychain();
+    api = await deps.keychain();
+  } catch (err) {
+    reasons = [`the keychain library did not load: ${err instanceof Error ? err.message : String(err)}`];
+  }
+  if (api) {
+    // A locked keychain throws here, on purpose: that is not a reason to fall back.
     const probe = await probeKeychain(api, deps.platform, account, timeoutMs);
     if (probe.store) return { store: probe.store };
     reasons = probe.reasons;
-  } catch (err) {
-    reasons = [`the keychain library did not load: ${err instanceof Error ? err.message : String(err)}`];
   }
   const reason = reasons.join('; ');
   if (choice === 'keychain') {

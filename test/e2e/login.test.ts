@@ -1,0 +1,186 @@
+/**
+ * The user's story against real components: the sandbox IdP (oidc-provider), the real CLI binary, and a
+ * real Secret Service (gnome-keyring in a private D-Bus session). Also the leak check: no token in any
+ * output or file.
+ */
+import assert from 'node:assert/strict';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { approveDevice } from '../../sandbox/approve.js';
+import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
+import { haveSecretServiceTools, type SecretService, startSecretService } from '../../sandbox/keychain.js';
+import { writeSandboxProfile } from '../../sandbox/profile.js';
+import { runCli, startCli } from '../helpers/cli.js';
+import { type UserEnv, userEnv } from '../helpers/env.js';
+
+const alice = USERS.find((u) => u.username === 'alice')!;
+let idp: SandboxIdp;
+let keyring: SecretService;
+let user: UserEnv;
+const outputs: string[] = [];
+
+async function cli(args: string[], extra: Record<string, string> = {}) {
+  const result = await runCli(args, user.env({ ...keyring.env, ...extra }));
+  outputs.push(result.stdout, result.stderr);
+  return result;
+}
+
+/** Runs `login --device` and approves it as a person would, from the URL the CLI shows. */
+async function deviceLogin(args: string[], who = alice, decision: 'allow' | 'deny' = 'allow') {
+  const run = startCli(['--profile', 'sandbox', 'login', '--device', ...args], user.env(keyring.env));
+  run.child.stdin.end();
+  const [url] = await run.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
+  await approveDevice(url, { username: who.username, password: who.password, decision });
+  const result = await run.done;
+  outputs.push(result.stdout, result.stderr);
+  return result;
+}
+
+const ITEM = { service: 'mcp-secure', username: 'profile:sandbox' };
+
+before(async () => {
+  assert.ok(
+    await haveSecretServiceTools(),
+    'dbus-daemon, gnome-keyring-daemon and secret-tool are needed (see .ci/run)',
+  );
+  keyring = await startSecretService();
+  idp = await startIdp({ deviceInterval: 1 });
+  user = await userEnv();
+  await writeSandboxProfile(idp.issuer, idp.clientId, user.env());
+});
+
+after(async () => {
+  await idp?.close();
+  await keyring?.stop();
+});
+
+test('device login as alice, status, logout: the token lives in the Secret Service and is revoked', async () => {
+  const login = await deviceLogin([]);
+  assert.equal(login.code, 0, login.stderr);
+  assert.match(login.stderr, /and check that it shows this code: {2}[A-Z]{4}-[A-Z]{4}/);
+  assert.match(
+    login.stderr,
+    /✓ Logged in to http:\/\/127\.0\.0\.1:\d+ as Alice Example <alice@example\.com>/,
+  );
+  assert.match(login.stderr, /Token kept in: OS keychain \(Secret Service\)/);
+  assert.equal(login.stdout, '');
+
+  // Read the item back through the Secret Service, as any other client would.
+  const item = await keyring.lookup(ITEM);
+  assert.ok(item, 'the login is stored in the Secret Service');
+  const stored = JSON.parse(item) as { refresh_token?: string; access_token: string; user: { sub: string } };
+  assert.ok(stored.refresh_token && stored.refresh_token.length > 20);
+  assert.equal(stored.user.sub, alice.sub);
+
+  const status = await cli(['--profile', 'sandbox', 'status']);
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, /User: +Alice Example <alice@example\.com> \(alice\)/);
+  assert.match(status.stdout, /Token store: +OS keychain \(Secret Service\)/);
+  assert.match(status.stdout, /Access token: +valid, expires .* \(in 10 min\)/);
+  assert.match(status.stdout, /Refresh token: +present \(value never shown\)/);
+
+  const json = await cli(['--profile', 'sandbox', '--json', 'status']);
+  const parsed = JSON.parse(json.stdout);
+  assert.equal(parsed.logged_in, true);
+  assert.equal(parsed.store, 'secret-service');
+  assert.equal(parsed.user.email, 'alice@example.com');
+  assert.equal(parsed.refresh_token, true);
+  assert.equal(parsed.issuer, idp.issuer);
+
+  const debug = await cli(['--profile', 'sandbox', '--debug', 'status']);
+  assert.equal(debug.code, 0);
+
+  const revokedBefore = idp.revokedCount();
+  const logout = await cli(['--profile', 'sandbox', 'logout']);
+  assert.equal(logout.code, 0, logout.stderr);
+  assert.match(
+    logout.stderr,
+    /Logged out of profile sandbox: tokens revoked at the IdP and deleted from OS keychain/,
+  );
+  assert.ok(idp.revokedCount() > revokedBefore, 'the IdP saw the revocation');
+  assert.equal(await keyring.lookup(ITEM), null, 'logout removed the item from the Secret Service');
+
+  const after = await cli(['--profile', 'sandbox', 'status']);
+  assert.equal(after.code, 4);
+  assert.match(after.stderr, /Not logged in — run `mcp-secure login --profile sandbox`/);
+
+  const again = await cli(['--profile', 'sandbox', 'logout']);
+  assert.equal(again.code, 0);
+  assert.match(again.stderr, /Not logged in \(profile sandbox\); nothing to do/);
+
+  // Leak check, with the values the keychain held.
+  const secrets = [stored.access_token, stored.refresh_token];
+  const files = await listFiles([user.home, user.tmp]);
+  for (const text of [...outputs, ...(await Promise.all(files.map((f) => readFile(f, 'utf8'))))]) {
+    for (const secret of secrets) assert.ok(!text.includes(secret), 'a token value leaked');
+    assert.doesNotMatch(text, /eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/, 'a JWT leaked');
+  }
+  assert.ok(
+    files.some((f) => f.endsWith('config.json')),
+    'the leak check looked at the config file',
+  );
+});
+
+test('a denied device sign-in exits 4 with its own message and stores nothing', async () => {
+  const result = await deviceLogin([], alice, 'deny');
+  assert.equal(result.code, 4);
+  assert.match(result.stderr, /error: the sign-in was denied in the browser — run `mcp-secure login` again/);
+  assert.equal(await keyring.lookup(ITEM), null);
+});
+
+test('bob can log in to his own profile; logins are kept per profile', async () => {
+  const bob = USERS.find((u) => u.username === 'bob')!;
+  const result = await deviceLogin(['--storage', 'keychain'], bob);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /as Bob Example/);
+  const other = await cli(['--profile', 'other', 'status']);
+  assert.equal(other.code, 4);
+  const out = await cli(['--profile', 'sandbox', 'logout']);
+  assert.equal(out.code, 0);
+});
+
+test('with no keychain at all: auto says "memory only" once; --storage keychain refuses', async () => {
+  const noBus = { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/bus' };
+  const forced = await runCli(
+    ['--profile', 'sandbox', 'login', '--device', '--storage', 'keychain'],
+    user.env(noBus),
+  );
+  assert.equal(forced.code, 1);
+  assert.match(forced.stderr, /^error: no OS keychain is usable here .* — start or unlock your keychain/m);
+
+  const status = await runCli(['--profile', 'sandbox', 'status'], user.env(noBus));
+  assert.equal(status.code, 4);
+  assert.match(status.stdout, /Token store: +memory only/);
+});
+
+test('a locked keychain is reported as locked, not silently replaced', async () => {
+  const locked = await startSecretService();
+  try {
+    // The login collection exists once something used it; then lock it, as a screen lock would.
+    assert.equal((await runCli(['--profile', 'sandbox', 'status'], user.env(locked.env))).code, 4);
+    await locked.lock();
+    const result = await runCli(['--profile', 'sandbox', 'status'], user.env(locked.env));
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /error: the OS keychain \(secret-service\) is locked or refused access.* — unlock it/,
+    );
+  } finally {
+    await locked.stop();
+  }
+});
+
+async function listFiles(roots: string[]): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (dir: string, depth: number) => {
+    if (depth > 8) return;
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) await walk(path, depth + 1);
+      else if (entry.isFile() && (await stat(path)).size < 5_000_000) found.push(path);
+    }
+  };
+  for (const root of roots) await walk(root, 0);
+  return found;
+}
