@@ -148,16 +148,6 @@ export async function browserLogin(options: BrowserLoginOptions): Promise<TokenR
   // A hostile request can settle the callback before the race below listens to it: mark it handled.
   callback.catch(() => undefined);
 
-  const timeout = options.sleep(options.timeoutMs, AbortSignal.any([signal, stop.signal])).then(() => {
-    throw new CliError(
-      'auth',
-      `the browser sign-in did not finish within ${Math.round(options.timeoutMs / 1000)} s`,
-      {
-        hint: 'run `mcp-secure login` again, or `mcp-secure login --device` to sign in from another device',
-      },
-    );
-  });
-
   try {
     const url = client.buildAuthorizationUrl(config, {
       redirect_uri: redirectUri,
@@ -172,6 +162,17 @@ export async function browserLogin(options: BrowserLoginOptions): Promise<TokenR
     const opened = await options.openUrl(url.href);
     ui.showBrowserUrl(url.href, opened);
     waiting = ui.waiting('Waiting for you to finish signing in in the browser…');
+    // The clock starts once the user has the URL.
+    const timeout = options.sleep(options.timeoutMs, AbortSignal.any([signal, stop.signal])).then(() => {
+      throw new CliError(
+        'auth',
+        `the browser sign-in did not finish within ${Math.round(options.timeoutMs / 1000)} s`,
+        {
+          hint: 'run `mcp-secure login` again, or `mcp-secure login --device` to sign in from another device',
+        },
+      );
+    });
+    timeout.catch(() => undefined);
     return await Promise.race([callback, timeout]);
   } catch (err) {
     if (signal.aborted) throw new CliError('interrupted', 'login cancelled');
@@ -179,7 +180,6 @@ export async function browserLogin(options: BrowserLoginOptions): Promise<TokenR
   } finally {
     waiting?.stop();
     stop.abort();
-    timeout.catch(() => undefined);
     server.closeAllConnections();
     server.close();
   }

@@ -154,11 +154,11 @@ export async function loadEffectiveProfile(options: LoadOptions): Promise<Effect
     const envText = options.env[ENV_VARS[key]];
     if (flagValue !== undefined) {
       const flag = options.flagNames?.[key] ?? `--${key.replace(/_/g, '-')}`;
-      validateProfileValue(`flag ${flag}`, flag, key, flagValue);
+      validateProfileValue({ kind: 'flag' }, flag, key, flagValue);
       set(key, flagValue, { kind: 'flag', detail: flag });
     } else if (envText !== undefined && envText !== '') {
       const value = PROFILE_KEYS[key].parse(envText);
-      validateProfileValue(`environment`, ENV_VARS[key], key, value);
+      validateProfileValue({ kind: 'env' }, ENV_VARS[key], key, value);
       set(key, value, { kind: 'env', detail: ENV_VARS[key] });
     } else if (projectProfile?.[key] !== undefined && projectFile) {
       if (NOT_FROM_PROJECT.has(key)) {

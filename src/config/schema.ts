@@ -80,18 +80,31 @@ export function isProfileKey(key: string): key is keyof Profile {
   return Object.hasOwn(PROFILE_KEYS, key);
 }
 
+/** Where a value came from decides the wording, the exit code and the next step of its error. */
+export type ValueOrigin = { kind: 'file'; file: string } | { kind: 'flag' } | { kind: 'env' };
+
 function configError(file: string, key: string, expected: string): CliError {
   return new CliError('error', `invalid config ${file}: ${key} must be ${expected}`, {
     hint: `fix it, or run \`mcp-secure config set\` to rewrite it`,
   });
 }
 
-export function validateProfileValue(file: string, path: string, key: string, value: unknown): void {
+function valueError(origin: ValueOrigin, path: string, expected: string): CliError {
+  if (origin.kind === 'file') return configError(origin.file, path, expected);
+  if (origin.kind === 'flag') {
+    return new CliError('usage', `invalid ${path}: must be ${expected}`, { hint: 'see `mcp-secure help`' });
+  }
+  return new CliError('error', `invalid environment variable ${path}: must be ${expected}`, {
+    hint: `fix or unset ${path}`,
+  });
+}
+
+export function validateProfileValue(origin: ValueOrigin, path: string, key: string, value: unknown): void {
   if (!isProfileKey(key)) {
-    throw configError(file, path, `one of the known keys (${Object.keys(PROFILE_KEYS).join(', ')})`);
+    throw valueError(origin, path, `one of the known keys (${Object.keys(PROFILE_KEYS).join(', ')})`);
   }
   const spec = PROFILE_KEYS[key];
-  if (!spec.check(value)) throw configError(file, path, spec.expected);
+  if (!spec.check(value)) throw valueError(origin, path, spec.expected);
 }
 
 /** Validates a parsed config file; throws a CliError naming the file, the key and what was expected. */
@@ -122,7 +135,7 @@ export function validateConfigFile(file: string, data: unknown): ConfigFile {
       throw configError(file, `profiles.${name}`, 'an object');
     }
     for (const [key, value] of Object.entries(profile)) {
-      validateProfileValue(file, `profiles.${name}.${key}`, key, value);
+      validateProfileValue({ kind: 'file', file }, `profiles.${name}.${key}`, key, value);
     }
   }
   const out: ConfigFile = { profiles: profiles as Record<string, Profile> };

@@ -1,0 +1,172 @@
+/**
+ * The login flows in-process against the real sandbox IdP, with the clock, the sleep and Ctrl-C injected:
+ * RFC 8628 slow_down, expiry and cancel; the loopback listener's state and Host checks and its timeout.
+ */
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { after, before, test } from 'node:test';
+import { approveDevice } from '../../sandbox/approve.js';
+import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
+import { browserLogin } from '../../src/auth/browser.js';
+import { deviceLogin } from '../../src/auth/device.js';
+import type { DeviceCodeInfo, LoginUi } from '../../src/auth/flows.js';
+import { connectIdp, type Idp } from '../../src/auth/oidc.js';
+import { main } from '../../src/cli/main.js';
+import { CliError } from '../../src/errors.js';
+import { tempDir, testDeps } from '../helpers/deps.js';
+
+const alice = USERS.find((u) => u.username === 'alice')!;
+let sandbox: SandboxIdp;
+let idp: Idp;
+
+function recordingUi(): LoginUi & { codes: DeviceCodeInfo[]; urls: string[] } {
+  const codes: DeviceCodeInfo[] = [];
+  const urls: string[] = [];
+  return {
+    codes,
+    urls,
+    showDeviceCode: (info) => codes.push(info),
+    showBrowserUrl: (url) => urls.push(url),
+    waiting: () => ({ stop() {} }),
+    debug: () => {},
+  };
+}
+
+before(async () => {
+  sandbox = await startIdp({ deviceInterval: 1 });
+  idp = await connectIdp({ issuer: sandbox.issuer, clientId: sandbox.clientId, insecureHttp: true, fetch });
+});
+after(async () => sandbox?.close());
+
+test('device flow: slow_down adds 5 s to the interval for every later poll (RFC 8628 §3.5)', async () => {
+  const ui = recordingUi();
+  const requested: number[] = [];
+  const sleep = async (ms: number) => {
+    requested.push(ms);
+    // The first two polls go out at once (the second one too early); then approve and poll for real.
+    if (requested.length === 3) await approveDevice(ui.codes[0]!.verificationUriComplete!, alice);
+    if (requested.length >= 3) await new Promise((r) => setTimeout(r, 1100));
+  };
+  const tokens = await deviceLogin({
+    idp,
+    scope: 'openid offline_access profile email',
+    ui,
+    now: () => Date.now(),
+    sleep,
+    signal: new AbortController().signal,
+  });
+  assert.ok(tokens.refresh_token);
+  assert.equal(requested[0], 1000, 'the advertised interval is used');
+  assert.equal(requested[2], 6000, 'slow_down added 5 s');
+  assert.ok(requested.length <= 6);
+});
+
+test('device flow: a code that runs out is reported as expired, without waiting in real time', async () => {
+  const ui = recordingUi();
+  let now = Date.now();
+  await assert.rejects(
+    deviceLogin({
+      idp,
+      scope: 'openid',
+      ui,
+      now: () => now,
+      sleep: async (ms) => {
+        now += ms + 601_000;
+      },
+      signal: new AbortController().signal,
+    }),
+    (err: unknown) =>
+      err instanceof CliError && err.exitCode === 4 && /expired before it was approved/.test(err.message),
+  );
+});
+
+test('device flow: Ctrl-C cancels cleanly with exit code 130', async () => {
+  const dir = await tempDir();
+  const controller = new AbortController();
+  const deps = testDeps({ configDir: dir, signal: controller.signal });
+  const code = main(
+    [
+      'login',
+      '--device',
+      '--storage',
+      'memory',
+      '--issuer',
+      sandbox.issuer,
+      '--client-id',
+      sandbox.clientId,
+      '--insecure-http',
+    ],
+    deps,
+  );
+  for (let i = 0; i < 100 && !/user_code=/.test(deps.err()); i++) await new Promise((r) => setTimeout(r, 20));
+  controller.abort(new Error('SIGINT'));
+  assert.equal(await code, 130);
+  assert.match(deps.err(), /error: (interrupted|login cancelled)/);
+});
+
+function browserOptions(openUrl: (url: string) => Promise<boolean>, timeoutMs = 60_000) {
+  return {
+    idp,
+    scope: 'openid offline_access',
+    ui: recordingUi(),
+    openUrl,
+    sleep: (ms: number, signal?: AbortSignal) =>
+      new Promise<void>((resolve, reject) => {
+        // The injected clock: the login timeout fires at once when it is short, never in real time.
+        if (ms === timeoutMs && timeoutMs < 1000) resolve();
+        signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+      }),
+    signal: new AbortController().signal,
+    timeoutMs,
+  };
+}
+
+test('browser flow: a callback with the wrong state fails closed (exit 5) and the browser is told', async () => {
+  let answered: { status: number; body: string } | undefined;
+  const opts = browserOptions(async (url) => {
+    const redirect = new URL(new URL(url).searchParams.get('redirect_uri')!);
+    redirect.searchParams.set('code', 'attacker-code');
+    redirect.searchParams.set('state', 'forged');
+    const res = await fetch(redirect);
+    answered = { status: res.status, body: await res.text() };
+    return true;
+  });
+  await assert.rejects(
+    browserLogin(opts),
+    (err: unknown) => err instanceof CliError && err.exitCode === 5 && /state mismatch/.test(err.message),
+  );
+  assert.equal(answered?.status, 400);
+  assert.match(answered?.body ?? '', /did not match this sign-in/);
+});
+
+test('browser flow: the listener is on 127.0.0.1 only and answers only its own origin', async () => {
+  let checked = false;
+  const opts = browserOptions(async (url) => {
+    const redirect = new URL(new URL(url).searchParams.get('redirect_uri')!);
+    assert.equal(redirect.hostname, '127.0.0.1');
+    // A DNS-rebinding page reaches the port under another Host: refused, and the login goes on.
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      request(redirect, { headers: { host: `evil.example:${redirect.port}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      })
+        .on('error', reject)
+        .end();
+    });
+    assert.equal(status, 421);
+    checked = true;
+    return true;
+  }, 50);
+  await assert.rejects(
+    browserLogin(opts),
+    (err: unknown) =>
+      err instanceof CliError && err.exitCode === 4 && /did not finish within/.test(err.message),
+  );
+  assert.ok(checked);
+});
+
+test('browser flow: no browser here prints the URL to open', async () => {
+  const opts = browserOptions(async () => false, 50);
+  await assert.rejects(browserLogin(opts), /did not finish within/);
+  assert.match(opts.ui.urls[0] ?? '', /^http:\/\/127\.0\.0\.1:\d+\/auth\?/);
+});
