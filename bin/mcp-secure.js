@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-// Thin entry (gh's model): build the Deps, run, set the exit code. Everything else is in dist/src.
-import { main } from '../dist/src/cli/main.js';
-import { createDeps } from '../dist/src/io.js';
+// Thin entry (gh's model): build the Deps, run, set the exit code. Everything else is in dist/cli.
+import { createDeps, main } from '../dist/cli/main.js';
 
 const controller = new AbortController();
 let interrupts = 0;
@@ -15,6 +14,5 @@ process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
 process.exitCode = await main(process.argv.slice(2), createDeps(process, controller.signal));
-// Nothing the CLI starts should outlive the command; do not let a stray handle keep the process up.
 process.removeListener('SIGINT', onSignal);
 process.removeListener('SIGTERM', onSignal);

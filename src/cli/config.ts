@@ -29,7 +29,7 @@ function describe(source: Source | undefined): string {
 
 /** `mcp-secure config`: the effective profile, each value with where it came from. */
 export async function runShow(globals: GlobalOptions, _o: Record<string, unknown>, _a: string[], deps: Deps) {
-  const ui = new Ui(deps, globals);
+  const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals);
   const keys = Object.keys(PROFILE_KEYS) as Array<keyof Profile>;
   if (globals.json) {
@@ -71,7 +71,7 @@ export async function runSet(
   args: string[],
   deps: Deps,
 ) {
-  const ui = new Ui(deps, globals);
+  const ui = await Ui.create(deps, globals);
   const [key, text] = args as [string, string];
   const value = parseProfileValue(key, text);
   const name = await targetProfile(globals, deps);
@@ -90,7 +90,7 @@ export async function runUnset(
   args: string[],
   deps: Deps,
 ) {
-  const ui = new Ui(deps, globals);
+  const ui = await Ui.create(deps, globals);
   const [key] = args as [string];
   parseProfileValue(key, '');
   const name = await targetProfile(globals, deps);
@@ -110,7 +110,7 @@ export async function runUse(
   args: string[],
   deps: Deps,
 ) {
-  const ui = new Ui(deps, globals);
+  const ui = await Ui.create(deps, globals);
   const [name] = args as [string];
   if (!PROFILE_NAME.test(name)) {
     throw new CliError('usage', `invalid profile name "${name.slice(0, 64)}"`, {
@@ -130,7 +130,7 @@ export async function runUse(
 }
 
 export async function runList(globals: GlobalOptions, _o: Record<string, unknown>, _a: string[], deps: Deps) {
-  const ui = new Ui(deps, globals);
+  const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals);
   const user = await readConfigFile(eff.userFile);
   const project = eff.projectFile ? await readConfigFile(eff.projectFile) : undefined;

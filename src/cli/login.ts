@@ -27,7 +27,7 @@ export async function run(
 }
 
 export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps: Deps): Promise<number> {
-  const ui = new Ui(deps, globals);
+  const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
   const { issuer, clientId } = requireIdp(eff);
 

@@ -13,9 +13,9 @@ export async function run(
   _args: string[],
   deps: Deps,
 ) {
-  const ui = new Ui(deps, globals);
+  const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, profileFlags(options));
-  const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name));
+  const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
   const login = await loadLogin(opened.store, eff.name);
   if (!login) {
     if (globals.json) ui.json({ profile: eff.name, logged_in: false, revoked: false, deleted: false });

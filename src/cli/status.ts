@@ -11,9 +11,9 @@ export async function run(
   _args: string[],
   deps: Deps,
 ) {
-  const ui = new Ui(deps, globals);
+  const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, profileFlags(options));
-  const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name));
+  const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
   if (opened.fallbackReason !== undefined) ui.debug(`keychain probe: ${opened.fallbackReason}`);
   const login = await loadLogin(opened.store, eff.name);
   const now = deps.now();

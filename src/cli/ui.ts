@@ -2,7 +2,7 @@
  * stdout is data, stderr is talk (DESIGN.md). Spinners and colour only on a terminal; NO_COLOR and
  * --no-color honoured; every --debug line passes through `redact`.
  */
-import { Chalk, type ChalkInstance } from 'chalk';
+import type { ChalkInstance } from 'chalk';
 import type { DeviceCodeInfo, LoginUi, Waiting } from '../auth/flows.js';
 import { redact, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
@@ -14,6 +14,11 @@ export interface GlobalOptions {
   color: boolean;
 }
 
+/** The colourless painter: every style, chained or not, returns the text unchanged. */
+const PLAIN: ChalkInstance = new Proxy(((...text: unknown[]) => text.join(' ')) as unknown as ChalkInstance, {
+  get: (_target, prop) => (prop === 'level' ? 0 : PLAIN),
+});
+
 export class Ui implements LoginUi {
   readonly deps: Deps;
   readonly opts: GlobalOptions;
@@ -21,11 +26,17 @@ export class Ui implements LoginUi {
   readonly c: ChalkInstance;
   readonly #secrets = new Set<string>();
 
-  constructor(deps: Deps, opts: GlobalOptions) {
+  private constructor(deps: Deps, opts: GlobalOptions, c: ChalkInstance) {
     this.deps = deps;
     this.opts = opts;
+    this.c = c;
+  }
+
+  /** chalk is loaded only where colour is wanted: a terminal, no NO_COLOR, no --no-color. */
+  static async create(deps: Deps, opts: GlobalOptions): Promise<Ui> {
     const colour = opts.color && !deps.env['NO_COLOR'] && deps.stderrIsTTY && deps.env['TERM'] !== 'dumb';
-    this.c = new Chalk({ level: colour ? 1 : 0 });
+    const c = colour ? new (await import('chalk')).Chalk({ level: 1 }) : PLAIN;
+    return new Ui(deps, opts, c);
   }
 
   /** Values that must never be printed, even with --debug. */

@@ -2,7 +2,6 @@
  * The effective profile, and where each value came from. Precedence: flags > environment > project file
  * (`.mcp-secure.json` in the working directory or a parent) > user file (`config.json` in the config dir).
  */
-import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, parse as parsePath } from 'node:path';
 import { CliError } from '../errors.js';
@@ -187,6 +186,7 @@ export async function loadEffectiveProfile(options: LoadOptions): Promise<Effect
 /** Writes a file atomically with mode 0600: a temp file in the same directory, then rename. */
 export async function writeFileAtomic(file: string, content: string): Promise<void> {
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  const { randomBytes } = await import('node:crypto');
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(tmp, 'wx', 0o600);
   try {

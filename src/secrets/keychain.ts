@@ -145,25 +145,42 @@ export interface ProbeResult {
  * Finds the first keychain that answers, in order of preference. A read of our own entry is the probe:
  * it fails fast when there is no D-Bus session, no Secret Service, or keyutils is not permitted.
  */
+export type ProbePurpose = 'read' | 'write';
+
+/** Write, read back and delete a probe item: "usable" then means what a login needs. */
+async function writeProbe(store: KeychainStore, account: string): Promise<void> {
+  const probe = `probe:${account}`;
+  const marker = `probe-${Date.now()}`;
+  await store.set(probe, marker);
+  const back = await store.get(probe);
+  await store.delete(probe);
+  if (back !== marker) throw new Error('the keychain did not return what was written');
+}
+
 export async function probeKeychain(
   api: KeychainApi,
   platform: NodeJS.Platform,
   account: string,
-  timeoutMs = DEFAULT_KEYCHAIN_TIMEOUT_MS,
+  options: { timeoutMs?: number; purpose?: ProbePurpose } = {},
 ): Promise<ProbeResult> {
   const reasons: string[] = [];
   const kinds = platformKinds(platform);
   for (const kind of kinds) {
-    const store = new KeychainStore({ api, kind, timeoutMs });
+    const store = new KeychainStore({
+      api,
+      kind,
+      timeoutMs: options.timeoutMs ?? DEFAULT_KEYCHAIN_TIMEOUT_MS,
+    });
     try {
-      // A read is not enough: the kernel keyring answers reads in containers that forbid writes. Write,
-      // read back and delete a probe item, so "usable" means what a login needs.
-      const probe = `probe:${account}`;
-      const marker = `probe-${Date.now()}`;
-      await store.set(probe, marker);
-      const back = await store.get(probe);
-      await store.delete(probe);
-      if (back !== marker) throw new Error('the keychain did not return what was written');
+      if (options.purpose === 'read') {
+        // Reading our own item is the cheap probe for status and logout. A kernel keyring that finds
+        // nothing may be one that refuses writes (containers), where a login would have gone to memory:
+        // check writing then, so the store we name is the one a login would use.
+        const found = await store.get(account);
+        if (found === null && kind === 'kernel-keyring') await writeProbe(store, account);
+      } else {
+        await writeProbe(store, account);
+      }
       return { store, reasons };
     } catch (err) {
       const cause = err instanceof CliError && err.cause !== undefined ? err.cause : err;

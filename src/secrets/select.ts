@@ -18,7 +18,7 @@ export async function openStore(
   choice: StorageChoice,
   deps: Pick<Deps, 'keychain' | 'platform'>,
   account: string,
-  timeoutMs?: number,
+  options: { timeoutMs?: number; purpose?: 'read' | 'write' } = {},
 ): Promise<OpenedStore> {
   if (choice === 'memory') return { store: new MemoryStore() };
   let reasons: string[] = [];
@@ -30,7 +30,7 @@ export async function openStore(
   }
   if (api) {
     // A locked keychain throws here, on purpose: that is not a reason to fall back.
-    const probe = await probeKeychain(api, deps.platform, account, timeoutMs);
+    const probe = await probeKeychain(api, deps.platform, account, options);
     if (probe.store) return { store: probe.store };
     reasons = probe.reasons;
   }

@@ -27,8 +27,13 @@ async function cli(args: string[], extra: Record<string, string> = {}) {
 }
 
 /** Runs `login --device` and approves it as a person would, from the URL the CLI shows. */
-async function deviceLogin(args: string[], who = alice, decision: 'allow' | 'deny' = 'allow') {
-  const run = startCli(['--profile', 'sandbox', 'login', '--device', ...args], user.env(keyring.env));
+async function deviceLogin(
+  args: string[],
+  who = alice,
+  decision: 'allow' | 'deny' = 'allow',
+  keychainEnv: Record<string, string> = keyring.env,
+) {
+  const run = startCli(['--profile', 'sandbox', 'login', '--device', ...args], user.env(keychainEnv));
   run.child.stdin.end();
   const [url] = await run.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
   await approveDevice(url, { username: who.username, password: who.password, decision });
@@ -157,15 +162,16 @@ test('with no keychain at all: auto says "memory only" once; --storage keychain 
 test('a locked keychain is reported as locked, not silently replaced', async () => {
   const locked = await startSecretService();
   try {
-    // The login collection exists once something used it; then lock it, as a screen lock would.
-    assert.equal((await runCli(['--profile', 'sandbox', 'status'], user.env(locked.env))).code, 4);
-    await locked.lock();
-    const result = await runCli(['--profile', 'sandbox', 'status'], user.env(locked.env));
-    assert.equal(result.code, 1);
-    assert.match(
-      result.stderr,
-      /error: the OS keychain \(secret-service\) is locked or refused access.* — unlock it/,
-    );
+    assert.equal((await deviceLogin([], alice, 'allow', locked.env)).code, 0);
+    await locked.lock(); // as a screen lock would
+    for (const args of [['status'], ['login', '--device'], ['logout']]) {
+      const result = await runCli(['--profile', 'sandbox', ...args], user.env(locked.env));
+      assert.equal(result.code, 1, args.join(' '));
+      assert.match(
+        result.stderr,
+        /error: the OS keychain \(secret-service\) is locked or refused access.* — unlock it/,
+      );
+    }
   } finally {
     await locked.stop();
   }

@@ -36,3 +36,13 @@ test('each error kind has its documented exit code', () => {
     assert.equal(EXIT_CODES[kind], code);
   }
 });
+
+test('without colour, every chained style is plain text', async () => {
+  const { Ui } = await import('../../src/cli/ui.js');
+  const { testDeps } = await import('../helpers/deps.js');
+  const deps = testDeps({ configDir: '/nonexistent' });
+  const ui = await Ui.create(deps, { json: false, debug: false, color: true });
+  assert.equal(ui.c.cyan.underline('url'), 'url');
+  assert.equal(ui.c.bold.yellow('code'), 'code');
+  assert.equal(ui.c.dim('x'), 'x');
+});

@@ -53,7 +53,7 @@ test('auto falls back to memory only when no keychain exists, and says why; keyc
 
 test('a locked or hanging primary keychain is an error, never a silent fallback', async () => {
   await assert.rejects(
-    probeKeychain(hanging, 'linux', 'profile:x', 50),
+    probeKeychain(hanging, 'linux', 'profile:x', { timeoutMs: 50 }),
     (err: unknown) => err instanceof CliError && /locked/.test(err.message),
   );
 });

@@ -1,0 +1,55 @@
+/**
+ * Start-up time of the CLI next to Node's own, in the same run: `node -e 0`, `mcp-secure --help`,
+ * `mcp-secure status` (memory storage, so no keychain round-trip is measured; and with the keychain the
+ * environment offers). Runs are interleaved so machine noise hits every command alike; we report
+ * medians and the difference from `node -e 0`. Usage: npm run bench:startup [-- RUNS]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/mcp-secure.js', import.meta.url));
+const runs = Math.max(5, Math.min(Number(process.argv[2] ?? 30), 500));
+const configDir = mkdtempSync(join(tmpdir(), 'mcp-secure-bench-'));
+const env = { ...process.env, MCP_SECURE_CONFIG_DIR: configDir, NO_COLOR: '1' };
+
+const commands: Array<{ name: string; args: string[]; env?: NodeJS.ProcessEnv }> = [
+  { name: 'node -e 0', args: ['-e', '0'] },
+  { name: 'mcp-secure --help', args: [BIN, '--help'] },
+  {
+    name: 'mcp-secure status (memory)',
+    args: [BIN, 'status'],
+    env: { ...env, MCP_SECURE_STORAGE: 'memory' },
+  },
+  { name: 'mcp-secure status (auto store)', args: [BIN, 'status'] },
+];
+
+const times = new Map<string, number[]>(commands.map((c) => [c.name, []]));
+for (let i = 0; i < runs + 2; i++) {
+  for (const c of commands) {
+    const started = process.hrtime.bigint();
+    spawnSync(process.execPath, c.args, { env: c.env ?? env, stdio: 'ignore' });
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    if (i >= 2) times.get(c.name)?.push(ms); // two warm-up rounds fill the page cache
+  }
+}
+rmSync(configDir, { recursive: true, force: true });
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const base = median(times.get('node -e 0')!);
+process.stdout.write(
+  `start-up, ${runs} interleaved runs each, medians (${process.version}, ${process.platform})\n`,
+);
+for (const c of commands) {
+  const m = median(times.get(c.name)!);
+  const delta = m - base;
+  process.stdout.write(
+    `${c.name.padEnd(32)} ${m.toFixed(1).padStart(7)} ms   ${c.name === 'node -e 0' ? '' : `+${delta.toFixed(1)} ms vs node (x${(m / base).toFixed(2)})`}\n`,
+  );
+}
