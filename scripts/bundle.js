@@ -4,7 +4,7 @@
 import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
-rmSync('dist/cli', { recursive: true, force: true });
+rmSync('dist/cli', { recursive: true, force: true }); // stale chunks from an earlier build
 
 await build({
   entryPoints: { main: 'dist/src/cli/entry.js' },
