@@ -12,6 +12,13 @@ const onSignal = (signal) => {
 };
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
+// `mcp-secure status | head -1`: a reader that goes away is not an error worth a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
 
 process.exitCode = await main(process.argv.slice(2), createDeps(process, controller.signal));
 process.removeListener('SIGINT', onSignal);

@@ -61,8 +61,10 @@ after(async () => {
 });
 
 test('device login as alice, status, logout: the token lives in the Secret Service and is revoked', async () => {
-  const login = await deviceLogin([]);
+  // --debug on the login itself: the most talkative run must leak nothing either.
+  const login = await deviceLogin(['--debug']);
   assert.equal(login.code, 0, login.stderr);
+  assert.match(login.stderr, /debug: http POST http:\/\/127\.0\.0\.1:\d+\/token -> 200/);
   assert.match(login.stderr, /and check that it shows this code: {2}[A-Z]{4}-[A-Z]{4}/);
   assert.match(
     login.stderr,
