@@ -41,7 +41,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<TokenRes
   });
   let interval = Math.max(1, Math.min(auth.interval ?? DEFAULT_INTERVAL_S, 60));
   const deadline = options.now() + auth.expires_in * 1000;
-  const waiting = ui.waiting('Waiting for you to approve the sign-in in your browser…');
+  const waiting = ui.waiting(`Waiting for the sign-in to be approved (code ${auth.user_code})…`);
   try {
     // Bounded by the code's lifetime, and by count in case the clock does not move.
     const maxPolls = Math.ceil(auth.expires_in) + 10;
