@@ -51,9 +51,8 @@ function isAccessRefused(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith("Couldn't access platform storage");
 }
 
-function isTimeout(err: unknown): boolean {
-  return err instanceof CliError && err.cause === undefined;
-}
+/** A keychain call that did not answer in time (a prompt nobody sees, a hung D-Bus service). */
+class KeychainTimeoutError extends CliError {}
 
 function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -74,9 +73,13 @@ async function bounded<T>(
     timer = setTimeout(() => {
       controller.abort();
       reject(
-        new CliError('error', `the OS keychain did not answer within ${timeoutMs / 1000} s while ${what}`, {
-          hint: 'unlock your keychain and try again, or use `--storage memory`',
-        }),
+        new KeychainTimeoutError(
+          'error',
+          `the OS keychain did not answer within ${timeoutMs / 1000} s while ${what}`,
+          {
+            hint: 'unlock your keychain and try again, or use `--storage memory`',
+          },
+        ),
       );
     }, timeoutMs);
   });
@@ -186,7 +189,7 @@ export async function probeKeychain(
       const cause = err instanceof CliError && err.cause !== undefined ? err.cause : err;
       // The primary keychain is there but refuses (locked, unlock prompt dismissed): say so instead of
       // quietly falling back to a weaker store, which would also make `status` report "not logged in".
-      if (kind === kinds[0] && (isAccessRefused(cause) || isTimeout(err))) {
+      if (kind === kinds[0] && (isAccessRefused(cause) || err instanceof KeychainTimeoutError)) {
         throw new CliError(
           'error',
           `the OS keychain (${kind}) is locked or refused access: ${describeError(cause)}`,
