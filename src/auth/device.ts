@@ -33,7 +33,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<TokenRes
   } catch (err) {
     throw mapIdpError(err, issuer, 'device authorization');
   }
-  ui.showDeviceCode({
+  await ui.showDeviceCode({
     verificationUri: auth.verification_uri,
     verificationUriComplete: auth.verification_uri_complete,
     userCode: auth.user_code,

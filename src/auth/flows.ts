@@ -11,7 +11,7 @@ export interface Waiting {
 }
 
 export interface LoginUi {
-  showDeviceCode(info: DeviceCodeInfo): void;
+  showDeviceCode(info: DeviceCodeInfo): void | Promise<void>;
   showBrowserUrl(url: string, opened: boolean): void;
   waiting(text: string): Waiting;
   debug(line: string): void;

@@ -87,7 +87,7 @@ export class Ui implements LoginUi {
     };
   }
 
-  showDeviceCode(info: DeviceCodeInfo): void {
+  async showDeviceCode(info: DeviceCodeInfo): Promise<void> {
     const { c } = this;
     const minutes = Math.max(1, Math.round(info.expiresInSeconds / 60));
     this.info('');
@@ -98,6 +98,14 @@ export class Ui implements LoginUi {
       this.info(c.dim(`(or go to ${sanitize(info.verificationUri, 500)} and type the code)`));
     this.info(c.dim(`The code expires in ${minutes} min. Press Ctrl-C to cancel.`));
     this.info('');
+    // On a terminal wide enough, a QR code of the URL for phones; the encoder is loaded only then.
+    const columns = (this.deps.stderr as NodeJS.WriteStream).columns ?? 0;
+    if (this.deps.stderrIsTTY && columns >= 60) {
+      const { default: qrcode } = await import('qrcode-terminal');
+      qrcode.generate(info.verificationUriComplete ?? info.verificationUri, { small: true }, (text) => {
+        this.info(`${text}\n${c.dim('(or scan this with your phone)')}\n`);
+      });
+    }
   }
 
   showBrowserUrl(url: string, opened: boolean): void {

@@ -25,7 +25,9 @@ function recordingUi(): LoginUi & { codes: DeviceCodeInfo[]; urls: string[] } {
   return {
     codes,
     urls,
-    showDeviceCode: (info) => codes.push(info),
+    showDeviceCode: (info) => {
+      codes.push(info);
+    },
     showBrowserUrl: (url) => urls.push(url),
     waiting: () => ({ stop() {} }),
     debug: () => {},
