@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type * as Client from 'openid-client';
 import { CliError } from '../errors.js';
 import type { TokenResponse } from './device.js';
 import type { LoginUi } from './flows.js';
@@ -18,6 +19,10 @@ export interface BrowserLoginOptions {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   signal: AbortSignal;
   timeoutMs: number;
+  /** DPoP (RFC 9449): bind the tokens to this key. */
+  dpop?: Client.DPoPOptions;
+  /** Extra authorization request parameters (step-up: max_age, acr_values). */
+  extraParams?: Record<string, string>;
 }
 
 function escapeHtml(s: string): string {
@@ -108,11 +113,13 @@ export async function browserLogin(options: BrowserLoginOptions): Promise<TokenR
         return;
       }
       client
-        .authorizationCodeGrant(config, current, {
-          pkceCodeVerifier: verifier,
-          expectedState: state,
-          expectedNonce: nonce,
-        })
+        .authorizationCodeGrant(
+          config,
+          current,
+          { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce },
+          undefined,
+          options.dpop,
+        )
         .then(
           (tokens) => {
             respond(
@@ -158,6 +165,7 @@ export async function browserLogin(options: BrowserLoginOptions): Promise<TokenR
       nonce,
       // OIDC Core §11: offline_access is only honoured with prompt=consent.
       prompt: 'consent',
+      ...options.extraParams,
     });
     const opened = await options.openUrl(url.href);
     ui.showBrowserUrl(url.href, opened);

@@ -15,6 +15,10 @@ export interface DeviceLoginOptions {
   now(): number;
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   signal: AbortSignal;
+  /** DPoP (RFC 9449): bind the tokens to this key. */
+  dpop?: Client.DPoPOptions;
+  /** Extra device authorization parameters (step-up: max_age, acr_values). */
+  extraParams?: Record<string, string>;
 }
 
 /** RFC 8628 §3.2: clients default to 5 s when the IdP does not say. */
@@ -29,7 +33,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<TokenRes
   const { client, config, issuer } = idp;
   let auth: Client.DeviceAuthorizationResponse;
   try {
-    auth = await client.initiateDeviceAuthorization(config, { scope: options.scope });
+    auth = await client.initiateDeviceAuthorization(config, { scope: options.scope, ...options.extraParams });
   } catch (err) {
     throw mapIdpError(err, issuer, 'device authorization');
   }
@@ -49,7 +53,12 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<TokenRes
       await options.sleep(interval * 1000, signal);
       if (options.now() >= deadline) break;
       try {
-        return await client.genericGrantRequest(config, DEVICE_CODE_GRANT, { device_code: auth.device_code });
+        return await client.genericGrantRequest(
+          config,
+          DEVICE_CODE_GRANT,
+          { device_code: auth.device_code },
+          options.dpop,
+        );
       } catch (err) {
         const oauth = oauthError(err);
         switch (oauth?.error) {

@@ -2,6 +2,7 @@
  * What a login leaves behind: one item per profile in the token store. It holds the refresh token and
  * what is needed to use it (issuer, client, scope) plus non-secret facts for `status`.
  */
+import type { webcrypto } from 'node:crypto';
 import { CliError } from '../errors.js';
 import type { TokenStore } from '../secrets/store.js';
 
@@ -27,6 +28,10 @@ export interface StoredLogin {
   /** Epoch seconds, from the ID token. */
   auth_time?: number;
   flow: 'device' | 'browser';
+  /** DPoP private key (JWK) the refresh token is bound to; kept in the same store. */
+  dpop_jwk?: webcrypto.JsonWebKey;
+  /** Authentication context class of the login, from the ID token. */
+  acr?: string;
 }
 
 /** The keychain account for a profile. */

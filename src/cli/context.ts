@@ -39,6 +39,11 @@ export function profileFlags(options: Record<string, unknown>): ProfileFlags {
     values.scopes = scope.split(/[\s,]+/).filter(Boolean);
     names.scopes = '--scope';
   }
+  // commander gives `--no-dpop` a default of true: only an explicit --no-dpop is a flag value.
+  if (options['dpop'] === false) {
+    values.dpop = false;
+    names.dpop = '--no-dpop';
+  }
   const timeout = str('timeout');
   if (timeout !== undefined) {
     values.login_timeout = Number(timeout);

@@ -59,23 +59,24 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
   });
   ui.debug(`discovered issuer ${idp.issuer}`);
 
-  let flow = opts.flow === 'auto' ? eff.profile.login_flow : opts.flow;
-  if (flow === 'auto') {
-    const { canOpenBrowser } = await import('./browser.js');
-    flow = canOpenBrowser(deps.env, deps.platform) ? 'browser' : 'device';
-  }
   const scope = [...new Set(['openid', 'offline_access', ...eff.profile.scopes])].join(' ');
-  ui.debug(`login flow: ${flow}; scope: ${scope}`);
-
-  const common = { idp, scope, ui, sleep: deps.sleep, signal: deps.signal };
-  const tokens =
-    flow === 'device'
-      ? await (await import('../auth/device.js')).deviceLogin({ ...common, now: deps.now })
-      : await (await import('../auth/browser.js')).browserLogin({
-          ...common,
-          openUrl: deps.openUrl,
-          timeoutMs: eff.profile.login_timeout * 1000,
-        });
+  const { dpopOptions, idpSupportsDpop, newDpopKey } = await import('../auth/dpop.js');
+  // DPoP where the IdP advertises it: the refresh token is then useless without this key, which is
+  // stored with it.
+  const dpopKey = eff.profile.dpop && idpSupportsDpop(idp) ? await newDpopKey() : undefined;
+  ui.debug(
+    `login flow: ${opts.flow === 'auto' ? eff.profile.login_flow : opts.flow}; scope: ${scope}; dpop: ${Boolean(dpopKey)}`,
+  );
+  const { interactiveLogin } = await import('../auth/interactive.js');
+  const { tokens, flow } = await interactiveLogin({
+    idp,
+    deps,
+    ui,
+    flow: opts.flow === 'auto' ? eff.profile.login_flow : opts.flow,
+    scope,
+    timeoutMs: eff.profile.login_timeout * 1000,
+    dpop: dpopOptions(idp, dpopKey?.pair),
+  });
   ui.addSecret(tokens.access_token, tokens.refresh_token, tokens.id_token);
 
   const claims = tokens.claims() as Record<string, unknown> | undefined;
@@ -93,8 +94,12 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
     user,
     logged_in_at: now,
     ...(typeof claims?.['auth_time'] === 'number' ? { auth_time: claims['auth_time'] } : {}),
+    ...(typeof claims?.['acr'] === 'string' ? { acr: claims['acr'] } : {}),
+    ...(dpopKey ? { dpop_jwk: dpopKey.jwk } : {}),
     flow,
   });
+  // A new login starts with no tenant tokens issued.
+  await (await import('../auth/tenant-state.js')).clearTenantState(deps.configDir, eff.name);
 
   const who = user.name ? `${user.name}${user.email ? ` <${user.email}>` : ''}` : (user.email ?? user.sub);
   if (globals.json) {
@@ -104,11 +109,14 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
       user,
       store: opened.store.kind,
       refresh_token: Boolean(tokens.refresh_token),
+      dpop: Boolean(dpopKey),
       access_expires_at: expiresIn !== undefined ? new Date(now + expiresIn * 1000).toISOString() : null,
     });
   }
   ui.success(`Logged in to ${idp.issuer} as ${ui.c.bold(who)} (profile ${eff.name}).`);
-  ui.info(`  Token kept in: ${STORE_DESCRIPTIONS[opened.store.kind]}`);
+  ui.info(
+    `  Token kept in: ${STORE_DESCRIPTIONS[opened.store.kind]}${dpopKey ? ', bound to a DPoP key kept with it' : ''}`,
+  );
   if (!tokens.refresh_token) {
     ui.warn(
       'the IdP gave no refresh token (offline_access not granted): you will need to log in again when the access token expires.',

@@ -1,5 +1,6 @@
 import { connectIdp, mapIdpError } from '../auth/oidc.js';
 import { accountFor, deleteLogin, loadLogin } from '../auth/session.js';
+import { clearTenantState } from '../auth/tenant-state.js';
 import type { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';
@@ -56,6 +57,7 @@ export async function run(
   }
 
   const deleted = await deleteLogin(opened.store, eff.name);
+  await clearTenantState(deps.configDir, eff.name);
   if (globals.json) {
     ui.json({
       profile: eff.name,

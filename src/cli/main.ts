@@ -82,8 +82,23 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
       .option('--browser', 'open a browser on this machine (authorization code + PKCE)')
       .addOption(storageOption())
       .option('--scope <scopes>', 'extra scopes besides "openid offline_access" (space or comma separated)')
-      .option('--timeout <seconds>', 'how long to wait for the sign-in'),
+      .option('--timeout <seconds>', 'how long to wait for the sign-in')
+      .option('--no-dpop', 'do not bind the tokens to a DPoP key even where the IdP offers it'),
   ).action(lazy(() => import('./login.js')));
+
+  program
+    .command('token')
+    .description('print a short-lived tenant token (RFC 8693) for MCP clients that bring their own')
+    .requiredOption('-t, --tenant <name>', 'the tenant (lower-case letters, digits and dashes)')
+    .addOption(
+      new Option('--role <role>', 'the role to ask for; admin asks for a fresh, strong sign-in').choices([
+        'member',
+        'admin',
+      ]),
+    )
+    .option('--no-dpop', 'do not use DPoP for this request')
+    .addOption(storageOption())
+    .action(lazy(() => import('./token.js')));
 
   idpOptions(
     program

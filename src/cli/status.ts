@@ -1,4 +1,5 @@
 import { accountFor, loadLogin } from '../auth/session.js';
+import { readTenantState } from '../auth/tenant-state.js';
 import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';
 import { STORE_DESCRIPTIONS } from '../secrets/store.js';
@@ -17,6 +18,7 @@ export async function run(
   if (opened.fallbackReason !== undefined) ui.debug(`keychain probe: ${opened.fallbackReason}`);
   const login = await loadLogin(opened.store, eff.name);
   const now = deps.now();
+  const tenants = login ? await readTenantState(deps.configDir, eff.name) : {};
   const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
   const issuerMismatch =
     login !== undefined && eff.profile.issuer !== undefined && login.issuer !== eff.profile.issuer;
@@ -38,6 +40,8 @@ export async function run(
             access_token_valid: login.access_expires_at !== undefined ? login.access_expires_at > now : null,
             refresh_token: Boolean(login.refresh_token),
             scope: login.scope ?? null,
+            dpop: Boolean(login.dpop_jwk),
+            tenants,
           }
         : {}),
     });
@@ -88,6 +92,15 @@ export async function run(
       : c.yellow('none: log in again when the access token expires'),
   );
   if (login.scope) row('Scope', login.scope);
+  row('DPoP', login.dpop_jwk ? 'tokens bound to a key kept with the refresh token' : 'not used');
+  for (const [tenant, t] of Object.entries(tenants)) {
+    const exp = Date.parse(t.expires_at);
+    const when = exp > now ? `expires ${relativeTime(exp, now)}` : c.dim(`expired ${relativeTime(exp, now)}`);
+    row(
+      `Tenant ${tenant}`,
+      `last token issued ${relativeTime(Date.parse(t.issued_at), now)}, ${when} (${t.roles.join(', ') || 'no roles'}; ${t.token_type})`,
+    );
+  }
   if (issuerMismatch) {
     ui.warn(
       `this login is for ${login.issuer}, but the profile now names ${eff.profile.issuer}: run \`mcp-secure login\`.`,

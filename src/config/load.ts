@@ -23,12 +23,16 @@ export interface Source {
   detail: string;
 }
 
-export const DEFAULTS: Required<Omit<Profile, 'issuer' | 'client_id'>> = {
+export const DEFAULTS: Required<
+  Omit<Profile, 'issuer' | 'client_id' | 'mcp_resource' | 'exchange_endpoint'>
+> = {
   scopes: ['profile', 'email'],
   storage: 'auto',
   insecure_http: false,
   login_timeout: 300,
   login_flow: 'auto',
+  dpop: true,
+  admin_acr: 'phr',
 };
 
 export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
@@ -39,6 +43,10 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   insecure_http: 'MCP_SECURE_INSECURE_HTTP',
   login_timeout: 'MCP_SECURE_LOGIN_TIMEOUT',
   login_flow: 'MCP_SECURE_LOGIN_FLOW',
+  mcp_resource: 'MCP_SECURE_MCP_RESOURCE',
+  exchange_endpoint: 'MCP_SECURE_EXCHANGE_ENDPOINT',
+  dpop: 'MCP_SECURE_DPOP',
+  admin_acr: 'MCP_SECURE_ADMIN_ACR',
 };
 
 /** Keys a project file (which comes with a repository someone else wrote) may not set: unsafe modes. */

@@ -18,6 +18,14 @@ export interface Profile {
   /** Seconds to wait for the user to finish a login. */
   login_timeout?: number;
   login_flow?: LoginFlow;
+  /** The control-plane MCP resource a tenant token is for (RFC 8707 `resource`, the token's audience). */
+  mcp_resource?: string;
+  /** Where RFC 8693 token exchange happens; default: the IdP's token endpoint. */
+  exchange_endpoint?: string;
+  /** Use DPoP (RFC 9449) where the IdP advertises it. */
+  dpop?: boolean;
+  /** `acr_values` asked for when stepping up to the admin role (a hardware key or passkey at a real IdP). */
+  admin_acr?: string;
 }
 
 export interface ConfigFile {
@@ -72,7 +80,26 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
     check: oneOf('auto', 'device', 'browser'),
     parse: (t) => t,
   },
+  mcp_resource: {
+    expected: 'an absolute URI',
+    check: (v) => isString(v) && URL.canParse(v),
+    parse: (t) => t,
+  },
+  exchange_endpoint: {
+    expected: 'an https:// URL',
+    check: (v) => isString(v) && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
+    parse: (t) => t,
+  },
+  dpop: { expected: 'true or false', check: (v) => typeof v === 'boolean', parse: parseBool },
+  admin_acr: {
+    expected: 'an acr value (a non-empty string without spaces)',
+    check: (v) => isString(v) && !/\s/.test(v),
+    parse: (t) => t,
+  },
 };
+
+/** Tenant names: lower-case letters, digits and dashes, as the control plane names them. */
+export const TENANT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 

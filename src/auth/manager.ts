@@ -1,0 +1,143 @@
+/**
+ * The session manager: from the effective profile to an IdP session (stored login, refresh under a
+ * lock) and from there to checked tenant tokens, with the admin step-up. Used by `token` and `connect`.
+ */
+import { join } from 'node:path';
+import type * as Client from 'openid-client';
+import type { EffectiveProfile } from '../config/load.js';
+import { CliError } from '../errors.js';
+import type { Deps } from '../io.js';
+import { openStore } from '../secrets/select.js';
+import type { LoginUi } from './flows.js';
+import { interactiveLogin } from './interactive.js';
+import { connectIdp, type Idp } from './oidc.js';
+import { accountFor, loadLogin } from './session.js';
+import { checkTenantName, exchangeForTenant, IdpSession, type Role, type TenantToken } from './tenant.js';
+
+export interface ManagerOptions {
+  deps: Deps;
+  eff: EffectiveProfile;
+  ui: LoginUi;
+}
+
+export async function openIdpSession({ deps, eff, ui }: ManagerOptions): Promise<IdpSession> {
+  const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
+  const login = await loadLogin(opened.store, eff.name);
+  const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+  if (!login) {
+    throw new CliError('auth', `not logged in (profile ${eff.name})`, {
+      hint:
+        opened.store.kind === 'memory'
+          ? 'no OS keychain is usable here, so logins do not outlive their command; unlock or install a keychain'
+          : `run \`mcp-secure login${p}\``,
+    });
+  }
+  if (eff.profile.issuer && login.issuer !== eff.profile.issuer.replace(/\/$/, '')) {
+    throw new CliError(
+      'auth',
+      `the stored login is for ${login.issuer}, but profile ${eff.name} names ${eff.profile.issuer}`,
+      {
+        hint: `run \`mcp-secure login${p}\``,
+      },
+    );
+  }
+  const idp = await connectIdp({
+    issuer: login.issuer,
+    clientId: login.client_id,
+    insecureHttp: eff.profile.insecure_http,
+    fetch: deps.fetch,
+    debug: (line) => ui.debug(line),
+  });
+  return new IdpSession({
+    idp,
+    store: opened.store,
+    profile: eff.name,
+    login,
+    lockDir: join(deps.configDir, 'locks'),
+    now: deps.now,
+    sleep: deps.sleep,
+    signal: deps.signal,
+    debug: (line) => ui.debug(line),
+    dpop: eff.profile.dpop,
+  });
+}
+
+export function requireResource(eff: EffectiveProfile): string {
+  const resource = eff.profile.mcp_resource;
+  if (!resource) {
+    const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+    throw new CliError(
+      'usage',
+      `profile "${eff.name}" has no mcp_resource (the control plane's MCP resource URI)`,
+      {
+        hint: `run \`mcp-secure config set mcp_resource https://mcp.example/mcp${p}\``,
+      },
+    );
+  }
+  return resource;
+}
+
+/** The IdP configuration exchanges go to: the token endpoint, or the profile's exchange_endpoint. */
+function exchangeConfig(idp: Idp, endpoint: string | undefined) {
+  if (!endpoint) return idp.config;
+  const { client } = idp;
+  // serverMetadata() carries helper methods; the constructor wants the plain JSON document.
+  const metadata = JSON.parse(JSON.stringify(idp.config.serverMetadata())) as Client.ServerMetadata;
+  const config = new client.Configuration(
+    { ...metadata, token_endpoint: endpoint },
+    idp.config.clientMetadata().client_id,
+    undefined,
+    client.None(),
+  );
+  if (new URL(endpoint).protocol === 'http:') client.allowInsecureRequests(config);
+  const customFetch = idp.config[client.customFetch];
+  if (customFetch) config[client.customFetch] = customFetch;
+  return config;
+}
+
+export interface TenantRequest {
+  tenant: string;
+  role: Role;
+}
+
+/**
+ * A fresh, checked tenant token. For `admin`, first a fresh, strong sign-in (max_age=0 and the configured
+ * acr_values): its token is used for this one exchange and kept nowhere, so the elevation cannot carry
+ * over to another tenant.
+ */
+export async function obtainTenantToken(
+  session: IdpSession,
+  request: TenantRequest,
+  { deps, eff, ui }: ManagerOptions,
+): Promise<TenantToken> {
+  const tenant = checkTenantName(request.tenant);
+  const resource = requireResource(eff);
+  const { idp } = session;
+  const dpop = await session.dpop();
+  let subjectToken: string;
+  if (request.role === 'admin') {
+    const { tokens } = await interactiveLogin({
+      idp,
+      deps,
+      ui,
+      flow: eff.profile.login_flow,
+      scope: 'openid',
+      timeoutMs: eff.profile.login_timeout * 1000,
+      dpop,
+      extraParams: { max_age: '0', acr_values: eff.profile.admin_acr },
+    });
+    subjectToken = tokens.access_token;
+  } else {
+    subjectToken = await session.accessToken();
+  }
+  return exchangeForTenant(idp, {
+    tenant,
+    resource,
+    role: request.role,
+    subjectToken,
+    user: session.login.user,
+    now: deps.now,
+    dpop,
+    config: exchangeConfig(idp, eff.profile.exchange_endpoint),
+  });
+}
