@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { TokenEndpointResponse } from 'openid-client';
+import { checkTenantName, checkTenantToken, type TenantToken } from '../../src/auth/tenant.js';
+import { type SessionEvent, TenantSession } from '../../src/auth/tenant-session.js';
+import { CliError } from '../../src/errors.js';
+
+function jwt(claims: Record<string, unknown>): string {
+  const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  return `${enc({ alg: 'RS256', typ: 'at+jwt' })}.${enc(claims)}.c2ln`;
+}
+
+const NOW = Date.UTC(2026, 10, 23, 12, 0, 0);
+const request = {
+  tenant: 'acme',
+  resource: 'https://mcp.example/mcp',
+  role: 'member' as const,
+  subjectToken: 'x',
+  user: { sub: 'alice-0001', preferred_username: 'alice' },
+  now: () => NOW,
+  dpop: {},
+};
+const good = {
+  tenant: 'acme',
+  aud: 'https://mcp.example/mcp',
+  exp: NOW / 1000 + 900,
+  iat: NOW / 1000,
+  roles: ['member'],
+};
+
+test('a tenant token is used only if it names the tenant and audience asked for and expires soon', () => {
+  const answer = (claims: Record<string, unknown> | string): TokenEndpointResponse => ({
+    access_token: typeof claims === 'string' ? claims : jwt(claims),
+    token_type: 'bearer',
+  });
+  const ok = checkTenantToken(answer(good), request);
+  assert.equal(ok.tenant, 'acme');
+  assert.equal(ok.expiresAt, NOW + 900_000);
+  const refused: Array<[string, Record<string, unknown> | string, RegExp]> = [
+    ['another tenant', { ...good, tenant: 'globex' }, /names tenant "globex", not acme/],
+    ['two tenants', { ...good, tenant: ['acme', 'globex'] }, /names tenant/],
+    ['no tenant', { ...good, tenant: undefined }, /names tenant/],
+    ['another audience', { ...good, aud: 'https://other/mcp' }, /audience/],
+    ['no expiry', { ...good, exp: undefined }, /no expiry/],
+    ['24 hours', { ...good, exp: NOW / 1000 + 86_400 }, /lives 1440 min/],
+    ['already expired', { ...good, exp: NOW / 1000 - 5 }, /already expired/],
+    ['opaque', 'opaque-token-value', /not a JWT/],
+  ];
+  for (const [name, claims, message] of refused) {
+    assert.throws(
+      () => checkTenantToken(answer(claims), request),
+      (err: unknown) => err instanceof CliError && err.exitCode === 5 && message.test(err.message),
+      name,
+    );
+  }
+  assert.throws(
+    () => checkTenantToken(answer(good), { ...request, role: 'admin' }),
+    (err: unknown) =>
+      err instanceof CliError && err.exitCode === 5 && /admin role was asked for/.test(err.message),
+  );
+});
+
+test('tenant names: lower-case letters, digits and dashes, bounded; anything else is a usage error', () => {
+  for (const ok of ['acme', 'globex', 'a', 'team-42', 'x'.repeat(63)]) assert.equal(checkTenantName(ok), ok);
+  for (const bad of [
+    'Acme',
+    'ac me',
+    '-acme',
+    'acme-',
+    'ac_me',
+    '',
+    'x'.repeat(64),
+    'acme\u001b[31m',
+    '../etc',
+  ]) {
+    assert.throws(
+      () => checkTenantName(bad),
+      (err: unknown) => err instanceof CliError && err.exitCode === 2,
+      bad,
+    );
+  }
+});
+
+/** A clock that only moves when the session sleeps: no real waiting. */
+function fakeClock(start: number) {
+  let now = start;
+  const sleeps: number[] = [];
+  return {
+    now: () => now,
+    sleeps,
+    sleep: async (ms: number, signal?: AbortSignal) => {
+      if (signal?.aborted) throw signal.reason;
+      sleeps.push(ms);
+      now += ms;
+    },
+  };
+}
+
+function token(issuedAt: number, lifetimeMs = 900_000, n = 0): TenantToken {
+  return {
+    token: `t${n}`,
+    tokenType: 'Bearer',
+    tenant: 'acme',
+    roles: ['member'],
+    audience: 'https://mcp.example/mcp',
+    scope: undefined,
+    issuedAt,
+    expiresAt: issuedAt + lifetimeMs,
+    jkt: undefined,
+  };
+}
+
+test('refresh at 80% of the lifetime with bounded jitter, on a fake clock', async () => {
+  for (const [random, expected] of [
+    [0.5, 720_000],
+    [0, 675_000],
+    [0.999999, 765_000],
+  ] as const) {
+    const clock = fakeClock(NOW);
+    const controller = new AbortController();
+    let n = 0;
+    const session = new TenantSession({
+      obtain: async () => {
+        n += 1;
+        if (n === 4) controller.abort(new Error('stop'));
+        return token(clock.now(), 900_000, n);
+      },
+      now: clock.now,
+      sleep: clock.sleep,
+      random: () => random,
+      signal: controller.signal,
+    });
+    await session.run().catch(() => undefined);
+    assert.equal(n, 4);
+    assert.equal(Math.round(clock.sleeps[0]!), expected, `random ${random}`);
+    assert.equal(session.current()?.token, 't4');
+  }
+});
+
+test('IdP unreachable during a refresh: back off, keep the current token until it really expires', async () => {
+  const clock = fakeClock(NOW);
+  const controller = new AbortController();
+  const events: SessionEvent[] = [];
+  let calls = 0;
+  let validDuringOutage = 0;
+  let session: TenantSession;
+  session = new TenantSession({
+    obtain: async () => {
+      calls += 1;
+      if (calls === 1) return token(clock.now(), 900_000, 1);
+      if (session.current()) validDuringOutage += 1;
+      if (calls < 12) throw new CliError('error', 'cannot reach the IdP (ECONNREFUSED)');
+      controller.abort(new Error('stop'));
+      return token(clock.now(), 900_000, 2);
+    },
+    now: clock.now,
+    sleep: clock.sleep,
+    random: () => 0.5,
+    signal: controller.signal,
+    onEvent: (e) => events.push(e),
+  });
+  await session.run().catch(() => undefined);
+  const retries = events.filter((e) => e.type === 'retry').map((e) => (e as { delayMs: number }).delayMs);
+  assert.deepEqual(retries.slice(0, 4), [750, 1500, 3000, 6000], 'exponential backoff with jitter');
+  assert.ok(
+    retries.every((d) => d <= 60_000),
+    'backoff is capped',
+  );
+  assert.ok(validDuringOutage >= 3, 'the current token stayed in use during the outage');
+  assert.equal(events.filter((e) => e.type === 'expired').length, 1, 'expiry is reported once');
+  assert.equal(session.current()?.token, 't2');
+});
+
+test('an error retrying cannot fix (login revoked) ends the session', async () => {
+  const clock = fakeClock(NOW);
+  let calls = 0;
+  const session = new TenantSession({
+    obtain: async () => {
+      calls += 1;
+      if (calls === 1) return token(clock.now());
+      throw new CliError('auth', 'your login has expired or was revoked at the IdP');
+    },
+    now: clock.now,
+    sleep: clock.sleep,
+    random: () => 0.5,
+    signal: new AbortController().signal,
+  });
+  await assert.rejects(session.run(), (err: unknown) => err instanceof CliError && err.exitCode === 4);
+  assert.equal(calls, 2);
+});
