@@ -1,5 +1,6 @@
 // Headless approval for the sandbox IdP: plain HTTP with a small cookie jar, doing what a person does
-// in a browser (open the link, confirm the device, sign in, allow or deny), for tests and the demo.
+// in a browser (open the link, confirm the device, sign in, touch the security key when asked, allow or
+// deny), for tests and the demo.
 // It understands the sandbox's pages (sandbox/pages.ts, `data-page` on <body>) and oidc-provider's
 // auto-submitting "Submitting Callback" form, and nothing else.
 
@@ -9,6 +10,21 @@ export interface ApproveOptions {
   decision?: 'allow' | 'deny';
   /** Device flow only: the code to type when the page asks for one (when the URL has no ?user_code=). */
   userCode?: string;
+  /**
+   * When the IdP asks for the (simulated) security key after the password: touch it (default), or with
+   * false choose "Continue without it", which signs in with the password alone.
+   */
+  securityKey?: boolean;
+  /** Share cookies, hence the IdP's sign-in session, with other approvals (one browser profile). */
+  browser?: BrowserSession;
+  /** Called with the name of each page shown (`data-page`, or 'form-post'), in order. */
+  onPage?: (name: string) => void;
+}
+
+/** A cookie jar for several approvals in a row, so the IdP's session survives between them (SSO). */
+export class BrowserSession {
+  /** @internal */
+  readonly jar = new CookieJar();
 }
 
 export interface ApprovedRedirect {
@@ -104,9 +120,10 @@ interface ExternalRedirect {
 }
 
 class Flow {
-  private readonly jar = new CookieJar();
+  private readonly jar: CookieJar;
   private steps = 0;
   private loginAttempts = 0;
+  private keyAttempts = 0;
   private codeTyped = false;
   readonly decision: 'allow' | 'deny';
 
@@ -116,6 +133,7 @@ class Flow {
     private readonly userCode: string | undefined,
   ) {
     this.decision = opts.decision ?? 'allow';
+    this.jar = opts.browser?.jar ?? new CookieJar();
   }
 
   /** Sends a request and follows same-origin redirects until a page or an off-origin loopback redirect. */
@@ -152,7 +170,9 @@ class Flow {
         continue;
       }
       const body = await res.text();
-      return { kind: 'page', name: pageName(body), url, status: res.status, body };
+      const name = pageName(body);
+      this.opts.onPage?.(name);
+      return { kind: 'page', name, url, status: res.status, body };
     }
   }
 
@@ -189,6 +209,17 @@ class Flow {
         const form = formById(page, 'login-form');
         form.fields.set('username', this.opts.username);
         form.fields.set('password', this.opts.password);
+        return { url: new URL(form.action, page.url).href, method: 'POST', form: form.fields };
+      }
+      case 'security-key': {
+        if (this.keyAttempts++ > 0) {
+          throw new Error(
+            `approval: the security-key step came back (HTTP ${page.status}): ${errorText(page)}`,
+          );
+        }
+        const form = formById(page, 'security-key-form');
+        // The buttons carry the choice (id touch-key / skip-key, name "action").
+        form.fields.set('action', this.opts.securityKey === false ? 'skip' : 'touch');
         return { url: new URL(form.action, page.url).href, method: 'POST', form: form.fields };
       }
       case 'consent': {

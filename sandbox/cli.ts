@@ -19,7 +19,7 @@ async function approve(url: string | undefined, username = 'alice'): Promise<num
 
 async function serve(): Promise<void> {
   const idp = await startIdp({ deviceInterval: 2 });
-  await writeSandboxProfile(idp.issuer, idp.clientId, process.env);
+  await writeSandboxProfile(idp, process.env);
   const lines = [
     `Sandbox identity provider running at ${idp.issuer}`,
     `Users: ${USERS.map((u) => `${u.username} / ${u.password}`).join(', ')}`,

@@ -15,11 +15,30 @@ import { BIN, writeSandboxProfile } from './profile.js';
 
 const say = (line: string) => process.stdout.write(`\n\u001b[1m▶ ${line}\u001b[22m\n`);
 
-function run(args: string[], env: NodeJS.ProcessEnv, onStderr?: (text: string) => void): Promise<number> {
-  say(`mcp-secure ${args.join(' ')}`);
+function run(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  onStderr?: (text: string) => void,
+  captureStdout = false,
+): Promise<number> {
+  say(`mcp-secure ${args.join(' ')}${captureStdout ? '   # stdout captured: a token is a secret' : ''}`);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'inherit', 'pipe'] });
-    child.stderr.on('data', (d: Buffer) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env,
+      stdio: ['ignore', captureStdout ? 'pipe' : 'inherit', 'pipe'],
+    });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.once('close', () => {
+      if (captureStdout && out.trim()) {
+        process.stdout.write(
+          `  (demo) got a tenant token: ${out.trim().slice(0, 10)}… (${out.trim().length} characters)\n`,
+        );
+      }
+    });
+    child.stderr?.on('data', (d: Buffer) => {
       process.stderr.write(d);
       onStderr?.(d.toString());
     });
@@ -40,7 +59,7 @@ async function demo(): Promise<number> {
       say('No desktop session here: using a throwaway keychain (gnome-keyring in a private D-Bus session)');
     }
     say(`Sandbox IdP at ${idp.issuer}; profile "sandbox" in ${configDir}`);
-    await writeSandboxProfile(idp.issuer, idp.clientId, env);
+    await writeSandboxProfile(idp, env);
 
     const alice = USERS.find((u) => u.username === 'alice')!;
     let approving: Promise<void> | undefined;
@@ -56,13 +75,21 @@ async function demo(): Promise<number> {
     });
     await approving;
     if (loginCode !== 0) return loginCode;
+    // The tenant layer: alice's IdP token exchanged (RFC 8693) for 15-minute tokens naming one tenant.
+    for (const tenant of ['acme', 'globex']) {
+      const code = await run(['--profile', 'sandbox', 'token', '--tenant', tenant], env, undefined, true);
+      if (code !== 0) return code;
+    }
+    const refused = await run(['--profile', 'sandbox', 'token', '--tenant', 'initech'], env, undefined, true);
+    if (refused !== 4) return 1;
+    process.stdout.write('  (demo) refused as it should be: alice is not a member of initech (exit 4)\n');
     const statusCode = await run(['--profile', 'sandbox', 'status'], env);
     if (statusCode !== 0) return statusCode;
     const logoutCode = await run(['--profile', 'sandbox', 'logout'], env);
     if (logoutCode !== 0) return logoutCode;
     await run(['--profile', 'sandbox', 'status'], env);
     say(
-      `Done: logged in with the device flow, inspected, logged out (${idp.revokedCount()} tokens revoked at the IdP).`,
+      `Done: device login, tenant tokens for acme and globex, a refused tenant, status, logout (${idp.revokedCount()} tokens revoked at the IdP).`,
     );
     return 0;
   } finally {

@@ -1,12 +1,14 @@
 // The sandbox identity provider: oidc-provider v9 on 127.0.0.1 with one public native client, the
 // device authorization grant (RFC 8628), authorization code + PKCE with loopback redirects
-// (RFC 8252 §7.3), rotating refresh tokens and token revocation (RFC 7009). Login and consent pages
-// are ours (sandbox/pages.ts); everything else is oidc-provider.
+// (RFC 8252 §7.3), rotating refresh tokens, token revocation (RFC 7009), DPoP (RFC 9449), a simulated
+// hardware-key step-up at login, and RFC 8693 token exchange for tenant tokens (sandbox/exchange.ts).
+// Login and consent pages are ours (sandbox/pages.ts); everything else is oidc-provider.
 
-import { createHash, generateKeyPair, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, generateKeyPair, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
+import { calculateJwkThumbprint, exportJWK } from 'jose';
 import type {
   Adapter,
   AdapterFactory,
@@ -16,7 +18,14 @@ import type {
   KoaContextWithOIDC,
   OIDCContext,
 } from 'oidc-provider';
-import Provider, { errors } from 'oidc-provider';
+import Provider, { errors, interactionPolicy } from 'oidc-provider';
+import {
+  authenticationClaims,
+  type ExchangeFault,
+  INSUFFICIENT_USER_AUTHENTICATION,
+  registerTokenExchange,
+  TOKEN_EXCHANGE_GRANT,
+} from './exchange.js';
 import {
   consentPage,
   deviceAbortedPage,
@@ -28,32 +37,18 @@ import {
   logoutPage,
   logoutSuccessPage,
   PAGE_CSP,
+  securityKeyPage,
 } from './pages.js';
+import { type SandboxUser, USERS } from './users.js';
 
-export interface SandboxUser {
-  sub: string;
-  username: string;
-  password: string;
-  name: string;
-  email: string;
-}
+export { EXCHANGE_FAULTS, type ExchangeFault, TOKEN_EXCHANGE_GRANT } from './exchange.js';
+export { type SandboxUser, USERS } from './users.js';
 
-export const USERS: readonly SandboxUser[] = Object.freeze([
-  Object.freeze({
-    sub: 'alice-0001',
-    username: 'alice',
-    password: 'alice-password',
-    name: 'Alice Example',
-    email: 'alice@example.com',
-  }),
-  Object.freeze({
-    sub: 'bob-0002',
-    username: 'bob',
-    password: 'bob-password',
-    name: 'Bob Example',
-    email: 'bob@example.com',
-  }),
-]);
+/** acr of a password-only sign-in. */
+export const PASSWORD_ACR = 'urn:mcp-secure:acr:pwd';
+/** acr of a sign-in with password and (simulated) hardware key; what the admin role needs by default. */
+export const HARDWARE_KEY_ACR = 'urn:mcp-secure:acr:hwk';
+export const DEFAULT_MCP_RESOURCE = 'https://mcp.sandbox.internal/mcp';
 
 export interface IdpOptions {
   /** Seconds advertised as `interval` in the device authorization response (default 1). */
@@ -66,21 +61,41 @@ export interface IdpOptions {
   deviceCodeTtl?: number;
   /** The one registered client's id (default 'mcp-secure'). */
   clientId?: string;
+  /** The MCP resource URI a token exchange must name as `resource`; the tenant token's `aud`. */
+  mcpResource?: string;
+  /** acr a sign-in needs for the admin role (default urn:mcp-secure:acr:hwk); asking for it in acr_values shows the security-key step. */
+  adminAcr?: string;
+  /** The admin role needs a sign-in at most this many seconds old (default 300). */
+  stepUpMaxAge?: number;
+  /** Tenant token lifetime in seconds (default 900). */
+  tenantTokenTtl?: number;
+  /** Answer token exchanges wrongly on purpose (see ExchangeFault); also settable with setExchangeFault. */
+  exchangeFault?: ExchangeFault;
 }
 
 export interface SandboxIdp {
   /** e.g. http://127.0.0.1:PORT, no trailing slash. */
   issuer: string;
   clientId: string;
+  mcpResource: string;
+  adminAcr: string;
   /** How many tokens were revoked through the revocation endpoint. */
   revokedCount(): number;
+  /** Successful RFC 8693 exchanges (faulty answers included). */
+  exchangeCount(): number;
+  /** Successful refresh_token grants. */
+  refreshCount(): number;
+  /** From now on answer exchanges with this fault; undefined for correct answers again. */
+  setExchangeFault(fault: ExchangeFault | undefined): void;
   /** Closes the server and every open socket. */
   close(): Promise<void>;
 }
 
 const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const MAX_FORM_BYTES = 16 * 1024;
-const INTERACTION_PATH = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|consent))?$/;
+const INTERACTION_PATH = /^\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|security-key|consent))?$/;
+// Where a password sign-in waits for the security key, inside the interaction's own stored result.
+const PENDING_LOGIN = 'urn:mcp-secure:pending-login';
 
 type Middleware = Parameters<Provider['use']>[0];
 
@@ -90,6 +105,15 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
   const accessTokenTtl = positive(opts.accessTokenTtl ?? 600, 'accessTokenTtl');
   const deviceCodeTtl = positive(opts.deviceCodeTtl ?? 600, 'deviceCodeTtl');
   const clientId = opts.clientId ?? 'mcp-secure';
+  const mcpResource = opts.mcpResource ?? DEFAULT_MCP_RESOURCE;
+  const adminAcr = opts.adminAcr ?? HARDWARE_KEY_ACR;
+  const stepUpMaxAge = positive(opts.stepUpMaxAge ?? 300, 'stepUpMaxAge');
+  const tenantTokenTtl = positive(opts.tenantTokenTtl ?? 900, 'tenantTokenTtl');
+  if (!URL.canParse(mcpResource)) throw new TypeError('mcpResource must be an absolute URI');
+  if (adminAcr === PASSWORD_ACR) {
+    throw new TypeError(`adminAcr must not be the password-only ${PASSWORD_ACR}`);
+  }
+  let fault = opts.exchangeFault;
 
   let handler: http.RequestListener | undefined;
   const server = http.createServer((req, res) => {
@@ -110,22 +134,45 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
   const issuer = `http://127.0.0.1:${port}`;
 
   try {
-    const provider = new Provider(
-      issuer,
-      await buildConfiguration({ clientId, accessTokenTtl, deviceCodeTtl }),
-    );
+    const { configuration, signingKey } = await buildConfiguration({
+      clientId,
+      accessTokenTtl,
+      deviceCodeTtl,
+      adminAcr,
+    });
+    const provider = new Provider(issuer, configuration);
+    // Before the first request: the static client is validated (grant_types included) when first loaded.
+    registerTokenExchange(provider, {
+      mcpResource,
+      adminAcr,
+      stepUpMaxAge,
+      tenantTokenTtl,
+      signingKey: signingKey.key,
+      signingAlg: signingKey.alg,
+      kid: signingKey.kid,
+      fault: () => fault,
+    });
 
     let revoked = 0;
+    let exchanged = 0;
+    let refreshed = 0;
+    // Emitted by the token endpoint after a grant handler finished without an error (lib/actions/token.js).
+    provider.on('grant.success', (ctx) => {
+      const grantType = ctx.oidc.params?.['grant_type'];
+      if (grantType === TOKEN_EXCHANGE_GRANT) exchanged++;
+      if (grantType === 'refresh_token') refreshed++;
+    });
     provider.use(advertiseInterval(deviceInterval));
     provider.use(paceDevicePolling({ deviceInterval, enforceSlowDown, deviceCodeTtl }));
     provider.use(countRevocations(() => revoked++));
+    provider.use(describeStepUp({ adminAcr, stepUpMaxAge }));
 
     const callback = provider.callback();
     handler = (req, res) => {
       const path = new URL(req.url ?? '/', issuer).pathname;
       const match = INTERACTION_PATH.exec(path);
       if (match?.[1] !== undefined) {
-        void handleInteraction(provider, req, res, { uid: match[1], action: match[2] });
+        void handleInteraction(provider, req, res, { uid: match[1], action: match[2], adminAcr });
       } else {
         void callback(req, res);
       }
@@ -134,7 +181,14 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
     return {
       issuer,
       clientId,
+      mcpResource,
+      adminAcr,
       revokedCount: () => revoked,
+      exchangeCount: () => exchanged,
+      refreshCount: () => refreshed,
+      setExchangeFault: (next) => {
+        fault = next;
+      },
       close: () => closeServer(server),
     };
   } catch (err) {
@@ -169,14 +223,27 @@ interface ConfigInput {
   clientId: string;
   accessTokenTtl: number;
   deviceCodeTtl: number;
+  adminAcr: string;
 }
 
-async function buildConfiguration(input: ConfigInput): Promise<Configuration> {
-  // A fresh signing key and cookie key per start: nothing secret is committed, nothing survives a restart.
-  const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
-  const jwk = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256' };
+interface SigningKey {
+  key: KeyObject;
+  alg: string;
+  kid: string;
+}
 
-  return {
+async function buildConfiguration(
+  input: ConfigInput,
+): Promise<{ configuration: Configuration; signingKey: SigningKey }> {
+  // A fresh signing key and cookie key per start: nothing secret is committed, nothing survives a restart.
+  // The same key signs ID tokens (oidc-provider) and tenant tokens (exchange.ts); its kid is the RFC 7638
+  // thumbprint, set here so that both, and the JWKS, name it the same way.
+  const { privateKey, publicKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
+  const kid = await calculateJwkThumbprint(await exportJWK(publicKey));
+  const jwk = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid };
+  const signingKey: SigningKey = { key: privateKey, alg: 'RS256', kid };
+
+  const configuration: Configuration = {
     clients: [
       {
         client_id: input.clientId,
@@ -186,10 +253,16 @@ async function buildConfiguration(input: ConfigInput): Promise<Configuration> {
         // Native clients may use any port on a loopback redirect (RFC 8252 §7.3); oidc-provider
         // compares loopback redirect URIs without the port for application_type 'native'.
         redirect_uris: ['http://127.0.0.1/callback'],
-        grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT],
+        grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT, TOKEN_EXCHANGE_GRANT],
         response_types: ['code'],
       },
     ],
+    // Password-only sign-ins get the first; the security-key step gives adminAcr (acr_values_supported).
+    acrValues: [PASSWORD_ACR, input.adminAcr],
+    // oidc-provider's AccessToken keeps no acr/amr/auth_time of its own (lib/models/access_token.js);
+    // record them from the code, device code or refresh token it is minted from. For opaque tokens they
+    // land in the stored payload's `extra`, which the token exchange reads back (exchange.ts).
+    extraTokenClaims: (ctx) => authenticationClaims(ctx),
     jwks: { keys: [jwk] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     // Our own store: the built-in one works too but prints a "development only" warning on every start.
@@ -209,7 +282,8 @@ async function buildConfiguration(input: ConfigInput): Promise<Configuration> {
     },
     scopes: ['openid', 'offline_access', 'profile', 'email'],
     claims: {
-      openid: ['sub'],
+      // acr, amr and auth_time in every ID token, not only when acr_values or max_age asked for them.
+      openid: ['sub', 'acr', 'amr', 'auth_time'],
       profile: ['name', 'preferred_username'],
       email: ['email'],
     },
@@ -221,7 +295,10 @@ async function buildConfiguration(input: ConfigInput): Promise<Configuration> {
     pkce: { required: () => true },
     // Public clients get a new refresh token on every use; reuse of an old one revokes the grant.
     rotateRefreshToken: true,
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: stepUpPolicy(input.adminAcr),
+    },
     clientBasedCORS: () => false,
     ttl: {
       AccessToken: input.accessTokenTtl,
@@ -278,6 +355,31 @@ async function buildConfiguration(input: ConfigInput): Promise<Configuration> {
       html(ctx, errorPage('Sign-in error', { ...out }));
     },
   };
+  return { configuration, signingKey };
+}
+
+// oidc-provider treats acr_values as voluntary: with a session it would not ask again. A request for
+// adminAcr over a session that lacks it asks for a login (then the security-key step). max_age=0 needs
+// no help: oidc-provider turns it into prompt=login (lib/actions/authorization/request_parameters.js,
+// checkMaxAge), and its login prompt's max_age check covers the rest.
+function stepUpPolicy(adminAcr: string): interactionPolicy.DefaultPolicy {
+  const policy = interactionPolicy.base();
+  policy.get('login')?.checks.add(
+    new interactionPolicy.Check('acr_step_up', 'a stronger sign-in was requested', (ctx) => {
+      const { oidc } = ctx;
+      // Just signed in (perhaps without the key): asking again would loop.
+      if (!oidc.session?.accountId || oidc.result?.login) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      return acrValuesOf(oidc.params).includes(adminAcr) && oidc.acr !== adminAcr
+        ? interactionPolicy.Check.REQUEST_PROMPT
+        : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }),
+  );
+  return policy;
+}
+
+function acrValuesOf(params: Readonly<Record<string, unknown>> | undefined): string[] {
+  const value = params?.['acr_values'];
+  return typeof value === 'string' ? value.split(' ').filter(Boolean) : [];
 }
 
 function html(ctx: KoaContextWithOIDC, body: string): void {
@@ -380,12 +482,26 @@ function countRevocations(onRevoked: () => void): Middleware {
   };
 }
 
+// RFC 9470 §3 names acr_values and max_age as what the client should ask for next; oidc-provider's error
+// body has only error and error_description, so they are added on the way out.
+function describeStepUp(opts: { adminAcr: string; stepUpMaxAge: number }): Middleware {
+  return async (ctx, next) => {
+    await next();
+    const body: unknown = ctx.body;
+    if (oidcOf(ctx)?.route !== 'token' || !isRecord(body)) return;
+    if (body['error'] !== INSUFFICIENT_USER_AUTHENTICATION) return;
+    body['acr_values'] = opts.adminAcr;
+    body['max_age'] = opts.stepUpMaxAge;
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Login and consent (oidc-provider redirects to /interaction/:uid; we finish with interactionFinished)
 
 interface InteractionRoute {
   uid: string;
-  action: string | undefined; // undefined (GET page), 'login' or 'consent' (POST)
+  action: string | undefined; // undefined (GET page), 'login', 'security-key' or 'consent' (POST)
+  adminAcr: string;
 }
 
 async function handleInteraction(
@@ -406,9 +522,14 @@ async function handleInteraction(
       throw new errors.SessionNotFound('interaction cookie does not match the page');
     }
     const clientName = await clientNameOf(provider, interaction);
+    const pending = pendingLogin(interaction);
 
     switch (`${interaction.prompt.name}:${route.action ?? ''}`) {
       case 'login:':
+        if (pending) {
+          send(res, 200, securityKeyPage({ uid: route.uid, clientName, username: pending.user.username }));
+          return;
+        }
         send(
           res,
           200,
@@ -420,6 +541,15 @@ async function handleInteraction(
           interaction,
           clientName,
           form: form ?? new URLSearchParams(),
+          adminAcr: route.adminAcr,
+        });
+        return;
+      case 'login:security-key':
+        if (!pending) throw new FormError(400, 'sign in with your password first');
+        await submitSecurityKey(provider, req, res, {
+          pending,
+          form: form ?? new URLSearchParams(),
+          adminAcr: route.adminAcr,
         });
         return;
       case 'consent:':
@@ -466,13 +596,14 @@ interface LoginSubmission {
   interaction: Interaction;
   clientName: string;
   form: URLSearchParams;
+  adminAcr: string;
 }
 
 async function submitLogin(
   provider: Provider,
   req: http.IncomingMessage,
   res: http.ServerResponse,
-  { interaction, clientName, form }: LoginSubmission,
+  { interaction, clientName, form, adminAcr }: LoginSubmission,
 ): Promise<void> {
   const username = form.get('username') ?? '';
   const user = authenticate(username, form.get('password') ?? '');
@@ -484,12 +615,79 @@ async function submitLogin(
     );
     return;
   }
+  const ts = Math.floor(Date.now() / 1000);
+  if (acrValuesOf(interaction.params).includes(adminAcr)) {
+    // The password is right; the security key comes next. Kept in the interaction (same lifetime, bound
+    // to its cookie), then shown by the interaction page: post/redirect/get.
+    await provider.interactionResult(
+      req,
+      res,
+      { [PENDING_LOGIN]: { accountId: user.sub, ts } },
+      { mergeWithLastSubmission: false },
+    );
+    res.writeHead(303, {
+      location: `/interaction/${encodeURIComponent(interaction.uid)}`,
+      'content-length': 0,
+    });
+    res.end();
+    return;
+  }
   await provider.interactionFinished(
     req,
     res,
-    { login: { accountId: user.sub } },
+    { login: { accountId: user.sub, acr: PASSWORD_ACR, amr: ['pwd'], ts } },
     { mergeWithLastSubmission: false },
   );
+}
+
+interface PendingLogin {
+  user: SandboxUser;
+  ts: number;
+}
+
+function pendingLogin(interaction: Interaction): PendingLogin | undefined {
+  const pending: unknown = interaction.result?.[PENDING_LOGIN];
+  if (!isRecord(pending) || typeof pending['ts'] !== 'number') return undefined;
+  const user = USERS.find((u) => u.sub === pending['accountId']);
+  return user ? { user, ts: pending['ts'] } : undefined;
+}
+
+interface SecurityKeySubmission {
+  pending: PendingLogin;
+  form: URLSearchParams;
+  adminAcr: string;
+}
+
+// The simulated hardware key: "touch" stands for a successful WebAuthn assertion with user presence.
+async function submitSecurityKey(
+  provider: Provider,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  { pending, form, adminAcr }: SecurityKeySubmission,
+): Promise<void> {
+  const action = form.get('action');
+  const accountId = pending.user.sub;
+  if (action === 'touch') {
+    const ts = Math.floor(Date.now() / 1000);
+    await provider.interactionFinished(
+      req,
+      res,
+      { login: { accountId, acr: adminAcr, amr: ['pwd', 'hwk'], ts } },
+      { mergeWithLastSubmission: false },
+    );
+    return;
+  }
+  if (action === 'skip') {
+    // Signed in with the password alone: the client asked for more, and will see it did not get it.
+    await provider.interactionFinished(
+      req,
+      res,
+      { login: { accountId, acr: PASSWORD_ACR, amr: ['pwd'], ts: pending.ts } },
+      { mergeWithLastSubmission: false },
+    );
+    return;
+  }
+  throw new FormError(400, 'action must be "touch" or "skip"');
 }
 
 interface ConsentSubmission {

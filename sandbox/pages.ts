@@ -6,6 +6,7 @@
 
 export type PageName =
   | 'login'
+  | 'security-key'
   | 'consent'
   | 'device-input'
   | 'device-confirm'
@@ -103,6 +104,32 @@ ${error}
 <div class="actions"><button type="submit" id="sign-in">Sign in</button></div>
 </form>
 <p class="hint">Sandbox accounts: <code>alice</code> / <code>alice-password</code>, <code>bob</code> / <code>bob-password</code>.</p>`,
+  );
+}
+
+export interface SecurityKeyPageOptions {
+  uid: string;
+  clientName: string;
+  username: string;
+}
+
+// The second factor, simulated: a real IdP would run a WebAuthn ceremony here. Touching the key signs the
+// user in with the stronger acr; "Continue without it" signs in with the password alone.
+export function securityKeyPage(opts: SecurityKeyPageOptions): string {
+  const action = `/interaction/${encodeURIComponent(opts.uid)}/security-key`;
+  return layout(
+    'security-key',
+    'Touch your security key — mcp-secure sandbox',
+    `<h1>Touch your security key</h1>
+<p class="sub"><strong>${escapeHtml(opts.clientName)}</strong> asks for a stronger sign-in as <strong>${escapeHtml(opts.username)}</strong>.</p>
+<p>Insert your security key and touch it when it blinks.</p>
+<form id="security-key-form" method="post" action="${escapeHtml(action)}">
+<div class="actions">
+<button type="submit" class="secondary" id="skip-key" name="action" value="skip">Continue without it</button>
+<button type="submit" id="touch-key" name="action" value="touch" autofocus>I touched it</button>
+</div>
+</form>
+<p class="hint">Sandbox: there is no key; the button stands in for a touch.</p>`,
   );
 }
 

@@ -9,15 +9,28 @@ import { promisify } from 'node:util';
 const exec = promisify(execFile);
 export const BIN = fileURLToPath(new URL('../../bin/mcp-secure.js', import.meta.url));
 
+export interface SandboxEndpoints {
+  issuer: string;
+  clientId: string;
+  /** The control plane's MCP resource URI (the tenant token's audience). */
+  mcpResource?: string;
+  /** The acr the sandbox asks for before granting the admin role. */
+  adminAcr?: string;
+}
+
+export const SANDBOX_MCP_RESOURCE = 'https://mcp.sandbox.internal/mcp';
+export const SANDBOX_ADMIN_ACR = 'urn:mcp-secure:acr:hwk';
+
 export async function writeSandboxProfile(
-  issuer: string,
-  clientId: string,
+  idp: SandboxEndpoints,
   env: NodeJS.ProcessEnv,
   profile = 'sandbox',
 ): Promise<void> {
   const settings: Array<[string, string]> = [
-    ['issuer', issuer],
-    ['client_id', clientId],
+    ['issuer', idp.issuer],
+    ['client_id', idp.clientId],
+    ['mcp_resource', idp.mcpResource ?? SANDBOX_MCP_RESOURCE],
+    ['admin_acr', idp.adminAcr ?? SANDBOX_ADMIN_ACR],
     // The sandbox IdP speaks plain http on 127.0.0.1: the named unsafe opt-in, in the user's own file.
     ['insecure_http', 'true'],
     ['scopes', 'profile email'],

@@ -25,7 +25,7 @@ before(async () => {
   keyring = await startSecretService();
   idp = await startIdp();
   user = await userEnv();
-  await writeSandboxProfile(idp.issuer, idp.clientId, user.env());
+  await writeSandboxProfile(idp, user.env());
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,

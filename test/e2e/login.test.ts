@@ -52,7 +52,7 @@ before(async () => {
   keyring = await startSecretService();
   idp = await startIdp({ deviceInterval: 1 });
   user = await userEnv();
-  await writeSandboxProfile(idp.issuer, idp.clientId, user.env());
+  await writeSandboxProfile(idp, user.env());
 });
 
 after(async () => {

@@ -43,7 +43,15 @@ test('a lock left by a dead process is taken over; a live one times out with a c
   let now = Date.now();
   await assert.rejects(
     withLock(
-      { dir, name: 'refresh-y', waitMs: 1000, sleep: async (ms) => void (now += ms), now: () => now },
+      {
+        dir,
+        name: 'refresh-y',
+        waitMs: 1000,
+        sleep: async (ms) => {
+          now += ms;
+        },
+        now: () => now,
+      },
       async () => 'no',
     ),
     /held the login lock for over 1 s/,

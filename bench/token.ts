@@ -1,0 +1,76 @@
+/**
+ * Time from `mcp-secure token --tenant acme` start to the printed token, with a cached login (a valid
+ * IdP access token in the keychain, so no refresh): discovery + one RFC 8693 exchange + checks. Measured
+ * next to `node -e 0` and `mcp-secure status` in the same interleaved run, against the sandbox IdP and a
+ * throwaway gnome-keyring. Usage: npm run bench:token [-- RUNS]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { approveDevice } from '../sandbox/approve.js';
+import { startIdp, USERS } from '../sandbox/idp.js';
+import { startSecretService } from '../sandbox/keychain.js';
+import { BIN, writeSandboxProfile } from '../sandbox/profile.js';
+
+const runs = Math.max(5, Math.min(Number(process.argv[2] ?? 20), 200));
+const configDir = mkdtempSync(join(tmpdir(), 'mcp-secure-bench-'));
+const keyring = await startSecretService();
+const idp = await startIdp({ deviceInterval: 1 });
+const env = { ...process.env, ...keyring.env, MCP_SECURE_CONFIG_DIR: configDir, NO_COLOR: '1' };
+try {
+  await writeSandboxProfile(idp, env);
+  const alice = USERS.find((u) => u.username === 'alice')!;
+  const login = spawn(process.execPath, [BIN, '--profile', 'sandbox', 'login', '--device'], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let seen = '';
+  let approving: Promise<void> | undefined;
+  login.stderr.on('data', (d: Buffer) => {
+    seen += d.toString();
+    const url = seen.match(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/)?.[0];
+    if (url && !approving) approving = approveDevice(url, alice);
+  });
+  const code = await new Promise((resolve) => login.once('close', resolve));
+  await approving;
+  if (code !== 0) throw new Error(`login failed: ${seen}`);
+
+  const commands: Array<{ name: string; args: string[] }> = [
+    { name: 'node -e 0', args: ['-e', '0'] },
+    { name: 'mcp-secure status', args: [BIN, '--profile', 'sandbox', 'status'] },
+    {
+      name: 'mcp-secure token --tenant acme',
+      args: [BIN, '--profile', 'sandbox', 'token', '--tenant', 'acme'],
+    },
+  ];
+  const times = new Map<string, number[]>(commands.map((c) => [c.name, []]));
+  for (let i = 0; i < runs + 1; i++) {
+    for (const c of commands) {
+      const started = process.hrtime.bigint();
+      const r = spawnSync(process.execPath, c.args, { env, encoding: 'utf8' });
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (c.name.includes('token') && (r.status !== 0 || !r.stdout.trim()))
+        throw new Error(`token failed: ${r.stderr}`);
+      if (i > 0) times.get(c.name)?.push(ms);
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const base = median(times.get('node -e 0')!);
+  process.stdout.write(
+    `token with a cached login, ${runs} interleaved runs each, medians (${process.version})\n`,
+  );
+  for (const c of commands) {
+    const m = median(times.get(c.name)!);
+    process.stdout.write(
+      `${c.name.padEnd(34)} ${m.toFixed(1).padStart(7)} ms   ${c.name === 'node -e 0' ? '' : `+${(m - base).toFixed(1)} ms vs node`}\n`,
+    );
+  }
+  process.stdout.write(
+    `exchanges served by the IdP: ${idp.exchangeCount()}, refreshes: ${idp.refreshCount()}\n`,
+  );
+} finally {
+  await idp.close();
+  await keyring.stop();
+  rmSync(configDir, { recursive: true, force: true });
+}

@@ -1,0 +1,289 @@
+// The resource side of a tenant token: what the control plane checks before it serves a request. A JWT
+// access token (RFC 9068) from the IdP, signed by a key in its JWKS, for this audience, not expired, naming
+// exactly one tenant; when bound to a DPoP key (cnf.jkt), sent with the DPoP scheme and a fresh, unreplayed
+// proof from that key (RFC 9449 §4.3, §7). startResource() wraps it in a tiny HTTP server for tests.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRemoteJWKSet, customFetch, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
+import { DPOP_ALGORITHMS, DpopProofError, ReplayCache, verifyDpopProof } from './dpop-proof.js';
+
+export interface VerifiedToken {
+  sub: string;
+  tenant: string;
+  roles: string[];
+  scope: string;
+  exp: number;
+  /** The DPoP key thumbprint the token is bound to, when it is. */
+  jkt?: string;
+  claims: Record<string, unknown>;
+}
+
+export interface TokenRequest {
+  method: string;
+  /** The absolute URL the client addressed (the DPoP proof's htu is compared with it). */
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface VerifierOptions {
+  issuer: string;
+  audience: string;
+  fetch?: typeof fetch;
+}
+
+export type TokenErrorCode = 'invalid_token' | 'invalid_dpop_proof';
+
+/** A refused request: answer `status` with `challenge` as WWW-Authenticate. */
+export class TokenVerificationError extends Error {
+  readonly status = 401;
+
+  constructor(
+    readonly code: TokenErrorCode,
+    message: string,
+    readonly scheme: 'Bearer' | 'DPoP' | 'both' = code === 'invalid_dpop_proof' ? 'DPoP' : 'Bearer',
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'TokenVerificationError';
+  }
+
+  /** The WWW-Authenticate value (RFC 6750 §3, RFC 9449 §7.1). */
+  get challenge(): string {
+    const error = `error="${this.code}", error_description="${quoted(this.message)}"`;
+    const dpop = `DPoP algs="${DPOP_ALGORITHMS.join(' ')}"`;
+    if (this.scheme === 'DPoP') return `${dpop}, ${error}`;
+    if (this.scheme === 'Bearer') return `Bearer ${error}`;
+    return `Bearer ${error}, ${dpop}`;
+  }
+}
+
+function quoted(text: string): string {
+  return text.replace(/[^\x20-\x7e]|["\\]/g, '');
+}
+
+const TOKEN_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519'];
+const AUTHORIZATION = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i;
+const DISCOVERY_TIMEOUT_MS = 5_000;
+
+export type TokenVerifier = (req: TokenRequest) => Promise<VerifiedToken>;
+
+/** Discovers the issuer's JWKS once, then verifies requests; each verifier has its own DPoP replay cache. */
+export async function createTokenVerifier(opts: VerifierOptions): Promise<TokenVerifier> {
+  const fetchImpl = opts.fetch ?? fetch;
+  const jwksUri = await discoverJwksUri(opts.issuer, fetchImpl);
+  const jwks = createRemoteJWKSet(jwksUri, {
+    [customFetch]: (url, init) => fetchImpl(url, init),
+  });
+  const replays = new ReplayCache();
+
+  return async (req) => {
+    const { scheme, token } = credentials(req.headers);
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, jwks, {
+        issuer: opts.issuer,
+        audience: opts.audience,
+        typ: 'at+jwt', // RFC 9068 §4: also matches application/at+jwt
+        algorithms: TOKEN_ALGORITHMS,
+        requiredClaims: ['exp', 'iat', 'sub'],
+      }));
+    } catch (cause) {
+      if (!(cause instanceof joseErrors.JOSEError) || cause instanceof joseErrors.JWKSTimeout) throw cause;
+      throw new TokenVerificationError('invalid_token', describe(cause), 'Bearer', { cause });
+    }
+    const verified = claimsOf(payload);
+
+    if (verified.jkt === undefined) {
+      if (scheme === 'DPoP') throw new TokenVerificationError('invalid_token', 'the token is not DPoP-bound');
+      return verified;
+    }
+    // Bound: the DPoP scheme and a proof from the key (RFC 9449 §7.1); a stolen token alone is useless.
+    if (scheme !== 'DPoP') {
+      throw new TokenVerificationError(
+        'invalid_token',
+        'a DPoP-bound token must be sent with the DPoP scheme',
+        'DPoP',
+      );
+    }
+    const header = req.headers['dpop'];
+    if (typeof header !== 'string' || header === '') {
+      throw new TokenVerificationError('invalid_dpop_proof', 'a DPoP proof is required');
+    }
+    let proof: Awaited<ReturnType<typeof verifyDpopProof>>;
+    try {
+      proof = await verifyDpopProof(header, {
+        method: req.method,
+        url: absolute(req.url),
+        accessToken: token,
+      });
+    } catch (cause) {
+      if (!(cause instanceof DpopProofError)) throw cause;
+      throw new TokenVerificationError('invalid_dpop_proof', cause.message, 'DPoP', { cause });
+    }
+    if (proof.jkt !== verified.jkt) {
+      throw new TokenVerificationError('invalid_dpop_proof', "the DPoP proof's key is not the token's key");
+    }
+    if (!replays.add(proof)) throw new TokenVerificationError('invalid_dpop_proof', 'DPoP proof replayed');
+    return verified;
+  };
+}
+
+async function discoverJwksUri(issuer: string, fetchImpl: typeof fetch): Promise<URL> {
+  const res = await fetchImpl(`${issuer}/.well-known/openid-configuration`, {
+    headers: { accept: 'application/json' },
+    redirect: 'manual',
+    signal: AbortSignal.timeout(DISCOVERY_TIMEOUT_MS),
+  });
+  if (res.status !== 200) throw new Error(`discovery at ${issuer} answered HTTP ${res.status}`);
+  const meta: unknown = await res.json();
+  if (typeof meta !== 'object' || meta === null) throw new Error(`discovery at ${issuer}: not a JSON object`);
+  const { issuer: named, jwks_uri: jwksUri } = meta as Record<string, unknown>;
+  // OpenID Connect Discovery §4.3: the document must name the issuer it was fetched for.
+  if (named !== issuer) throw new Error(`discovery at ${issuer} names another issuer`);
+  if (typeof jwksUri !== 'string' || !URL.canParse(jwksUri)) {
+    throw new Error(`discovery at ${issuer} has no usable jwks_uri`);
+  }
+  return new URL(jwksUri);
+}
+
+function credentials(headers: TokenRequest['headers']): { scheme: 'Bearer' | 'DPoP'; token: string } {
+  const value = headers['authorization'];
+  if (value === undefined || value === '') {
+    throw new TokenVerificationError('invalid_token', 'no access token in the Authorization header', 'both');
+  }
+  const match = typeof value === 'string' ? AUTHORIZATION.exec(value.trim()) : null;
+  if (!match?.[1] || !match[2]) {
+    throw new TokenVerificationError(
+      'invalid_token',
+      'the Authorization header is not Bearer or DPoP',
+      'both',
+    );
+  }
+  return { scheme: match[1].toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer', token: match[2] };
+}
+
+function claimsOf(payload: JWTPayload): VerifiedToken {
+  const refuse = (message: string) => new TokenVerificationError('invalid_token', message);
+  const { sub, exp } = payload;
+  const tenant = payload['tenant'];
+  const roles = payload['roles'] ?? [];
+  const scope = payload['scope'] ?? '';
+  const cnf = payload['cnf'];
+  if (typeof sub !== 'string' || sub === '') throw refuse('the token has no subject');
+  if (typeof exp !== 'number') throw refuse('the token has no expiry');
+  if (typeof tenant !== 'string' || tenant === '') throw refuse('the token must name exactly one tenant');
+  if (!Array.isArray(roles) || !roles.every((r): r is string => typeof r === 'string')) {
+    throw refuse('the token has malformed roles');
+  }
+  if (typeof scope !== 'string') throw refuse('the token has a malformed scope');
+  let jkt: string | undefined;
+  if (cnf !== undefined) {
+    const bound =
+      typeof cnf === 'object' && cnf !== null ? (cnf as Record<string, unknown>)['jkt'] : undefined;
+    if (typeof bound !== 'string' || bound === '')
+      throw refuse('the token has a confirmation it cannot honour');
+    jkt = bound;
+  }
+  return {
+    sub,
+    tenant,
+    roles,
+    scope,
+    exp,
+    ...(jkt !== undefined ? { jkt } : {}),
+    claims: { ...payload },
+  };
+}
+
+function describe(err: joseErrors.JOSEError): string {
+  if (err instanceof joseErrors.JWTExpired) return 'the token has expired';
+  if (err instanceof joseErrors.JWTClaimValidationFailed)
+    return `the token's ${err.claim} claim is not acceptable`;
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'the token signature does not verify';
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return 'the token is not signed by a key of the issuer';
+  return `the token is not acceptable (${err.code})`;
+}
+
+function absolute(url: string): string {
+  if (!URL.canParse(url)) throw new TypeError('TokenRequest.url must be an absolute URL');
+  return url;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface ResourceServer {
+  /** e.g. http://127.0.0.1:PORT, no trailing slash; GET /whoami answers the verified token. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startResource(opts: VerifierOptions): Promise<ResourceServer> {
+  const verify = await createTokenVerifier(opts);
+  let origin = '';
+  const server = http.createServer((req, res) => {
+    void serve(req, res).catch(() => {
+      if (res.headersSent) res.destroy();
+      else json(res, 503, { error: 'temporarily_unavailable' });
+    });
+  });
+
+  async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    // The URL the client addressed is our own origin plus the path: never the Host header, which the
+    // client controls (and which a tunnel rewrites).
+    const url = new URL(req.url ?? '/', origin);
+    if (url.pathname !== '/whoami') {
+      json(res, 404, { error: 'not_found' });
+      return;
+    }
+    if (req.method !== 'GET') {
+      json(res, 405, { error: 'method_not_allowed' }, { allow: 'GET' });
+      return;
+    }
+    try {
+      const token = await verify({ method: req.method, url: url.href, headers: req.headers });
+      json(res, 200, token);
+    } catch (err) {
+      if (!(err instanceof TokenVerificationError)) throw err;
+      json(
+        res,
+        err.status,
+        { error: err.code, error_description: err.message },
+        { 'www-authenticate': err.challenge },
+      );
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url: origin,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function json(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}

@@ -1,0 +1,34 @@
+// The sandbox's accounts and their tenant memberships. Fixed, public test data: nothing here is a secret.
+
+export interface SandboxUser {
+  sub: string;
+  username: string;
+  password: string;
+  name: string;
+  email: string;
+  /** Tenants this user may get a tenant token for (RFC 8693 exchange at the sandbox IdP). */
+  tenants: readonly string[];
+}
+
+export const USERS: readonly SandboxUser[] = Object.freeze([
+  Object.freeze({
+    sub: 'alice-0001',
+    username: 'alice',
+    password: 'alice-password',
+    name: 'Alice Example',
+    email: 'alice@example.com',
+    tenants: Object.freeze(['acme', 'globex']),
+  }),
+  Object.freeze({
+    sub: 'bob-0002',
+    username: 'bob',
+    password: 'bob-password',
+    name: 'Bob Example',
+    email: 'bob@example.com',
+    tenants: Object.freeze(['acme']),
+  }),
+]);
+
+export function userBySub(sub: string | undefined): SandboxUser | undefined {
+  return USERS.find((u) => u.sub === sub);
+}

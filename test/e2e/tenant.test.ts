@@ -1,0 +1,265 @@
+/**
+ * Tenant tokens end to end: the real CLI, the sandbox IdP's RFC 8693 exchange, a real Secret Service, and
+ * the sandbox resource check standing in for the control plane.
+ */
+import assert from 'node:assert/strict';
+import { createHash, webcrypto } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { approveDevice } from '../../sandbox/approve.js';
+import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
+import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
+import { writeSandboxProfile } from '../../sandbox/profile.js';
+import { startResource } from '../../sandbox/resource.js';
+import { runCli, startCli } from '../helpers/cli.js';
+import { type UserEnv, userEnv } from '../helpers/env.js';
+
+const [alice, bob] = [USERS.find((u) => u.username === 'alice')!, USERS.find((u) => u.username === 'bob')!];
+let idp: SandboxIdp;
+let keyring: SecretService;
+let resource: Awaited<ReturnType<typeof startResource>>;
+
+before(async () => {
+  keyring = await startSecretService();
+  idp = await startIdp({ deviceInterval: 1 });
+  resource = await startResource({ issuer: idp.issuer, audience: 'https://mcp.sandbox.internal/mcp' });
+});
+after(async () => {
+  await resource?.close();
+  await idp?.close();
+  await keyring?.stop();
+});
+
+async function newUser(who = alice, loginArgs: string[] = [], forIdp: SandboxIdp = idp) {
+  const user = await userEnv(keyring.env);
+  await writeSandboxProfile(forIdp, user.env());
+  const run = startCli(['--profile', 'sandbox', 'login', '--device', ...loginArgs], user.env());
+  run.child.stdin.end();
+  const [url] = await run.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
+  await approveDevice(url, { username: who.username, password: who.password });
+  const result = await run.done;
+  assert.equal(result.code, 0, result.stderr);
+  return user;
+}
+
+function claimsOf(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
+}
+
+const token = (user: UserEnv, ...args: string[]) =>
+  runCli(['--profile', 'sandbox', 'token', ...args], user.env());
+
+test('alice gets acme and globex tokens naming exactly that tenant; status lists them, no values', async () => {
+  const user = await newUser(alice);
+  for (const tenant of ['acme', 'globex']) {
+    const result = await token(user, '--tenant', tenant);
+    assert.equal(result.code, 0, result.stderr);
+    const claims = claimsOf(result.stdout.trim());
+    assert.equal(claims['tenant'], tenant);
+    assert.equal(claims['aud'], 'https://mcp.sandbox.internal/mcp');
+    assert.equal(claims['sub'], alice.sub);
+    assert.ok((claims['exp'] as number) - (claims['iat'] as number) <= 900);
+  }
+  const json = await token(user, '--tenant', 'acme', '--json');
+  const parsed = JSON.parse(json.stdout);
+  assert.equal(parsed.tenant, 'acme');
+  assert.deepEqual(parsed.roles, ['member']);
+  assert.equal(parsed.token_type, 'DPoP', 'the sandbox advertises DPoP, so tokens are bound');
+  assert.match(json.stderr, /bound to this machine's DPoP key/);
+
+  const status = await runCli(['--profile', 'sandbox', 'status'], user.env());
+  assert.equal(status.code, 0);
+  assert.match(
+    status.stdout,
+    /Tenant acme: +last token issued \d+ s ago, expires in 15 min \(member; DPoP\)/,
+  );
+  assert.match(status.stdout, /Tenant globex: +last token issued/);
+  assert.ok(!status.stdout.includes(parsed.token));
+});
+
+test('bob: acme works, globex is refused naming bob and globex (exit 4)', async () => {
+  const user = await newUser(bob);
+  assert.equal((await token(user, '--tenant', 'acme')).code, 0);
+  const refused = await token(user, '--tenant', 'globex');
+  assert.equal(refused.code, 4);
+  assert.equal(refused.stdout, '');
+  assert.match(
+    refused.stderr,
+    /^error: bob may not use tenant globex .*not a member.* — check the tenant name/m,
+  );
+});
+
+test('a malformed tenant name is a usage error before anything touches the network', async () => {
+  const user = await userEnv(keyring.env);
+  await writeSandboxProfile(idp, user.env());
+  const before = idp.exchangeCount();
+  for (const bad of ['Acme', 'ac_me', 'x'.repeat(64), '../globex']) {
+    const result = await token(user, '--tenant', bad);
+    assert.equal(result.code, 2, bad);
+    assert.match(result.stderr, /error: invalid tenant name/);
+  }
+  assert.equal(idp.exchangeCount(), before);
+});
+
+test('a hostile or broken exchange answer is refused (exit 5)', async () => {
+  const user = await newUser(alice, ['--no-dpop']);
+  const cases: Array<[Parameters<SandboxIdp['setExchangeFault']>[0], RegExp]> = [
+    ['wrong-tenant', /refusing the tenant token: it names tenant "globex", not acme/],
+    ['no-exp', /refusing the tenant token: it has no expiry/],
+    ['long-lived', /refusing the tenant token: it lives 1440 min/],
+    ['wrong-audience', /refusing the tenant token: its audience/],
+    ['not-jwt', /refusing the tenant token: it is not a JWT/],
+  ];
+  try {
+    for (const [fault, message] of cases) {
+      idp.setExchangeFault(fault);
+      const result = await token(user, '--tenant', 'acme');
+      assert.equal(result.code, 5, `${fault}: ${result.stderr}`);
+      assert.match(result.stderr, message);
+      assert.equal(result.stdout, '');
+    }
+  } finally {
+    idp.setExchangeFault(undefined);
+  }
+});
+
+test('DPoP: a bound tenant token is refused without a proof from its key, accepted with one', async () => {
+  const user = await newUser(alice);
+  const t = (await token(user, '--tenant', 'acme')).stdout.trim();
+  const url = `${resource.url}/whoami`;
+  assert.equal(
+    (await fetch(url, { headers: { authorization: `Bearer ${t}` } })).status,
+    401,
+    'as a bearer token',
+  );
+  assert.equal(
+    (await fetch(url, { headers: { authorization: `DPoP ${t}` } })).status,
+    401,
+    'without a proof',
+  );
+  const stranger = await proofKey();
+  const wrong = await proof(stranger, 'GET', url, t);
+  assert.equal(
+    (await fetch(url, { headers: { authorization: `DPoP ${t}`, dpop: wrong } })).status,
+    401,
+    'proof from another key',
+  );
+
+  // The key lives in the keychain next to the refresh token; a proof made with it works.
+  const item = JSON.parse((await keyring.lookup({ service: 'mcp-secure', username: 'profile:sandbox' }))!);
+  const key = await importKey(item.dpop_jwk);
+  const right = await proof(key, 'GET', url, t);
+  const ok = await fetch(url, { headers: { authorization: `DPoP ${t}`, dpop: right } });
+  assert.equal(ok.status, 200);
+  assert.equal(((await ok.json()) as { tenant: string }).tenant, 'acme');
+  const replay = await fetch(url, { headers: { authorization: `DPoP ${t}`, dpop: right } });
+  assert.equal(replay.status, 401, 'a replayed proof is refused');
+});
+
+test('--no-dpop: a plain bearer token for clients that bring their own', async () => {
+  const user = await newUser(alice, ['--no-dpop']);
+  const result = await token(user, '--tenant', 'acme', '--json');
+  const parsed = JSON.parse(result.stdout);
+  assert.equal(parsed.token_type, 'Bearer');
+  const ok = await fetch(`${resource.url}/whoami`, { headers: { authorization: `Bearer ${parsed.token}` } });
+  assert.equal(ok.status, 200);
+});
+
+test('step-up: --role admin asks for a fresh sign-in with the security key; it does not carry over', async () => {
+  const user = await newUser(alice);
+  const run = startCli(
+    ['--profile', 'sandbox', 'token', '--tenant', 'acme', '--role', 'admin', '--json'],
+    user.env(),
+  );
+  run.child.stdin.end();
+  const [url] = await run.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
+  await approveDevice(url, { username: alice.username, password: alice.password, securityKey: true });
+  const admin = await run.done;
+  assert.equal(admin.code, 0, admin.stderr);
+  assert.deepEqual(JSON.parse(admin.stdout).roles, ['member', 'admin']);
+
+  const other = JSON.parse((await token(user, '--tenant', 'globex', '--json')).stdout);
+  assert.deepEqual(other.roles, ['member'], 'no elevation for another tenant');
+  const again = JSON.parse((await token(user, '--tenant', 'acme', '--json')).stdout);
+  assert.deepEqual(again.roles, ['member'], 'nor for the next acme session');
+});
+
+test('step-up without the security key: refused with what to do (exit 4)', async () => {
+  const user = await newUser(alice);
+  const run = startCli(['--profile', 'sandbox', 'token', '--tenant', 'acme', '--role', 'admin'], user.env());
+  run.child.stdin.end();
+  const [url] = await run.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
+  await approveDevice(url, { username: alice.username, password: alice.password, securityKey: false });
+  const result = await run.done;
+  assert.equal(result.code, 4, result.stderr);
+  assert.match(result.stderr, /the admin role on acme needs a fresh, stronger sign-in/);
+});
+
+test('refresh: rotated under a lock, so four processes at once lose no session; revoked → login (exit 4)', async () => {
+  // Access tokens that live 30 s are always inside the 60 s margin: every `token` refreshes.
+  const shortIdp = await startIdp({ deviceInterval: 1, accessTokenTtl: 30 });
+  try {
+    const user = await newUser(alice, [], shortIdp);
+    const before = shortIdp.refreshCount();
+    const results = await Promise.all([1, 2, 3, 4].map(() => token(user, '--tenant', 'acme')));
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    assert.equal(shortIdp.refreshCount() - before, 4, 'each refreshed in turn with the then-current token');
+    assert.equal((await token(user, '--tenant', 'globex')).code, 0, 'the session survived');
+
+    // Revoke the refresh token at the IdP (as an admin or another logout would).
+    const item = JSON.parse((await keyring.lookup({ service: 'mcp-secure', username: 'profile:sandbox' }))!);
+    const revoke = await fetch(`${shortIdp.issuer}/token/revocation`, {
+      method: 'POST',
+      body: new URLSearchParams({ token: item.refresh_token, client_id: shortIdp.clientId }),
+    });
+    assert.equal(revoke.status, 200);
+    const revoked = await token(user, '--tenant', 'acme');
+    assert.equal(revoked.code, 4);
+    assert.match(
+      revoked.stderr,
+      /error: your login has expired or was revoked at the IdP — run `mcp-secure login`/,
+    );
+  } finally {
+    await shortIdp.close();
+  }
+});
+
+// --- DPoP proofs made by the test, as any DPoP client would (RFC 9449 §4.2) ---
+type Key = { privateKey: webcrypto.CryptoKey; jwk: webcrypto.JsonWebKey };
+
+async function proofKey(): Promise<Key> {
+  const pair = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+    'sign',
+    'verify',
+  ])) as webcrypto.CryptoKeyPair;
+  return { privateKey: pair.privateKey, jwk: await webcrypto.subtle.exportKey('jwk', pair.publicKey) };
+}
+
+async function importKey(jwk: webcrypto.JsonWebKey): Promise<Key> {
+  const privateKey = await webcrypto.subtle.importKey(
+    'jwk',
+    jwk,
+    { name: 'ECDSA', namedCurve: 'P-256' },
+    false,
+    ['sign'],
+  );
+  return { privateKey, jwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y } };
+}
+
+async function proof(key: Key, htm: string, htu: string, accessToken: string): Promise<string> {
+  const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const { kty, crv, x, y } = key.jwk;
+  const header = enc({ typ: 'dpop+jwt', alg: 'ES256', jwk: { kty, crv, x, y } });
+  const payload = enc({
+    jti: webcrypto.randomUUID(),
+    htm,
+    htu,
+    iat: Math.floor(Date.now() / 1000),
+    ath: createHash('sha256').update(accessToken).digest('base64url'),
+  });
+  const signature = await webcrypto.subtle.sign(
+    { name: 'ECDSA', hash: 'SHA-256' },
+    key.privateKey,
+    Buffer.from(`${header}.${payload}`),
+  );
+  return `${header}.${payload}.${Buffer.from(signature).toString('base64url')}`;
+}
