@@ -4,7 +4,7 @@
  * next to `node -e 0` and `mcp-secure status` in the same interleaved run, against the sandbox IdP and a
  * throwaway gnome-keyring. Usage: npm run bench:token [-- RUNS]
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,24 @@ import { approveDevice } from '../sandbox/approve.js';
 import { startIdp, USERS } from '../sandbox/idp.js';
 import { startSecretService } from '../sandbox/keychain.js';
 import { BIN, writeSandboxProfile } from '../sandbox/profile.js';
+
+function runOnce(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
 
 const runs = Math.max(5, Math.min(Number(process.argv[2] ?? 20), 200));
 const configDir = mkdtempSync(join(tmpdir(), 'mcp-secure-bench-'));
@@ -47,8 +65,9 @@ try {
   const times = new Map<string, number[]>(commands.map((c) => [c.name, []]));
   for (let i = 0; i < runs + 1; i++) {
     for (const c of commands) {
+      // Asynchronous: the IdP answers from this very process, so its event loop must stay free.
       const started = process.hrtime.bigint();
-      const r = spawnSync(process.execPath, c.args, { env, encoding: 'utf8' });
+      const r = await runOnce(c.args, env);
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       if (c.name.includes('token') && (r.status !== 0 || !r.stdout.trim()))
         throw new Error(`token failed: ${r.stderr}`);

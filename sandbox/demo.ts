@@ -89,7 +89,7 @@ async function demo(): Promise<number> {
     if (logoutCode !== 0) return logoutCode;
     await run(['--profile', 'sandbox', 'status'], env);
     say(
-      `Done: device login, tenant tokens for acme and globex, a refused tenant, status, logout (${idp.revokedCount()} tokens revoked at the IdP).`,
+      `Done: device login, tenant tokens for acme and globex, a refused tenant, status, logout (revocations seen by the IdP: ${idp.revokedCount()}).`,
     );
     return 0;
   } finally {

@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import type * as Client from 'openid-client';
 import type { EffectiveProfile } from '../config/load.js';
+import { requireIdp } from '../config/require.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';
@@ -21,6 +22,16 @@ export interface ManagerOptions {
 }
 
 export async function openIdpSession({ deps, eff, ui }: ManagerOptions): Promise<IdpSession> {
+  const { issuer, clientId } = requireIdp(eff);
+  // The keychain and the IdP's discovery are independent: ask both at once.
+  const idpPromise = connectIdp({
+    issuer,
+    clientId,
+    insecureHttp: eff.profile.insecure_http,
+    fetch: deps.fetch,
+    debug: (line) => ui.debug(line),
+  });
+  idpPromise.catch(() => undefined);
   const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
   const login = await loadLogin(opened.store, eff.name);
   const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
@@ -32,22 +43,16 @@ export async function openIdpSession({ deps, eff, ui }: ManagerOptions): Promise
           : `run \`mcp-secure login${p}\``,
     });
   }
-  if (eff.profile.issuer && login.issuer !== eff.profile.issuer.replace(/\/$/, '')) {
+  const idp = await idpPromise;
+  if (login.issuer !== idp.issuer || login.client_id !== clientId) {
     throw new CliError(
       'auth',
-      `the stored login is for ${login.issuer}, but profile ${eff.name} names ${eff.profile.issuer}`,
+      `the stored login is for ${login.issuer}, but profile ${eff.name} names ${idp.issuer}`,
       {
         hint: `run \`mcp-secure login${p}\``,
       },
     );
   }
-  const idp = await connectIdp({
-    issuer: login.issuer,
-    clientId: login.client_id,
-    insecureHttp: eff.profile.insecure_http,
-    fetch: deps.fetch,
-    debug: (line) => ui.debug(line),
-  });
   return new IdpSession({
     idp,
     store: opened.store,

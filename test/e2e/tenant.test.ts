@@ -74,6 +74,21 @@ test('alice gets acme and globex tokens naming exactly that tenant; status lists
   );
   assert.match(status.stdout, /Tenant globex: +last token issued/);
   assert.ok(!status.stdout.includes(parsed.token));
+
+  // The token goes to stdout and nowhere else: not to stderr with --debug, not to any file.
+  const debug = await token(user, '--tenant', 'acme', '--debug');
+  assert.doesNotMatch(debug.stderr, /eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/);
+  assert.match(debug.stderr, /debug: http POST .*\/token -> 200/);
+  const { readdir, readFile } = await import('node:fs/promises');
+  const files = await readdir(user.home, { recursive: true, withFileTypes: true });
+  for (const f of files.filter((e) => e.isFile())) {
+    const text = await readFile(`${f.parentPath ?? f.path}/${f.name}`, 'utf8');
+    assert.doesNotMatch(text, /eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/, f.name);
+  }
+  assert.ok(
+    files.some((f) => f.name === 'sandbox.tenants.json'),
+    'the per-tenant record exists (without values)',
+  );
 });
 
 test('bob: acme works, globex is refused naming bob and globex (exit 4)', async () => {
