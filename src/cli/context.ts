@@ -1,7 +1,6 @@
 /** Shared start of every command: the effective profile, and the Ui. */
 import { type EffectiveProfile, loadEffectiveProfile } from '../config/load.js';
 import type { Profile } from '../config/schema.js';
-import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import type { GlobalOptions } from './ui.js';
 
