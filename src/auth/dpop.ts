@@ -39,3 +39,34 @@ export async function importDpopKey(jwk: webcrypto.JsonWebKey): Promise<webcrypt
 export function dpopOptions(idp: Idp, key: webcrypto.CryptoKeyPair | undefined): Client.DPoPOptions {
   return key ? { DPoP: idp.client.getDPoPHandle(idp.config, key as Client.CryptoKeyPair) } : {};
 }
+
+/**
+ * A DPoP proof for one request to a resource server (RFC 9449 §4.2, §7): the key's public JWK in the
+ * header, the method, the URL without query or fragment, a fresh jti, and `ath`, the token's hash.
+ */
+export async function createProof(
+  pair: webcrypto.CryptoKeyPair,
+  request: { method: string; url: string; accessToken: string; now: number },
+): Promise<string> {
+  const { kty, crv, x, y } = await webcrypto.subtle.exportKey('jwk', pair.publicKey);
+  const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const htu = new URL(request.url);
+  htu.search = '';
+  htu.hash = '';
+  const header = enc({ typ: 'dpop+jwt', alg: 'ES256', jwk: { kty, crv, x, y } });
+  const payload = enc({
+    jti: webcrypto.randomUUID(),
+    htm: request.method.toUpperCase(),
+    htu: htu.href,
+    iat: Math.floor(request.now / 1000),
+    ath: Buffer.from(await webcrypto.subtle.digest('SHA-256', Buffer.from(request.accessToken))).toString(
+      'base64url',
+    ),
+  });
+  const signature = await webcrypto.subtle.sign(
+    { name: 'ECDSA', hash: 'SHA-256' },
+    pair.privateKey,
+    Buffer.from(`${header}.${payload}`),
+  );
+  return `${header}.${payload}.${Buffer.from(signature).toString('base64url')}`;
+}

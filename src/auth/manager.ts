@@ -103,46 +103,48 @@ function exchangeConfig(idp: Idp, endpoint: string | undefined) {
 export interface TenantRequest {
   tenant: string;
   role: Role;
+  /** For admin: the token of an earlier step-up in this same tenant session. */
+  elevatedToken?: string;
 }
 
 /**
- * A fresh, checked tenant token. For `admin`, first a fresh, strong sign-in (max_age=0 and the configured
- * acr_values): its token is used for this one exchange and kept nowhere, so the elevation cannot carry
- * over to another tenant.
+ * A fresh, strong sign-in (max_age=0 and the configured acr_values) for the admin role. Its token is
+ * kept by the caller for one tenant session only, never stored, so the elevation cannot carry over.
  */
+export async function stepUp(session: IdpSession, { deps, eff, ui }: ManagerOptions): Promise<string> {
+  const { tokens } = await interactiveLogin({
+    idp: session.idp,
+    deps,
+    ui,
+    flow: eff.profile.login_flow,
+    scope: 'openid',
+    timeoutMs: eff.profile.login_timeout * 1000,
+    dpop: await session.dpop(),
+    extraParams: { max_age: '0', acr_values: eff.profile.admin_acr },
+  });
+  return tokens.access_token;
+}
+
+/** A fresh, checked tenant token (for admin, from a step-up: the one given, or a new one). */
 export async function obtainTenantToken(
   session: IdpSession,
   request: TenantRequest,
-  { deps, eff, ui }: ManagerOptions,
+  manager: ManagerOptions,
 ): Promise<TenantToken> {
   const tenant = checkTenantName(request.tenant);
-  const resource = requireResource(eff);
-  const { idp } = session;
-  const dpop = await session.dpop();
-  let subjectToken: string;
-  if (request.role === 'admin') {
-    const { tokens } = await interactiveLogin({
-      idp,
-      deps,
-      ui,
-      flow: eff.profile.login_flow,
-      scope: 'openid',
-      timeoutMs: eff.profile.login_timeout * 1000,
-      dpop,
-      extraParams: { max_age: '0', acr_values: eff.profile.admin_acr },
-    });
-    subjectToken = tokens.access_token;
-  } else {
-    subjectToken = await session.accessToken();
-  }
-  return exchangeForTenant(idp, {
+  const resource = requireResource(manager.eff);
+  const subjectToken =
+    request.role === 'admin'
+      ? (request.elevatedToken ?? (await stepUp(session, manager)))
+      : await session.accessToken();
+  return exchangeForTenant(session.idp, {
     tenant,
     resource,
     role: request.role,
     subjectToken,
     user: session.login.user,
-    now: deps.now,
-    dpop,
-    config: exchangeConfig(idp, eff.profile.exchange_endpoint),
+    now: manager.deps.now,
+    dpop: await session.dpop(),
+    config: exchangeConfig(session.idp, manager.eff.profile.exchange_endpoint),
   });
 }

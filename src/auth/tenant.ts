@@ -80,11 +80,16 @@ export class IdpSession {
     return this.#login;
   }
 
+  /** The login's DPoP key pair, if it has one and DPoP is on. */
+  async dpopKey(): Promise<CryptoKeyPairLike | undefined> {
+    if (!this.#o.dpop || !this.#login.dpop_jwk) return undefined;
+    this.#key ??= await importDpopKey(this.#login.dpop_jwk);
+    return this.#key;
+  }
+
   /** The DPoP options for requests made with this login's key, if it has one. */
   async dpop(): Promise<Client.DPoPOptions> {
-    if (!this.#o.dpop || !this.#login.dpop_jwk) return {};
-    this.#key ??= await importDpopKey(this.#login.dpop_jwk);
-    return dpopOptions(this.idp, this.#key);
+    return dpopOptions(this.idp, await this.dpopKey());
   }
 
   #fresh(login: StoredLogin): boolean {

@@ -100,6 +100,33 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     .addOption(storageOption())
     .action(lazy(() => import('./token.js')));
 
+  program
+    .command('connect')
+    .description('tenant token + SSH tunnel: the in-cluster MCP endpoint on 127.0.0.1:7700 for this tenant')
+    .requiredOption('-t, --tenant <name>', 'the tenant (lower-case letters, digits and dashes)')
+    .addOption(
+      new Option('--role <role>', 'the role to ask for; admin asks for a fresh, strong sign-in').choices([
+        'member',
+        'admin',
+      ]),
+    )
+    .option('--port <port>', "local port (default: the profile's local_port, 7700)")
+    .option('--bind <address>', 'local address to listen on (loopback only unless the unsafe flag is given)')
+    .option(
+      '--unsafe-allow-non-loopback',
+      'UNSAFE: allow --bind on a non-loopback address (anyone reaching it uses your session)',
+    )
+    .option('--raw', 'a plain TCP forward like `ssh -L` (the client brings its own token)')
+    .option(
+      '--accept-new-host-key',
+      'trust an unknown SSH host key on first use and record it (like StrictHostKeyChecking=accept-new)',
+    )
+    .option('--max-session <duration>', 'end the session after this long (e.g. 8h)')
+    .option('--idle-timeout <duration>', 'end the session after this long without traffic (e.g. 30m)')
+    .option('--no-dpop', 'do not use DPoP for this session')
+    .addOption(storageOption())
+    .action(lazy(() => import('./connect.js')));
+
   idpOptions(
     program
       .command('logout')

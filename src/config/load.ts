@@ -23,9 +23,19 @@ export interface Source {
   detail: string;
 }
 
-export const DEFAULTS: Required<
-  Omit<Profile, 'issuer' | 'client_id' | 'mcp_resource' | 'exchange_endpoint'>
-> = {
+/** Keys with no default: a command that needs one says how to set it. */
+type NoDefault =
+  | 'issuer'
+  | 'client_id'
+  | 'mcp_resource'
+  | 'exchange_endpoint'
+  | 'bastion'
+  | 'jump'
+  | 'identity_file'
+  | 'host_key_fingerprints'
+  | 'mcp_url';
+
+export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
   scopes: ['profile', 'email'],
   storage: 'auto',
   insecure_http: false,
@@ -33,6 +43,7 @@ export const DEFAULTS: Required<
   login_flow: 'auto',
   dpop: true,
   admin_acr: 'phr',
+  local_port: 7700,
 };
 
 export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
@@ -47,6 +58,12 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   exchange_endpoint: 'MCP_SECURE_EXCHANGE_ENDPOINT',
   dpop: 'MCP_SECURE_DPOP',
   admin_acr: 'MCP_SECURE_ADMIN_ACR',
+  bastion: 'MCP_SECURE_BASTION',
+  jump: 'MCP_SECURE_JUMP',
+  identity_file: 'MCP_SECURE_IDENTITY_FILE',
+  host_key_fingerprints: 'MCP_SECURE_HOST_KEY_FINGERPRINTS',
+  mcp_url: 'MCP_SECURE_MCP_URL',
+  local_port: 'MCP_SECURE_LOCAL_PORT',
 };
 
 /** Keys a project file (which comes with a repository someone else wrote) may not set: unsafe modes. */

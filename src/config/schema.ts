@@ -26,6 +26,18 @@ export interface Profile {
   dpop?: boolean;
   /** `acr_values` asked for when stepping up to the admin role (a hardware key or passkey at a real IdP). */
   admin_acr?: string;
+  /** The SSH host the MCP endpoint is reached from: `[user@]host[:port]` or a Host from ~/.ssh/config. */
+  bastion?: string;
+  /** Jump hosts before the bastion, in order, like ProxyJump; default: ProxyJump from ~/.ssh/config. */
+  jump?: string[];
+  /** The SSH private key to offer (besides ssh-agent). */
+  identity_file?: string;
+  /** Host-key fingerprints (SHA256:…) trusted for the hops, besides ~/.ssh/known_hosts. */
+  host_key_fingerprints?: string[];
+  /** The in-cluster MCP endpoint as the bastion reaches it, e.g. http://mcp.internal:4000/mcp. */
+  mcp_url?: string;
+  /** The local port `connect` listens on (default 7700). */
+  local_port?: number;
 }
 
 export interface ConfigFile {
@@ -95,6 +107,33 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
     expected: 'an acr value (a non-empty string without spaces)',
     check: (v) => isString(v) && !/\s/.test(v),
     parse: (t) => t,
+  },
+  bastion: {
+    expected: '[user@]host[:port] or a Host from ~/.ssh/config',
+    check: (v) => isString(v) && /^[^\s]+$/.test(v),
+    parse: (t) => t,
+  },
+  jump: {
+    expected: 'a list of [user@]host[:port]',
+    check: (v) => Array.isArray(v) && v.every((s) => isString(s) && /^[^\s,]+$/.test(s)),
+    parse: (t) => t.split(/[\s,]+/).filter(Boolean),
+  },
+  identity_file: { expected: 'a path to an SSH private key', check: isString, parse: (t) => t },
+  host_key_fingerprints: {
+    expected: 'a list of SHA256:… fingerprints as ssh-keygen -lf prints them',
+    check: (v) =>
+      Array.isArray(v) && v.every((s) => typeof s === 'string' && /^SHA256:[A-Za-z0-9+/]{43}$/.test(s)),
+    parse: (t) => t.split(/[\s,]+/).filter(Boolean),
+  },
+  mcp_url: {
+    expected: 'an http:// or https:// URL of the in-cluster MCP endpoint',
+    check: (v) => isString(v) && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
+    parse: (t) => t,
+  },
+  local_port: {
+    expected: 'a port number between 1 and 65535',
+    check: (v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535,
+    parse: (t) => (t.trim() === '' ? t : Number(t)),
   },
 };
 

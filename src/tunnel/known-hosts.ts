@@ -1,0 +1,132 @@
+/**
+ * Host-key verification the way OpenSSH does it: `known_hosts` lines with plain, bracketed `[host]:port`,
+ * wildcard, negated and hashed (`|1|salt|hmac`) patterns, `@revoked` markers; plus fingerprints pinned in
+ * the profile. A changed key is refused; an unknown key needs the user's yes (TOFU), then is recorded.
+ */
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/** OpenSSH's fingerprint: SHA256:base64(sha256(key blob)) without padding. */
+export function fingerprint(key: Buffer): string {
+  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** The key type named inside an SSH public key blob (its first string). */
+export function keyType(key: Buffer): string {
+  if (key.length < 4) return 'unknown';
+  const len = key.readUInt32BE(0);
+  return len > 0 && len < 64 && key.length >= 4 + len
+    ? key.subarray(4, 4 + len).toString('ascii')
+    : 'unknown';
+}
+
+/** How OpenSSH names a host in known_hosts: `host` on port 22, `[host]:port` otherwise. */
+export function hostToken(host: string, port: number): string {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+
+function globToRegExp(pattern: string): RegExp {
+  const escaped = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${escaped}$`, 'i');
+}
+
+function hashedMatches(entry: string, token: string): boolean {
+  // |1|base64(salt)|base64(HMAC-SHA1(salt, host))
+  const [, magic, salt, hash] = entry.split('|');
+  if (magic !== '1' || !salt || !hash) return false;
+  const mac = createHmac('sha1', Buffer.from(salt, 'base64')).update(token).digest('base64');
+  return mac === hash;
+}
+
+/** Does a comma-separated known_hosts host field name this host? Negations veto. */
+export function hostFieldMatches(field: string, host: string, port: number): boolean {
+  const token = hostToken(host, port);
+  let matched = false;
+  for (const raw of field.split(',')) {
+    const negated = raw.startsWith('!');
+    const pattern = negated ? raw.slice(1) : raw;
+    const hit = pattern.startsWith('|') ? hashedMatches(pattern, token) : globToRegExp(pattern).test(token);
+    if (hit && negated) return false;
+    if (hit) matched = true;
+  }
+  return matched;
+}
+
+export type HostKeyVerdict =
+  | { status: 'pinned' }
+  | { status: 'known'; file: string; line: number }
+  | { status: 'changed'; file: string; line: number; knownType: string }
+  | { status: 'revoked'; file: string; line: number }
+  | { status: 'unknown' };
+
+interface Entry {
+  marker: string | undefined;
+  hosts: string;
+  type: string;
+  key: string;
+  file: string;
+  line: number;
+}
+
+async function readEntries(files: string[]): Promise<Entry[]> {
+  const entries: Entry[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      continue;
+    }
+    text.split('\n').forEach((rawLine, index) => {
+      const line = rawLine.trim();
+      if (!line || line.startsWith('#')) return;
+      const fields = line.split(/\s+/);
+      const marker = fields[0]?.startsWith('@') ? fields.shift() : undefined;
+      const [hosts, type, key] = fields;
+      if (hosts && type && key) entries.push({ marker, hosts, type, key, file, line: index + 1 });
+    });
+  }
+  return entries;
+}
+
+export interface VerifyOptions {
+  host: string;
+  port: number;
+  key: Buffer;
+  knownHostsFiles: string[];
+  pinned: readonly string[];
+}
+
+export async function verifyHostKey(o: VerifyOptions): Promise<HostKeyVerdict> {
+  const fp = fingerprint(o.key);
+  const blob = o.key.toString('base64');
+  const entries = (await readEntries(o.knownHostsFiles)).filter((e) =>
+    hostFieldMatches(e.hosts, o.host, o.port),
+  );
+  // A revoked key is refused even when pinned.
+  const revoked = entries.find((e) => e.marker === '@revoked' && e.key === blob);
+  if (revoked) return { status: 'revoked', file: revoked.file, line: revoked.line };
+  if (o.pinned.includes(fp)) return { status: 'pinned' };
+  const plain = entries.filter((e) => e.marker === undefined);
+  const match = plain.find((e) => e.key === blob);
+  if (match) return { status: 'known', file: match.file, line: match.line };
+  // OpenSSH treats a known host with a different key of the same type as changed; another type of key
+  // for the same host is also suspicious enough to refuse (a downgrade would look just like it).
+  const other = plain[0];
+  if (other) return { status: 'changed', file: other.file, line: other.line, knownType: other.type };
+  return { status: 'unknown' };
+}
+
+/** Records an accepted key, hashed like OpenSSH's HashKnownHosts (Debian's default). */
+export async function recordHostKey(file: string, host: string, port: number, key: Buffer): Promise<void> {
+  const salt = randomBytes(20);
+  const mac = createHmac('sha1', salt).update(hostToken(host, port)).digest('base64');
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  await appendFile(file, `|1|${salt.toString('base64')}|${mac} ${keyType(key)} ${key.toString('base64')}\n`, {
+    mode: 0o600,
+  });
+}

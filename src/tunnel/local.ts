@@ -1,0 +1,293 @@
+/**
+ * The local side of the tunnel: a listener on 127.0.0.1 that makes the in-cluster MCP endpoint look
+ * local. Default mode is an HTTP proxy that sets `Authorization` (and the DPoP proof) from the current
+ * tenant token and drops whatever the local client sent, so no MCP client config holds a secret.
+ * `--raw` is a plain TCP forward like `ssh -L`.
+ */
+
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import {
+  createServer as createHttpServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+} from 'node:http';
+import { createServer as createNetServer, isIP, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { isLoopbackHost } from '../auth/oidc.js';
+import { CliError, sanitize } from '../errors.js';
+import { forward } from './ssh.js';
+import type { Supervisor } from './supervisor.js';
+
+export interface Stats {
+  open: number;
+  total: number;
+  bytesIn: number;
+  bytesOut: number;
+  lastActivity: number;
+}
+
+export interface CurrentToken {
+  value: string;
+  type: 'Bearer' | 'DPoP';
+}
+
+export interface ListenerOptions {
+  supervisor: Supervisor;
+  /** The in-cluster MCP URL as the last bastion reaches it. */
+  upstream: URL;
+  raw: boolean;
+  /** The current tenant token; undefined while it is expired and being renewed. */
+  token(): CurrentToken | undefined;
+  /** A DPoP proof for a request with this token, when the token is bound. */
+  proof(method: string, url: string, token: string): Promise<string>;
+  stats: Stats;
+  now(): number;
+}
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) and the credentials a local client might send: never forwarded.
+const DROP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'upgrade',
+  'host',
+  'authorization',
+  'dpop',
+  'cookie',
+]);
+
+function forwardHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const listed = String(headers['connection'] ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase());
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || DROP.has(name) || listed.includes(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function jsonRpcError(status: number, message: string): [number, string] {
+  return [
+    status,
+    JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message: `mcp-secure: ${message}` }, id: null }),
+  ];
+}
+
+async function tunnelStream(o: ListenerOptions): Promise<Duplex> {
+  const client = await o.supervisor.client();
+  const port = Number(o.upstream.port || (o.upstream.protocol === 'https:' ? 443 : 80));
+  return (await forward(client, o.upstream.hostname, port)) as unknown as Duplex;
+}
+
+function count(
+  stream: NodeJS.EventEmitter,
+  stats: Stats,
+  key: 'bytesIn' | 'bytesOut',
+  now: () => number,
+): void {
+  stream.on('data', (chunk: Buffer) => {
+    stats[key] += chunk.length;
+    stats.lastActivity = now();
+  });
+}
+
+function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
+  return createHttpServer((req, res) => {
+    const fail = (status: number, message: string) => {
+      const [code, body] = jsonRpcError(status, message);
+      if (!res.headersSent) res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(body);
+    };
+    // A web page can reach 127.0.0.1 too. Browsers send Origin on cross-origin requests and a page that
+    // rebinds a DNS name sends its own Host: refuse both, or any site could borrow this session.
+    const host = String(req.headers.host ?? '');
+    if (req.headers.origin !== undefined || !allowedHosts.has(host)) {
+      fail(403, 'requests from web pages or other hosts are refused');
+      return;
+    }
+    const token = o.token();
+    if (!token) {
+      fail(503, 'the tenant token has expired and is being renewed; retry shortly');
+      return;
+    }
+    const target = new URL(req.url ?? '/', o.upstream);
+    const headers = forwardHeaders(req.headers);
+    headers['host'] = o.upstream.host;
+    headers['authorization'] = `${token.type} ${token.value}`;
+    const start = async () => {
+      if (token.type === 'DPoP')
+        headers['dpop'] = await o.proof(req.method ?? 'GET', target.href, token.value);
+      const upstream = httpRequest({
+        method: req.method,
+        path: `${target.pathname}${target.search}`,
+        headers,
+        agent: false,
+        createConnection: (_opts, done) => {
+          tunnelStream(o).then(
+            (stream) => done(null, stream as unknown as Socket),
+            (err: Error) => done(err, undefined as unknown as Socket),
+          );
+          return undefined as unknown as Socket;
+        },
+      });
+      upstream.on('response', (up) => {
+        const out = forwardHeaders(up.headers);
+        res.writeHead(up.statusCode ?? 502, out);
+        // Server-Sent Events and chunked answers pass through as they come: flush headers, no buffering.
+        res.flushHeaders();
+        count(up, o.stats, 'bytesIn', o.now);
+        up.pipe(res);
+      });
+      upstream.on('error', (err) =>
+        fail(502, `the MCP upstream is unreachable (${sanitize(err.message, 100)})`),
+      );
+      res.on('close', () => upstream.destroy());
+      count(req, o.stats, 'bytesOut', o.now);
+      req.pipe(upstream);
+    };
+    start().catch((err: unknown) =>
+      fail(502, sanitize(err instanceof Error ? err.message : String(err), 120)),
+    );
+  });
+}
+
+function rawForward(o: ListenerOptions): Server {
+  return createNetServer((socket) => {
+    socket.setNoDelay(true);
+    tunnelStream(o).then(
+      (stream) => {
+        count(stream, o.stats, 'bytesIn', o.now);
+        count(socket, o.stats, 'bytesOut', o.now);
+        socket.pipe(stream).pipe(socket);
+        const end = () => {
+          socket.destroy();
+          stream.destroy();
+        };
+        socket.once('close', end);
+        stream.once('close', end);
+        stream.once('error', end);
+        socket.once('error', end);
+      },
+      () => socket.destroy(),
+    );
+  });
+}
+
+/** Who holds a TCP port, from /proc (Linux); undefined elsewhere or when the OS will not say. */
+export async function portHolder(port: number): Promise<string | undefined> {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const text = await readFile(table, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A' && f[9]) inodes.add(f[9]);
+    }
+  }
+  if (inodes.size === 0) return undefined;
+  const pids = await readdir('/proc').catch(() => [] as string[]);
+  for (const pid of pids.filter((p) => /^\d+$/.test(p)).slice(0, 5000)) {
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+      const m = link.match(/^socket:\[(\d+)\]$/);
+      if (m && inodes.has(m[1]!)) {
+        const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))
+          .split('\0')
+          .filter(Boolean)
+          .join(' ');
+        return `pid ${pid} (${sanitize(cmd || 'unknown', 60)})`;
+      }
+    }
+  }
+  return 'another process';
+}
+
+export interface Listener {
+  address: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function listen(
+  o: ListenerOptions,
+  bind: { host: string; port: number; allowNonLoopback: boolean },
+): Promise<Listener> {
+  if (!isIP(bind.host) && bind.host !== 'localhost') {
+    throw new CliError('usage', `--bind must be an IP address, not "${sanitize(bind.host, 60)}"`, {
+      hint: 'use 127.0.0.1',
+    });
+  }
+  if (!isLoopbackHost(bind.host) && !bind.allowNonLoopback) {
+    throw new CliError(
+      'usage',
+      `refusing to listen on ${bind.host}: anyone who can reach it would use your session`,
+      {
+        hint: 'listen on 127.0.0.1 (the default); if you really mean it, add --unsafe-allow-non-loopback',
+      },
+    );
+  }
+  const allowedHosts = new Set<string>();
+  const server = o.raw ? rawForward(o) : httpProxy(o, allowedHosts);
+  server.on('connection', (socket: Socket) => {
+    o.stats.open += 1;
+    o.stats.total += 1;
+    socket.setNoDelay(true);
+    socket.once('close', () => {
+      o.stats.open -= 1;
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', async (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') {
+        const holder = await portHolder(bind.port);
+        reject(
+          new CliError(
+            'error',
+            `${bind.host}:${bind.port} is already in use${holder ? ` by ${holder}` : ''}`,
+            {
+              hint: `stop it, or pass --port ${bind.port + 1}`,
+            },
+          ),
+        );
+      } else {
+        reject(
+          new CliError('error', `cannot listen on ${bind.host}:${bind.port} (${err.code ?? err.message})`, {
+            hint: 'try another --port',
+          }),
+        );
+      }
+    });
+    server.listen({ host: bind.host, port: bind.port }, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : bind.port;
+  for (const h of [
+    '127.0.0.1',
+    'localhost',
+    '[::1]',
+    bind.host.includes(':') ? `[${bind.host}]` : bind.host,
+  ]) {
+    allowedHosts.add(`${h}:${port}`);
+  }
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  return {
+    address: bind.host.includes(':') ? `[${bind.host}]:${port}` : `${bind.host}:${port}`,
+    port,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * The part of ~/.ssh/config a tunnel needs: `Host` blocks (patterns, negations), `HostName`, `User`,
+ * `Port`, `IdentityFile` and `ProxyJump`, first value wins as in OpenSSH. `Match` blocks are skipped.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface HostSpec {
+  /** The name the user gave (an alias or a host). */
+  alias: string;
+  hostName: string;
+  user: string | undefined;
+  port: number;
+  identityFiles: string[];
+  /** Hops before this host, as written in ProxyJump (`[user@]host[:port]`, aliases allowed). */
+  proxyJump: string[];
+}
+
+interface Block {
+  patterns: string[];
+  options: Array<[string, string]>;
+}
+
+function parse(text: string): Block[] {
+  const blocks: Block[] = [{ patterns: ['*'], options: [] }];
+  let skipping = false;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = line.match(/^(\S+?)\s*(?:=\s*|\s+)(.*)$/);
+    if (!m) continue;
+    const key = m[1]!.toLowerCase();
+    const value = m[2]!.trim().replace(/^"(.*)"$/, '$1');
+    if (key === 'host') {
+      skipping = false;
+      blocks.push({ patterns: value.split(/\s+/), options: [] });
+    } else if (key === 'match') {
+      skipping = true;
+    } else if (!skipping) {
+      blocks[blocks.length - 1]!.options.push([key, value]);
+    }
+  }
+  return blocks;
+}
+
+function patternMatches(patterns: string[], host: string): boolean {
+  let matched = false;
+  for (const p of patterns) {
+    const negated = p.startsWith('!');
+    const re = new RegExp(
+      `^${(negated ? p.slice(1) : p)
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+      'i',
+    );
+    if (re.test(host)) {
+      if (negated) return false;
+      matched = true;
+    }
+  }
+  return matched;
+}
+
+function expandPath(path: string, home: string, host: HostSpec): string {
+  const expanded = path
+    .replace(/^~(?=\/|$)/, home)
+    .replace(/%d/g, home)
+    .replace(/%h/g, host.hostName)
+    .replace(/%r/g, host.user ?? '')
+    .replace(/%%/g, '%');
+  return expanded.startsWith('/') ? expanded : join(home, '.ssh', expanded);
+}
+
+/** Parses `[user@]host[:port]` (IPv6 in brackets). */
+export function parseDestination(text: string): {
+  user: string | undefined;
+  host: string;
+  port: number | undefined;
+} {
+  const at = text.lastIndexOf('@');
+  const user = at >= 0 ? text.slice(0, at) : undefined;
+  const rest = at >= 0 ? text.slice(at + 1) : text;
+  const bracketed = rest.match(/^\[([^\]]+)\](?::(\d+))?$/);
+  if (bracketed) return { user, host: bracketed[1]!, port: bracketed[2] ? Number(bracketed[2]) : undefined };
+  const colon = rest.lastIndexOf(':');
+  if (colon > 0 && rest.indexOf(':') === colon && /^\d+$/.test(rest.slice(colon + 1))) {
+    return { user, host: rest.slice(0, colon), port: Number(rest.slice(colon + 1)) };
+  }
+  return { user, host: rest, port: undefined };
+}
+
+export async function loadSshConfig(
+  home: string,
+  file = join(home, '.ssh', 'config'),
+): Promise<(alias: string) => HostSpec> {
+  let blocks: Block[] = [];
+  try {
+    blocks = parse(await readFile(file, 'utf8'));
+  } catch {
+    // no ssh config: every host is taken as written
+  }
+  return (destination: string) => {
+    const { user, host, port } = parseDestination(destination);
+    const first = new Map<string, string>();
+    const identityFiles: string[] = [];
+    for (const block of blocks) {
+      if (!patternMatches(block.patterns, host)) continue;
+      for (const [key, value] of block.options) {
+        if (key === 'identityfile') identityFiles.push(value);
+        else if (!first.has(key)) first.set(key, value);
+      }
+    }
+    const spec: HostSpec = {
+      alias: host,
+      hostName: (first.get('hostname') ?? host).replace(/%h/g, host),
+      user: user ?? first.get('user'),
+      port: port ?? (first.has('port') ? Number(first.get('port')) : 22),
+      identityFiles: [],
+      proxyJump: [],
+    };
+    spec.identityFiles = identityFiles.map((f) => expandPath(f, home, spec));
+    const jump = first.get('proxyjump');
+    if (jump && jump.toLowerCase() !== 'none')
+      spec.proxyJump = jump
+        .split(',')
+        .map((j) => j.trim())
+        .filter(Boolean);
+    return spec;
+  };
+}

@@ -1,0 +1,307 @@
+/**
+ * Dials the SSH chain: direct, or through jump hosts like ProxyJump (each hop's connection runs inside a
+ * `direct-tcpip` channel of the one before). Every hop's host key is verified (known_hosts or pinned),
+ * client keys come from ssh-agent or identity files, no password authentication, keepalives on.
+ */
+import { readFile } from 'node:fs/promises';
+import type * as Ssh2Types from 'ssh2';
+import ssh2 from 'ssh2';
+import { CliError, sanitize } from '../errors.js';
+import {
+  fingerprint,
+  type HostKeyVerdict,
+  hostToken,
+  keyType,
+  recordHostKey,
+  verifyHostKey,
+} from './known-hosts.js';
+
+type Client = InstanceType<typeof ssh2.Client>;
+type ConnectConfig = Parameters<Client['connect']>[0];
+type AuthMethod = Ssh2Types.AgentAuthMethod | Ssh2Types.PublicKeyAuthMethod;
+
+export interface Hop {
+  host: string;
+  port: number;
+  user: string;
+  identityFiles: string[];
+}
+
+export function hopLabel(hop: Hop): string {
+  return `${hop.user}@${hop.host}${hop.port === 22 ? '' : `:${hop.port}`}`;
+}
+
+export interface DialOptions {
+  hops: Hop[];
+  knownHostsFiles: string[];
+  /** Where an accepted new key is recorded. */
+  knownHostsWrite: string;
+  pinned: readonly string[];
+  /** `--accept-new-host-key`: trust on first use without asking. */
+  acceptNew: boolean;
+  /** Asks the user on a terminal; absent when there is none. */
+  confirm?(question: string): Promise<boolean>;
+  /** Asks for an identity file's passphrase on a terminal; absent when there is none. */
+  passphrase?(file: string): Promise<string>;
+  agentSocket: string | undefined;
+  readyTimeoutMs?: number;
+  keepaliveIntervalMs?: number;
+  onHop?(hop: Hop, index: number): void;
+  info(line: string): void;
+  warn(line: string): void;
+}
+
+export interface Chain {
+  clients: Client[];
+  /** The last hop: where connections to the destination are opened. */
+  last: Client;
+  /** Resolves when any hop closes. */
+  closed: Promise<void>;
+  close(): void;
+}
+
+/** Is this private key encrypted? Read from the key's own format, not from an error message. */
+export function isEncryptedKey(text: string): boolean {
+  if (/Proc-Type:\s*4,ENCRYPTED/.test(text) || text.includes('BEGIN ENCRYPTED PRIVATE KEY')) return true;
+  const m = text.match(/-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]+?)-----END OPENSSH PRIVATE KEY-----/);
+  if (!m) return false;
+  const raw = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
+  const magic = 'openssh-key-v1\0';
+  if (raw.subarray(0, magic.length).toString('latin1') !== magic) return false;
+  const len = raw.readUInt32BE(magic.length);
+  return raw.subarray(magic.length + 4, magic.length + 4 + len).toString('ascii') !== 'none';
+}
+
+async function authMethods(hop: Hop, o: DialOptions): Promise<AuthMethod[]> {
+  const methods: AuthMethod[] = [];
+  // The agent first: that is where hardware keys live.
+  if (o.agentSocket) methods.push({ type: 'agent', username: hop.user, agent: o.agentSocket });
+  for (const file of hop.identityFiles) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      continue; // like OpenSSH: a missing default identity file is skipped
+    }
+    let passphrase: string | undefined;
+    if (isEncryptedKey(text)) {
+      if (!o.passphrase) {
+        throw new CliError(
+          'auth',
+          `the identity file ${file} is encrypted and there is no terminal to ask for its passphrase`,
+          {
+            hint: 'add the key to ssh-agent (`ssh-add`), or run on a terminal',
+          },
+        );
+      }
+      passphrase = await o.passphrase(file);
+    }
+    // ssh2 throws from connect() on a wrong passphrase; parse first to give a clear error instead.
+    const parsed = ssh2.utils.parseKey(text, passphrase);
+    if (parsed instanceof Error) {
+      throw new CliError('auth', `cannot use the identity file ${file}: ${sanitize(parsed.message, 120)}`, {
+        hint: passphrase === undefined ? 'check the file is an SSH private key' : 'check the passphrase',
+      });
+    }
+    methods.push({ type: 'publickey', username: hop.user, key: text, ...(passphrase ? { passphrase } : {}) });
+  }
+  if (methods.length === 0) {
+    throw new CliError('auth', `no SSH key to offer ${hopLabel(hop)}`, {
+      hint: 'start ssh-agent with your key (SSH_AUTH_SOCK), or set identity_file in the profile',
+    });
+  }
+  return methods;
+}
+
+const CHANGED_BANNER = [
+  '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@',
+  '@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @',
+  '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@',
+  'IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!',
+  'Someone could be eavesdropping on you right now (man-in-the-middle attack)!',
+  'It is also possible that a host key has just been changed.',
+];
+
+/** Decides on one hop's host key; resolves true to continue, or records why not in `refusal`. */
+async function decideHostKey(
+  hop: Hop,
+  key: Buffer,
+  o: DialOptions,
+  refuse: (err: CliError) => void,
+): Promise<boolean> {
+  const fp = fingerprint(key);
+  const name = hostToken(hop.host, hop.port);
+  const verdict: HostKeyVerdict = await verifyHostKey({
+    host: hop.host,
+    port: hop.port,
+    key,
+    knownHostsFiles: o.knownHostsFiles,
+    pinned: o.pinned,
+  });
+  switch (verdict.status) {
+    case 'pinned':
+    case 'known':
+      return true;
+    case 'revoked':
+      refuse(
+        new CliError(
+          'trust',
+          `the host key of ${name} (${fp}) is marked @revoked in ${verdict.file}:${verdict.line}`,
+          {
+            hint: "do not connect; tell the bastion's operators",
+          },
+        ),
+      );
+      return false;
+    case 'changed':
+      for (const line of CHANGED_BANNER) o.warn(line);
+      o.warn(`The ${keyType(key)} host key for ${name} is now ${fp}.`);
+      o.warn(`The ${verdict.knownType} key we know for it is at ${verdict.file}:${verdict.line}.`);
+      refuse(
+        new CliError('trust', `the host key of ${name} has changed; refusing to connect`, {
+          hint: `if you know why it changed, remove the old key (ssh-keygen -R '${name}') and connect again`,
+        }),
+      );
+      return false;
+    case 'unknown': {
+      let accepted = o.acceptNew;
+      if (!accepted && o.confirm) {
+        o.info(`The authenticity of host ${name} can't be established.`);
+        o.info(`${keyType(key)} key fingerprint is ${fp}.`);
+        accepted = await o.confirm('Trust this host key and continue? [y/N] ');
+      }
+      if (!accepted) {
+        refuse(
+          new CliError('trust', `unknown host key for ${name} (${fp})`, {
+            hint: 'check the fingerprint with your admin, then run again with --accept-new-host-key or pin it in the profile',
+          }),
+        );
+        return false;
+      }
+      await recordHostKey(o.knownHostsWrite, hop.host, hop.port, key);
+      o.info(`Permanently added ${name} (${fp}) to ${o.knownHostsWrite}.`);
+      return true;
+    }
+  }
+}
+
+function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | undefined): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const client = new ssh2.Client();
+    let refusal: CliError | undefined;
+    let settled = false;
+    const fail = (err: CliError) => {
+      if (settled) return;
+      settled = true;
+      client.end();
+      reject(err);
+    };
+    authMethods(hop, o).then(
+      (methods) => {
+        client.once('ready', () => {
+          settled = true;
+          resolve(client);
+        });
+        client.once('error', (err: Error & { level?: string; code?: string }) => {
+          if (refusal) return fail(refusal);
+          if (err.level === 'client-authentication') {
+            return fail(
+              new CliError('auth', `${hopLabel(hop)} refused every key offered`, {
+                hint: 'check that the bastion has your public key, and that ssh-agent holds the key (`ssh-add -l`)',
+              }),
+            );
+          }
+          const reason =
+            err.code ?? (err.level === 'client-timeout' ? 'timed out' : sanitize(err.message, 80));
+          fail(
+            new CliError('error', `cannot reach the bastion ${hopLabel(hop)} (${reason})`, {
+              hint: 'check the host and port, your network or VPN, and that the bastion is up',
+            }),
+          );
+        });
+        client.once('close', () => {
+          if (!settled)
+            fail(
+              refusal ??
+                new CliError('error', `${hopLabel(hop)} closed the connection during the handshake`, {
+                  hint: "retry; check the bastion's logs",
+                }),
+            );
+        });
+        client.connect({
+          host: hop.host,
+          port: hop.port,
+          username: hop.user,
+          ...(sock ? { sock: sock as NonNullable<ConnectConfig['sock']> } : {}),
+          authHandler: methods,
+          tryKeyboard: false,
+          readyTimeout: o.readyTimeoutMs ?? 15_000,
+          keepaliveInterval: o.keepaliveIntervalMs ?? 15_000,
+          keepaliveCountMax: 3,
+          hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+            decideHostKey(hop, key, o, (err) => {
+              refusal = err;
+            }).then(verify, (err: unknown) => {
+              refusal = err instanceof CliError ? err : new CliError('error', String(err));
+              verify(false);
+            });
+          },
+        });
+      },
+      (err: unknown) => fail(err instanceof CliError ? err : new CliError('error', String(err))),
+    );
+  });
+}
+
+/** Opens a `direct-tcpip` channel from `client` to host:port. */
+export function forward(
+  client: Client,
+  host: string,
+  port: number,
+): Promise<NodeJS.ReadWriteStream & { destroy(): void }> {
+  return new Promise((resolve, reject) => {
+    client.forwardOut('127.0.0.1', 0, host, port, (err, stream) => {
+      if (err) reject(err);
+      else resolve(stream as unknown as NodeJS.ReadWriteStream & { destroy(): void });
+    });
+  });
+}
+
+export async function dialChain(o: DialOptions): Promise<Chain> {
+  const clients: Client[] = [];
+  try {
+    for (const [index, hop] of o.hops.entries()) {
+      o.onHop?.(hop, index);
+      let sock: NodeJS.ReadableStream | undefined;
+      const previous = clients[index - 1];
+      if (previous) {
+        try {
+          sock = await forward(previous, hop.host, hop.port);
+        } catch (err) {
+          throw new CliError(
+            'error',
+            `${hopLabel(o.hops[index - 1]!)} refused to forward to ${hopLabel(hop)} (${sanitize((err as Error).message, 80)})`,
+            {
+              hint: "check the jump host's forwarding rules (AllowTcpForwarding, PermitOpen)",
+            },
+          );
+        }
+      }
+      clients.push(await connectHop(hop, o, sock));
+    }
+  } catch (err) {
+    for (const c of clients.reverse()) c.end();
+    throw err;
+  }
+  const closed = Promise.race(
+    clients.map((c) => new Promise<void>((resolve) => c.once('close', () => resolve()))),
+  );
+  return {
+    clients,
+    last: clients[clients.length - 1]!,
+    closed,
+    close() {
+      for (const c of [...clients].reverse()) c.end();
+    },
+  };
+}
