@@ -127,6 +127,19 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     .addOption(storageOption())
     .action(lazy(() => import('./connect.js')));
 
+  program
+    .command('mcp-config')
+    .description("print (or --write) an MCP client's config for the local tunnel; it holds no secret")
+    .addOption(
+      new Option('--client <client>', 'the MCP client')
+        .choices(['claude-desktop', 'claude-code', 'cursor', 'vscode'])
+        .makeOptionMandatory(),
+    )
+    .option('--name <name>', "the server name in the client's config", 'mcp-secure')
+    .option('--port <port>', "the local port (default: the profile's local_port, 7700)")
+    .option('--write', "merge into the client's config file, keeping what is there")
+    .action(lazy(() => import('./mcp-config.js')));
+
   idpOptions(
     program
       .command('logout')
