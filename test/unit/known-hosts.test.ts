@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fingerprint, hostFieldMatches, recordHostKey, verifyHostKey } from '../../src/tunnel/known-hosts.js';
+import { loadSshConfig, parseDestination } from '../../src/tunnel/ssh-config.js';
+import { tempDir } from '../helpers/deps.js';
+
+function blob(type: string, body: string): Buffer {
+  const t = Buffer.from(type);
+  const b = Buffer.from(body);
+  const out = Buffer.alloc(8 + t.length + b.length);
+  out.writeUInt32BE(t.length, 0);
+  t.copy(out, 4);
+  out.writeUInt32BE(b.length, 4 + t.length);
+  b.copy(out, 8 + t.length);
+  return out;
+}
+
+const keyA = blob('ssh-ed25519', 'A'.repeat(32));
+const keyB = blob('ssh-ed25519', 'B'.repeat(32));
+
+function hashed(token: string): string {
+  const salt = randomBytes(20);
+  return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(token).digest('base64')}`;
+}
+
+test('known_hosts host patterns: plain, [host]:port, wildcards, negation, hashed', () => {
+  const table: Array<[string, string, number, boolean]> = [
+    ['bastion.example.com', 'bastion.example.com', 22, true],
+    ['bastion.example.com', 'bastion.example.com', 2222, false],
+    ['[bastion.example.com]:2222', 'bastion.example.com', 2222, true],
+    ['*.example.com', 'bastion.example.com', 22, true],
+    ['*.example.com,!bastion.example.com', 'bastion.example.com', 22, false],
+    ['10.0.0.?', '10.0.0.7', 22, true],
+    [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2200, true],
+    [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2201, false],
+  ];
+  for (const [field, host, port, expected] of table) {
+    assert.equal(hostFieldMatches(field, host, port), expected, `${field} vs ${host}:${port}`);
+  }
+});
+
+test('verdicts: known, changed, revoked, pinned, unknown; a recorded key is hashed and then known', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'known_hosts');
+  await writeFile(
+    file,
+    [
+      '# comment',
+      `${hashed('[127.0.0.1]:2200')} ssh-ed25519 ${keyA.toString('base64')}`,
+      `@revoked * ssh-ed25519 ${keyB.toString('base64')}`,
+      `[127.0.0.1]:2300 ssh-ed25519 ${keyA.toString('base64')}`,
+      '',
+    ].join('\n'),
+  );
+  const v = (port: number, key: Buffer, pinned: string[] = []) =>
+    verifyHostKey({ host: '127.0.0.1', port, key, knownHostsFiles: [file], pinned });
+  assert.equal((await v(2200, keyA)).status, 'known');
+  assert.equal((await v(2200, keyB)).status, 'revoked', 'revoked wins, even over a pin');
+  assert.equal((await v(2200, keyB, [fingerprint(keyB)])).status, 'revoked');
+  const other = blob('ssh-ed25519', 'C'.repeat(32));
+  const changed = await v(2300, other);
+  assert.equal(changed.status, 'changed');
+  assert.equal(changed.status === 'changed' && changed.line, 4);
+  assert.equal((await v(2300, other, [fingerprint(other)])).status, 'pinned');
+  assert.equal((await v(2400, other)).status, 'unknown');
+  await recordHostKey(file, '127.0.0.1', 2400, other);
+  assert.equal((await v(2400, other)).status, 'known');
+  assert.match(await readFile(file, 'utf8'), /\n\|1\|[^ ]+ ssh-ed25519 /);
+  assert.match(fingerprint(keyA), /^SHA256:[A-Za-z0-9+/]{43}$/);
+});
+
+test('ssh config: Host, HostName, User, Port, IdentityFile and ProxyJump, first value wins', async () => {
+  const dir = await tempDir();
+  await writeFile(
+    join(dir, 'config'),
+    [
+      'Host prod-bastion',
+      '  HostName 127.0.0.1',
+      '  Port 2222',
+      '  User ops',
+      '  IdentityFile ~/.ssh/ops_key',
+      '  ProxyJump jump1,dev@jump2:2200',
+      'Host *',
+      '  User fallback',
+      '  Port 22',
+      'Match host foo',
+      '  User ignored',
+    ].join('\n'),
+  );
+  const resolve = await loadSshConfig('/home/u', join(dir, 'config'));
+  const spec = resolve('prod-bastion');
+  assert.deepEqual(spec, {
+    alias: 'prod-bastion',
+    hostName: '127.0.0.1',
+    user: 'ops',
+    port: 2222,
+    identityFiles: ['/home/u/.ssh/ops_key'],
+    proxyJump: ['jump1', 'dev@jump2:2200'],
+  });
+  const other = resolve('alice@other.example:2022');
+  assert.equal(other.user, 'alice');
+  assert.equal(other.port, 2022);
+  assert.deepEqual(parseDestination('[::1]:2200'), { user: undefined, host: '::1', port: 2200 });
+});
