@@ -2,8 +2,10 @@
  * `mcp-secure connect --tenant acme`: a tenant token, the SSH chain, and a listener on 127.0.0.1:7700
  * that behaves like the in-cluster MCP endpoint for as long as the session lasts.
  */
+import { isIP } from 'node:net';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { isLoopbackHost } from '../auth/oidc.js';
 import type { Role } from '../auth/tenant.js';
 import { checkTenantName } from '../auth/tenant.js';
 import type { EffectiveProfile } from '../config/load.js';
@@ -51,14 +53,31 @@ export function parseConnectOptions(options: Record<string, unknown>): ConnectOp
     });
   }
   const role = (str('role') ?? 'member') as Role;
+  const bind = str('bind') ?? '127.0.0.1';
+  const allowNonLoopback = options['unsafeAllowNonLoopback'] === true;
+  // Checked here, before any token or SSH connection exists.
+  if (!isIP(bind)) {
+    throw new CliError('usage', `--bind must be an IP address, not "${sanitize(bind, 60)}"`, {
+      hint: 'use 127.0.0.1',
+    });
+  }
+  if (!isLoopbackHost(bind) && !allowNonLoopback) {
+    throw new CliError(
+      'usage',
+      `refusing to listen on ${bind}: anyone who can reach it would use your session`,
+      {
+        hint: 'listen on 127.0.0.1 (the default); if you really mean it, add --unsafe-allow-non-loopback',
+      },
+    );
+  }
   const max = str('maxSession');
   const idle = str('idleTimeout');
   return {
     tenant: checkTenantName(tenant),
     role,
     port,
-    bind: str('bind') ?? '127.0.0.1',
-    allowNonLoopback: options['unsafeAllowNonLoopback'] === true,
+    bind,
+    allowNonLoopback,
     raw: options['raw'] === true,
     acceptNewHostKey: options['acceptNewHostKey'] === true,
     maxSessionMs: max ? parseDuration(max, '--max-session') : undefined,
@@ -155,224 +174,235 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   deps.signal.addEventListener('abort', onAbort, { once: true });
   const signal = stop.signal;
 
-  let step = ui.waiting(`Getting a tenant token for ${opts.tenant}…`);
-  const session = await openIdpSession(manager);
-  const elevated = opts.role === 'admin' ? await stepUp(session, manager) : undefined;
-  const tenantSession = new TenantSession({
-    obtain: async () => {
-      const t = await obtainTenantToken(
-        session,
-        { tenant: opts.tenant, role: opts.role, ...(elevated ? { elevatedToken: elevated } : {}) },
-        manager,
-      );
-      ui.addSecret(t.token);
-      await recordTenantToken(deps.configDir, eff.name, t).catch(() => undefined);
-      return t;
-    },
-    now: deps.now,
-    sleep: deps.sleep,
-    random: Math.random,
-    signal,
-    onEvent: (e) => {
-      if (e.type === 'refreshed') {
-        event('token_refreshed', { expires_at: new Date(e.token.expiresAt).toISOString() });
-        if (!deps.stderrIsTTY && !json)
-          ui.info(`tenant token renewed; expires ${new Date(e.token.expiresAt).toISOString()}`);
-      } else if (e.type === 'retry') {
-        event('token_retry', { attempt: e.attempt, delay_ms: e.delayMs });
-        ui.debug(
-          `token refresh failed (${e.error instanceof Error ? e.error.message : String(e.error)}); retrying in ${e.delayMs} ms`,
-        );
-      } else if (e.type === 'expired') {
-        event('token_expired');
-        ui.warn(
-          'the tenant token has expired and the IdP is unreachable; requests get 503 until it is renewed',
-        );
-      }
-    },
-  });
-  let first: Awaited<ReturnType<typeof tenantSession.start>>;
+  // Whatever happens below, nothing the session started outlives it.
+  const cleanups: Array<() => unknown> = [];
   try {
-    first = await tenantSession.start();
-  } finally {
-    step.stop();
-  }
-  ui.success(
-    `Tenant token for ${opts.tenant} (${first.roles.join(', ')}), expires in ${mmss(first.expiresAt - deps.now())}`,
-  );
-  const dpopKey = first.tokenType === 'DPoP' ? await session.dpopKey() : undefined;
-
-  const { dialChain, hopLabel } = await import('../tunnel/ssh.js');
-  const { Supervisor } = await import('../tunnel/supervisor.js');
-  const { listen } = await import('../tunnel/local.js');
-  const knownHosts = join(deps.homedir || homedir(), '.ssh', 'known_hosts');
-  const canAsk = deps.stdinIsTTY && deps.stderrIsTTY;
-  const dial = () =>
-    dialChain({
-      hops,
-      knownHostsFiles: [knownHosts],
-      knownHostsWrite: knownHosts,
-      pinned: eff.profile.host_key_fingerprints ?? [],
-      acceptNew: opts.acceptNewHostKey,
-      ...(canAsk
-        ? {
-            confirm: async (q: string) => /^y(es)?$/i.test((await deps.prompt(q)).trim()),
-            passphrase: (file: string) => deps.prompt(`Passphrase for ${file}: `, { secret: true }),
-          }
-        : {}),
-      agentSocket: deps.env['SSH_AUTH_SOCK'],
-      onHop: (hop, i) => {
-        step.stop();
-        step = ui.waiting(`SSH: connecting to ${hopLabel(hop)} (${i + 1}/${hops.length})…`);
+    let step = ui.waiting(`Getting a tenant token for ${opts.tenant}…`);
+    const session = await openIdpSession(manager);
+    const elevated = opts.role === 'admin' ? await stepUp(session, manager) : undefined;
+    const tenantSession = new TenantSession({
+      obtain: async () => {
+        const t = await obtainTenantToken(
+          session,
+          { tenant: opts.tenant, role: opts.role, ...(elevated ? { elevatedToken: elevated } : {}) },
+          manager,
+        );
+        ui.addSecret(t.token);
+        await recordTenantToken(deps.configDir, eff.name, t).catch(() => undefined);
+        return t;
       },
-      info: (line) => ui.info(line),
-      warn: (line) => ui.warn(line),
-    }).finally(() => step.stop());
-
-  const stats = { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: deps.now() };
-  let redialling = false;
-  const supervisor = new Supervisor({
-    dial,
-    sleep: deps.sleep,
-    random: Math.random,
-    signal,
-    onEvent: (e) => {
-      if (e.type === 'down') {
-        redialling = true;
-        event('tunnel_down', { reason: e.reason });
-        if (!deps.stderrIsTTY || json) ui.warn(`SSH connection lost (${e.reason}); re-dialling`);
-      } else if (e.type === 'up' && redialling) {
-        redialling = false;
-        event('tunnel_up', { redials: e.redials });
-        if (!deps.stderrIsTTY || json) ui.info(`SSH connection re-established (re-dials: ${e.redials})`);
-      } else if (e.type === 'redial') {
-        event('redial_failed', { attempt: e.attempt, delay_ms: e.delayMs });
-        ui.debug(`re-dial ${e.attempt} failed (${e.error}); next in ${e.delayMs} ms`);
-      }
-    },
-  });
-  await supervisor.start();
-  ui.success(`SSH: ${hops.map(hopLabel).join(' → ')} (host keys verified)`);
-
-  const listener = await listen(
-    {
-      supervisor,
-      upstream,
-      raw: opts.raw,
-      token: () => {
-        const t = tenantSession.current();
-        return t ? { value: t.token, type: t.tokenType } : undefined;
-      },
-      proof: async (method, url, token) => {
-        if (!dpopKey)
-          throw new CliError('error', 'the tenant token is DPoP-bound but the DPoP key is missing');
-        return createProof(dpopKey, { method, url, accessToken: token, now: deps.now() });
-      },
-      stats,
       now: deps.now,
-    },
-    { host: opts.bind, port: opts.port ?? eff.profile.local_port, allowNonLoopback: opts.allowNonLoopback },
-  );
-  const local = opts.raw ? `${listener.address}` : `http://${listener.address}${upstream.pathname}`;
-  event('listening', { local, upstream: upstream.href, tenant: opts.tenant, raw: opts.raw });
-  ui.success(`Listening on ${local} → ${upstream.href}`);
-  if (!opts.raw) {
-    ui.info(`Point your MCP client at ${local}; it needs no token (the proxy adds it).`);
-    ui.info(
-      ui.c.dim(
-        `Client config: mcp-secure mcp-config --client claude-code${opts.port ? ` --port ${listener.port}` : ''}${p}`,
-      ),
-    );
-  }
-  ui.info(ui.c.dim('Press Ctrl-C to end the session.'));
-
-  const user = session.login.user.preferred_username ?? session.login.user.email ?? session.login.user.sub;
-  const line = () => {
-    const t = tenantSession.current();
-    return [
-      `${opts.tenant}${opts.role === 'admin' ? ' (admin)' : ''}`,
-      user,
-      `${listener.address} → ${upstream.host}`,
-      t ? `token ${mmss(t.expiresAt - deps.now())}` : 'token renewing',
-      supervisor.up ? 'ssh up' : 'ssh re-dialling',
-      `conns ${stats.open}/${stats.total}`,
-      `↑${fmtBytes(stats.bytesOut)} ↓${fmtBytes(stats.bytesIn)}`,
-      `re-dials ${supervisor.redials}`,
-    ].join(' · ');
-  };
-  const ticker =
-    deps.stderrIsTTY && !json
-      ? setInterval(() => deps.stderr.write(`\r\u001b[2K${ui.c.dim(line())}`), 1000)
-      : undefined;
-
-  let reason = 'signal' as 'signal' | 'max' | 'idle' | 'fatal';
-  let fatal: unknown;
-  const ends: Array<Promise<void>> = [
-    new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
-    tenantSession.run().catch((err: unknown) => {
-      if (signal.aborted) return;
-      reason = 'fatal';
-      fatal = err;
-    }),
-    supervisor.done().catch((err: unknown) => {
-      if (signal.aborted) return;
-      reason = 'fatal';
-      fatal = err;
-    }),
-  ];
-  if (opts.maxSessionMs) {
-    ends.push(
-      deps.sleep(opts.maxSessionMs, signal).then(
-        () => {
-          reason = 'max';
-        },
-        () => undefined,
-      ),
-    );
-  }
-  if (opts.idleTimeoutMs) {
-    const idle = opts.idleTimeoutMs;
-    ends.push(
-      (async () => {
-        for (let i = 0; i < 1_000_000 && !signal.aborted; i++) {
-          const quiet = deps.now() - stats.lastActivity;
-          if (stats.open === 0 && quiet >= idle) {
-            reason = 'idle';
-            return;
-          }
-          await deps.sleep(Math.max(1000, idle - quiet), signal).catch(() => undefined);
+      sleep: deps.sleep,
+      random: Math.random,
+      signal,
+      onEvent: (e) => {
+        if (e.type === 'refreshed') {
+          event('token_refreshed', { expires_at: new Date(e.token.expiresAt).toISOString() });
+          if (!deps.stderrIsTTY && !json)
+            ui.info(`tenant token renewed; expires ${new Date(e.token.expiresAt).toISOString()}`);
+        } else if (e.type === 'retry') {
+          event('token_retry', { attempt: e.attempt, delay_ms: e.delayMs });
+          ui.debug(
+            `token refresh failed (${e.error instanceof Error ? e.error.message : String(e.error)}); retrying in ${e.delayMs} ms`,
+          );
+        } else if (e.type === 'expired') {
+          event('token_expired');
+          ui.warn(
+            'the tenant token has expired and the IdP is unreachable; requests get 503 until it is renewed',
+          );
         }
-      })(),
+      },
+    });
+    let first: Awaited<ReturnType<typeof tenantSession.start>>;
+    try {
+      first = await tenantSession.start();
+    } finally {
+      step.stop();
+    }
+    ui.success(
+      `Tenant token for ${opts.tenant} (${first.roles.join(', ')}), expires in ${mmss(first.expiresAt - deps.now())}`,
     );
-  }
-  await Promise.race(ends);
-  if (!signal.aborted) stop.abort(new Error(reason));
-  deps.signal.removeEventListener('abort', onAbort);
+    const dpopKey = first.tokenType === 'DPoP' ? await session.dpopKey() : undefined;
 
-  if (ticker) {
-    clearInterval(ticker);
-    deps.stderr.write('\r\u001b[2K');
+    const { dialChain, hopLabel } = await import('../tunnel/ssh.js');
+    const { Supervisor } = await import('../tunnel/supervisor.js');
+    const { listen } = await import('../tunnel/local.js');
+    const knownHosts = join(deps.homedir || homedir(), '.ssh', 'known_hosts');
+    const canAsk = deps.stdinIsTTY && deps.stderrIsTTY;
+    const dial = () =>
+      dialChain({
+        hops,
+        knownHostsFiles: [knownHosts],
+        knownHostsWrite: knownHosts,
+        pinned: eff.profile.host_key_fingerprints ?? [],
+        acceptNew: opts.acceptNewHostKey,
+        ...(canAsk
+          ? {
+              confirm: async (q: string) => /^y(es)?$/i.test((await deps.prompt(q)).trim()),
+              passphrase: (file: string) => deps.prompt(`Passphrase for ${file}: `, { secret: true }),
+            }
+          : {}),
+        agentSocket: deps.env['SSH_AUTH_SOCK'],
+        onHop: (hop, i) => {
+          step.stop();
+          step = ui.waiting(`SSH: connecting to ${hopLabel(hop)} (${i + 1}/${hops.length})…`);
+        },
+        info: (line) => ui.info(line),
+        warn: (line) => ui.warn(line),
+      }).finally(() => step.stop());
+
+    const stats = { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: deps.now() };
+    let redialling = false;
+    const supervisor = new Supervisor({
+      dial,
+      sleep: deps.sleep,
+      random: Math.random,
+      signal,
+      onEvent: (e) => {
+        if (e.type === 'down') {
+          redialling = true;
+          event('tunnel_down', { reason: e.reason });
+          if (!deps.stderrIsTTY || json) ui.warn(`SSH connection lost (${e.reason}); re-dialling`);
+        } else if (e.type === 'up' && redialling) {
+          redialling = false;
+          event('tunnel_up', { redials: e.redials });
+          if (!deps.stderrIsTTY || json) ui.info(`SSH connection re-established (re-dials: ${e.redials})`);
+        } else if (e.type === 'redial') {
+          event('redial_failed', { attempt: e.attempt, delay_ms: e.delayMs });
+          ui.debug(`re-dial ${e.attempt} failed (${e.error}); next in ${e.delayMs} ms`);
+        }
+      },
+    });
+    cleanups.push(() => supervisor.close());
+    await supervisor.start();
+    ui.success(`SSH: ${hops.map(hopLabel).join(' → ')} (host keys verified)`);
+
+    const listener = await listen(
+      {
+        supervisor,
+        upstream,
+        raw: opts.raw,
+        token: () => {
+          const t = tenantSession.current();
+          return t ? { value: t.token, type: t.tokenType } : undefined;
+        },
+        proof: async (method, url, token) => {
+          if (!dpopKey)
+            throw new CliError('error', 'the tenant token is DPoP-bound but the DPoP key is missing');
+          return createProof(dpopKey, { method, url, accessToken: token, now: deps.now() });
+        },
+        stats,
+        now: deps.now,
+      },
+      { host: opts.bind, port: opts.port ?? eff.profile.local_port, allowNonLoopback: opts.allowNonLoopback },
+    );
+    cleanups.push(() => listener.close());
+    const local = opts.raw ? `${listener.address}` : `http://${listener.address}${upstream.pathname}`;
+    event('listening', { local, upstream: upstream.href, tenant: opts.tenant, raw: opts.raw });
+    ui.success(`Listening on ${local} → ${upstream.href}`);
+    if (!opts.raw) {
+      ui.info(`Point your MCP client at ${local}; it needs no token (the proxy adds it).`);
+      ui.info(
+        ui.c.dim(
+          `Client config: mcp-secure mcp-config --client claude-code${opts.port ? ` --port ${listener.port}` : ''}${p}`,
+        ),
+      );
+    }
+    ui.info(ui.c.dim('Press Ctrl-C to end the session.'));
+
+    const user = session.login.user.preferred_username ?? session.login.user.email ?? session.login.user.sub;
+    const line = () => {
+      const t = tenantSession.current();
+      return [
+        `${opts.tenant}${opts.role === 'admin' ? ' (admin)' : ''}`,
+        user,
+        `${listener.address} → ${upstream.host}`,
+        t ? `token ${mmss(t.expiresAt - deps.now())}` : 'token renewing',
+        supervisor.up ? 'ssh up' : 'ssh re-dialling',
+        `conns ${stats.open}/${stats.total}`,
+        `↑${fmtBytes(stats.bytesOut)} ↓${fmtBytes(stats.bytesIn)}`,
+        `re-dials ${supervisor.redials}`,
+      ].join(' · ');
+    };
+    const ticker =
+      deps.stderrIsTTY && !json
+        ? setInterval(() => deps.stderr.write(`\r\u001b[2K${ui.c.dim(line())}`), 1000)
+        : undefined;
+    cleanups.push(() => clearInterval(ticker));
+
+    let reason = 'signal' as 'signal' | 'max' | 'idle' | 'fatal';
+    let fatal: unknown;
+    const ends: Array<Promise<void>> = [
+      new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
+      tenantSession.run().catch((err: unknown) => {
+        if (signal.aborted) return;
+        reason = 'fatal';
+        fatal = err;
+      }),
+      supervisor.done().catch((err: unknown) => {
+        if (signal.aborted) return;
+        reason = 'fatal';
+        fatal = err;
+      }),
+    ];
+    if (opts.maxSessionMs) {
+      ends.push(
+        deps.sleep(opts.maxSessionMs, signal).then(
+          () => {
+            reason = 'max';
+          },
+          () => undefined,
+        ),
+      );
+    }
+    if (opts.idleTimeoutMs) {
+      const idle = opts.idleTimeoutMs;
+      ends.push(
+        (async () => {
+          for (let i = 0; i < 1_000_000 && !signal.aborted; i++) {
+            const quiet = deps.now() - stats.lastActivity;
+            if (stats.open === 0 && quiet >= idle) {
+              reason = 'idle';
+              return;
+            }
+            await deps.sleep(Math.max(1000, idle - quiet), signal).catch(() => undefined);
+          }
+        })(),
+      );
+    }
+    await Promise.race(ends);
+    if (!signal.aborted) stop.abort(new Error(reason));
+    deps.signal.removeEventListener('abort', onAbort);
+
+    if (ticker) {
+      clearInterval(ticker);
+      deps.stderr.write('\r\u001b[2K');
+    }
+    await listener.close();
+    supervisor.close();
+    event('closed', {
+      reason,
+      connections: stats.total,
+      bytes_in: stats.bytesIn,
+      bytes_out: stats.bytesOut,
+      redials: supervisor.redials,
+    });
+    const summary = `${stats.total} connections, ↑${fmtBytes(stats.bytesOut)} ↓${fmtBytes(stats.bytesIn)}, ${supervisor.redials} re-dials`;
+    if (reason === 'fatal') {
+      ui.info(`Session ended: ${summary}.`);
+      throw fatal instanceof CliError ? fatal : new CliError('error', String(fatal));
+    }
+    const why =
+      reason === 'max'
+        ? 'reached --max-session'
+        : reason === 'idle'
+          ? 'idle for --idle-timeout'
+          : 'interrupted';
+    ui.info(`Session ended (${why}): listener closed, SSH closed, tokens dropped. ${summary}.`);
+    return reason === 'signal' ? 130 : 0;
+  } finally {
+    if (!signal.aborted) stop.abort(new Error('cleanup'));
+    deps.signal.removeEventListener('abort', onAbort);
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
   }
-  await listener.close();
-  supervisor.close();
-  event('closed', {
-    reason,
-    connections: stats.total,
-    bytes_in: stats.bytesIn,
-    bytes_out: stats.bytesOut,
-    redials: supervisor.redials,
-  });
-  const summary = `${stats.total} connections, ↑${fmtBytes(stats.bytesOut)} ↓${fmtBytes(stats.bytesIn)}, ${supervisor.redials} re-dials`;
-  if (reason === 'fatal') {
-    ui.info(`Session ended: ${summary}.`);
-    throw fatal instanceof CliError ? fatal : new CliError('error', String(fatal));
-  }
-  const why =
-    reason === 'max'
-      ? 'reached --max-session'
-      : reason === 'idle'
-        ? 'idle for --idle-timeout'
-        : 'interrupted';
-  ui.info(`Session ended (${why}): listener closed, SSH closed, tokens dropped. ${summary}.`);
-  return reason === 'signal' ? 130 : 0;
 }

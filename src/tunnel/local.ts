@@ -127,7 +127,7 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
         method: req.method,
         path: `${target.pathname}${target.search}`,
         headers,
-        agent: false,
+        // No agent: with one, Node would ignore createConnection and dial the host itself.
         createConnection: (_opts, done) => {
           tunnelStream(o).then(
             (stream) => done(null, stream as unknown as Socket),

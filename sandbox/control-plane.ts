@@ -1,0 +1,523 @@
+// The sandbox's in-cluster control plane: an MCP server (Streamable HTTP at /mcp) whose tools act on
+// per-tenant data, behind the tenant token. Every request is checked with the resource verifier
+// (sandbox/resource.ts: JWKS signature, iss, aud, exp, one tenant, DPoP when bound); every tool call and
+// every refused request leaves an AuditRecord. The audit feed (SSE) is built on records()/onRecord().
+//
+// Why not createMcpExpressApp: it checks the Host header's hostname (DNS-rebinding protection), and requests
+// arrive through an SSH tunnel whose Host is the upstream address. For the same reason the URL a DPoP proof
+// must name (htu, RFC 9449 §4.3 step 9) is this server's own origin plus the path, never built from Host.
+//
+// Sessions (MCP spec, Streamable HTTP "Session Management") are bound to the token that opened them: a
+// request carrying another subject's or another tenant's token on that session id is refused as if the
+// session did not exist, and audited. Tool calls always act as the token on the request that carries them.
+
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import * as z from 'zod';
+import { createTokenVerifier, TokenVerificationError, type VerifiedToken } from './resource.js';
+
+export interface AuditRecord {
+  ts: string;
+  tenant: string;
+  actor: string;
+  tool: string;
+  downstream: string;
+  outcome: 'allowed' | 'denied' | 'error';
+  reason?: string;
+  cross_tenant?: boolean;
+}
+
+export interface ControlPlaneOptions {
+  issuer: string;
+  /** The MCP resource the tenant token must name as `aud`, e.g. https://mcp.sandbox.internal/mcp. */
+  audience: string;
+  /** Default 0: any free port. */
+  port?: number;
+}
+
+export interface ControlPlane {
+  /** http://127.0.0.1:PORT/mcp */
+  url: string;
+  host: '127.0.0.1';
+  port: number;
+  /** A copy of every record so far, oldest first. */
+  records(): AuditRecord[];
+  /** Called with each new record; returns the unsubscribe function. */
+  onRecord(cb: (r: AuditRecord) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** Tenant and actor of a record about a request whose token did not verify: nothing in it can be trusted. */
+export const UNAUTHENTICATED = '-';
+
+interface TenantObject {
+  id: string;
+  tenant: string;
+  name: string;
+}
+
+const WORKFLOWS: readonly TenantObject[] = Object.freeze([
+  Object.freeze({ id: 'wf-acme-deploy', tenant: 'acme', name: 'Deploy to production' }),
+  Object.freeze({ id: 'wf-acme-backup', tenant: 'acme', name: 'Nightly database backup' }),
+  Object.freeze({ id: 'wf-globex-etl', tenant: 'globex', name: 'Hourly ETL' }),
+]);
+
+const CONNECTIONS: readonly (TenantObject & { kind: string })[] = Object.freeze([
+  Object.freeze({ id: 'conn-acme-postgres', tenant: 'acme', name: 'Orders database', kind: 'postgres' }),
+  Object.freeze({ id: 'conn-globex-s3', tenant: 'globex', name: 'Data lake bucket', kind: 's3' }),
+]);
+
+const MAX_SESSIONS = 1_000;
+const MAX_ECHO_BODY = 64 * 1024;
+const SLOW_SSE_EVENTS = 5;
+const SLOW_SSE_INTERVAL_MS = 100;
+// Identifiers and tenant names go into audit records a terminal shows: keep them to a printable alphabet.
+const OBJECT_ID = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'letters, digits and . _ : - only');
+const TENANT = z
+  .string()
+  .regex(/^[a-z0-9-]{1,63}$/, 'a tenant name')
+  .optional()
+  .describe('Optional: the tenant to act in; must be the tenant of the token');
+
+interface Caller {
+  tenant: string;
+  actor: string;
+  sub: string;
+  roles: string[];
+}
+
+interface Session {
+  transport: StreamableHTTPServerTransport;
+  server: McpServer;
+  tenant: string;
+  sub: string;
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const verify = await createTokenVerifier({ issuer: opts.issuer, audience: opts.audience });
+  const log: AuditRecord[] = [];
+  const listeners = new Set<(r: AuditRecord) => void>();
+  const sessions = new Map<string, Session>();
+  let runs = 0;
+  let origin = '';
+
+  function record(r: Omit<AuditRecord, 'ts'>): void {
+    const full: AuditRecord = { ts: new Date().toISOString(), ...r };
+    log.push(full);
+    for (const cb of [...listeners]) {
+      try {
+        cb({ ...full });
+      } catch {
+        // A subscriber's failure is its own; the record is kept and the others still hear of it.
+      }
+    }
+  }
+
+  const tools = toolsFor(record, () => `run-${String(++runs).padStart(6, '0')}`);
+
+  const server = http.createServer((req, res) => {
+    void serve(req, res).catch(() => {
+      if (res.headersSent) res.destroy();
+      else json(res, 500, { error: 'server_error' });
+    });
+  });
+
+  async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', origin);
+    const route = ROUTES[url.pathname];
+    if (!route) {
+      json(res, 404, { error: 'not_found' });
+      return;
+    }
+    if (!route.includes(req.method ?? '')) {
+      json(res, 405, { error: 'method_not_allowed' }, { allow: route.join(', ') });
+      return;
+    }
+    const token = await authenticate(req, res, `${origin}${url.pathname}`);
+    if (!token) return;
+    if (url.pathname === '/mcp') await mcp(req, res, token);
+    else if (url.pathname === '/slow-sse') await slowSse(res);
+    else await echoHeaders(req, res);
+  }
+
+  async function authenticate(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    htu: string,
+  ): Promise<VerifiedToken | undefined> {
+    try {
+      return await verify({ method: req.method ?? 'GET', url: htu, headers: req.headers });
+    } catch (err) {
+      const refused = err instanceof TokenVerificationError;
+      record({
+        tenant: UNAUTHENTICATED,
+        actor: UNAUTHENTICATED,
+        tool: 'auth',
+        downstream: 'control-plane',
+        outcome: refused ? 'denied' : 'error',
+        reason: refused ? err.message : 'the token could not be checked (JWKS unavailable)',
+      });
+      if (refused) {
+        json(
+          res,
+          err.status,
+          { error: err.code, error_description: err.message },
+          { 'www-authenticate': err.challenge },
+        );
+      } else {
+        json(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
+      }
+      return undefined;
+    }
+  }
+
+  async function mcp(req: http.IncomingMessage, res: http.ServerResponse, token: VerifiedToken) {
+    const caller = callerOf(token);
+    const auth: AuthInfo = {
+      token: 'redacted', // the tools need the caller, not the credential
+      clientId: typeof token.claims['client_id'] === 'string' ? token.claims['client_id'] : '',
+      scopes: token.scope.split(' ').filter(Boolean),
+      expiresAt: token.exp,
+      resource: new URL(opts.audience),
+      extra: { ...caller },
+    };
+    const authed = Object.assign(req, { auth });
+    const sessionId = req.headers['mcp-session-id'];
+
+    if (sessionId !== undefined) {
+      const session = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined;
+      if (session && (session.sub !== caller.sub || session.tenant !== caller.tenant)) {
+        record({
+          tenant: caller.tenant,
+          actor: caller.actor,
+          tool: 'mcp-session',
+          downstream: 'control-plane',
+          outcome: 'denied',
+          reason: 'the MCP session was opened with another token',
+          ...(session.tenant !== caller.tenant ? { cross_tenant: true } : {}),
+        });
+      }
+      if (!session || session.sub !== caller.sub || session.tenant !== caller.tenant) {
+        jsonRpcError(res, 404, -32001, 'Session not found');
+        return;
+      }
+      await session.transport.handleRequest(authed, res);
+      return;
+    }
+
+    if (req.method !== 'POST') {
+      jsonRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+      return;
+    }
+    // A new session; the transport itself refuses anything but an initialize request without a session id.
+    const mcpServer = new McpServer({ name: 'mcp-secure-sandbox-control-plane', version: '0.1.0' });
+    tools.register(mcpServer);
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        if (sessions.size >= MAX_SESSIONS) {
+          const [oldest] = sessions.values();
+          void oldest?.transport.close();
+        }
+        sessions.set(id, { transport, server: mcpServer, tenant: caller.tenant, sub: caller.sub });
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
+    };
+    await mcpServer.connect(transport);
+    await transport.handleRequest(authed, res);
+    if (transport.sessionId === undefined) await mcpServer.close();
+  }
+
+  async function slowSse(res: http.ServerResponse): Promise<void> {
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache, no-transform',
+      'x-accel-buffering': 'no',
+    });
+    res.flushHeaders();
+    const gone = new AbortController();
+    res.once('close', () => gone.abort());
+    try {
+      for (let n = 1; n <= SLOW_SSE_EVENTS; n++) {
+        if (n > 1) await sleep(SLOW_SSE_INTERVAL_MS, undefined, { signal: gone.signal });
+        res.write(`id: ${n}\nevent: tick\ndata: ${JSON.stringify({ n, ts: Date.now() })}\n\n`);
+      }
+      res.end();
+    } catch (err) {
+      if (!gone.signal.aborted) throw err;
+    }
+  }
+
+  async function echoHeaders(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_ECHO_BODY) {
+        json(res, 413, { error: 'payload_too_large' }, { connection: 'close' });
+        return;
+      }
+    }
+    json(res, 200, req.headers);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  origin = `http://127.0.0.1:${port}`;
+
+  return {
+    url: `${origin}/mcp`,
+    host: '127.0.0.1',
+    port,
+    records: () => log.map((r) => ({ ...r })),
+    onRecord(cb) {
+      listeners.add(cb);
+      return () => {
+        listeners.delete(cb);
+      };
+    },
+    async close() {
+      const open = [...sessions.values()];
+      sessions.clear();
+      await Promise.allSettled(open.map((s) => s.server.close()));
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+const ROUTES: Readonly<Record<string, readonly string[]>> = Object.freeze({
+  '/mcp': ['POST', 'GET', 'DELETE'],
+  '/slow-sse': ['GET'],
+  '/echo-headers': ['POST'],
+});
+
+function callerOf(token: VerifiedToken): Caller {
+  const username = token.claims['preferred_username'];
+  return {
+    tenant: token.tenant,
+    actor: typeof username === 'string' && username !== '' ? username : token.sub,
+    sub: token.sub,
+    roles: [...token.roles],
+  };
+}
+
+function callerFrom(auth: AuthInfo | undefined): Caller {
+  const extra = auth?.extra ?? {};
+  const { tenant, actor, sub, roles } = extra;
+  if (
+    typeof tenant !== 'string' ||
+    typeof actor !== 'string' ||
+    typeof sub !== 'string' ||
+    !Array.isArray(roles) ||
+    !roles.every((r): r is string => typeof r === 'string')
+  ) {
+    // Every request is authenticated before the transport sees it; this is a wiring bug, not a client's.
+    throw new Error('tool call without a verified caller');
+  }
+  return { tenant, actor, sub, roles };
+}
+
+type Recorder = (r: Omit<AuditRecord, 'ts'>) => void;
+
+/** The tools, with their audit trail. One set per control plane; registered on each session's server. */
+function toolsFor(record: Recorder, nextRunId: () => string) {
+  function allowed(caller: Caller, tool: string, downstream: string, data: Record<string, unknown>) {
+    record({ tenant: caller.tenant, actor: caller.actor, tool, downstream, outcome: 'allowed' });
+    return {
+      content: [{ type: 'text' as const, text: JSON.stringify(data) }],
+      structuredContent: data,
+    } satisfies CallToolResult;
+  }
+
+  function refused(
+    caller: Caller,
+    what: { tool: string; downstream: string; outcome: 'denied' | 'error'; reason: string; cross?: boolean },
+  ): CallToolResult {
+    record({
+      tenant: caller.tenant,
+      actor: caller.actor,
+      tool: what.tool,
+      downstream: what.downstream,
+      outcome: what.outcome,
+      reason: what.reason,
+      ...(what.cross ? { cross_tenant: true } : {}),
+    });
+    const prefix = what.outcome === 'denied' ? 'denied' : 'error';
+    return { isError: true, content: [{ type: 'text', text: `${prefix}: ${what.reason}` }] };
+  }
+
+  /** The tenant argument, when given, must be the token's: the token is the only source of the tenant. */
+  function wrongTenant(caller: Caller, tenant: string | undefined, noun: string, tool: string, ds: string) {
+    if (tenant === undefined || tenant === caller.tenant) return undefined;
+    return refused(caller, {
+      tool,
+      downstream: ds,
+      outcome: 'denied',
+      reason: `${noun} of tenant ${tenant} belongs to another tenant`,
+      cross: true,
+    });
+  }
+
+  /** Looks an object up for the caller: unknown is an error, another tenant's is a cross-tenant denial. */
+  function lookUp<T extends TenantObject>(
+    caller: Caller,
+    table: readonly T[],
+    id: string,
+    at: { noun: string; tool: string; downstream: string },
+  ): { found: T } | { result: CallToolResult } {
+    const found = table.find((o) => o.id === id);
+    if (!found) {
+      return {
+        result: refused(caller, { ...at, outcome: 'error', reason: `${at.noun} ${id} not found` }),
+      };
+    }
+    if (found.tenant !== caller.tenant) {
+      return {
+        result: refused(caller, {
+          ...at,
+          outcome: 'denied',
+          reason: `${at.noun} ${id} belongs to another tenant`,
+          cross: true,
+        }),
+      };
+    }
+    return { found };
+  }
+
+  function register(server: McpServer): void {
+    server.registerTool(
+      'whoami',
+      {
+        description: 'The tenant, actor and roles of the token this call was made with.',
+        annotations: { readOnlyHint: true },
+      },
+      (extra) => {
+        const caller = callerFrom(extra.authInfo);
+        return allowed(caller, 'whoami', 'control-plane', {
+          tenant: caller.tenant,
+          actor: caller.actor,
+          roles: caller.roles,
+        });
+      },
+    );
+
+    server.registerTool(
+      'list_workflows',
+      {
+        description: "The workflows of the caller's tenant.",
+        inputSchema: { tenant: TENANT },
+        annotations: { readOnlyHint: true },
+      },
+      ({ tenant }, extra) => {
+        const caller = callerFrom(extra.authInfo);
+        const denied = wrongTenant(caller, tenant, 'the workflow list', 'list_workflows', 'workflow-engine');
+        if (denied) return denied;
+        const workflows = WORKFLOWS.filter((w) => w.tenant === caller.tenant).map(({ id, name }) => ({
+          id,
+          name,
+        }));
+        return allowed(caller, 'list_workflows', 'workflow-engine', { tenant: caller.tenant, workflows });
+      },
+    );
+
+    server.registerTool(
+      'run_workflow',
+      {
+        description: "Starts a workflow of the caller's tenant; answers the run id.",
+        inputSchema: { workflow_id: OBJECT_ID, tenant: TENANT },
+      },
+      ({ workflow_id, tenant }, extra) => {
+        const caller = callerFrom(extra.authInfo);
+        const at = { noun: 'workflow', tool: 'run_workflow', downstream: 'workflow-engine' };
+        const denied = wrongTenant(caller, tenant, `workflow ${workflow_id}`, at.tool, at.downstream);
+        if (denied) return denied;
+        const hit = lookUp(caller, WORKFLOWS, workflow_id, at);
+        if ('result' in hit) return hit.result;
+        return allowed(caller, at.tool, at.downstream, {
+          workflow_id,
+          run_id: nextRunId(),
+          status: 'started',
+        });
+      },
+    );
+
+    server.registerTool(
+      'get_connection',
+      {
+        description: "A connection (database, bucket) of the caller's tenant, without its credentials.",
+        inputSchema: { connection_id: OBJECT_ID, tenant: TENANT },
+        annotations: { readOnlyHint: true },
+      },
+      ({ connection_id, tenant }, extra) => {
+        const caller = callerFrom(extra.authInfo);
+        const at = { noun: 'connection', tool: 'get_connection', downstream: 'connections-db' };
+        const denied = wrongTenant(caller, tenant, `connection ${connection_id}`, at.tool, at.downstream);
+        if (denied) return denied;
+        const hit = lookUp(caller, CONNECTIONS, connection_id, at);
+        if ('result' in hit) return hit.result;
+        const { id, name, kind } = hit.found;
+        return allowed(caller, at.tool, at.downstream, { id, name, kind, tenant: caller.tenant });
+      },
+    );
+
+    server.registerTool(
+      'delete_workflow',
+      {
+        description: "Deletes a workflow of the caller's tenant (simulated). Needs the admin role.",
+        inputSchema: { workflow_id: OBJECT_ID, tenant: TENANT },
+        annotations: { destructiveHint: true },
+      },
+      ({ workflow_id, tenant }, extra) => {
+        const caller = callerFrom(extra.authInfo);
+        const at = { noun: 'workflow', tool: 'delete_workflow', downstream: 'workflow-engine' };
+        if (!caller.roles.includes('admin')) {
+          return refused(caller, { ...at, outcome: 'denied', reason: 'admin role required' });
+        }
+        const denied = wrongTenant(caller, tenant, `workflow ${workflow_id}`, at.tool, at.downstream);
+        if (denied) return denied;
+        const hit = lookUp(caller, WORKFLOWS, workflow_id, at);
+        if ('result' in hit) return hit.result;
+        // Deterministic data: nothing is really removed, so every test and demo sees the same tenants.
+        return allowed(caller, at.tool, at.downstream, { workflow_id, deleted: true, simulated: true });
+      },
+    );
+  }
+
+  return { register };
+}
+
+function jsonRpcError(res: http.ServerResponse, status: number, code: number, message: string): void {
+  json(res, status, { jsonrpc: '2.0', error: { code, message }, id: null });
+}
+
+function json(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}

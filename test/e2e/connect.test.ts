@@ -1,0 +1,320 @@
+/**
+ * `connect` end to end: the real CLI, the sandbox IdP, a real Secret Service, the sandbox control plane
+ * (an MCP SDK server), and as bastions both ssh2's Server and the real OpenSSH sshd; an MCP SDK client
+ * talks to 127.0.0.1 with no token of its own.
+ */
+import assert from 'node:assert/strict';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { createServer, connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { approveDevice } from '../../sandbox/approve.js';
+import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
+import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
+import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
+import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
+import { writeSandboxProfile } from '../../sandbox/profile.js';
+import { type Sshd, startSshd } from '../../sandbox/sshd.js';
+import { type CliRun, runCli, startCli } from '../helpers/cli.js';
+import { type UserEnv, userEnv } from '../helpers/env.js';
+
+const alice = USERS.find((u) => u.username === 'alice')!;
+let idp: SandboxIdp;
+let keyring: SecretService;
+let plane: ControlPlane;
+let bastion: Bastion;
+let sshd: Sshd;
+let key: UserKey;
+let user: UserEnv;
+const running: CliRun[] = [];
+
+async function config(u: UserEnv, settings: Record<string, string>) {
+  for (const [k, v] of Object.entries(settings)) {
+    const r = await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env());
+    assert.equal(r.code, 0, r.stderr);
+  }
+}
+
+before(async () => {
+  keyring = await startSecretService();
+  idp = await startIdp({ deviceInterval: 1 });
+  plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource });
+  key = generateUserKey('mcp-secure-test');
+  sshd = await startSshd({
+    authorizedKeys: [key.publicKey],
+    permitOpen: [{ host: '127.0.0.1', port: plane.port }],
+  });
+  bastion = await startBastion({
+    authorizedKeys: [key.publicKey],
+    allow: [
+      { host: '127.0.0.1', port: plane.port },
+      { host: '127.0.0.1', port: sshd.port },
+    ],
+  });
+  user = await userEnv(keyring.env);
+  await writeSandboxProfile(idp, user.env());
+  const keyFile = join(user.home, 'id_test');
+  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+  await chmod(keyFile, 0o600);
+  await config(user, {
+    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+    identity_file: keyFile,
+    host_key_fingerprints: `${bastion.fingerprint} ${sshd.fingerprint}`,
+    mcp_url: plane.url,
+  });
+  const login = startCli(['--profile', 'sandbox', 'login', '--device'], user.env());
+  login.child.stdin.end();
+  const [url] = await login.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
+  await approveDevice(url, alice);
+  assert.equal((await login.done).code, 0);
+});
+
+after(async () => {
+  for (const r of running) r.child.kill('SIGKILL');
+  await bastion?.close();
+  await sshd?.close();
+  await plane?.close();
+  await idp?.close();
+  await keyring?.stop();
+});
+
+async function connect(args: string[] = [], u: UserEnv = user) {
+  const run = startCli(
+    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', ...args],
+    u.env(),
+    60_000,
+  );
+  run.child.stdin.end();
+  running.push(run);
+  const [, local] = await run.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/, 20_000);
+  return { run, local: local! };
+}
+
+async function stop(run: CliRun) {
+  run.child.kill('SIGINT');
+  return run.done;
+}
+
+async function mcpClient(url: string) {
+  const client = new Client({ name: 'test', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  return client;
+}
+
+function text(result: unknown): string {
+  const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
+  return content.map((c) => c.text ?? '').join('\n');
+}
+
+test('an MCP client lists and calls tools through 127.0.0.1 with no token; cross-tenant is denied; Ctrl-C frees the port', async () => {
+  const { run, local } = await connect();
+  const client = await mcpClient(local);
+  const tools = await client.listTools();
+  assert.ok(tools.tools.some((t) => t.name === 'list_workflows'));
+  const own = await client.callTool({ name: 'list_workflows', arguments: {} });
+  assert.match(text(own), /wf-acme-deploy/);
+  assert.doesNotMatch(text(own), /globex/);
+  const cross = await client.callTool({ name: 'run_workflow', arguments: { workflow_id: 'wf-globex-etl' } });
+  assert.equal(cross.isError, true);
+  assert.match(text(cross), /denied/);
+  assert.ok(
+    plane.records().some((r) => r.tenant === 'acme' && r.cross_tenant === true && r.outcome === 'denied'),
+  );
+  await client.close();
+
+  const result = await stop(run);
+  assert.equal(result.code, 130, result.stderr);
+  assert.match(result.stderr, /Session ended \(interrupted\): listener closed, SSH closed, tokens dropped/);
+  const port = Number(new URL(local).port);
+  await assert.rejects(
+    new Promise((resolve, reject) =>
+      netConnect(port, '127.0.0.1').once('connect', resolve).once('error', reject),
+    ),
+    /ECONNREFUSED/,
+  );
+});
+
+test("the proxy sets its own Authorization, drops the client's, refuses web pages, and streams SSE unbuffered", async () => {
+  const { run, local } = await connect();
+  const base = new URL(local);
+  const echo = await fetch(new URL('/echo-headers', base), {
+    method: 'POST',
+    headers: { authorization: 'Bearer stolen', cookie: 'a=b' },
+    body: '{}',
+  });
+  assert.equal(echo.status, 200);
+  const seen = (await echo.json()) as Record<string, string>;
+  assert.match(seen['authorization'] ?? '', /^DPoP eyJ/);
+  assert.ok(seen['dpop'], 'a DPoP proof was added');
+  assert.equal(seen['cookie'], undefined);
+
+  const web = await fetch(new URL('/mcp', base), {
+    method: 'POST',
+    headers: { origin: 'https://evil.example' },
+    body: '{}',
+  });
+  assert.equal(web.status, 403);
+
+  const started = Date.now();
+  const sse = await fetch(new URL('/slow-sse', base));
+  const reader = sse.body!.getReader();
+  const first = await reader.read();
+  const firstAt = Date.now() - started;
+  let rest = '';
+  for (let i = 0; i < 20; i++) {
+    const chunk = await reader.read();
+    if (chunk.done) break;
+    rest += Buffer.from(chunk.value).toString();
+  }
+  const total = Date.now() - started;
+  assert.ok(first.value && Buffer.from(first.value).toString().includes('data:'));
+  assert.ok(firstAt < total - 250, `first event after ${firstAt} ms of ${total} ms: not buffered`);
+  assert.ok(rest.split('data:').length >= 4);
+  await stop(run);
+});
+
+test('two hops: the ssh2 bastion as jump host, then the real OpenSSH sshd', async () => {
+  const u = await userEnv(keyring.env);
+  await writeSandboxProfile(idp, u.env());
+  const keyFile = join(u.home, 'id_test');
+  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+  // The same login: copy it by logging in again for this user.
+  await config(u, {
+    jump: `${bastion.username}@127.0.0.1:${bastion.port}`,
+    bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+    identity_file: keyFile,
+    host_key_fingerprints: `${bastion.fingerprint} ${sshd.fingerprint}`,
+    mcp_url: plane.url,
+  });
+  const login = startCli(['--profile', 'sandbox', 'login', '--device'], u.env());
+  login.child.stdin.end();
+  const [url] = await login.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
+  await approveDevice(url, alice);
+  assert.equal((await login.done).code, 0);
+
+  const { run, local } = await connect([], u);
+  assert.match(
+    run.stderr(),
+    new RegExp(`SSH: dev@127\\.0\\.0\\.1:${bastion.port} → ${sshd.username}@127\\.0\\.0\\.1:${sshd.port}`),
+  );
+  const client = await mcpClient(local);
+  const who = await client.callTool({ name: 'whoami', arguments: {} });
+  assert.match(text(who), /acme/);
+  await client.close();
+  assert.equal((await stop(run)).code, 130);
+});
+
+test('host keys: a changed key is refused loudly (exit 5); an unknown one needs --accept-new-host-key', async () => {
+  const u = await userEnv(keyring.env);
+  await writeSandboxProfile(idp, u.env());
+  const keyFile = join(u.home, 'id_test');
+  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+  await config(u, {
+    bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+    identity_file: keyFile,
+    mcp_url: plane.url,
+  });
+  const login = startCli(['--profile', 'sandbox', 'login', '--device'], u.env());
+  login.child.stdin.end();
+  const [url] = await login.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
+  await approveDevice(url, alice);
+  assert.equal((await login.done).code, 0);
+
+  const connectOnce = (args: string[] = []) =>
+    runCli(
+      ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1', ...args],
+      u.env(),
+    );
+  const unknown = await connectOnce();
+  assert.equal(unknown.code, 5, unknown.stderr);
+  assert.match(unknown.stderr, /error: unknown host key for \[127\.0\.0\.1\]:\d+ \(SHA256:/);
+
+  const accepted = await connectOnce(['--accept-new-host-key']);
+  assert.equal(accepted.code, 0, accepted.stderr);
+  assert.match(accepted.stderr, /Permanently added \[127\.0\.0\.1\]:\d+/);
+  const again = await connectOnce();
+  assert.equal(again.code, 0, 'now known');
+
+  // Someone else answers on that address now: the known key no longer matches.
+  await mkdir(join(u.home, '.ssh'), { recursive: true });
+  const impostor = bastion.knownHostsLine.replace(/^\[127\.0\.0\.1\]:\d+/, `[127.0.0.1]:${sshd.port}`);
+  await writeFile(join(u.home, '.ssh', 'known_hosts'), `${impostor}\n`);
+  const changed = await connectOnce();
+  assert.equal(changed.code, 5, changed.stderr);
+  assert.match(changed.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED/);
+  assert.match(
+    changed.stderr,
+    /error: the host key of \[127\.0\.0\.1\]:\d+ has changed; refusing to connect — if you know why/,
+  );
+});
+
+test('the bastion dies mid-session and comes back: the next MCP call works without restarting connect', async () => {
+  const { run, local } = await connect();
+  const first = await mcpClient(local);
+  assert.match(text(await first.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
+  await first.close().catch(() => undefined);
+  await bastion.stop();
+  await run.waitFor(/SSH connection lost/, 10_000).catch(() => undefined);
+  await bastion.restart();
+  const second = await mcpClient(local);
+  assert.match(text(await second.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
+  await second.close();
+  const result = await stop(run);
+  assert.equal(result.code, 130);
+  assert.match(result.stderr, /[1-9]\d* re-dials/);
+});
+
+test('bad input: upstream refused → 502 JSON-RPC with the tunnel up; busy port names its holder; non-loopback bind refused', async () => {
+  const u = await userEnv(keyring.env);
+  await writeSandboxProfile(idp, u.env());
+  const keyFile = join(u.home, 'id_test');
+  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+  await config(u, {
+    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+    identity_file: keyFile,
+    host_key_fingerprints: bastion.fingerprint,
+    mcp_url: `http://127.0.0.1:${plane.port + 1}/mcp`, // a destination the bastion does not allow
+  });
+  const login = startCli(['--profile', 'sandbox', 'login', '--device'], u.env());
+  login.child.stdin.end();
+  const [url] = await login.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
+  await approveDevice(url, alice);
+  assert.equal((await login.done).code, 0);
+  const { run, local } = await connect([], u);
+  const res = await fetch(local, {
+    method: 'POST',
+    body: '{}',
+    headers: { 'content-type': 'application/json' },
+  });
+  assert.equal(res.status, 502);
+  const body = (await res.json()) as { jsonrpc: string; error: { message: string } };
+  assert.equal(body.jsonrpc, '2.0');
+  assert.match(body.error.message, /mcp-secure: the MCP upstream is unreachable/);
+  assert.equal(run.child.exitCode, null, 'the tunnel stays up');
+  await stop(run);
+
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  const busyPort = (holder.address() as { port: number }).port;
+  const busy = await runCli(
+    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', String(busyPort)],
+    user.env(),
+  );
+  holder.close();
+  assert.equal(busy.code, 1, busy.stderr);
+  assert.match(
+    busy.stderr,
+    new RegExp(
+      `error: 127\\.0\\.0\\.1:${busyPort} is already in use by pid ${process.pid} .* — stop it, or pass --port`,
+    ),
+  );
+
+  const anyBind = await runCli(
+    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--bind', '0.0.0.0'],
+    user.env(),
+  );
+  assert.equal(anyBind.code, 2);
+  assert.match(anyBind.stderr, /refusing to listen on 0\.0\.0\.0/);
+});
