@@ -2,9 +2,13 @@
  * `npm run sandbox`: the sandbox control plane, kept running for a person to try the CLI against.
  * `npm run sandbox -- approve URL [alice|bob]` approves a device code without a browser.
  */
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { approveDevice } from './approve.js';
-import { startIdp, USERS } from './idp.js';
-import { writeSandboxProfile } from './profile.js';
+import { USERS } from './idp.js';
+import { startStack } from './stack.js';
 
 async function approve(url: string | undefined, username = 'alice'): Promise<number> {
   const user = USERS.find((u) => u.username === username);
@@ -18,16 +22,22 @@ async function approve(url: string | undefined, username = 'alice'): Promise<num
 }
 
 async function serve(): Promise<void> {
-  const idp = await startIdp({ deviceInterval: 2 });
-  await writeSandboxProfile(idp, process.env);
+  // The sandbox's SSH key lives in a throwaway directory, not in your config or ~/.ssh.
+  const keyDir = await mkdtemp(join(tmpdir(), 'mcp-secure-sandbox-'));
+  const stack = await startStack({ configDir: keyDir, env: process.env, deviceInterval: 2 });
+  const { idp, plane, bastion } = stack;
   const lines = [
     `Sandbox identity provider running at ${idp.issuer}`,
+    `Sandbox bastion at ${bastion.username}@127.0.0.1:${bastion.port} (host key ${bastion.fingerprint}, pinned in the profile)`,
+    `In-cluster MCP server at ${plane.url} (a loopback port only the bastion is told about); tenants acme (alice, bob) and globex (alice)`,
     `Users: ${USERS.map((u) => `${u.username} / ${u.password}`).join(', ')}`,
     `Profile "sandbox" written to your mcp-secure config (\`npx mcp-secure --profile sandbox config\` shows it).`,
     '',
     'Try, in another terminal:',
     '  npx mcp-secure --profile sandbox login            # browser (PKCE) where one can open, else a device code',
     '  npx mcp-secure --profile sandbox login --device   # device code: open the URL it prints, sign in as alice',
+    '  npx mcp-secure --profile sandbox token --tenant acme',
+    '  npx mcp-secure --profile sandbox connect --tenant acme   # then point an MCP client at http://127.0.0.1:7700/mcp',
     '  npx mcp-secure --profile sandbox status',
     '  npx mcp-secure --profile sandbox logout',
     '',
@@ -41,7 +51,8 @@ async function serve(): Promise<void> {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  await idp.close();
+  await stack.close();
+  await rm(keyDir, { recursive: true, force: true });
 }
 
 const [command, ...rest] = process.argv.slice(2);

@@ -18,6 +18,15 @@ export interface SandboxEndpoints {
   adminAcr?: string;
 }
 
+/** How `connect` reaches the sandbox control plane. */
+export interface SandboxTunnel {
+  /** `user@127.0.0.1:port` of the sandbox bastion. */
+  bastion: string;
+  identityFile: string;
+  fingerprints: string[];
+  mcpUrl: string;
+}
+
 export const SANDBOX_MCP_RESOURCE = 'https://mcp.sandbox.internal/mcp';
 export const SANDBOX_ADMIN_ACR = 'urn:mcp-secure:acr:hwk';
 
@@ -25,6 +34,7 @@ export async function writeSandboxProfile(
   idp: SandboxEndpoints,
   env: NodeJS.ProcessEnv,
   profile = 'sandbox',
+  tunnel?: SandboxTunnel,
 ): Promise<void> {
   const settings: Array<[string, string]> = [
     ['issuer', idp.issuer],
@@ -34,6 +44,15 @@ export async function writeSandboxProfile(
     // The sandbox IdP speaks plain http on 127.0.0.1: the named unsafe opt-in, in the user's own file.
     ['insecure_http', 'true'],
     ['scopes', 'profile email'],
+    ...(tunnel
+      ? ([
+          ['bastion', tunnel.bastion],
+          ['identity_file', tunnel.identityFile],
+          // The bastion's host key, pinned: nothing is added to your ~/.ssh/known_hosts.
+          ['host_key_fingerprints', tunnel.fingerprints.join(' ')],
+          ['mcp_url', tunnel.mcpUrl],
+        ] as Array<[string, string]>)
+      : []),
   ];
   for (const [key, value] of settings) {
     await exec(process.execPath, [BIN, '--profile', profile, 'config', 'set', key, value], {
