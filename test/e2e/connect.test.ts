@@ -318,3 +318,57 @@ test('bad input: upstream refused → 502 JSON-RPC with the tunnel up; busy port
   assert.equal(anyBind.code, 2);
   assert.match(anyBind.stderr, /refusing to listen on 0\.0\.0\.0/);
 });
+
+test('keys from ssh-agent (where hardware keys live); --json prints NDJSON events; --max-session ends with 0', async () => {
+  const { spawn, execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const u = await userEnv(keyring.env);
+  await writeSandboxProfile(idp, u.env());
+  await config(u, {
+    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+    host_key_fingerprints: bastion.fingerprint,
+    mcp_url: plane.url,
+  });
+  const sock = join(u.tmp, 'agent.sock');
+  const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+  try {
+    for (let i = 0; i < 100; i++) {
+      if (
+        await import('node:fs/promises').then((fs) =>
+          fs.stat(sock).then(
+            () => true,
+            () => false,
+          ),
+        )
+      )
+        break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const keyFile = join(u.tmp, 'agent_key');
+    await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+    await promisify(execFile)('ssh-add', [keyFile], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
+    const login = startCli(['--profile', 'sandbox', 'login', '--device'], u.env());
+    login.child.stdin.end();
+    const [url] = await login.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
+    await approveDevice(url, alice);
+    assert.equal((await login.done).code, 0);
+
+    const result = await runCli(
+      ['--profile', 'sandbox', '--json', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '2'],
+      u.env({ SSH_AUTH_SOCK: sock }),
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const events = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; reason?: string });
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ['listening', 'closed'],
+    );
+    assert.equal(events[1]?.reason, 'max');
+    assert.match(result.stderr, /Session ended \(reached --max-session\)/);
+  } finally {
+    agent.kill();
+  }
+});
