@@ -13,6 +13,7 @@ import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import type { Hop } from '../tunnel/ssh.js';
 import { loadProfile, profileFlags } from './context.js';
+import { mmss } from './tunnel-session.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
 export interface ConnectOptions {
@@ -137,11 +138,6 @@ function fmtBytes(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
-function mmss(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
-}
-
 export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
@@ -159,15 +155,6 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
     if (json) ui.json({ ts: new Date(deps.now()).toISOString(), event: type, ...data });
   };
 
-  const [{ openIdpSession, obtainTenantToken, stepUp }, { TenantSession }, { recordTenantToken }] =
-    await Promise.all([
-      import('../auth/manager.js'),
-      import('../auth/tenant-session.js'),
-      import('../auth/tenant-state.js'),
-    ]);
-  const { createProof } = await import('../auth/dpop.js');
-  const manager = { deps, eff, ui };
-
   // Everything the session starts stops with this: Ctrl-C, SIGTERM, the session's end, a fatal error.
   const stop = new AbortController();
   const onAbort = () => stop.abort(deps.signal.reason);
@@ -177,105 +164,22 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   // Whatever happens below, nothing the session started outlives it.
   const cleanups: Array<() => unknown> = [];
   try {
-    let step = ui.waiting(`Getting a tenant token for ${opts.tenant}…`);
-    const session = await openIdpSession(manager);
-    const elevated = opts.role === 'admin' ? await stepUp(session, manager) : undefined;
-    const tenantSession = new TenantSession({
-      obtain: async () => {
-        const t = await obtainTenantToken(
-          session,
-          { tenant: opts.tenant, role: opts.role, ...(elevated ? { elevatedToken: elevated } : {}) },
-          manager,
-        );
-        ui.addSecret(t.token);
-        await recordTenantToken(deps.configDir, eff.name, t).catch(() => undefined);
-        return t;
-      },
-      now: deps.now,
-      sleep: deps.sleep,
-      random: Math.random,
+    const { openTunnelSession } = await import('./tunnel-session.js');
+    const { session, tenantSession, supervisor, dpopKey, stats } = await openTunnelSession({
+      ui,
+      deps,
+      eff,
+      tenant: opts.tenant,
+      role: opts.role,
+      acceptNewHostKey: opts.acceptNewHostKey,
+      hops,
       signal,
-      onEvent: (e) => {
-        if (e.type === 'refreshed') {
-          event('token_refreshed', { expires_at: new Date(e.token.expiresAt).toISOString() });
-          if (!deps.stderrIsTTY && !json)
-            ui.info(`tenant token renewed; expires ${new Date(e.token.expiresAt).toISOString()}`);
-        } else if (e.type === 'retry') {
-          event('token_retry', { attempt: e.attempt, delay_ms: e.delayMs });
-          ui.debug(
-            `token refresh failed (${e.error instanceof Error ? e.error.message : String(e.error)}); retrying in ${e.delayMs} ms`,
-          );
-        } else if (e.type === 'expired') {
-          event('token_expired');
-          ui.warn(
-            'the tenant token has expired and the IdP is unreachable; requests get 503 until it is renewed',
-          );
-        }
-      },
+      event,
+      quietEvents: json,
+      cleanups,
     });
-    let first: Awaited<ReturnType<typeof tenantSession.start>>;
-    try {
-      first = await tenantSession.start();
-    } finally {
-      step.stop();
-    }
-    ui.success(
-      `Tenant token for ${opts.tenant} (${first.roles.join(', ')}), expires in ${mmss(first.expiresAt - deps.now())}`,
-    );
-    const dpopKey = first.tokenType === 'DPoP' ? await session.dpopKey() : undefined;
-
-    const { dialChain, hopLabel } = await import('../tunnel/ssh.js');
-    const { Supervisor } = await import('../tunnel/supervisor.js');
+    const { createProof } = await import('../auth/dpop.js');
     const { listen } = await import('../tunnel/local.js');
-    const knownHosts = join(deps.homedir || homedir(), '.ssh', 'known_hosts');
-    const canAsk = deps.stdinIsTTY && deps.stderrIsTTY;
-    const dial = () =>
-      dialChain({
-        hops,
-        knownHostsFiles: [knownHosts],
-        knownHostsWrite: knownHosts,
-        pinned: eff.profile.host_key_fingerprints ?? [],
-        acceptNew: opts.acceptNewHostKey,
-        ...(canAsk
-          ? {
-              confirm: async (q: string) => /^y(es)?$/i.test((await deps.prompt(q)).trim()),
-              passphrase: (file: string) => deps.prompt(`Passphrase for ${file}: `, { secret: true }),
-            }
-          : {}),
-        agentSocket: deps.env['SSH_AUTH_SOCK'],
-        onHop: (hop, i) => {
-          step.stop();
-          step = ui.waiting(`SSH: connecting to ${hopLabel(hop)} (${i + 1}/${hops.length})…`);
-        },
-        info: (line) => ui.info(line),
-        warn: (line) => ui.warn(line),
-      }).finally(() => step.stop());
-
-    const stats = { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: deps.now() };
-    let redialling = false;
-    const supervisor = new Supervisor({
-      dial,
-      sleep: deps.sleep,
-      random: Math.random,
-      signal,
-      onEvent: (e) => {
-        if (e.type === 'down') {
-          redialling = true;
-          event('tunnel_down', { reason: e.reason });
-          if (!deps.stderrIsTTY || json) ui.warn(`SSH connection lost (${e.reason}); re-dialling`);
-        } else if (e.type === 'up' && redialling) {
-          redialling = false;
-          event('tunnel_up', { redials: e.redials });
-          if (!deps.stderrIsTTY || json) ui.info(`SSH connection re-established (re-dials: ${e.redials})`);
-        } else if (e.type === 'redial') {
-          event('redial_failed', { attempt: e.attempt, delay_ms: e.delayMs });
-          ui.debug(`re-dial ${e.attempt} failed (${e.error}); next in ${e.delayMs} ms`);
-        }
-      },
-    });
-    cleanups.push(() => supervisor.close());
-    await supervisor.start();
-    ui.success(`SSH: ${hops.map(hopLabel).join(' → ')} (host keys verified)`);
 
     const listener = await listen(
       {

@@ -7,6 +7,7 @@
 
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import {
+  type ClientRequest,
   createServer as createHttpServer,
   request as httpRequest,
   type IncomingHttpHeaders,
@@ -79,7 +80,43 @@ function jsonRpcError(status: number, message: string): [number, string] {
   ];
 }
 
-async function tunnelStream(o: ListenerOptions): Promise<Duplex> {
+/** What a request through the tunnel needs: the chain, the upstream, and the current token. */
+export type UpstreamOptions = Pick<ListenerOptions, 'supervisor' | 'upstream' | 'token' | 'proof'>;
+
+/**
+ * One HTTP request to the upstream through the tunnel, with the tenant token (and DPoP proof) set. Used
+ * by the proxy for every local request and by `audit tail` when no `connect` is running.
+ */
+export async function upstreamRequest(
+  o: UpstreamOptions,
+  request: { method: string; path: string; headers: Record<string, string | string[]>; signal?: AbortSignal },
+): Promise<ClientRequest> {
+  const token = o.token();
+  if (!token) throw new CliError('error', 'the tenant token has expired and is being renewed');
+  const target = new URL(request.path, o.upstream);
+  const headers: Record<string, string | string[]> = {
+    ...request.headers,
+    host: o.upstream.host,
+    authorization: `${token.type} ${token.value}`,
+  };
+  if (token.type === 'DPoP') headers['dpop'] = await o.proof(request.method, target.href, token.value);
+  return httpRequest({
+    method: request.method,
+    path: `${target.pathname}${target.search}`,
+    headers,
+    ...(request.signal ? { signal: request.signal } : {}),
+    // No agent: with one, Node would ignore createConnection and dial the host itself.
+    createConnection: (_opts, done) => {
+      tunnelStream(o).then(
+        (stream) => done(null, stream as unknown as Socket),
+        (err: Error) => done(err, undefined as unknown as Socket),
+      );
+      return undefined as unknown as Socket;
+    },
+  });
+}
+
+async function tunnelStream(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): Promise<Duplex> {
   const client = await o.supervisor.client();
   const port = Number(o.upstream.port || (o.upstream.protocol === 'https:' ? 443 : 80));
   return (await forward(client, o.upstream.hostname, port)) as unknown as Duplex;
@@ -111,30 +148,15 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
       fail(403, 'requests from web pages or other hosts are refused');
       return;
     }
-    const token = o.token();
-    if (!token) {
+    if (!o.token()) {
       fail(503, 'the tenant token has expired and is being renewed; retry shortly');
       return;
     }
-    const target = new URL(req.url ?? '/', o.upstream);
-    const headers = forwardHeaders(req.headers);
-    headers['host'] = o.upstream.host;
-    headers['authorization'] = `${token.type} ${token.value}`;
     const start = async () => {
-      if (token.type === 'DPoP')
-        headers['dpop'] = await o.proof(req.method ?? 'GET', target.href, token.value);
-      const upstream = httpRequest({
-        method: req.method,
-        path: `${target.pathname}${target.search}`,
-        headers,
-        // No agent: with one, Node would ignore createConnection and dial the host itself.
-        createConnection: (_opts, done) => {
-          tunnelStream(o).then(
-            (stream) => done(null, stream as unknown as Socket),
-            (err: Error) => done(err, undefined as unknown as Socket),
-          );
-          return undefined as unknown as Socket;
-        },
+      const upstream = await upstreamRequest(o, {
+        method: req.method ?? 'GET',
+        path: req.url ?? '/',
+        headers: forwardHeaders(req.headers),
       });
       upstream.on('response', (up) => {
         const out = forwardHeaders(up.headers);

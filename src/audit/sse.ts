@@ -1,0 +1,98 @@
+/**
+ * A streaming Server-Sent Events parser (WHATWG HTML §9.2.6): `id`, `event`, `data` (multi-line),
+ * comments (heartbeats), CR/LF/CRLF line ends. Lines are bounded: a line longer than `maxLine` is an
+ * error, never an unbounded buffer.
+ */
+export interface SseMessage {
+  id: string | undefined;
+  event: string;
+  data: string;
+}
+
+export interface SseHandlers {
+  message(m: SseMessage): void;
+  comment?(text: string): void;
+}
+
+export class SseParser {
+  #buf = '';
+  #data: string[] = [];
+  #event = '';
+  #id: string | undefined;
+  #dataBytes = 0;
+  readonly #h: SseHandlers;
+  readonly #maxLine: number;
+
+  constructor(handlers: SseHandlers, maxLine = 1024 * 1024) {
+    this.#h = handlers;
+    this.#maxLine = maxLine;
+  }
+
+  /** The last `id:` seen on a dispatched message (the SSE "last event ID"). */
+  lastId: string | undefined;
+
+  feed(chunk: string): void {
+    this.#buf += chunk;
+    let start = 0;
+    for (;;) {
+      let end = -1;
+      let next = -1;
+      for (let i = start; i < this.#buf.length; i++) {
+        const c = this.#buf.charCodeAt(i);
+        if (c === 10) {
+          end = i;
+          next = i + 1;
+          break;
+        }
+        if (c === 13) {
+          // CR at the very end: wait for a possible LF.
+          if (i + 1 >= this.#buf.length) break;
+          end = i;
+          next = this.#buf.charCodeAt(i + 1) === 10 ? i + 2 : i + 1;
+          break;
+        }
+      }
+      if (end < 0) break;
+      this.#line(this.#buf.slice(start, end));
+      start = next;
+    }
+    this.#buf = this.#buf.slice(start);
+    if (this.#buf.length > this.#maxLine) {
+      this.#buf = '';
+      throw new RangeError(`an SSE line is longer than ${this.#maxLine} bytes`);
+    }
+  }
+
+  #line(line: string): void {
+    if (line === '') {
+      this.#dispatch();
+      return;
+    }
+    if (line.charCodeAt(0) === 58) {
+      this.#h.comment?.(line.slice(1).trimStart());
+      return;
+    }
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value.charCodeAt(0) === 32) value = value.slice(1);
+    if (field === 'data') {
+      this.#dataBytes += value.length;
+      if (this.#dataBytes > this.#maxLine)
+        throw new RangeError(`an SSE event is larger than ${this.#maxLine} bytes`);
+      this.#data.push(value);
+    } else if (field === 'event') this.#event = value;
+    else if (field === 'id' && !value.includes('\0')) this.#id = value;
+  }
+
+  #dispatch(): void {
+    if (this.#id !== undefined) this.lastId = this.#id;
+    if (this.#data.length > 0) {
+      this.#h.message({ id: this.#id, event: this.#event || 'message', data: this.#data.join('\n') });
+    }
+    this.#data = [];
+    this.#dataBytes = 0;
+    this.#event = '';
+    this.#id = undefined;
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Follows the audit feed: resumes after any drop with Last-Event-ID (backoff with jitter), delivers every
+ * event once and in order, verifies the chain across resumes, detects a silent server by a heartbeat
+ * timeout, and never buffers without bound (stdout back-pressure pauses the reading).
+ */
+import type { IncomingMessage } from 'node:http';
+import { CliError } from '../errors.js';
+import { type AuditEvent, type ChainProblem, ChainVerifier, parseEvent } from './chain.js';
+import { SseParser } from './sse.js';
+
+export type OpenFeed = (
+  request: { lastEventId: string | undefined; since: string | undefined },
+  signal: AbortSignal,
+) => Promise<IncomingMessage>;
+
+export interface TailOptions {
+  open: OpenFeed;
+  tenant: string;
+  follow: boolean;
+  /** ISO time for `?since=` (the feed then starts mid-chain). */
+  since: string | undefined;
+  /** Takes delivered events in order; returns text to write (may be empty). */
+  deliver(e: AuditEvent, raw: string): string;
+  problem(p: ChainProblem): void;
+  write(text: string): Promise<void>;
+  heartbeatTimeoutMs: number;
+  /** With --no-follow: the backlog is over after this long without an event. */
+  quietMs: number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  random(): number;
+  signal: AbortSignal;
+  onResume?(attempt: number, delayMs: number, why: string): void;
+}
+
+export interface TailResult {
+  verifier: ChainVerifier;
+  delivered: number;
+  resumes: number;
+}
+
+export async function tail(o: TailOptions): Promise<TailResult> {
+  const verifier = new ChainVerifier(o.tenant, o.since !== undefined);
+  let delivered = 0;
+  let resumes = 0;
+  let failures = 0;
+  let lastEventId: string | undefined;
+  for (let round = 0; round < 1_000_000 && !o.signal.aborted; round++) {
+    const conn = new AbortController();
+    const abortConn = () => conn.abort();
+    o.signal.addEventListener('abort', abortConn, { once: true });
+    let why = 'the stream ended';
+    let done = false;
+    try {
+      const res = await o.open(
+        { lastEventId, since: lastEventId === undefined ? o.since : undefined },
+        conn.signal,
+      );
+      if (res.statusCode === 401) {
+        res.resume();
+        throw new CliError('auth', 'the audit feed refused the token', { hint: 'run `mcp-secure login`' });
+      }
+      if (res.statusCode === 403) {
+        res.resume();
+        throw new CliError('auth', `not allowed to read the audit feed of tenant ${o.tenant}`, {
+          hint: "ask your admin for access to that tenant's audit feed",
+        });
+      }
+      if (res.statusCode !== 200) {
+        res.resume();
+        throw new Error(`the feed answered HTTP ${res.statusCode}`);
+      }
+      failures = 0;
+      res.setEncoding('utf8');
+      let out: string[] = [];
+      let sawEvent = false;
+      const parser = new SseParser({
+        message: (m) => {
+          if (m.event !== 'audit' && m.event !== 'message') return;
+          sawEvent = true;
+          const e = parseEvent(m.data);
+          if (typeof e === 'string') {
+            o.problem({ kind: 'malformed', id: m.id, why: e });
+            verifier.problems.push({ kind: 'malformed', id: m.id, why: e });
+            return;
+          }
+          if (verifier.check(e, o.problem)) {
+            delivered += 1;
+            const text = o.deliver(e, m.data);
+            if (text) out.push(text);
+          }
+          lastEventId = String(verifier.lastSeq);
+        },
+      });
+      // The watchdog: a server that goes silent (no events, no heartbeats) is dropped and resumed.
+      let timer: NodeJS.Timeout | undefined;
+      let quiet: NodeJS.Timeout | undefined;
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          why = `no data or heartbeat for ${o.heartbeatTimeoutMs / 1000} s`;
+          res.destroy();
+        }, o.heartbeatTimeoutMs);
+        if (!o.follow) {
+          clearTimeout(quiet);
+          quiet = setTimeout(() => {
+            done = true;
+            res.destroy();
+          }, o.quietMs);
+        }
+      };
+      arm();
+      try {
+        for await (const chunk of res) {
+          arm();
+          try {
+            parser.feed(chunk as string);
+          } catch (err) {
+            o.problem({ kind: 'malformed', id: parser.lastId, why: (err as Error).message });
+            why = 'an absurdly large event';
+            res.destroy();
+          }
+          if (out.length) {
+            const text = out.join('');
+            out = [];
+            await o.write(text);
+          }
+        }
+      } catch {
+        // a cut connection: resume below
+      } finally {
+        clearTimeout(timer);
+        clearTimeout(quiet);
+      }
+      if (!o.follow && (done || !sawEvent)) return { verifier, delivered, resumes };
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      if (o.signal.aborted) break;
+      failures += 1;
+      why = err instanceof Error ? err.message : String(err);
+    } finally {
+      o.signal.removeEventListener('abort', abortConn);
+    }
+    if (o.signal.aborted) break;
+    resumes += 1;
+    const base = Math.min(100 * 2 ** Math.min(failures, 9), 30_000);
+    const delayMs = Math.round(base * (0.5 + o.random() / 2));
+    o.onResume?.(resumes, delayMs, why);
+    await o.sleep(delayMs, o.signal).catch(() => undefined);
+  }
+  return { verifier, delivered, resumes };
+}
