@@ -30,6 +30,8 @@ export interface Deps {
   keychain(): Promise<KeychainApi>;
   /** Aborted on Ctrl-C (SIGINT) or SIGTERM. */
   signal: AbortSignal;
+  /** The command that runs this CLI again (node and the entry script), for `--audit-pane`. */
+  self: string[];
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -81,5 +83,6 @@ export function createDeps(proc: ProcessLike, signal: AbortSignal): Deps {
       (await import('./cli/prompt.js')).prompt(proc.stdin, proc.stderr, question, options),
     keychain: async () => (await import('./secrets/keychain.js')).loadKeychainApi(),
     signal,
+    self: [process.execPath, process.argv[1] ?? 'mcp-secure'],
   };
 }

@@ -26,6 +26,7 @@ export interface ConnectOptions {
   acceptNewHostKey: boolean;
   maxSessionMs: number | undefined;
   idleTimeoutMs: number | undefined;
+  auditPane: boolean;
   flags: ReturnType<typeof profileFlags>;
 }
 
@@ -83,6 +84,7 @@ export function parseConnectOptions(options: Record<string, unknown>): ConnectOp
     acceptNewHostKey: options['acceptNewHostKey'] === true,
     maxSessionMs: max ? parseDuration(max, '--max-session') : undefined,
     idleTimeoutMs: idle ? parseDuration(idle, '--idle-timeout') : undefined,
+    auditPane: options['auditPane'] === true,
     flags: profileFlags(options),
   };
 }
@@ -136,6 +138,63 @@ function fmtBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} kB`;
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** Environment the audit pane needs to find this session: config, keychain bus, agent. Nothing secret. */
+const PANE_ENV = [
+  'MCP_SECURE_CONFIG_DIR',
+  'DBUS_SESSION_BUS_ADDRESS',
+  'SSH_AUTH_SOCK',
+  'HOME',
+  'XDG_CONFIG_HOME',
+  'NO_COLOR',
+  'PATH',
+];
+
+/**
+ * `--audit-pane`: split the current tmux window and run `audit tail` for this tenant there; the pane is
+ * closed when the session ends. Outside tmux, say how to open it in a second terminal.
+ */
+async function openAuditPane(
+  ui: Ui,
+  deps: Deps,
+  profile: string,
+  tenant: string,
+): Promise<() => Promise<void>> {
+  const command = [...deps.self, '--profile', profile, 'audit', 'tail', '--tenant', tenant, '--follow'];
+  if (!deps.env['TMUX']) {
+    ui.info(
+      `Not inside tmux: run \`mcp-secure --profile ${profile} audit tail --tenant ${tenant}\` in a second terminal for the audit feed.`,
+    );
+    return async () => undefined;
+  }
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const exec = promisify(execFile);
+  const envArgs = PANE_ENV.flatMap((k) => (deps.env[k] ? ['-e', `${k}=${deps.env[k]}`] : []));
+  try {
+    const { stdout } = await exec(
+      'tmux',
+      ['split-window', '-d', '-v', '-P', '-F', '#{pane_id}', ...envArgs, '--', ...command],
+      {
+        env: deps.env as NodeJS.ProcessEnv,
+        timeout: 5000,
+      },
+    );
+    const pane = stdout.trim();
+    ui.success(`Audit feed for ${tenant} in tmux pane ${pane}`);
+    return async () => {
+      await exec('tmux', ['kill-pane', '-t', pane], {
+        env: deps.env as NodeJS.ProcessEnv,
+        timeout: 5000,
+      }).catch(() => undefined);
+    };
+  } catch (err) {
+    ui.warn(
+      `could not open the audit pane (${sanitize(err instanceof Error ? err.message : String(err), 100)}); run \`mcp-secure audit tail --tenant ${tenant}\` in another terminal`,
+    );
+    return async () => undefined;
+  }
 }
 
 export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, deps: Deps): Promise<number> {
@@ -201,6 +260,17 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       { host: opts.bind, port: opts.port ?? eff.profile.local_port, allowNonLoopback: opts.allowNonLoopback },
     );
     cleanups.push(() => listener.close());
+    if (!opts.raw) {
+      // Tell `audit tail` (and the audit pane) where this session's proxy is: pid and port, no secret.
+      const { announceConnect } = await import('../audit/live-session.js');
+      cleanups.push(
+        await announceConnect(deps.configDir, eff.name, {
+          pid: process.pid,
+          port: listener.port,
+          tenant: opts.tenant,
+        }),
+      );
+    }
     const local = opts.raw ? `${listener.address}` : `http://${listener.address}${upstream.pathname}`;
     event('listening', { local, upstream: upstream.href, tenant: opts.tenant, raw: opts.raw });
     ui.success(`Listening on ${local} → ${upstream.href}`);
@@ -212,6 +282,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
         ),
       );
     }
+    if (opts.auditPane) cleanups.push(await openAuditPane(ui, deps, eff.name, opts.tenant));
     ui.info(ui.c.dim('Press Ctrl-C to end the session.'));
 
     const user = session.login.user.preferred_username ?? session.login.user.email ?? session.login.user.sub;

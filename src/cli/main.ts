@@ -123,9 +123,33 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     )
     .option('--max-session <duration>', 'end the session after this long (e.g. 8h)')
     .option('--idle-timeout <duration>', 'end the session after this long without traffic (e.g. 30m)')
+    .option('--audit-pane', 'show the audit feed of this tenant in a second tmux pane')
     .option('--no-dpop', 'do not use DPoP for this session')
     .addOption(storageOption())
     .action(lazy(() => import('./connect.js')));
+
+  const audit = program.command('audit').description("the control plane's audit feed");
+  audit
+    .command('tail')
+    .description('follow the audit feed of a tenant: live, resumed after drops, hash chain verified')
+    .requiredOption('-t, --tenant <name>', 'the tenant')
+    .option('--actor <actor>', 'only events of this actor')
+    .option('--tool <tool>', 'only events of this tool')
+    .addOption(
+      new Option('--outcome <outcome>', 'only events with this outcome').choices([
+        'allowed',
+        'denied',
+        'error',
+      ]),
+    )
+    .option('--since <duration>', 'events of the last 90s, 10m, 2h, 1d')
+    .option('--follow', 'keep following (the default on a terminal)')
+    .option('--no-follow', 'print the backlog and exit')
+    .option('--verify', 'exit non-zero (5) when the chain does not verify')
+    .option('--quiet', 'no terminal bell on denials')
+    .option('--accept-new-host-key', 'trust an unknown SSH host key on first use and record it')
+    .addOption(storageOption())
+    .action(lazy(() => import('./audit.js')));
 
   program
     .command('mcp-config')

@@ -45,6 +45,7 @@ export function testDeps(overrides: Partial<Deps> & { configDir: string }): Test
     prompt: async () => '',
     keychain: loadKeychainApi,
     signal: new AbortController().signal,
+    self: [process.execPath, 'bin/mcp-secure.js'],
     ...overrides,
     out: () => out,
     err: () => err,

@@ -1,0 +1,236 @@
+/**
+ * `mcp-secure audit tail --tenant acme`: the control plane's audit feed, live and verified. Through the
+ * running `connect` session's proxy when there is one for that tenant, else through a session of its own
+ * (the same code path as `connect`, without a listener).
+ */
+import { once } from 'node:events';
+import { get as httpGet, type IncomingMessage } from 'node:http';
+import type { AuditEvent, ChainProblem } from '../audit/chain.js';
+import type { OpenFeed } from '../audit/tail.js';
+import { checkTenantName } from '../auth/tenant.js';
+import { CliError, sanitize } from '../errors.js';
+import type { Deps } from '../io.js';
+import { loadProfile, profileFlags } from './context.js';
+import { type GlobalOptions, Ui } from './ui.js';
+
+export interface AuditOptions {
+  tenant: string;
+  actor: string | undefined;
+  tool: string | undefined;
+  outcome: AuditEvent['outcome'] | undefined;
+  sinceMs: number | undefined;
+  follow: boolean | undefined;
+  verify: boolean;
+  quiet: boolean;
+  acceptNewHostKey: boolean;
+  flags: ReturnType<typeof profileFlags>;
+}
+
+export function parseAuditOptions(options: Record<string, unknown>): AuditOptions {
+  const str = (k: string) => (typeof options[k] === 'string' ? (options[k] as string) : undefined);
+  const tenant = str('tenant');
+  if (!tenant) throw new CliError('usage', 'which tenant?', { hint: 'pass `--tenant NAME`' });
+  const outcome = str('outcome');
+  if (outcome !== undefined && !['allowed', 'denied', 'error'].includes(outcome)) {
+    throw new CliError('usage', `invalid --outcome "${sanitize(outcome, 20)}"`, {
+      hint: 'use allowed, denied or error',
+    });
+  }
+  const since = str('since');
+  let sinceMs: number | undefined;
+  if (since !== undefined) {
+    const m = since.match(/^(\d+)(s|m|h|d)$/);
+    if (!m)
+      throw new CliError('usage', `invalid --since "${sanitize(since, 20)}"`, {
+        hint: 'use e.g. 90s, 10m, 2h or 1d',
+      });
+    sinceMs =
+      Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  }
+  return {
+    tenant: checkTenantName(tenant),
+    actor: str('actor'),
+    tool: str('tool'),
+    outcome: outcome as AuditEvent['outcome'] | undefined,
+    sinceMs,
+    follow: typeof options['follow'] === 'boolean' ? options['follow'] : undefined,
+    verify: options['verify'] === true,
+    quiet: options['quiet'] === true,
+    acceptNewHostKey: options['acceptNewHostKey'] === true,
+    flags: profileFlags(options),
+  };
+}
+
+export async function run(
+  globals: GlobalOptions,
+  options: Record<string, unknown>,
+  _args: string[],
+  deps: Deps,
+) {
+  return runAuditTail(globals, parseAuditOptions(options), deps);
+}
+
+function feedPath(
+  base: string,
+  request: { lastEventId: string | undefined; since: string | undefined },
+): string {
+  const url = new URL('/audit/stream', base);
+  if (request.since) url.searchParams.set('since', request.since);
+  return `${url.pathname}${url.search}`;
+}
+
+function awaitResponse(req: import('node:http').ClientRequest): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    req.once('response', resolve);
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, deps: Deps): Promise<number> {
+  const ui = await Ui.create(deps, globals);
+  const eff = await loadProfile(deps, globals, opts.flags);
+  const json = globals.json || !deps.stdoutIsTTY;
+  const follow = opts.follow ?? deps.stdoutIsTTY;
+  const mcpUrl = eff.profile.mcp_url;
+  if (!mcpUrl) {
+    throw new CliError('usage', `profile "${eff.name}" has no mcp_url (the in-cluster MCP endpoint)`, {
+      hint: 'run `mcp-secure config set mcp_url http://mcp.internal:4000/mcp`',
+    });
+  }
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(deps.signal.reason);
+  deps.signal.addEventListener('abort', onAbort, { once: true });
+  const cleanups: Array<() => unknown> = [];
+  try {
+    const { findConnect } = await import('../audit/live-session.js');
+    const live = await findConnect(deps.configDir, eff.name, opts.tenant);
+    let open: OpenFeed;
+    if (live) {
+      ui.debug(`using the running connect (pid ${live.pid}) on 127.0.0.1:${live.port}`);
+      open = (request, signal) =>
+        awaitResponse(
+          httpGet({
+            host: '127.0.0.1',
+            port: live.port,
+            path: feedPath(mcpUrl, request),
+            headers: {
+              accept: 'text/event-stream',
+              ...(request.lastEventId ? { 'last-event-id': request.lastEventId } : {}),
+            },
+            signal,
+          }),
+        );
+    } else {
+      const { resolveHops } = await import('./connect.js');
+      const { openTunnelSession } = await import('./tunnel-session.js');
+      const { upstreamRequest } = await import('../tunnel/local.js');
+      const { createProof } = await import('../auth/dpop.js');
+      const tunnel = await openTunnelSession({
+        ui,
+        deps,
+        eff,
+        tenant: opts.tenant,
+        role: 'member',
+        acceptNewHostKey: opts.acceptNewHostKey,
+        hops: await resolveHops(eff, deps),
+        signal: stop.signal,
+        event: () => undefined,
+        quietEvents: false,
+        cleanups,
+      });
+      void tunnel.tenantSession.run().catch(() => undefined);
+      const upstream = { supervisor: tunnel.supervisor, upstream: new URL(mcpUrl) };
+      open = async (request, signal) =>
+        awaitResponse(
+          await upstreamRequest(
+            {
+              ...upstream,
+              token: () => {
+                const t = tunnel.tenantSession.current();
+                return t ? { value: t.token, type: t.tokenType } : undefined;
+              },
+              proof: (method, url, token) =>
+                createProof(tunnel.dpopKey!, { method, url, accessToken: token, now: deps.now() }),
+            },
+            {
+              method: 'GET',
+              path: feedPath(mcpUrl, request),
+              headers: {
+                accept: 'text/event-stream',
+                ...(request.lastEventId ? { 'last-event-id': request.lastEventId } : {}),
+              },
+              signal,
+            },
+          ),
+        );
+    }
+
+    const [{ tail }, { prettyLine, matches, HEADER }, { describeProblem }] = await Promise.all([
+      import('../audit/tail.js'),
+      import('../audit/render.js'),
+      import('../audit/chain.js'),
+    ]);
+    const filters = {
+      ...(opts.actor ? { actor: opts.actor } : {}),
+      ...(opts.tool ? { tool: opts.tool } : {}),
+      ...(opts.outcome ? { outcome: opts.outcome } : {}),
+      ...(opts.sinceMs ? { sinceMs: deps.now() - opts.sinceMs } : {}),
+    };
+    let shown = 0;
+    let denied = 0;
+    let cross = 0;
+    if (!json) ui.out(ui.c.dim(HEADER));
+    const result = await tail({
+      open,
+      tenant: opts.tenant,
+      follow,
+      since: opts.sinceMs ? new Date(deps.now() - opts.sinceMs).toISOString() : undefined,
+      deliver: (e: AuditEvent, raw: string) => {
+        if (!matches(e, filters)) return '';
+        shown += 1;
+        if (e.outcome === 'denied') denied += 1;
+        if (e.cross_tenant) cross += 1;
+        if (json) return `${raw}\n`;
+        // A terminal bell for denials and cross-tenant attempts, unless --quiet.
+        if ((e.outcome === 'denied' || e.cross_tenant) && !opts.quiet) deps.stderr.write('\u0007');
+        return `${prettyLine(e, ui.c)}\n`;
+      },
+      problem: (p: ChainProblem) => {
+        deps.stderr.write(`${ui.c.red.bold('✗ AUDIT CHAIN:')} ${ui.c.red(describeProblem(p))}\n`);
+      },
+      write: async (text) => {
+        if (!deps.stdout.write(text)) await once(deps.stdout, 'drain');
+      },
+      heartbeatTimeoutMs: Number(deps.env['MCP_SECURE_AUDIT_HEARTBEAT_TIMEOUT_MS'] ?? 45_000),
+      quietMs: 1500,
+      sleep: deps.sleep,
+      random: Math.random,
+      signal: stop.signal,
+      onResume: (n, delay, why) => ui.debug(`audit feed: resume ${n} in ${delay} ms (${why})`),
+    });
+    const v = result.verifier;
+    const chain = v.ok
+      ? ui.c.green(`chain verified${v.firstSeq !== undefined ? ` (#${v.firstSeq}–#${v.lastSeq})` : ''}`)
+      : ui.c.red.bold(
+          `chain NOT verified: ${v.problems.length} problem${v.problems.length === 1 ? '' : 's'}`,
+        );
+    ui.info(
+      `${shown} events shown (${result.delivered} received), ${denied} denied, ${cross} cross-tenant; ${chain}.`,
+    );
+    if (opts.verify && !v.ok) {
+      throw new CliError(
+        'trust',
+        `the audit feed of ${opts.tenant} failed verification (${v.problems.length} problems)`,
+        {
+          hint: "report it to the control plane's security team: the feed was changed, reordered or has gaps",
+        },
+      );
+    }
+    return deps.signal.aborted ? 130 : 0;
+  } finally {
+    stop.abort(new Error('done'));
+    deps.signal.removeEventListener('abort', onAbort);
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  }
+}
