@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  type AuditEvent,
+  type ChainProblem,
+  ChainVerifier,
+  canonicalJson,
+  chainHash,
+  GENESIS,
+  parseEvent,
+} from '../../src/audit/chain.js';
+import { type SseMessage, SseParser } from '../../src/audit/sse.js';
+
+function chain(n: number, tenant = 'acme'): AuditEvent[] {
+  const out: AuditEvent[] = [];
+  let prev = GENESIS;
+  for (let seq = 1; seq <= n; seq++) {
+    const rest = {
+      seq,
+      ts: new Date(Date.UTC(2026, 10, 23, 12, 0, seq)).toISOString(),
+      tenant,
+      actor: 'alice',
+      tool: seq % 3 === 0 ? 'run_workflow' : 'list_workflows',
+      downstream: 'workflow-engine',
+      outcome: (seq % 3 === 0 ? 'denied' : 'allowed') as AuditEvent['outcome'],
+      ...(seq % 3 === 0 ? { reason: 'belongs to another tenant', cross_tenant: true } : {}),
+    };
+    const hash = chainHash(prev, rest);
+    out.push({ ...rest, prev, hash });
+    prev = hash;
+  }
+  return out;
+}
+
+test('the SSE parser handles fields, multi-line data, comments, CRLF and arbitrary chunking', () => {
+  const text =
+    ': ping\r\nid: 1\r\nevent: audit\r\ndata: {"a":\r\ndata: 1}\r\n\r\nid: 2\ndata: two\n\n: ping\n\n';
+  for (const size of [1, 2, 3, 7, 1000]) {
+    const messages: SseMessage[] = [];
+    const comments: string[] = [];
+    const p = new SseParser({ message: (m) => messages.push(m), comment: (c) => comments.push(c) });
+    for (let i = 0; i < text.length; i += size) p.feed(text.slice(i, i + size));
+    assert.deepEqual(
+      messages,
+      [
+        { id: '1', event: 'audit', data: '{"a":\n1}' },
+        { id: '2', event: 'message', data: 'two' },
+      ],
+      `chunk size ${size}`,
+    );
+    assert.deepEqual(comments, ['ping', 'ping']);
+    assert.equal(p.lastId, '2');
+  }
+  const bounded = new SseParser({ message: () => {} }, 1024);
+  assert.throws(() => bounded.feed(`data: ${'x'.repeat(2048)}`), /longer than 1024 bytes/);
+});
+
+test('canonical JSON sorts keys recursively and drops absent fields', () => {
+  assert.equal(
+    canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: 'x' }, z: undefined }),
+    '{"a":{"c":"x","d":[2,{"e":0,"f":1}]},"b":1}',
+  );
+});
+
+test('a clean chain verifies; tampered, dropped, swapped and foreign events are each detected', () => {
+  const events = chain(10);
+  const run = (feed: AuditEvent[], tenant = 'acme') => {
+    const v = new ChainVerifier(tenant);
+    const problems: ChainProblem[] = [];
+    const delivered: number[] = [];
+    for (const e of feed) if (v.check(e, (p) => problems.push(p))) delivered.push(e.seq);
+    return { problems: problems.map((p) => p.kind), delivered, ok: v.ok };
+  };
+  assert.deepEqual(run(events), { problems: [], delivered: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], ok: true });
+  // A resume that overlaps delivers nothing twice.
+  assert.deepEqual(
+    run([...events.slice(0, 6), ...events.slice(3)]).delivered,
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+  );
+
+  const tampered = events.map((e) => (e.seq === 3 ? { ...e, outcome: 'allowed' as const } : e));
+  assert.deepEqual(run(tampered).problems, ['changed']);
+  const dropped = events.filter((e) => e.seq !== 5);
+  assert.deepEqual(run(dropped).problems, ['gap']);
+  const swapped = [...events.slice(0, 4), events[5]!, events[4]!, ...events.slice(6)];
+  const s = run(swapped);
+  assert.deepEqual(s.problems, ['gap', 'reordered']);
+  assert.deepEqual(s.delivered, [1, 2, 3, 4, 6, 5, 7, 8, 9, 10], 'nothing lost');
+  assert.deepEqual(run(events, 'globex').problems.slice(0, 1), ['tenant']);
+  const relinked = events.map((e) =>
+    e.seq === 7
+      ? { ...e, prev: GENESIS, hash: chainHash(GENESIS, { ...e, prev: undefined, hash: undefined }) }
+      : e,
+  );
+  assert.ok(run(relinked).problems.includes('broken'));
+});
+
+test('malformed events are named, not trusted', () => {
+  const good = JSON.stringify(chain(1)[0]);
+  const cases: Array<[string, RegExp]> = [
+    ['{not json', /not JSON/],
+    ['[1,2]', /not a JSON object/],
+    [good.replace('"seq":1', '"seq":-1'), /seq/],
+    [good.replace('"outcome":"allowed"', '"outcome":"maybe"'), /outcome/],
+    [good.replace('"actor":"alice"', `"actor":"${'x'.repeat(5000)}"`), /absurdly long/],
+    [good.replace(/"hash":"[0-9a-f]+"/, '"hash":"zz"'), /SHA-256/],
+  ];
+  for (const [data, why] of cases) {
+    const r = parseEvent(data);
+    assert.equal(typeof r, 'string', data.slice(0, 40));
+    assert.match(r as string, why);
+  }
+  assert.equal(typeof parseEvent(good), 'object');
+});
