@@ -1,7 +1,8 @@
 // The sandbox's in-cluster control plane: an MCP server (Streamable HTTP at /mcp) whose tools act on
 // per-tenant data, behind the tenant token. Every request is checked with the resource verifier
 // (sandbox/resource.ts: JWKS signature, iss, aud, exp, one tenant, DPoP when bound); every tool call and
-// every refused request leaves an AuditRecord. The audit feed (SSE) is built on records()/onRecord().
+// every refused request leaves an AuditRecord. Records with a known tenant also go into that tenant's hash
+// chain (sandbox/audit.ts), served as Server-Sent Events at GET /audit/stream behind the same token.
 //
 // Why not createMcpExpressApp: it checks the Host header's hostname (DNS-rebinding protection), and requests
 // arrive through an SSH tunnel whose Host is the upstream address. For the same reason the URL a DPoP proof
@@ -20,6 +21,14 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import * as z from 'zod';
+import {
+  type AuditEntry,
+  type AuditEvent,
+  AuditLog,
+  type AuditStreamFault,
+  StreamFaults,
+  streamAudit,
+} from './audit.js';
 import { createTokenVerifier, TokenVerificationError, type VerifiedToken } from './resource.js';
 
 export interface AuditRecord {
@@ -39,6 +48,8 @@ export interface ControlPlaneOptions {
   audience: string;
   /** Default 0: any free port. */
   port?: number;
+  /** Interval of the `: ping` comment on /audit/stream (default 15000). */
+  heartbeatMs?: number;
 }
 
 export interface ControlPlane {
@@ -50,6 +61,16 @@ export interface ControlPlane {
   records(): AuditRecord[];
   /** Called with each new record; returns the unsubscribe function. */
   onRecord(cb: (r: AuditRecord) => void): () => void;
+  /** http://127.0.0.1:PORT/audit/stream */
+  auditUrl: string;
+  /** The per-tenant hash chains behind /audit/stream: every record whose tenant is known. */
+  audit: AuditLog;
+  /** Test hook: appends a synthetic event to the tenant's chain (not to records()); defaults fill the rest. */
+  appendAudit(tenant: string, partial?: Partial<Omit<AuditEntry, 'tenant'>>): AuditEvent;
+  /** Test hook: makes /audit/stream misbehave from the next connection on; undefined to behave again. */
+  setStreamFault(fault: AuditStreamFault | undefined): void;
+  /** Audit streams open right now. */
+  openStreams(): number;
   close(): Promise<void>;
 }
 
@@ -74,6 +95,8 @@ const CONNECTIONS: readonly (TenantObject & { kind: string })[] = Object.freeze(
 ]);
 
 const MAX_SESSIONS = 1_000;
+const MAX_STREAMS = 256;
+const DEFAULT_HEARTBEAT_MS = 15_000;
 const MAX_ECHO_BODY = 64 * 1024;
 const SLOW_SSE_EVENTS = 5;
 const SLOW_SSE_INTERVAL_MS = 100;
@@ -100,8 +123,14 @@ interface Session {
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  if (!Number.isInteger(heartbeatMs) || heartbeatMs < 1)
+    throw new RangeError('heartbeatMs: a positive integer');
   const verify = await createTokenVerifier({ issuer: opts.issuer, audience: opts.audience });
   const log: AuditRecord[] = [];
+  const audit = new AuditLog();
+  const faults = new StreamFaults();
+  let streams = 0;
   const listeners = new Set<(r: AuditRecord) => void>();
   const sessions = new Map<string, Session>();
   let runs = 0;
@@ -110,6 +139,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   function record(r: Omit<AuditRecord, 'ts'>): void {
     const full: AuditRecord = { ts: new Date().toISOString(), ...r };
     log.push(full);
+    // A refused token names no tenant anyone can trust: such records stay out of every tenant's chain.
+    if (full.tenant !== UNAUTHENTICATED) audit.append(full);
     for (const cb of [...listeners]) {
       try {
         cb({ ...full });
@@ -142,6 +173,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const token = await authenticate(req, res, `${origin}${url.pathname}`);
     if (!token) return;
     if (url.pathname === '/mcp') await mcp(req, res, token);
+    else if (url.pathname === '/audit/stream') auditStream(req, res, url, token);
     else if (url.pathname === '/slow-sse') await slowSse(res);
     else await echoHeaders(req, res);
   }
@@ -236,6 +268,30 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     if (transport.sessionId === undefined) await mcpServer.close();
   }
 
+  function auditStream(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    token: VerifiedToken,
+  ): void {
+    if (streams >= MAX_STREAMS) {
+      json(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
+      return;
+    }
+    streams += 1;
+    // The tenant comes from the verified token only: no parameter can name another tenant's chain.
+    streamAudit(req, res, url, {
+      log: audit,
+      tenant: token.tenant,
+      expiresAt: token.exp,
+      heartbeatMs,
+      faults,
+      onClose: () => {
+        streams -= 1;
+      },
+    });
+  }
+
   async function slowSse(res: http.ServerResponse): Promise<void> {
     res.writeHead(200, {
       'content-type': 'text/event-stream',
@@ -289,6 +345,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         listeners.delete(cb);
       };
     },
+    auditUrl: `${origin}/audit/stream`,
+    audit,
+    appendAudit: (tenant, partial = {}) =>
+      audit.append({
+        ts: new Date().toISOString(),
+        actor: 'synthetic',
+        tool: 'synthetic',
+        downstream: 'control-plane',
+        outcome: 'allowed',
+        ...partial,
+        tenant,
+      }),
+    setStreamFault: (fault) => faults.set(fault),
+    openStreams: () => streams,
     async close() {
       const open = [...sessions.values()];
       sessions.clear();
@@ -303,6 +373,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
 const ROUTES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   '/mcp': ['POST', 'GET', 'DELETE'],
+  '/audit/stream': ['GET'],
   '/slow-sse': ['GET'],
   '/echo-headers': ['POST'],
 });

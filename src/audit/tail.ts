@@ -72,11 +72,16 @@ export async function tail(o: TailOptions): Promise<TailResult> {
       failures = 0;
       res.setEncoding('utf8');
       let out: string[] = [];
-      let sawEvent = false;
       const parser = new SseParser({
+        // `: live` marks the end of the backlog (docs/protocol.md §5): --no-follow stops there.
+        comment: (text) => {
+          if (text === 'live' && !o.follow) {
+            done = true;
+            res.destroy();
+          }
+        },
         message: (m) => {
           if (m.event !== 'audit' && m.event !== 'message') return;
-          sawEvent = true;
           const e = parseEvent(m.data);
           if (typeof e === 'string') {
             o.problem({ kind: 'malformed', id: m.id, why: e });
@@ -131,7 +136,7 @@ export async function tail(o: TailOptions): Promise<TailResult> {
         clearTimeout(timer);
         clearTimeout(quiet);
       }
-      if (!o.follow && (done || !sawEvent)) return { verifier, delivered, resumes };
+      if (!o.follow && done) return { verifier, delivered, resumes };
     } catch (err) {
       if (err instanceof CliError) throw err;
       if (o.signal.aborted) break;

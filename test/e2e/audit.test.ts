@@ -1,0 +1,216 @@
+/**
+ * `audit tail` end to end against the sandbox control plane's feed, through its own SSH session and
+ * through a running `connect` in a tmux pane: resume after cuts, chain verification, bad input.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { approveDevice } from '../../sandbox/approve.js';
+import { type Bastion, generateUserKey, startBastion } from '../../sandbox/bastion.js';
+import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
+import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
+import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
+import { writeSandboxProfile } from '../../sandbox/profile.js';
+import { BIN, runCli, startCli } from '../helpers/cli.js';
+import { type UserEnv, userEnv } from '../helpers/env.js';
+
+const exec = promisify(execFile);
+const alice = USERS.find((u) => u.username === 'alice')!;
+let idp: SandboxIdp;
+let keyring: SecretService;
+let plane: ControlPlane;
+let bastion: Bastion;
+let user: UserEnv;
+
+before(async () => {
+  keyring = await startSecretService();
+  idp = await startIdp({ deviceInterval: 1 });
+  plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource, heartbeatMs: 200 });
+  const key = generateUserKey('audit-test');
+  bastion = await startBastion({
+    authorizedKeys: [key.publicKey],
+    allow: [{ host: '127.0.0.1', port: plane.port }],
+  });
+  user = await userEnv(keyring.env);
+  const keyFile = join(user.home, 'id_test');
+  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+  await writeSandboxProfile(idp, user.env(), 'sandbox', {
+    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+    identityFile: keyFile,
+    fingerprints: [bastion.fingerprint],
+    mcpUrl: plane.url,
+  });
+  const login = startCli(['--profile', 'sandbox', 'login', '--device'], user.env());
+  login.child.stdin.end();
+  const [url] = await login.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
+  await approveDevice(url, alice);
+  assert.equal((await login.done).code, 0);
+});
+
+after(async () => {
+  await exec('tmux', ['-L', 'mcp-secure-test', 'kill-server']).catch(() => undefined);
+  await bastion?.close();
+  await plane?.close();
+  await idp?.close();
+  await keyring?.stop();
+});
+
+const tailArgs = (...extra: string[]) => [
+  '--profile',
+  'sandbox',
+  'audit',
+  'tail',
+  '--tenant',
+  'acme',
+  '--no-follow',
+  ...extra,
+];
+
+function seqs(stdout: string): number[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => (JSON.parse(line) as { seq: number }).seq);
+}
+
+test('the stream cut at random points again and again: every event once, in order, chain verified; --json parses', async () => {
+  for (let i = 0; i < 150; i++)
+    plane.appendAudit('acme', { actor: 'alice', tool: i % 10 === 0 ? 'run_workflow' : 'list_workflows' });
+  plane.appendAudit('globex', { actor: 'alice' });
+  const total = plane.audit.size('acme');
+  plane.setStreamFault({ kind: 'cut-random', seed: 42 });
+  try {
+    const result = await runCli([...tailArgs('--json', '--verify', '--debug')], user.env());
+    assert.equal(result.code, 0, result.stderr);
+    const got = seqs(result.stdout);
+    assert.deepEqual(
+      got,
+      Array.from({ length: total }, (_, i) => i + 1),
+      'exactly once, in order',
+    );
+    const resumes = (result.stderr.match(/audit feed: resume/g) ?? []).length;
+    assert.ok(resumes >= 20, `cut ${resumes} times`);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `${total} events shown \\(${total} received\\), 0 denied, 0 cross-tenant; chain verified \\(#1–#${total}\\)`,
+      ),
+    );
+    for (const line of result.stdout.trim().split('\n'))
+      assert.equal((JSON.parse(line) as { tenant: string }).tenant, 'acme');
+  } finally {
+    plane.setStreamFault(undefined);
+  }
+});
+
+test('a tampered event, a dropped event and a swapped pair are each detected (--verify exits 5)', async () => {
+  const base = plane.audit.size('acme');
+  for (let i = 0; i < 10; i++) plane.appendAudit('acme', { actor: 'alice' });
+  const cases: Array<[Parameters<ControlPlane['setStreamFault']>[0], RegExp]> = [
+    [
+      { kind: 'tamper', seq: base + 3 },
+      new RegExp(`event ${base + 3} does not match its hash: it was changed`),
+    ],
+    [{ kind: 'drop', seq: base + 4 }, new RegExp(`events ${base + 4}–${base + 4} are missing`)],
+    [
+      { kind: 'swap', seq: base + 5 },
+      new RegExp(`event ${base + 5} arrived after ${base + 6}: the feed is out of order`),
+    ],
+    [
+      { kind: 'malformed', seq: base + 6 },
+      new RegExp(`event ${base + 6} is malformed \\(not JSON\\); skipped`),
+    ],
+  ];
+  for (const [fault, message] of cases) {
+    plane.setStreamFault(fault);
+    const result = await runCli(tailArgs('--json', '--verify'), user.env());
+    plane.setStreamFault(undefined);
+    assert.equal(result.code, 5, `${fault?.kind}: ${result.stderr}`);
+    assert.match(result.stderr, /✗ AUDIT CHAIN: /);
+    assert.match(result.stderr, message);
+    assert.match(result.stderr, /error: the audit feed of acme failed verification/);
+  }
+});
+
+test('bad input: 401 → log in, 403 → not allowed for the tenant (exit 4); a silent server is resumed', async () => {
+  plane.setStreamFault({ kind: 'status', code: 401 });
+  const r401 = await runCli(tailArgs(), user.env());
+  assert.equal(r401.code, 4);
+  assert.match(r401.stderr, /error: the audit feed refused the token — run `mcp-secure login`/);
+  plane.setStreamFault({ kind: 'status', code: 403 });
+  const r403 = await runCli(tailArgs(), user.env());
+  assert.equal(r403.code, 4);
+  assert.match(r403.stderr, /error: not allowed to read the audit feed of tenant acme/);
+  plane.setStreamFault({ kind: 'silent', connections: 1 });
+  const silent = await runCli(
+    tailArgs('--json', '--debug'),
+    user.env({ MCP_SECURE_AUDIT_HEARTBEAT_TIMEOUT_MS: '600' }),
+  );
+  plane.setStreamFault(undefined);
+  assert.equal(silent.code, 0, silent.stderr);
+  assert.match(silent.stderr, /resume 1 in \d+ ms \(no data or heartbeat for 0\.6 s\)/);
+  assert.equal(seqs(silent.stdout).length, plane.audit.size('acme'));
+});
+
+test('tmux: connect --audit-pane shows the events of MCP calls made through the tunnel in a second pane', async () => {
+  const tmux = (...args: string[]) => exec('tmux', ['-L', 'mcp-secure-test', ...args]);
+  const env = user.env();
+  const envArgs = Object.entries(env)
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(' ');
+  await tmux(
+    'new-session',
+    '-d',
+    '-s',
+    'audit',
+    '-x',
+    '200',
+    '-y',
+    '50',
+    `env ${envArgs} ${process.execPath} ${BIN} --profile sandbox connect --tenant acme --port 0 --audit-pane`,
+  );
+  try {
+    let local = '';
+    for (let i = 0; i < 100 && !local; i++) {
+      const { stdout } = await tmux('capture-pane', '-p', '-J', '-t', 'audit:0.0', '-S', '-50');
+      local = stdout.match(/Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/)?.[1] ?? '';
+      if (!local) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(local, 'connect started listening');
+    const client = new Client({ name: 'test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(local)));
+    await client.callTool({ name: 'list_workflows', arguments: {} });
+    await client.callTool({ name: 'run_workflow', arguments: { workflow_id: 'wf-globex-etl' } });
+    await client.close();
+    let pane = '';
+    for (let i = 0; i < 100; i++) {
+      pane = (await tmux('capture-pane', '-p', '-J', '-t', 'audit:0.1', '-S', '-200')).stdout;
+      if (/run_workflow.*CROSS-TENANT/.test(pane)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(pane, /allowed +alice-0001 +list_workflows/);
+    assert.match(pane, /DENIED +alice-0001 +run_workflow +workflow-engine +⚠ CROSS-TENANT/);
+    const panes = (await tmux('list-panes', '-t', 'audit', '-F', '#{pane_id}')).stdout.trim().split('\n');
+    assert.equal(panes.length, 2);
+    await tmux('send-keys', '-t', 'audit:0.0', 'C-c');
+    let left = 2;
+    for (let i = 0; i < 50 && left > 1; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = (
+        await tmux('list-panes', '-t', 'audit', '-F', '#{pane_id}').catch(() => ({ stdout: '' }))
+      ).stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean).length;
+    }
+    assert.ok(left <= 1, 'the audit pane closed with connect');
+  } finally {
+    await tmux('kill-session', '-t', 'audit').catch(() => undefined);
+  }
+});
