@@ -95,6 +95,23 @@ async function connectStory(env: NodeJS.ProcessEnv): Promise<number> {
       await client.callTool({ name: 'run_workflow', arguments: { workflow_id: 'wf-globex-etl' } }),
     );
     await client.close();
+    // The audit layer: the feed of those very calls, through the running session, chain verified.
+    const auditCode = await run(
+      [
+        '--profile',
+        'sandbox',
+        'audit',
+        'tail',
+        '--tenant',
+        'acme',
+        '--no-follow',
+        '--verify',
+        '--pretty',
+        '--quiet',
+      ],
+      env,
+    );
+    if (auditCode !== 0) throw new Error(`audit tail exited ${auditCode}`);
   } catch (err) {
     process.stderr.write(`demo: ${err instanceof Error ? err.message : String(err)}\n`);
     child.kill('SIGINT');
@@ -170,7 +187,7 @@ async function demo(): Promise<number> {
     if (logoutCode !== 0) return logoutCode;
     await run(['--profile', 'sandbox', 'status'], env);
     say(
-      `Done: device login, tenant tokens, a refused tenant, connect + MCP calls through the tunnel (one denied cross-tenant), status, logout (revocations seen by the IdP: ${idp.revokedCount()}).`,
+      `Done: device login, tenant tokens, a refused tenant, connect + MCP calls through the tunnel (one denied cross-tenant), their audit trail, status, logout (revocations seen by the IdP: ${idp.revokedCount()}).`,
     );
     return 0;
   } finally {

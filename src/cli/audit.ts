@@ -22,6 +22,7 @@ export interface AuditOptions {
   follow: boolean | undefined;
   verify: boolean;
   quiet: boolean;
+  pretty: boolean;
   acceptNewHostKey: boolean;
   flags: ReturnType<typeof profileFlags>;
 }
@@ -56,6 +57,7 @@ export function parseAuditOptions(options: Record<string, unknown>): AuditOption
     follow: typeof options['follow'] === 'boolean' ? options['follow'] : undefined,
     verify: options['verify'] === true,
     quiet: options['quiet'] === true,
+    pretty: options['pretty'] === true,
     acceptNewHostKey: options['acceptNewHostKey'] === true,
     flags: profileFlags(options),
   };
@@ -90,7 +92,7 @@ function awaitResponse(req: import('node:http').ClientRequest): Promise<Incoming
 export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
-  const json = globals.json || !deps.stdoutIsTTY;
+  const json = globals.json || (!deps.stdoutIsTTY && !opts.pretty);
   const follow = opts.follow ?? deps.stdoutIsTTY;
   const mcpUrl = eff.profile.mcp_url;
   if (!mcpUrl) {

@@ -147,6 +147,7 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     .option('--no-follow', 'print the backlog and exit')
     .option('--verify', 'exit non-zero (5) when the chain does not verify')
     .option('--quiet', 'no terminal bell on denials')
+    .option('--pretty', 'aligned lines for people even when stdout is not a terminal')
     .option('--accept-new-host-key', 'trust an unknown SSH host key on first use and record it')
     .addOption(storageOption())
     .action(lazy(() => import('./audit.js')));

@@ -1,0 +1,115 @@
+/**
+ * How fast `audit tail --json` renders the feed to a pipe, and its peak memory, over N events (default
+ * 1,000,000): the sandbox control plane holds N chained events for acme; the CLI reads them through its
+ * own SSH session (ssh2 bastion) and verifies the chain; this process reads its stdout as a pipe and
+ * samples its memory from /proc. Usage: npm run bench:audit [-- EVENTS]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { approveDevice } from '../sandbox/approve.js';
+import { generateUserKey, startBastion } from '../sandbox/bastion.js';
+import { startControlPlane } from '../sandbox/control-plane.js';
+import { startIdp, USERS } from '../sandbox/idp.js';
+import { startSecretService } from '../sandbox/keychain.js';
+import { BIN, writeSandboxProfile } from '../sandbox/profile.js';
+
+const events = Math.max(1000, Math.min(Number(process.argv[2] ?? 1_000_000), 5_000_000));
+const dir = await mkdtemp(join(tmpdir(), 'mcp-secure-bench-audit-'));
+const keyring = await startSecretService();
+const idp = await startIdp({ deviceInterval: 1 });
+const plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource });
+const key = generateUserKey('bench');
+const bastion = await startBastion({ authorizedKeys: [key.publicKey], allow: [{ host: '127.0.0.1', port: plane.port }] });
+const env = { ...process.env, ...keyring.env, MCP_SECURE_CONFIG_DIR: dir, HOME: dir, NO_COLOR: '1' };
+
+async function kib(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number | undefined> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const m = text.match(new RegExp(`${field}:\\s+(\\d+) kB`));
+  return m ? Number(m[1]) : undefined;
+}
+
+try {
+  const keyFile = join(dir, 'id_bench');
+  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+  await writeSandboxProfile(idp, env, 'sandbox', {
+    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+    identityFile: keyFile,
+    fingerprints: [bastion.fingerprint],
+    mcpUrl: plane.url,
+  });
+  const login = spawn(process.execPath, [BIN, '--profile', 'sandbox', 'login', '--device'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let seen = '';
+  let approving: Promise<void> | undefined;
+  login.stderr.on('data', (d: Buffer) => {
+    seen += d.toString();
+    const url = seen.match(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/)?.[0];
+    if (url && !approving) approving = approveDevice(url, USERS[0]!);
+  });
+  await new Promise((r) => login.once('close', r));
+  await approving;
+
+  const fillStart = Date.now();
+  for (let i = 0; i < events; i++) {
+    plane.appendAudit('acme', {
+      actor: 'alice-0001',
+      tool: i % 7 === 0 ? 'run_workflow' : 'list_workflows',
+      downstream: 'workflow-engine',
+      outcome: i % 7 === 0 ? 'denied' : 'allowed',
+      ...(i % 7 === 0 ? { reason: 'workflow belongs to another tenant', cross_tenant: true } : {}),
+    });
+  }
+  process.stdout.write(`filled the feed with ${events} events in ${((Date.now() - fillStart) / 1000).toFixed(1)} s\n`);
+
+  const started = process.hrtime.bigint();
+  const child = spawn(process.execPath, [BIN, '--profile', 'sandbox', 'audit', 'tail', '--tenant', 'acme', '--json', '--no-follow', '--verify'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let lines = 0;
+  let firstAt: bigint | undefined;
+  let lastAt = started;
+  let tailBytes = '';
+  child.stdout.on('data', (d: Buffer) => {
+    const now = process.hrtime.bigint();
+    firstAt ??= now;
+    lastAt = now;
+    for (let i = d.indexOf(10); i !== -1; i = d.indexOf(10, i + 1)) lines += 1;
+    tailBytes = d.subarray(Math.max(0, d.length - 400)).toString();
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const samples: Array<{ at: number; rssMiB: number }> = [];
+  let peak = 0;
+  const sampler = setInterval(async () => {
+    const rss = await kib(child.pid!, 'VmRSS');
+    const hwm = await kib(child.pid!, 'VmHWM');
+    if (hwm) peak = Math.max(peak, hwm);
+    if (rss) samples.push({ at: lines, rssMiB: rss / 1024 });
+  }, 100);
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  clearInterval(sampler);
+  const total = Number(process.hrtime.bigint() - started) / 1e9;
+  const streaming = firstAt ? Number(lastAt - firstAt) / 1e9 : total;
+  if (code !== 0) throw new Error(`audit tail exited ${code}: ${stderr.slice(-500)}`);
+  const at = (q: number) => samples.find((s) => s.at >= events * q)?.rssMiB.toFixed(0) ?? '?';
+  process.stdout.write(
+    [
+      `audit tail --json → pipe, ${events} events (${process.version}, ${process.platform})`,
+      `  lines on stdout: ${lines} (last: ${tailBytes.trim().split('\n').pop()?.slice(0, 60)}…)`,
+      `  wall time: ${total.toFixed(2)} s from spawn to exit; ${streaming.toFixed(2)} s from first to last event`,
+      `  rate: ${Math.round(events / total)} events/s overall, ${Math.round(events / streaming)} events/s while streaming`,
+      `  peak RSS (VmHWM): ${(peak / 1024).toFixed(1)} MiB; RSS at 25/50/75/100%: ${at(0.25)} / ${at(0.5)} / ${at(0.75)} / ${samples.at(-1)?.rssMiB.toFixed(0) ?? '?'} MiB`,
+      `  summary: ${stderr.trim().split('\n').pop()}`,
+    ].join('\n') + '\n',
+  );
+} finally {
+  await bastion.close();
+  await plane.close();
+  await idp.close();
+  await keyring.stop();
+  await rm(dir, { recursive: true, force: true });
+}
