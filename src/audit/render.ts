@@ -23,7 +23,9 @@ export function prettyLine(e: AuditEvent, c: ChalkInstance): string {
       pad(sanitize(e.actor, 40), 14),
       c.bold(pad(sanitize(e.tool, 40), 18)),
       pad(sanitize(e.downstream, 40), 16),
-    ].join('  ') +
+    ]
+      .join('  ')
+      .trimEnd() +
     cross +
     reason
   );
