@@ -1,8 +1,8 @@
 /**
  * How fast `audit tail --json` renders the feed to a pipe, and its peak memory, over N events (default
- * 1,000,000): the sandbox control plane holds N chained events for acme; the CLI reads them through its
- * own SSH session (ssh2 bastion) and verifies the chain; this process reads its stdout as a pipe and
- * samples its memory from /proc. Usage: npm run bench:audit [-- EVENTS]
+ * 1,000,000): the sandbox control plane holds N chained events for acme; a running `connect` (ssh2
+ * bastion) carries them and `audit tail` reads through its proxy, as in the audit pane, verifying the
+ * chain; this process reads its stdout as a pipe and samples its memory from /proc. Usage: npm run bench:audit [-- EVENTS]
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -21,7 +21,10 @@ const keyring = await startSecretService();
 const idp = await startIdp({ deviceInterval: 1 });
 const plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource });
 const key = generateUserKey('bench');
-const bastion = await startBastion({ authorizedKeys: [key.publicKey], allow: [{ host: '127.0.0.1', port: plane.port }] });
+const bastion = await startBastion({
+  authorizedKeys: [key.publicKey],
+  allow: [{ host: '127.0.0.1', port: plane.port }],
+});
 const env = { ...process.env, ...keyring.env, MCP_SECURE_CONFIG_DIR: dir, HOME: dir, NO_COLOR: '1' };
 
 async function kib(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number | undefined> {
@@ -39,7 +42,10 @@ try {
     fingerprints: [bastion.fingerprint],
     mcpUrl: plane.url,
   });
-  const login = spawn(process.execPath, [BIN, '--profile', 'sandbox', 'login', '--device'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const login = spawn(process.execPath, [BIN, '--profile', 'sandbox', 'login', '--device'], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let seen = '';
   let approving: Promise<void> | undefined;
   login.stderr.on('data', (d: Buffer) => {
@@ -49,6 +55,27 @@ try {
   });
   await new Promise((r) => login.once('close', r));
   await approving;
+
+  // As in the audit pane: `connect` is running and `audit tail` reads through its proxy.
+  const connect = spawn(
+    process.execPath,
+    [BIN, '--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
+    {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let connectErr = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`connect did not start: ${connectErr}`)), 30_000);
+    connect.stderr.on('data', (d: Buffer) => {
+      connectErr += d.toString();
+      if (/Listening on http/.test(connectErr)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
 
   const fillStart = Date.now();
   for (let i = 0; i < events; i++) {
@@ -60,13 +87,19 @@ try {
       ...(i % 7 === 0 ? { reason: 'workflow belongs to another tenant', cross_tenant: true } : {}),
     });
   }
-  process.stdout.write(`filled the feed with ${events} events in ${((Date.now() - fillStart) / 1000).toFixed(1)} s\n`);
+  process.stdout.write(
+    `filled the feed with ${events} events in ${((Date.now() - fillStart) / 1000).toFixed(1)} s\n`,
+  );
 
   const started = process.hrtime.bigint();
-  const child = spawn(process.execPath, [BIN, '--profile', 'sandbox', 'audit', 'tail', '--tenant', 'acme', '--json', '--no-follow', '--verify'], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [BIN, '--profile', 'sandbox', 'audit', 'tail', '--tenant', 'acme', '--json', '--no-follow', '--verify'],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let lines = 0;
   let firstAt: bigint | undefined;
   let lastAt = started;
@@ -94,6 +127,7 @@ try {
   clearInterval(sampler);
   const total = Number(process.hrtime.bigint() - started) / 1e9;
   const streaming = firstAt ? Number(lastAt - firstAt) / 1e9 : total;
+  connect.kill('SIGINT');
   if (code !== 0) throw new Error(`audit tail exited ${code}: ${stderr.slice(-500)}`);
   const at = (q: number) => samples.find((s) => s.at >= events * q)?.rssMiB.toFixed(0) ?? '?';
   process.stdout.write(
