@@ -8,9 +8,9 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { approveDevice } from '../sandbox/approve.js';
 import { generateUserKey, startBastion } from '../sandbox/bastion.js';
 import { startControlPlane } from '../sandbox/control-plane.js';
+import { deviceLogin } from '../sandbox/device-login.js';
 import { startIdp, USERS } from '../sandbox/idp.js';
 import { startSecretService } from '../sandbox/keychain.js';
 import { BIN, writeSandboxProfile } from '../sandbox/profile.js';
@@ -42,19 +42,8 @@ try {
     fingerprints: [bastion.fingerprint],
     mcpUrl: plane.url,
   });
-  const login = spawn(process.execPath, [BIN, '--profile', 'sandbox', 'login', '--device'], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let seen = '';
-  let approving: Promise<void> | undefined;
-  login.stderr.on('data', (d: Buffer) => {
-    seen += d.toString();
-    const url = seen.match(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/)?.[0];
-    if (url && !approving) approving = approveDevice(url, USERS[0]!);
-  });
-  await new Promise((r) => login.once('close', r));
-  await approving;
+  const login = await deviceLogin(env, USERS[0]!);
+  if (login.code !== 0) throw new Error(`login failed: ${login.stderr}`);
 
   // As in the audit pane: `connect` is running and `audit tail` reads through its proxy.
   const connect = spawn(

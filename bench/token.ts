@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { approveDevice } from '../sandbox/approve.js';
+import { deviceLogin } from '../sandbox/device-login.js';
 import { startIdp, USERS } from '../sandbox/idp.js';
 import { startSecretService } from '../sandbox/keychain.js';
 import { BIN, writeSandboxProfile } from '../sandbox/profile.js';
@@ -39,20 +39,8 @@ const env = { ...process.env, ...keyring.env, MCP_SECURE_CONFIG_DIR: configDir, 
 try {
   await writeSandboxProfile(idp, env);
   const alice = USERS.find((u) => u.username === 'alice')!;
-  const login = spawn(process.execPath, [BIN, '--profile', 'sandbox', 'login', '--device'], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let seen = '';
-  let approving: Promise<void> | undefined;
-  login.stderr.on('data', (d: Buffer) => {
-    seen += d.toString();
-    const url = seen.match(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/)?.[0];
-    if (url && !approving) approving = approveDevice(url, alice);
-  });
-  const code = await new Promise((resolve) => login.once('close', resolve));
-  await approving;
-  if (code !== 0) throw new Error(`login failed: ${seen}`);
+  const login = await deviceLogin(env, alice);
+  if (login.code !== 0) throw new Error(`login failed: ${login.stderr}`);
 
   const commands: Array<{ name: string; args: string[] }> = [
     { name: 'node -e 0', args: ['-e', '0'] },

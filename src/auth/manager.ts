@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import type * as Client from 'openid-client';
 import type { EffectiveProfile } from '../config/load.js';
-import { requireIdp } from '../config/require.js';
+import { requireIdp, requireSetting } from '../config/require.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';
@@ -68,18 +68,12 @@ export async function openIdpSession({ deps, eff, ui }: ManagerOptions): Promise
 }
 
 export function requireResource(eff: EffectiveProfile): string {
-  const resource = eff.profile.mcp_resource;
-  if (!resource) {
-    const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
-    throw new CliError(
-      'usage',
-      `profile "${eff.name}" has no mcp_resource (the control plane's MCP resource URI)`,
-      {
-        hint: `run \`mcp-secure config set mcp_resource https://mcp.example/mcp${p}\``,
-      },
-    );
-  }
-  return resource;
+  return requireSetting(
+    eff,
+    'mcp_resource',
+    "the control plane's MCP resource URI",
+    'https://mcp.example/mcp',
+  );
 }
 
 /** The IdP configuration exchanges go to: the token endpoint, or the profile's exchange_endpoint. */

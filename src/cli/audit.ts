@@ -8,6 +8,7 @@ import { get as httpGet, type IncomingMessage } from 'node:http';
 import type { AuditEvent, ChainProblem } from '../audit/chain.js';
 import type { OpenFeed } from '../audit/tail.js';
 import { checkTenantName } from '../auth/tenant.js';
+import { requireSetting } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import { loadProfile, profileFlags } from './context.js';
@@ -94,12 +95,12 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
   const eff = await loadProfile(deps, globals, opts.flags);
   const json = globals.json || (!deps.stdoutIsTTY && !opts.pretty);
   const follow = opts.follow ?? deps.stdoutIsTTY;
-  const mcpUrl = eff.profile.mcp_url;
-  if (!mcpUrl) {
-    throw new CliError('usage', `profile "${eff.name}" has no mcp_url (the in-cluster MCP endpoint)`, {
-      hint: 'run `mcp-secure config set mcp_url http://mcp.internal:4000/mcp`',
-    });
-  }
+  const mcpUrl = requireSetting(
+    eff,
+    'mcp_url',
+    'the in-cluster MCP endpoint',
+    'http://mcp.internal:4000/mcp',
+  );
   const stop = new AbortController();
   const onAbort = () => stop.abort(deps.signal.reason);
   deps.signal.addEventListener('abort', onAbort, { once: true });

@@ -9,6 +9,7 @@ import { isLoopbackHost } from '../auth/oidc.js';
 import type { Role } from '../auth/tenant.js';
 import { checkTenantName } from '../auth/tenant.js';
 import type { EffectiveProfile } from '../config/load.js';
+import { requireSetting } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import type { Hop } from '../tunnel/ssh.js';
@@ -106,13 +107,12 @@ function expandHome(path: string, home: string): string {
 
 /** The hops from the profile and ~/.ssh/config: jump hosts first, the bastion last. */
 export async function resolveHops(eff: EffectiveProfile, deps: Deps): Promise<Hop[]> {
-  const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
-  const bastion = eff.profile.bastion;
-  if (!bastion) {
-    throw new CliError('usage', `profile "${eff.name}" has no bastion`, {
-      hint: `run \`mcp-secure config set bastion user@bastion.example.com${p}\``,
-    });
-  }
+  const bastion = requireSetting(
+    eff,
+    'bastion',
+    'the SSH host the MCP endpoint is reached from',
+    'user@bastion.example.com',
+  );
   const { loadSshConfig } = await import('../tunnel/ssh-config.js');
   const home = deps.homedir || homedir();
   const resolve = await loadSshConfig(home);
@@ -201,12 +201,12 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
   const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
-  const mcpUrl = eff.profile.mcp_url;
-  if (!mcpUrl) {
-    throw new CliError('usage', `profile "${eff.name}" has no mcp_url (the in-cluster MCP endpoint)`, {
-      hint: `run \`mcp-secure config set mcp_url http://mcp.internal:4000/mcp${p}\``,
-    });
-  }
+  const mcpUrl = requireSetting(
+    eff,
+    'mcp_url',
+    'the in-cluster MCP endpoint',
+    'http://mcp.internal:4000/mcp',
+  );
   const upstream = new URL(mcpUrl);
   const hops = await resolveHops(eff, deps);
   const json = globals.json;

@@ -1,18 +1,28 @@
 import { CliError } from '../errors.js';
 import type { EffectiveProfile } from './load.js';
+import type { Profile } from './schema.js';
+
+/** A setting a command cannot do without: a usage error that says how to set it, when it is missing. */
+export function requireSetting<K extends keyof Profile>(
+  eff: EffectiveProfile,
+  key: K,
+  what: string,
+  example: string,
+  flag?: string,
+): NonNullable<Profile[K]> {
+  const value = eff.profile[key];
+  if (value === undefined || value === null) {
+    const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+    throw new CliError('usage', `profile "${eff.name}" has no ${key}${what ? ` (${what})` : ''}`, {
+      hint: `run \`mcp-secure config set ${key} ${example}${p}\`${flag ? ` (or pass ${flag})` : ''}`,
+    });
+  }
+  return value as NonNullable<Profile[K]>;
+}
 
 export function requireIdp(eff: EffectiveProfile): { issuer: string; clientId: string } {
-  const { issuer, client_id: clientId } = eff.profile;
-  const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
-  if (!issuer) {
-    throw new CliError('usage', `profile "${eff.name}" has no issuer`, {
-      hint: `run \`mcp-secure config set issuer https://your-idp.example${p}\` (or pass --issuer)`,
-    });
-  }
-  if (!clientId) {
-    throw new CliError('usage', `profile "${eff.name}" has no client_id`, {
-      hint: `run \`mcp-secure config set client_id YOUR_CLIENT_ID${p}\` (or pass --client-id)`,
-    });
-  }
-  return { issuer, clientId };
+  return {
+    issuer: requireSetting(eff, 'issuer', '', 'https://your-idp.example', '--issuer'),
+    clientId: requireSetting(eff, 'client_id', '', 'YOUR_CLIENT_ID', '--client-id'),
+  };
 }

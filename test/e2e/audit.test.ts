@@ -10,13 +10,13 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { approveDevice } from '../../sandbox/approve.js';
 import { type Bastion, generateUserKey, startBastion } from '../../sandbox/bastion.js';
 import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
+import { deviceLogin } from '../../sandbox/device-login.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
-import { BIN, runCli, startCli } from '../helpers/cli.js';
+import { BIN, runCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
 
 const exec = promisify(execFile);
@@ -45,11 +45,7 @@ before(async () => {
     fingerprints: [bastion.fingerprint],
     mcpUrl: plane.url,
   });
-  const login = startCli(['--profile', 'sandbox', 'login', '--device'], user.env());
-  login.child.stdin.end();
-  const [url] = await login.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
-  await approveDevice(url, alice);
-  assert.equal((await login.done).code, 0);
+  assert.equal((await deviceLogin(user.env(), alice)).code, 0);
 });
 
 after(async () => {

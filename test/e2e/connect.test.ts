@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { approveDevice } from '../../sandbox/approve.js';
 import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
 import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
+import { deviceLogin } from '../../sandbox/device-login.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
@@ -64,11 +64,7 @@ before(async () => {
     host_key_fingerprints: `${bastion.fingerprint} ${sshd.fingerprint}`,
     mcp_url: plane.url,
   });
-  const login = startCli(['--profile', 'sandbox', 'login', '--device'], user.env());
-  login.child.stdin.end();
-  const [url] = await login.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
-  await approveDevice(url, alice);
-  assert.equal((await login.done).code, 0);
+  assert.equal((await deviceLogin(user.env(), alice)).code, 0);
 });
 
 after(async () => {
@@ -188,11 +184,7 @@ test('two hops: the ssh2 bastion as jump host, then the real OpenSSH sshd', asyn
     host_key_fingerprints: `${bastion.fingerprint} ${sshd.fingerprint}`,
     mcp_url: plane.url,
   });
-  const login = startCli(['--profile', 'sandbox', 'login', '--device'], u.env());
-  login.child.stdin.end();
-  const [url] = await login.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
-  await approveDevice(url, alice);
-  assert.equal((await login.done).code, 0);
+  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
 
   const { run, local } = await connect([], u);
   assert.match(
@@ -216,11 +208,7 @@ test('host keys: a changed key is refused loudly (exit 5); an unknown one needs 
     identity_file: keyFile,
     mcp_url: plane.url,
   });
-  const login = startCli(['--profile', 'sandbox', 'login', '--device'], u.env());
-  login.child.stdin.end();
-  const [url] = await login.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
-  await approveDevice(url, alice);
-  assert.equal((await login.done).code, 0);
+  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
 
   const connectOnce = (args: string[] = []) =>
     runCli(
@@ -277,11 +265,7 @@ test('bad input: upstream refused → 502 JSON-RPC with the tunnel up; busy port
     host_key_fingerprints: bastion.fingerprint,
     mcp_url: `http://127.0.0.1:${plane.port + 1}/mcp`, // a destination the bastion does not allow
   });
-  const login = startCli(['--profile', 'sandbox', 'login', '--device'], u.env());
-  login.child.stdin.end();
-  const [url] = await login.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
-  await approveDevice(url, alice);
-  assert.equal((await login.done).code, 0);
+  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
   const { run, local } = await connect([], u);
   const res = await fetch(local, {
     method: 'POST',
@@ -347,11 +331,7 @@ test('keys from ssh-agent (where hardware keys live); --json prints NDJSON event
     const keyFile = join(u.tmp, 'agent_key');
     await writeFile(keyFile, key.privateKey, { mode: 0o600 });
     await promisify(execFile)('ssh-add', [keyFile], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
-    const login = startCli(['--profile', 'sandbox', 'login', '--device'], u.env());
-    login.child.stdin.end();
-    const [url] = await login.waitFor(/http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+/);
-    await approveDevice(url, alice);
-    assert.equal((await login.done).code, 0);
+    assert.equal((await deviceLogin(u.env(), alice)).code, 0);
 
     const result = await runCli(
       ['--profile', 'sandbox', '--json', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '2'],
