@@ -161,15 +161,19 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
       upstream.on('response', (up) => {
         const out = forwardHeaders(up.headers);
         res.writeHead(up.statusCode ?? 502, out);
-        // Server-Sent Events and chunked answers pass through as they come: flush headers, no buffering.
-        res.flushHeaders();
+        // Server-Sent Events and chunked answers pass through as they come: headers flushed at once, no
+        // buffering. A sized answer leaves with its first body chunk (one write instead of two).
+        if (up.headers['content-length'] === undefined) res.flushHeaders();
         count(up, o.stats, 'bytesIn', o.now);
         up.pipe(res);
       });
       upstream.on('error', (err) =>
         fail(502, `the MCP upstream is unreachable (${sanitize(err.message, 100)})`),
       );
-      res.on('close', () => upstream.destroy());
+      // Only an answer cut short needs the upstream request torn down.
+      res.on('close', () => {
+        if (!res.writableFinished) upstream.destroy();
+      });
       count(req, o.stats, 'bytesOut', o.now);
       req.pipe(upstream);
     };

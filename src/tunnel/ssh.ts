@@ -200,6 +200,9 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
       (methods) => {
         client.once('ready', () => {
           settled = true;
+          // MCP traffic is small request/response messages: Nagle's algorithm against the peer's delayed
+          // ACK would add ~40 ms to a request written in more than one piece (headers, then body).
+          client.setNoDelay(true);
           resolve(client);
         });
         client.once('error', (err: Error & { level?: string; code?: string }) => {
