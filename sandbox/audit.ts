@@ -9,6 +9,7 @@
 
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendJson } from './resource.js';
 
 export type AuditOutcome = 'allowed' | 'denied' | 'error';
 
@@ -342,7 +343,7 @@ export function streamAudit(
 ): void {
   const start = startOf(req, url);
   if (typeof start === 'string') {
-    answer(res, 400, { error: 'invalid_request', error_description: start });
+    sendJson(res, 400, { error: 'invalid_request', error_description: start });
     opts.onClose?.();
     return;
   }
@@ -350,7 +351,7 @@ export function streamAudit(
   if (fault.status !== undefined) {
     const error = fault.status === 401 ? 'invalid_token' : 'insufficient_scope';
     const description = `the audit feed refused this token (simulated ${fault.status})`;
-    answer(
+    sendJson(
       res,
       fault.status,
       { error, error_description: description },
@@ -488,20 +489,4 @@ export function streamAudit(
   expiry.unref();
   cleanups.push(() => clearTimeout(expiry));
   schedule();
-}
-
-function answer(
-  res: ServerResponse,
-  status: number,
-  body: Record<string, string>,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  res.end(text);
 }

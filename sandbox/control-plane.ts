@@ -29,7 +29,7 @@ import {
   StreamFaults,
   streamAudit,
 } from './audit.js';
-import { createTokenVerifier, TokenVerificationError, type VerifiedToken } from './resource.js';
+import { createTokenVerifier, sendJson, TokenVerificationError, type VerifiedToken } from './resource.js';
 
 export interface AuditRecord {
   ts: string;
@@ -155,7 +155,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const server = http.createServer((req, res) => {
     void serve(req, res).catch(() => {
       if (res.headersSent) res.destroy();
-      else json(res, 500, { error: 'server_error' });
+      else sendJson(res, 500, { error: 'server_error' });
     });
   });
 
@@ -163,11 +163,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const url = new URL(req.url ?? '/', origin);
     const route = ROUTES[url.pathname];
     if (!route) {
-      json(res, 404, { error: 'not_found' });
+      sendJson(res, 404, { error: 'not_found' });
       return;
     }
     if (!route.includes(req.method ?? '')) {
-      json(res, 405, { error: 'method_not_allowed' }, { allow: route.join(', ') });
+      sendJson(res, 405, { error: 'method_not_allowed' }, { allow: route.join(', ') });
       return;
     }
     const token = await authenticate(req, res, `${origin}${url.pathname}`);
@@ -196,14 +196,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         reason: refused ? err.message : 'the token could not be checked (JWKS unavailable)',
       });
       if (refused) {
-        json(
+        sendJson(
           res,
           err.status,
           { error: err.code, error_description: err.message },
           { 'www-authenticate': err.challenge },
         );
       } else {
-        json(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
+        sendJson(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
       }
       return undefined;
     }
@@ -275,7 +275,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     token: VerifiedToken,
   ): void {
     if (streams >= MAX_STREAMS) {
-      json(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
+      sendJson(res, 503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' });
       return;
     }
     streams += 1;
@@ -317,11 +317,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     for await (const chunk of req) {
       size += (chunk as Buffer).length;
       if (size > MAX_ECHO_BODY) {
-        json(res, 413, { error: 'payload_too_large' }, { connection: 'close' });
+        sendJson(res, 413, { error: 'payload_too_large' }, { connection: 'close' });
         return;
       }
     }
-    json(res, 200, req.headers);
+    sendJson(res, 200, req.headers);
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -574,21 +574,5 @@ function toolsFor(record: Recorder, nextRunId: () => string) {
 }
 
 function jsonRpcError(res: http.ServerResponse, status: number, code: number, message: string): void {
-  json(res, status, { jsonrpc: '2.0', error: { code, message }, id: null });
-}
-
-function json(
-  res: http.ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  res.end(text);
+  sendJson(res, status, { jsonrpc: '2.0', error: { code, message }, id: null });
 }

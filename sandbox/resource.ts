@@ -224,7 +224,7 @@ export async function startResource(opts: VerifierOptions): Promise<ResourceServ
   const server = http.createServer((req, res) => {
     void serve(req, res).catch(() => {
       if (res.headersSent) res.destroy();
-      else json(res, 503, { error: 'temporarily_unavailable' });
+      else sendJson(res, 503, { error: 'temporarily_unavailable' });
     });
   });
 
@@ -233,19 +233,19 @@ export async function startResource(opts: VerifierOptions): Promise<ResourceServ
     // client controls (and which a tunnel rewrites).
     const url = new URL(req.url ?? '/', origin);
     if (url.pathname !== '/whoami') {
-      json(res, 404, { error: 'not_found' });
+      sendJson(res, 404, { error: 'not_found' });
       return;
     }
     if (req.method !== 'GET') {
-      json(res, 405, { error: 'method_not_allowed' }, { allow: 'GET' });
+      sendJson(res, 405, { error: 'method_not_allowed' }, { allow: 'GET' });
       return;
     }
     try {
       const token = await verify({ method: req.method, url: url.href, headers: req.headers });
-      json(res, 200, token);
+      sendJson(res, 200, token);
     } catch (err) {
       if (!(err instanceof TokenVerificationError)) throw err;
-      json(
+      sendJson(
         res,
         err.status,
         { error: err.code, error_description: err.message },
@@ -272,7 +272,8 @@ export async function startResource(opts: VerifierOptions): Promise<ResourceServ
   };
 }
 
-function json(
+/** A JSON answer with its length and no caching: shared by the sandbox's servers. */
+export function sendJson(
   res: http.ServerResponse,
   status: number,
   body: unknown,
