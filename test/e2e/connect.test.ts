@@ -352,3 +352,17 @@ test('keys from ssh-agent (where hardware keys live); --json prints NDJSON event
     agent.kill();
   }
 });
+
+test('--idle-timeout ends a session nobody uses (exit 0), and says so', async () => {
+  const started = Date.now();
+  const result = await runCli(
+    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--idle-timeout', '2'],
+    user.env(),
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(
+    result.stderr,
+    /Session ended \(idle for --idle-timeout\): listener closed, SSH closed, tokens dropped/,
+  );
+  assert.ok(Date.now() - started < 20_000);
+});
