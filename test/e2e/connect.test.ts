@@ -17,7 +17,7 @@ import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { type Sshd, startSshd } from '../../sandbox/sshd.js';
-import { type CliRun, runCli, startCli } from '../helpers/cli.js';
+import { BIN, type CliRun, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
 
 const alice = USERS.find((u) => u.username === 'alice')!;
@@ -365,4 +365,55 @@ test('--idle-timeout ends a session nobody uses (exit 0), and says so', async ()
     /Session ended \(idle for --idle-timeout\): listener closed, SSH closed, tokens dropped/,
   );
   assert.ok(Date.now() - started < 20_000);
+});
+
+test("on a terminal, an unknown host key is shown with its fingerprint and accepted by the user's yes", async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const exec = promisify(execFile);
+  const tmux = (...args: string[]) => exec('tmux', ['-L', 'mcp-secure-tofu', ...args]);
+  const u = await userEnv(keyring.env);
+  await writeSandboxProfile(idp, u.env());
+  const keyFile = join(u.home, 'id_test');
+  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+  await config(u, {
+    bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+    identity_file: keyFile,
+    mcp_url: plane.url,
+  });
+  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+  const envArgs = Object.entries(u.env())
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(' ');
+  await tmux(
+    'new-session',
+    '-d',
+    '-s',
+    'tofu',
+    '-x',
+    '160',
+    '-y',
+    '40',
+    `env ${envArgs} ${process.execPath} ${BIN} --profile sandbox connect --tenant acme --port 0 --max-session 3; sleep 30`,
+  );
+  try {
+    let screen = '';
+    for (let i = 0; i < 100 && !/Trust this host key/.test(screen); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      screen = (await tmux('capture-pane', '-p', '-J', '-t', 'tofu')).stdout;
+    }
+    assert.match(
+      screen,
+      new RegExp(`ssh-ed25519 key fingerprint is ${sshd.fingerprint.replace(/[+/]/g, '\\$&')}`),
+    );
+    await tmux('send-keys', '-t', 'tofu', 'y', 'Enter');
+    for (let i = 0; i < 100 && !/Listening on/.test(screen); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      screen = (await tmux('capture-pane', '-p', '-J', '-t', 'tofu')).stdout;
+    }
+    assert.match(screen, /Permanently added \[127\.0\.0\.1\]:\d+/);
+    assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+  } finally {
+    await tmux('kill-server').catch(() => undefined);
+  }
 });
