@@ -417,3 +417,62 @@ test("on a terminal, an unknown host key is shown with its fingerprint and accep
     await tmux('kill-server').catch(() => undefined);
   }
 });
+
+test('an encrypted identity file: its passphrase is asked on the terminal, never taken from argv; no terminal → exit 4', async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const exec = promisify(execFile);
+  const u = await userEnv(keyring.env);
+  await writeSandboxProfile(idp, u.env());
+  const keyFile = join(u.home, 'id_encrypted');
+  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+  // Re-encrypt the same key with a passphrase, as `ssh-keygen -p` does for a user.
+  await exec('ssh-keygen', ['-p', '-q', '-f', keyFile, '-P', '', '-N', 'correct horse']);
+  await config(u, {
+    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+    identity_file: keyFile,
+    host_key_fingerprints: bastion.fingerprint,
+    mcp_url: plane.url,
+  });
+  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+
+  const noTty = await runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'], u.env());
+  assert.equal(noTty.code, 4);
+  assert.match(
+    noTty.stderr,
+    /error: the identity file .*id_encrypted is encrypted and there is no terminal to ask for its passphrase — add the key to ssh-agent/,
+  );
+
+  const tmux = (...args: string[]) => exec('tmux', ['-L', 'mcp-secure-pass', ...args]);
+  const envArgs = Object.entries(u.env())
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(' ');
+  await tmux(
+    'new-session',
+    '-d',
+    '-s',
+    'pass',
+    '-x',
+    '160',
+    '-y',
+    '40',
+    `env ${envArgs} ${process.execPath} ${BIN} --profile sandbox connect --tenant acme --port 0 --max-session 3; sleep 30`,
+  );
+  try {
+    let screen = '';
+    for (let i = 0; i < 100 && !/Passphrase for/.test(screen); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      screen = (await tmux('capture-pane', '-p', '-J', '-t', 'pass')).stdout;
+    }
+    assert.match(screen, /Passphrase for .*id_encrypted: /);
+    await tmux('send-keys', '-t', 'pass', 'correct horse', 'Enter');
+    for (let i = 0; i < 100 && !/Listening on/.test(screen); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      screen = (await tmux('capture-pane', '-p', '-J', '-t', 'pass')).stdout;
+    }
+    assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+    assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
+  } finally {
+    await tmux('kill-server').catch(() => undefined);
+  }
+});
