@@ -45,7 +45,8 @@ export function dpopOptions(idp: Idp, key: webcrypto.CryptoKeyPair | undefined):
 // request (measured by bench/tunnel.ts: ~190 µs → ~35 µs a proof).
 const proofHeaders = new WeakMap<webcrypto.CryptoKey, string>();
 const signingKeys = new WeakMap<webcrypto.CryptoKey, KeyObject>();
-let lastAth: { token: string; ath: string } | undefined;
+// `ath` of the token last used with each key (no module-wide state shared between keys).
+const lastAth = new WeakMap<webcrypto.CryptoKey, { token: string; ath: string }>();
 
 /**
  * A DPoP proof for one request to a resource server (RFC 9449 §4.2, §7): the key's public JWK in the
@@ -67,11 +68,13 @@ export async function createProof(
     key = KeyObject.from(pair.privateKey);
     signingKeys.set(pair.privateKey, key);
   }
-  if (lastAth?.token !== request.accessToken) {
-    lastAth = {
+  let ath = lastAth.get(pair.privateKey);
+  if (ath?.token !== request.accessToken) {
+    ath = {
       token: request.accessToken,
       ath: createHash('sha256').update(request.accessToken).digest('base64url'),
     };
+    lastAth.set(pair.privateKey, ath);
   }
   const htu = new URL(request.url);
   htu.search = '';
@@ -81,7 +84,7 @@ export async function createProof(
     htm: request.method.toUpperCase(),
     htu: htu.href,
     iat: Math.floor(request.now / 1000),
-    ath: lastAth.ath,
+    ath: ath.ath,
   });
   const signature = sign('sha256', Buffer.from(`${header}.${payload}`), { key, dsaEncoding: 'ieee-p1363' });
   return `${header}.${payload}.${signature.toString('base64url')}`;

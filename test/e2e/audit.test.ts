@@ -16,10 +16,11 @@ import { deviceLogin } from '../../sandbox/device-login.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
-import { BIN, runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { tmuxServer } from '../helpers/tmux.js';
 
-const exec = promisify(execFile);
+const _exec = promisify(execFile);
 const alice = USERS.find((u) => u.username === 'alice')!;
 let idp: SandboxIdp;
 let keyring: SecretService;
@@ -49,7 +50,7 @@ before(async () => {
 });
 
 after(async () => {
-  await exec('tmux', ['-L', 'mcp-secure-test', 'kill-server']).catch(() => undefined);
+  await tmuxServer('mcp-secure-test').kill();
   await bastion?.close();
   await plane?.close();
   await idp?.close();
@@ -155,58 +156,44 @@ test('bad input: 401 → log in, 403 → not allowed for the tenant (exit 4); a 
 });
 
 test('tmux: connect --audit-pane shows the events of MCP calls made through the tunnel in a second pane', async () => {
-  const tmux = (...args: string[]) => exec('tmux', ['-L', 'mcp-secure-test', ...args]);
-  const env = user.env();
-  const envArgs = Object.entries(env)
-    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
-    .join(' ');
-  await tmux(
-    'new-session',
-    '-d',
-    '-s',
-    'audit',
-    '-x',
-    '200',
-    '-y',
-    '50',
-    `env ${envArgs} ${process.execPath} ${BIN} --profile sandbox connect --tenant acme --port 0 --audit-pane`,
-  );
+  const tmux = tmuxServer('mcp-secure-test');
+  await tmux.start('audit', user.env(), [
+    '--profile',
+    'sandbox',
+    'connect',
+    '--tenant',
+    'acme',
+    '--port',
+    '0',
+    '--audit-pane',
+  ]);
   try {
-    let local = '';
-    for (let i = 0; i < 100 && !local; i++) {
-      const { stdout } = await tmux('capture-pane', '-p', '-J', '-t', 'audit:0.0', '-S', '-50');
-      local = stdout.match(/Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/)?.[1] ?? '';
-      if (!local) await new Promise((r) => setTimeout(r, 100));
-    }
+    const local = (await tmux.waitFor('audit:0.0', /Listening on http/, 50)).match(
+      /Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/,
+    )?.[1];
     assert.ok(local, 'connect started listening');
     const client = new Client({ name: 'test', version: '1.0.0' });
     await client.connect(new StreamableHTTPClientTransport(new URL(local)));
     await client.callTool({ name: 'list_workflows', arguments: {} });
     await client.callTool({ name: 'run_workflow', arguments: { workflow_id: 'wf-globex-etl' } });
     await client.close();
-    let pane = '';
-    for (let i = 0; i < 100; i++) {
-      pane = (await tmux('capture-pane', '-p', '-J', '-t', 'audit:0.1', '-S', '-200')).stdout;
-      if (/run_workflow.*CROSS-TENANT/.test(pane)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const pane = await tmux.waitFor('audit:0.1', /run_workflow.*CROSS-TENANT/);
     assert.match(pane, /allowed +alice-0001 +list_workflows/);
     assert.match(pane, /DENIED +alice-0001 +run_workflow +workflow-engine +⚠ CROSS-TENANT/);
-    const panes = (await tmux('list-panes', '-t', 'audit', '-F', '#{pane_id}')).stdout.trim().split('\n');
-    assert.equal(panes.length, 2);
-    await tmux('send-keys', '-t', 'audit:0.0', 'C-c');
-    let left = 2;
-    for (let i = 0; i < 50 && left > 1; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      left = (
-        await tmux('list-panes', '-t', 'audit', '-F', '#{pane_id}').catch(() => ({ stdout: '' }))
-      ).stdout
+    const panes = async () =>
+      (await tmux.run('list-panes', '-t', 'audit', '-F', '#{pane_id}').catch(() => ({ stdout: '' }))).stdout
         .trim()
         .split('\n')
         .filter(Boolean).length;
+    assert.equal(await panes(), 2);
+    await tmux.run('send-keys', '-t', 'audit:0.0', 'C-c');
+    let left = 2;
+    for (let i = 0; i < 50 && left > 1; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await panes();
     }
     assert.ok(left <= 1, 'the audit pane closed with connect');
   } finally {
-    await tmux('kill-session', '-t', 'audit').catch(() => undefined);
+    await tmux.kill();
   }
 });

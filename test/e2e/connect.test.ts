@@ -17,8 +17,9 @@ import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { type Sshd, startSshd } from '../../sandbox/sshd.js';
-import { BIN, type CliRun, runCli, startCli } from '../helpers/cli.js';
+import { type CliRun, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { tmuxServer } from '../helpers/tmux.js';
 
 const alice = USERS.find((u) => u.username === 'alice')!;
 let idp: SandboxIdp;
@@ -75,6 +76,28 @@ after(async () => {
   await idp?.close();
   await keyring?.stop();
 });
+
+/**
+ * A fresh user: the sandbox profile, the test's SSH key on disk as `identity_file` (unless `noKey`), the
+ * given settings, logged in as alice.
+ */
+async function loggedInUser(
+  settings: Record<string, string>,
+  options: { keyName?: string; prepareKey?(file: string): Promise<unknown>; noKey?: boolean } = {},
+): Promise<UserEnv> {
+  const u = await userEnv(keyring.env);
+  await writeSandboxProfile(idp, u.env());
+  const all = { ...settings };
+  if (!options.noKey) {
+    const keyFile = join(u.home, options.keyName ?? 'id_test');
+    await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+    await options.prepareKey?.(keyFile);
+    all['identity_file'] = keyFile;
+  }
+  await config(u, all);
+  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+  return u;
+}
 
 async function connect(args: string[] = [], u: UserEnv = user) {
   const run = startCli(
@@ -172,19 +195,12 @@ test("the proxy sets its own Authorization, drops the client's, refuses web page
 });
 
 test('two hops: the ssh2 bastion as jump host, then the real OpenSSH sshd', async () => {
-  const u = await userEnv(keyring.env);
-  await writeSandboxProfile(idp, u.env());
-  const keyFile = join(u.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  // The same login: copy it by logging in again for this user.
-  await config(u, {
+  const u = await loggedInUser({
     jump: `${bastion.username}@127.0.0.1:${bastion.port}`,
     bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-    identity_file: keyFile,
     host_key_fingerprints: `${bastion.fingerprint} ${sshd.fingerprint}`,
     mcp_url: plane.url,
   });
-  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
 
   const { run, local } = await connect([], u);
   assert.match(
@@ -199,16 +215,7 @@ test('two hops: the ssh2 bastion as jump host, then the real OpenSSH sshd', asyn
 });
 
 test('host keys: a changed key is refused loudly (exit 5); an unknown one needs --accept-new-host-key', async () => {
-  const u = await userEnv(keyring.env);
-  await writeSandboxProfile(idp, u.env());
-  const keyFile = join(u.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  await config(u, {
-    bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-    identity_file: keyFile,
-    mcp_url: plane.url,
-  });
-  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+  const u = await loggedInUser({ bastion: `${sshd.username}@127.0.0.1:${sshd.port}`, mcp_url: plane.url });
 
   const connectOnce = (args: string[] = []) =>
     runCli(
@@ -255,17 +262,11 @@ test('the bastion dies mid-session and comes back: the next MCP call works witho
 });
 
 test('bad input: upstream refused → 502 JSON-RPC with the tunnel up; busy port names its holder; non-loopback bind refused', async () => {
-  const u = await userEnv(keyring.env);
-  await writeSandboxProfile(idp, u.env());
-  const keyFile = join(u.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  await config(u, {
+  const u = await loggedInUser({
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    identity_file: keyFile,
     host_key_fingerprints: bastion.fingerprint,
     mcp_url: `http://127.0.0.1:${plane.port + 1}/mcp`, // a destination the bastion does not allow
   });
-  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
   const { run, local } = await connect([], u);
   const res = await fetch(local, {
     method: 'POST',
@@ -368,53 +369,31 @@ test('--idle-timeout ends a session nobody uses (exit 0), and says so', async ()
 });
 
 test("on a terminal, an unknown host key is shown with its fingerprint and accepted by the user's yes", async () => {
-  const { execFile } = await import('node:child_process');
-  const { promisify } = await import('node:util');
-  const exec = promisify(execFile);
-  const tmux = (...args: string[]) => exec('tmux', ['-L', 'mcp-secure-tofu', ...args]);
-  const u = await userEnv(keyring.env);
-  await writeSandboxProfile(idp, u.env());
-  const keyFile = join(u.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  await config(u, {
-    bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-    identity_file: keyFile,
-    mcp_url: plane.url,
-  });
-  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
-  const envArgs = Object.entries(u.env())
-    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
-    .join(' ');
-  await tmux(
-    'new-session',
-    '-d',
-    '-s',
-    'tofu',
-    '-x',
-    '160',
-    '-y',
-    '40',
-    `env ${envArgs} ${process.execPath} ${BIN} --profile sandbox connect --tenant acme --port 0 --max-session 3; sleep 30`,
-  );
+  const tmux = tmuxServer('mcp-secure-tofu');
+  const u = await loggedInUser({ bastion: `${sshd.username}@127.0.0.1:${sshd.port}`, mcp_url: plane.url });
+  await tmux.start('tofu', u.env(), [
+    '--profile',
+    'sandbox',
+    'connect',
+    '--tenant',
+    'acme',
+    '--port',
+    '0',
+    '--max-session',
+    '3',
+  ]);
   try {
-    let screen = '';
-    for (let i = 0; i < 100 && !/Trust this host key/.test(screen); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      screen = (await tmux('capture-pane', '-p', '-J', '-t', 'tofu')).stdout;
-    }
+    const asked = await tmux.waitFor('tofu', /Trust this host key/);
     assert.match(
-      screen,
+      asked,
       new RegExp(`ssh-ed25519 key fingerprint is ${sshd.fingerprint.replace(/[+/]/g, '\\$&')}`),
     );
-    await tmux('send-keys', '-t', 'tofu', 'y', 'Enter');
-    for (let i = 0; i < 100 && !/Listening on/.test(screen); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      screen = (await tmux('capture-pane', '-p', '-J', '-t', 'tofu')).stdout;
-    }
+    await tmux.run('send-keys', '-t', 'tofu', 'y', 'Enter');
+    const screen = await tmux.waitFor('tofu', /Listening on/);
     assert.match(screen, /Permanently added \[127\.0\.0\.1\]:\d+/);
     assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
   } finally {
-    await tmux('kill-server').catch(() => undefined);
+    await tmux.kill();
   }
 });
 
@@ -422,19 +401,18 @@ test('an encrypted identity file: its passphrase is asked on the terminal, never
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
   const exec = promisify(execFile);
-  const u = await userEnv(keyring.env);
-  await writeSandboxProfile(idp, u.env());
-  const keyFile = join(u.home, 'id_encrypted');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  // Re-encrypt the same key with a passphrase, as `ssh-keygen -p` does for a user.
-  await exec('ssh-keygen', ['-p', '-q', '-f', keyFile, '-P', '', '-N', 'correct horse']);
-  await config(u, {
-    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    identity_file: keyFile,
-    host_key_fingerprints: bastion.fingerprint,
-    mcp_url: plane.url,
-  });
-  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+  const u = await loggedInUser(
+    {
+      bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+      host_key_fingerprints: bastion.fingerprint,
+      mcp_url: plane.url,
+    },
+    {
+      keyName: 'id_encrypted',
+      // Re-encrypt the same key with a passphrase, as `ssh-keygen -p` does for a user.
+      prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
+    },
+  );
 
   const noTty = await runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'], u.env());
   assert.equal(noTty.code, 4);
@@ -443,36 +421,25 @@ test('an encrypted identity file: its passphrase is asked on the terminal, never
     /error: the identity file .*id_encrypted is encrypted and there is no terminal to ask for its passphrase — add the key to ssh-agent/,
   );
 
-  const tmux = (...args: string[]) => exec('tmux', ['-L', 'mcp-secure-pass', ...args]);
-  const envArgs = Object.entries(u.env())
-    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
-    .join(' ');
-  await tmux(
-    'new-session',
-    '-d',
-    '-s',
-    'pass',
-    '-x',
-    '160',
-    '-y',
-    '40',
-    `env ${envArgs} ${process.execPath} ${BIN} --profile sandbox connect --tenant acme --port 0 --max-session 3; sleep 30`,
-  );
+  const tmux = tmuxServer('mcp-secure-pass');
+  await tmux.start('pass', u.env(), [
+    '--profile',
+    'sandbox',
+    'connect',
+    '--tenant',
+    'acme',
+    '--port',
+    '0',
+    '--max-session',
+    '3',
+  ]);
   try {
-    let screen = '';
-    for (let i = 0; i < 100 && !/Passphrase for/.test(screen); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      screen = (await tmux('capture-pane', '-p', '-J', '-t', 'pass')).stdout;
-    }
-    assert.match(screen, /Passphrase for .*id_encrypted: /);
-    await tmux('send-keys', '-t', 'pass', 'correct horse', 'Enter');
-    for (let i = 0; i < 100 && !/Listening on/.test(screen); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      screen = (await tmux('capture-pane', '-p', '-J', '-t', 'pass')).stdout;
-    }
+    assert.match(await tmux.waitFor('pass', /Passphrase for/), /Passphrase for .*id_encrypted: /);
+    await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
+    const screen = await tmux.waitFor('pass', /Listening on/);
     assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
     assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
   } finally {
-    await tmux('kill-server').catch(() => undefined);
+    await tmux.kill();
   }
 });
