@@ -3,7 +3,7 @@
  * uses, so `--help` costs little more than Node's own start-up), and the one place where errors become
  * text and exit codes.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { CliError, EXIT_CODES, redact, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import type { GlobalOptions } from './ui.js';
@@ -162,7 +162,14 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     )
     .option('--name <name>', "the server name in the client's config", 'mcp-secure')
     .option('--port <port>', "the local port (default: the profile's local_port, 7700)")
-    .option('--write', "merge into the client's config file, keeping what is there")
+    .addOption(
+      new Option(
+        '--scope <scope>',
+        'project (this directory) or user (every project); default per client',
+      ).choices(['project', 'user']),
+    )
+    .option('--write', "merge into the client's config file (a backup first), keeping everything else there")
+    .option('--dry-run', 'print the whole merged file --write would write, and write nothing')
     .action(lazy(() => import('./mcp-config.js')));
 
   idpOptions(
@@ -206,7 +213,85 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     .command('list')
     .description('list the profiles')
     .action(lazy(() => import('./config.js').then((m) => ({ run: m.runList }))));
+  program
+    .command('doctor')
+    .description(
+      'check config, IdP, keychain, ssh-agent, host keys, port, tmux and clock; each ✗ with its fix',
+    )
+    .action(lazy(() => import('./doctor.js')));
+
+  program
+    .command('completion')
+    .description('print a shell completion script (commands, flags, profiles, tenants)')
+    .addArgument(new Argument('<shell>', 'your shell').choices(['bash', 'zsh', 'fish']))
+    .action(lazy(() => import('./completion.js')));
+
+  addExamples(program);
   return program;
+}
+
+/** Two or three real examples at the end of every command's --help (clig.dev: "lead with examples"). */
+const EXAMPLES: Readonly<Record<string, string[]>> = {
+  'mcp-secure': [
+    'mcp-secure login                       # sign in (browser, or a code on a headless machine)',
+    'mcp-secure connect --tenant acme       # the MCP endpoint of tenant acme on 127.0.0.1:7700',
+    'mcp-secure doctor                      # what is missing, and how to fix it',
+  ],
+  login: [
+    'mcp-secure login',
+    'mcp-secure login --device --profile work     # a code to type on your phone or laptop',
+    'mcp-secure login --storage memory            # keep the login in this process only',
+  ],
+  token: [
+    'mcp-secure token --tenant acme --json',
+    'curl -H "Authorization: Bearer $(mcp-secure token -t acme)" https://mcp.example.com/mcp',
+  ],
+  connect: [
+    'mcp-secure connect --tenant acme',
+    'mcp-secure connect -t acme --audit-pane --idle-timeout 30m   # inside tmux',
+    'mcp-secure connect -t globex --port 7701 --json              # NDJSON events on stdout',
+  ],
+  tail: [
+    'mcp-secure audit tail --tenant acme',
+    'mcp-secure audit tail -t acme --outcome denied --since 1h --no-follow',
+    'mcp-secure audit tail -t acme --json | jq -r .tool',
+  ],
+  audit: ['mcp-secure audit tail --tenant acme'],
+  'mcp-config': [
+    'mcp-secure mcp-config --client claude-code --write     # ./.mcp.json',
+    'mcp-secure mcp-config --client claude-desktop --write  # backup first, other servers kept',
+    'mcp-secure mcp-config --client vscode --port 7701',
+  ],
+  logout: ['mcp-secure logout', 'mcp-secure logout --profile work'],
+  status: ['mcp-secure status', 'mcp-secure status --json | jq .expires_at'],
+  config: [
+    'mcp-secure config',
+    'mcp-secure config set issuer https://login.example.com --profile work',
+    'mcp-secure config use work',
+  ],
+  show: ['mcp-secure config show --json'],
+  set: [
+    'mcp-secure config set client_id 0oa1b2c3d4 --profile work',
+    'mcp-secure config set bastion ops@bastion.example.com',
+  ],
+  unset: ['mcp-secure config unset scopes --profile work'],
+  use: ['mcp-secure config use work'],
+  list: ['mcp-secure config list'],
+  doctor: [
+    'mcp-secure doctor',
+    'mcp-secure doctor --profile work --json | jq \'.checks[] | select(.status == "fail")\'',
+  ],
+  completion: [
+    'mcp-secure completion bash > ~/.local/share/bash-completion/completions/mcp-secure',
+    'mcp-secure completion zsh > ~/.zfunc/_mcp-secure   # with fpath+=(~/.zfunc) before compinit in ~/.zshrc',
+    'mcp-secure completion fish > ~/.config/fish/completions/mcp-secure.fish',
+  ],
+};
+
+function addExamples(cmd: Command): void {
+  const examples = EXAMPLES[cmd.name()];
+  if (examples) cmd.addHelpText('after', `\nExamples:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n`);
+  for (const sub of cmd.commands) addExamples(sub);
 }
 
 function causeChain(err: unknown): string[] {
@@ -234,6 +319,14 @@ export async function main(argv: string[], deps: Deps): Promise<number> {
   const noColor = argv.includes('--no-color') || Boolean(deps.env['NO_COLOR']) || !deps.stderrIsTTY;
   const paint = (s: string) => (noColor ? s : `\u001b[31m${s}\u001b[39m`);
   try {
+    // What the completion scripts call on each <Tab>: candidates for the words typed so far, one a
+    // line. Handled before commander, which would otherwise parse the words as this run's own flags.
+    if (argv[0] === '__complete') {
+      const { complete } = await import('./completion.js');
+      const candidates = await complete(program, argv.slice(1), deps, undefined);
+      deps.stdout.write(candidates.length ? `${candidates.join('\n')}\n` : '');
+      return EXIT_CODES.ok;
+    }
     await program.parseAsync(argv, { from: 'user' });
     return code;
   } catch (err) {

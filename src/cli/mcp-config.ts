@@ -3,7 +3,7 @@
  * holds no secret: the proxy adds the tenant token. `--write` merges it into the client's own file,
  * keeping everything that was there.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../config/load.js';
 import { CliError, sanitize } from '../errors.js';
@@ -13,6 +13,15 @@ import { type GlobalOptions, Ui } from './ui.js';
 
 export const CLIENTS = ['claude-desktop', 'claude-code', 'cursor', 'vscode'] as const;
 export type McpClient = (typeof CLIENTS)[number];
+const CLIENT_NAMES: Readonly<Record<McpClient, string>> = {
+  'claude-desktop': 'Claude Desktop',
+  'claude-code': 'Claude Code',
+  cursor: 'Cursor',
+  vscode: 'VS Code',
+};
+
+export const SCOPES = ['project', 'user'] as const;
+export type Scope = (typeof SCOPES)[number];
 
 interface Target {
   /** The file --write merges into. */
@@ -20,35 +29,87 @@ interface Target {
   /** Where in that file the servers live. */
   key: 'mcpServers' | 'servers';
   entry: Record<string, unknown>;
+  scope: Scope;
 }
+
+type PathDeps = Pick<Deps, 'homedir' | 'cwd' | 'platform' | 'env'>;
+
+/** The per-user application-data directory: ~/Library/Application Support, %APPDATA%, $XDG_CONFIG_HOME. */
+function appData(deps: PathDeps, app: string): string {
+  if (deps.platform === 'darwin') return join(deps.homedir, 'Library', 'Application Support', app);
+  if (deps.platform === 'win32')
+    return join(deps.env['APPDATA'] ?? join(deps.homedir, 'AppData', 'Roaming'), app);
+  return join(deps.env['XDG_CONFIG_HOME'] || join(deps.homedir, '.config'), app);
+}
+
+/** Where each client keeps its servers (checked against each client's documentation, 2025-2026). */
+export const DEFAULT_SCOPE: Readonly<Record<McpClient, Scope>> = {
+  'claude-desktop': 'user',
+  'claude-code': 'project',
+  cursor: 'user',
+  vscode: 'project',
+};
 
 export function clientTarget(
   client: McpClient,
   url: string,
-  deps: Pick<Deps, 'homedir' | 'cwd' | 'platform' | 'env'>,
+  deps: PathDeps,
+  scope = DEFAULT_SCOPE[client],
 ): Target {
   switch (client) {
     case 'claude-desktop': {
-      // Claude Desktop's config file starts local (stdio) servers; mcp-remote bridges it to HTTP.
-      const dir =
-        deps.platform === 'darwin'
-          ? join(deps.homedir, 'Library', 'Application Support', 'Claude')
-          : deps.platform === 'win32'
-            ? join(deps.env['APPDATA'] ?? join(deps.homedir, 'AppData', 'Roaming'), 'Claude')
-            : join(deps.homedir, '.config', 'Claude');
+      if (scope !== 'user') {
+        throw new CliError('usage', 'Claude Desktop has only a per-user config', { hint: 'drop --scope' });
+      }
+      // Claude Desktop's config file starts local (stdio) servers only; mcp-remote bridges it to HTTP.
+      // macOS ~/Library/Application Support/Claude, Windows %APPDATA%\Claude, Linux ~/.config/Claude.
       return {
-        file: join(dir, 'claude_desktop_config.json'),
+        file: join(appData(deps, 'Claude'), 'claude_desktop_config.json'),
         key: 'mcpServers',
         entry: { command: 'npx', args: ['-y', 'mcp-remote', url, '--allow-http'] },
+        scope,
       };
     }
     case 'claude-code':
-      return { file: join(deps.cwd, '.mcp.json'), key: 'mcpServers', entry: { type: 'http', url } };
+      // project: .mcp.json at the project root (shared through git); user: ~/.claude.json's top-level
+      // mcpServers (every project). Remote servers are `"type": "http"`.
+      return {
+        file: scope === 'user' ? join(deps.homedir, '.claude.json') : join(deps.cwd, '.mcp.json'),
+        key: 'mcpServers',
+        entry: { type: 'http', url },
+        scope,
+      };
     case 'cursor':
-      return { file: join(deps.homedir, '.cursor', 'mcp.json'), key: 'mcpServers', entry: { url } };
+      // user: ~/.cursor/mcp.json; project: .cursor/mcp.json. A `url` entry is a remote server.
+      return {
+        file:
+          scope === 'user'
+            ? join(deps.homedir, '.cursor', 'mcp.json')
+            : join(deps.cwd, '.cursor', 'mcp.json'),
+        key: 'mcpServers',
+        entry: { url },
+        scope,
+      };
     case 'vscode':
-      return { file: join(deps.cwd, '.vscode', 'mcp.json'), key: 'servers', entry: { type: 'http', url } };
+      // project: .vscode/mcp.json; user: mcp.json in the user profile (Code/User). Top-level `servers`.
+      return {
+        file:
+          scope === 'user'
+            ? join(appData(deps, 'Code'), 'User', 'mcp.json')
+            : join(deps.cwd, '.vscode', 'mcp.json'),
+        key: 'servers',
+        entry: { type: 'http', url },
+        scope,
+      };
   }
+}
+
+/** `file.bak-20260123T101500Z`: one backup per write, none overwritten. */
+export function backupName(file: string, nowMs: number): string {
+  return `${file}.bak-${new Date(nowMs)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}`;
 }
 
 export async function run(
@@ -72,10 +133,11 @@ export async function run(
   }
   const path = eff.profile.mcp_url ? new URL(eff.profile.mcp_url).pathname : '/mcp';
   const url = `http://127.0.0.1:${port}${path}`;
-  const target = clientTarget(client, url, deps);
+  const scope = typeof options['scope'] === 'string' ? (options['scope'] as Scope) : undefined;
+  const target = clientTarget(client, url, deps, scope);
   const snippet = { [target.key]: { [name]: target.entry } };
 
-  if (options['write'] !== true) {
+  if (options['write'] !== true && options['dryRun'] !== true) {
     ui.out(JSON.stringify(snippet, null, 2));
     ui.info(
       ui.c.dim(
@@ -85,8 +147,10 @@ export async function run(
     return 0;
   }
   let existing: Record<string, unknown> = {};
+  let original: string | undefined;
   try {
-    const parsed: unknown = JSON.parse(await readFile(target.file, 'utf8'));
+    original = await readFile(target.file, 'utf8');
+    const parsed: unknown = JSON.parse(original);
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
       throw new SyntaxError('not an object');
     existing = parsed as Record<string, unknown>;
@@ -97,10 +161,42 @@ export async function run(
       });
     }
   }
-  const servers = (existing[target.key] as Record<string, unknown> | undefined) ?? {};
+  const current = existing[target.key];
+  if (current !== undefined && (typeof current !== 'object' || current === null || Array.isArray(current))) {
+    throw new CliError('error', `"${target.key}" in ${target.file} is not an object; not touching it`, {
+      hint: 'fix it by hand, or print the config without --write and merge it yourself',
+    });
+  }
+  const servers = (current as Record<string, unknown> | undefined) ?? {};
   const replaced = name in servers;
+  if (replaced && JSON.stringify(servers[name]) === JSON.stringify(target.entry)) {
+    ui.success(`"${name}" in ${target.file} already points at ${url}; nothing to change.`);
+    return 0;
+  }
   existing[target.key] = { ...servers, [name]: target.entry };
-  await writeFileAtomic(target.file, `${JSON.stringify(existing, null, 2)}\n`);
-  ui.success(`${replaced ? 'Updated' : 'Added'} "${name}" in ${target.file} (${url}); everything else kept.`);
+  const merged = `${JSON.stringify(existing, null, 2)}\n`;
+  if (options['dryRun'] === true) {
+    ui.out(merged.trimEnd());
+    ui.info(ui.c.dim(`--dry-run: this is what --write would put in ${target.file}; nothing was written.`));
+    return 0;
+  }
+  // The user's file is copied aside first (0600: ~/.claude.json and friends may hold credentials of
+  // their own), then replaced atomically: a crash leaves the old file or the new one, never half of one.
+  let backup = '';
+  if (original !== undefined) {
+    backup = backupName(target.file, deps.now());
+    await writeFile(backup, original, { mode: 0o600, flag: 'wx' });
+  }
+  await writeFileAtomic(target.file, merged);
+  const kept = Object.keys(servers).filter((k) => k !== name).length;
+  ui.success(
+    `${replaced ? 'Updated' : 'Added'} "${name}" in ${target.file} (${url}); ${kept} other server${kept === 1 ? '' : 's'} and every other setting kept.`,
+  );
+  if (backup) ui.info(`  backup of the previous file: ${backup}`);
+  ui.info(
+    ui.c.dim(
+      `Restart ${CLIENT_NAMES[client]} to pick it up; start the tunnel with \`mcp-secure connect --tenant NAME\`.`,
+    ),
+  );
   return 0;
 }

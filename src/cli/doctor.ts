@@ -1,0 +1,520 @@
+/**
+ * `mcp-secure doctor`: checks every piece `login`, `connect` and `audit tail` rely on, each with a ✓/✗ line
+ * and the fix. Each check is bounded in time (3 s) and imports only what it needs; nothing is sent to the
+ * IdP but the public discovery document, and no token is read or printed.
+ */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { EffectiveProfile } from '../config/load.js';
+import { CliError, sanitize } from '../errors.js';
+import type { Deps } from '../io.js';
+import { loadProfile } from './context.js';
+import { type GlobalOptions, Ui } from './ui.js';
+
+/** ok ✓, fail ✗ (exit 1), warn ⚠ (an optional piece, or a weaker fallback: exit 0), skip – (depends on a failed one). */
+export type CheckStatus = 'ok' | 'fail' | 'warn' | 'skip';
+
+export interface CheckResult {
+  id: string;
+  title: string;
+  status: CheckStatus;
+  detail: string;
+  fix?: string;
+}
+
+const MARKS: Record<CheckStatus, string> = { ok: '✓', fail: '✗', warn: '⚠', skip: '–' };
+export const CHECK_TIMEOUT_MS = 3000;
+/** More than this between our clock and the IdP's and tokens look not-yet-valid or expired. */
+export const MAX_SKEW_MS = 30_000;
+
+type Outcome = Omit<CheckResult, 'id' | 'title'>;
+
+function errText(err: unknown): string {
+  if (err instanceof CliError) return err.message;
+  const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown } };
+  const code = typeof e?.cause?.code === 'string' ? e.cause.code : typeof e?.code === 'string' ? e.code : '';
+  const message = err instanceof Error ? err.message : String(err);
+  return sanitize(code && !message.includes(code) ? `${message} (${code})` : message, 160);
+}
+
+/** Runs a check with a deadline: one that hangs is a failure that says so, never a hung doctor. */
+async function bounded(
+  ms: number,
+  what: string,
+  fix: string,
+  check: () => Promise<Outcome>,
+): Promise<Outcome> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<Outcome>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ status: 'fail', detail: `${what} did not answer within ${ms / 1000} s`, fix }),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([check(), timeout]);
+  } catch (err) {
+    return {
+      status: 'fail',
+      detail: errText(err),
+      fix: err instanceof CliError && err.hint ? err.hint : fix,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function profileHint(eff: EffectiveProfile): string {
+  return eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+}
+
+function checkConfig(eff: EffectiveProfile): Outcome {
+  const p = profileHint(eff);
+  const missing = (['issuer', 'client_id'] as const).filter((k) => eff.profile[k] === undefined);
+  if (missing.length > 0) {
+    return {
+      status: 'fail',
+      detail: `profile "${eff.name}" has no ${missing.join(' or ')}`,
+      fix: missing
+        .map(
+          (k) =>
+            `mcp-secure config set ${k} ${k === 'issuer' ? 'https://login.example.com' : 'YOUR_CLIENT_ID'}${p}`,
+        )
+        .join(' && '),
+    };
+  }
+  const files = [eff.projectFile, eff.defined ? eff.userFile : undefined].filter(Boolean).join(', ');
+  const tunnel = eff.profile.bastion ? '' : ' (no bastion yet: `connect` needs one)';
+  return {
+    status: eff.profile.bastion ? 'ok' : 'warn',
+    detail: `profile "${eff.name}"${files ? ` from ${files}` : ' (flags and environment only)'}${tunnel}`,
+    ...(eff.profile.bastion ? {} : { fix: `mcp-secure config set bastion user@bastion.example.com${p}` }),
+  };
+}
+
+interface Discovery extends Outcome {
+  /** The IdP's clock, from its Date header. */
+  idpDate?: number;
+  /** Our clock when the answer came. */
+  localDate?: number;
+}
+
+async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
+  const issuer = eff.profile.issuer!;
+  const { checkIssuerUrl } = await import('../auth/oidc.js');
+  const url = checkIssuerUrl(issuer, eff.profile.insecure_http === true);
+  const well = new URL(`${url.href.replace(/\/$/, '')}/.well-known/openid-configuration`);
+  const started = deps.now();
+  let res: Response;
+  try {
+    res = await deps.fetch(well, {
+      signal: AbortSignal.timeout(CHECK_TIMEOUT_MS),
+      headers: { accept: 'application/json' },
+    });
+  } catch (err) {
+    return {
+      status: 'fail',
+      detail: `${well.href} is not reachable: ${errText(err)}`,
+      fix: 'check the issuer URL (`mcp-secure config`), your network or VPN, and that the IdP is up',
+    };
+  }
+  const localDate = deps.now();
+  const dateHeader = res.headers.get('date');
+  const idpDate = dateHeader ? Date.parse(dateHeader) : Number.NaN;
+  const clock = Number.isFinite(idpDate) ? { idpDate, localDate: started + (localDate - started) / 2 } : {};
+  if (!res.ok) {
+    return {
+      ...clock,
+      status: 'fail',
+      detail: `${well.href} answered HTTP ${res.status}`,
+      fix: 'check the issuer URL: it must be the exact issuer, without /.well-known/…',
+    };
+  }
+  let doc: { issuer?: unknown; device_authorization_endpoint?: unknown; token_endpoint?: unknown };
+  try {
+    doc = (await res.json()) as typeof doc;
+  } catch {
+    return {
+      ...clock,
+      status: 'fail',
+      detail: `${well.href} did not answer JSON`,
+      fix: 'check the issuer URL: a proxy or captive portal may be answering instead',
+    };
+  }
+  if (doc.issuer !== issuer && doc.issuer !== issuer.replace(/\/$/, '')) {
+    return {
+      ...clock,
+      status: 'fail',
+      detail: `the discovery document names another issuer (${sanitize(doc.issuer, 80)})`,
+      fix: `set the exact issuer: mcp-secure config set issuer ${sanitize(doc.issuer, 80)}${profileHint(eff)}`,
+    };
+  }
+  const grants = [doc.token_endpoint ? 'token' : '', doc.device_authorization_endpoint ? 'device flow' : '']
+    .filter(Boolean)
+    .join(', ');
+  return { ...clock, status: 'ok', detail: `${issuer} (${grants || 'no endpoints listed'})` };
+}
+
+async function checkKeychain(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
+  if (eff.profile.storage === 'memory') {
+    return { status: 'ok', detail: 'not used: storage is "memory" (a login lasts one process)' };
+  }
+  const [{ probeKeychain }, { STORE_DESCRIPTIONS }] = await Promise.all([
+    import('../secrets/keychain.js'),
+    import('../secrets/store.js'),
+  ]);
+  let api: Awaited<ReturnType<Deps['keychain']>>;
+  try {
+    api = await deps.keychain();
+  } catch (err) {
+    return {
+      status: 'fail',
+      detail: `the keychain library did not load: ${errText(err)}`,
+      fix: 'reinstall mcp-secure (`npm install -g mcp-secure`), or `mcp-secure config set storage memory`',
+    };
+  }
+  const probe = await probeKeychain(api, deps.platform, `doctor:${eff.name}`, {
+    timeoutMs: CHECK_TIMEOUT_MS - 200,
+    purpose: 'write',
+  });
+  if (!probe.store) {
+    return {
+      status: 'fail',
+      detail: `no OS keychain is usable (${sanitize(probe.reasons.join('; '), 200)}); a login would be held in memory only`,
+      fix:
+        deps.platform === 'linux'
+          ? 'start a Secret Service (gnome-keyring, KeePassXC) in your session, or accept memory-only logins with `mcp-secure config set storage memory`'
+          : 'unlock your keychain, or accept memory-only logins with `mcp-secure config set storage memory`',
+    };
+  }
+  const which = STORE_DESCRIPTIONS[probe.store.kind];
+  if (probe.store.kind === 'kernel-keyring') {
+    return {
+      status: 'warn',
+      detail: `${which}: no Secret Service answered`,
+      fix: 'start a Secret Service (gnome-keyring, KeePassXC) so the login survives a reboot',
+    };
+  }
+  return { status: 'ok', detail: `${which} (write, read and delete of a probe item worked)` };
+}
+
+/** Asks the agent for its identities (SSH2_AGENTC_REQUEST_IDENTITIES) and counts them. */
+function agentKeyCount(socket: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const conn = createConnection(socket);
+    let buf = Buffer.alloc(0);
+    conn.setTimeout(CHECK_TIMEOUT_MS - 200, () => conn.destroy(new Error('ssh-agent did not answer')));
+    conn.once('error', reject);
+    conn.once('connect', () => conn.write(Buffer.from([0, 0, 0, 1, 11])));
+    conn.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length < 4) return;
+      const len = buf.readUInt32BE(0);
+      if (len > 1 << 20) {
+        conn.destroy();
+        reject(new Error('ssh-agent sent an oversized answer'));
+        return;
+      }
+      if (buf.length < 4 + len) return;
+      conn.end();
+      // 12 = SSH2_AGENT_IDENTITIES_ANSWER, then uint32 nkeys.
+      if (buf[4] !== 12 || len < 5) reject(new Error(`ssh-agent answered message type ${buf[4]}`));
+      else resolve(buf.readUInt32BE(5));
+    });
+  });
+}
+
+async function checkAgent(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
+  const socket = deps.env['SSH_AUTH_SOCK'];
+  const identity = eff.profile.identity_file?.replace(/^~(?=\/|$)/, deps.homedir || homedir());
+  const hasIdentity = identity
+    ? await readFile(identity).then(
+        () => true,
+        () => false,
+      )
+    : false;
+  const fallback = hasIdentity ? `; connect will use identity_file ${identity}` : '';
+  const status: CheckStatus = hasIdentity ? 'warn' : 'fail';
+  if (!socket) {
+    return {
+      status,
+      detail: `no ssh-agent (SSH_AUTH_SOCK is not set)${fallback}`,
+      fix: 'start one and add your key: eval "$(ssh-agent)" && ssh-add',
+    };
+  }
+  let count: number;
+  try {
+    count = await agentKeyCount(socket);
+  } catch (err) {
+    return {
+      status,
+      detail: `ssh-agent at ${socket} did not answer: ${errText(err)}${fallback}`,
+      fix: 'restart it and add your key: eval "$(ssh-agent)" && ssh-add',
+    };
+  }
+  if (count === 0) {
+    return {
+      status,
+      detail: `ssh-agent holds no keys${fallback}`,
+      fix: 'add your key: ssh-add (or ssh-add ~/.ssh/id_ed25519; hardware keys: ssh-add -K)',
+    };
+  }
+  return { status: 'ok', detail: `ssh-agent holds ${count} key${count === 1 ? '' : 's'}` };
+}
+
+/** The first hop's host key, from an SSH handshake that stops before authentication. */
+async function fetchHostKey(host: string, port: number): Promise<Buffer> {
+  const { default: ssh2 } = await import('ssh2');
+  return new Promise((resolve, reject) => {
+    const client = new ssh2.Client();
+    let key: Buffer | undefined;
+    const done = (err?: Error) => {
+      client.removeAllListeners();
+      client.on('error', () => undefined);
+      client.end();
+      if (key) resolve(key);
+      else reject(err ?? new Error('no host key received'));
+    };
+    client.once('error', (err) => done(err));
+    client.once('close', () => done());
+    client.connect({
+      host,
+      port,
+      username: 'mcp-secure-doctor',
+      readyTimeout: CHECK_TIMEOUT_MS - 200,
+      hostVerifier: (k: Buffer) => {
+        key = Buffer.from(k);
+        setImmediate(() => done());
+        return false; // stop here: no authentication is attempted
+      },
+    });
+  });
+}
+
+async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
+  if (!eff.profile.bastion) {
+    return { status: 'skip', detail: 'no bastion configured' };
+  }
+  const [{ resolveHops }, { hopLabel }, kh] = await Promise.all([
+    import('./connect.js'),
+    import('../tunnel/ssh.js'),
+    import('../tunnel/known-hosts.js'),
+  ]);
+  const hops = await resolveHops(eff, deps);
+  const knownHosts = join(deps.homedir || homedir(), '.ssh', 'known_hosts');
+  const pinned = eff.profile.host_key_fingerprints ?? [];
+  const lines: string[] = [];
+  const first = hops[0]!;
+  let key: Buffer;
+  try {
+    key = await fetchHostKey(first.host, first.port);
+  } catch (err) {
+    return {
+      status: 'fail',
+      detail: `${hopLabel(first)} is not reachable: ${errText(err)}`,
+      fix: 'check the bastion/jump address (`mcp-secure config`), your network or VPN',
+    };
+  }
+  const fp = kh.fingerprint(key);
+  const verdict = await kh.verifyHostKey({
+    host: first.host,
+    port: first.port,
+    key,
+    knownHostsFiles: [knownHosts],
+    pinned,
+  });
+  const p = profileHint(eff);
+  if (verdict.status === 'unknown') {
+    return {
+      status: 'fail',
+      detail: `${hopLabel(first)}: host key ${fp} is not in ${knownHosts} nor pinned`,
+      fix: `check ${fp} with your admins, then pin it (mcp-secure config set host_key_fingerprints ${fp}${p}) or accept it once (connect --accept-new-host-key)`,
+    };
+  }
+  if (verdict.status === 'changed' || verdict.status === 'revoked') {
+    return {
+      status: 'fail',
+      detail: `${hopLabel(first)}: host key ${fp} is ${verdict.status === 'changed' ? `NOT the one in ${verdict.file}:${verdict.line}` : `revoked in ${verdict.file}:${verdict.line}`}`,
+      fix: 'do not connect: ask your admins whether the key really changed; if so remove the old line (ssh-keygen -R HOST)',
+    };
+  }
+  lines.push(`${hopLabel(first)} ${verdict.status === 'pinned' ? 'pinned' : 'in known_hosts'}`);
+  // Later hops are reached only through the earlier ones (after authentication): check they are listed.
+  let text = '';
+  try {
+    text = await readFile(knownHosts, 'utf8');
+  } catch {
+    // no known_hosts: only pins can vouch for the later hops
+  }
+  for (const hop of hops.slice(1)) {
+    const listed = text
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .some((f) => {
+        const field = f[0]?.startsWith('@') ? f[1] : f[0];
+        return field !== undefined && f[0] !== '@revoked' && kh.hostFieldMatches(field, hop.host, hop.port);
+      });
+    if (!listed && pinned.length <= 1) {
+      return {
+        status: 'fail',
+        detail: `${hopLabel(hop)}: no host key in ${knownHosts} nor pinned for it`,
+        fix: `pin its SHA256 fingerprint (mcp-secure config set host_key_fingerprints "…"${p}) or accept it once (connect --accept-new-host-key)`,
+      };
+    }
+    lines.push(`${hopLabel(hop)} ${listed ? 'in known_hosts' : 'pinned (checked at connect)'}`);
+  }
+  return { status: 'ok', detail: lines.join(', ') };
+}
+
+async function checkPort(eff: EffectiveProfile): Promise<Outcome> {
+  const port = eff.profile.local_port ?? 7700;
+  const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    const server = createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err));
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(undefined)));
+  });
+  if (!error) return { status: 'ok', detail: `127.0.0.1:${port} is free` };
+  if (error.code !== 'EADDRINUSE') {
+    return {
+      status: 'fail',
+      detail: `cannot listen on 127.0.0.1:${port}: ${errText(error)}`,
+      fix: 'pick another port: mcp-secure config set local_port 7701',
+    };
+  }
+  const { portHolder } = await import('../tunnel/local.js');
+  const holder = await portHolder(port).catch(() => undefined);
+  const ours = holder?.includes('mcp-secure') ? ' (an mcp-secure connect is already running?)' : '';
+  return {
+    status: 'fail',
+    detail: `127.0.0.1:${port} is taken${holder ? ` by ${holder}` : ''}${ours}`,
+    fix: `stop it, or use another port: connect --port ${port + 1} (or mcp-secure config set local_port ${port + 1}${profileHint(eff)})`,
+  };
+}
+
+async function checkTmux(deps: Deps): Promise<Outcome> {
+  const env = { ...deps.env } as NodeJS.ProcessEnv;
+  const version = await new Promise<string | Error>((resolve) => {
+    execFile('tmux', ['-V'], { env, timeout: CHECK_TIMEOUT_MS - 200 }, (err, stdout) =>
+      resolve(err ?? stdout.trim()),
+    );
+  });
+  if (version instanceof Error) {
+    return {
+      status: 'warn',
+      detail: 'tmux is not on PATH: `connect --audit-pane` cannot open its pane',
+      fix: 'install tmux (apt install tmux, brew install tmux), or run `mcp-secure audit tail` in a second terminal',
+    };
+  }
+  const inside = deps.env['TMUX']
+    ? ', and this shell is inside tmux'
+    : '; start tmux first to use --audit-pane';
+  return { status: 'ok', detail: `${sanitize(version, 40)}${inside}` };
+}
+
+function checkClock(d: Discovery | undefined): Outcome {
+  if (!d || d.idpDate === undefined || d.localDate === undefined) {
+    return { status: 'skip', detail: 'needs an IdP answer with a Date header' };
+  }
+  const skew = d.localDate - d.idpDate;
+  const seconds = Math.round(Math.abs(skew) / 1000);
+  // The Date header has one-second resolution: allow for it.
+  if (Math.abs(skew) > MAX_SKEW_MS) {
+    return {
+      status: 'fail',
+      detail: `this machine's clock is ${seconds} s ${skew > 0 ? 'ahead of' : 'behind'} the IdP's: tokens will look expired or not yet valid`,
+      fix: 'turn on time sync (timedatectl set-ntp true; macOS: System Settings → Date & Time → set automatically)',
+    };
+  }
+  return { status: 'ok', detail: `within ${Math.max(1, seconds)} s of the IdP's clock` };
+}
+
+export async function run(
+  globals: GlobalOptions,
+  _options: Record<string, unknown>,
+  _args: string[],
+  deps: Deps,
+): Promise<number> {
+  const ui = await Ui.create(deps, globals);
+  const results: CheckResult[] = [];
+  const add = (id: string, title: string, o: Outcome) => results.push({ id, title, ...o });
+  let eff: EffectiveProfile | undefined;
+  try {
+    eff = await loadProfile(deps, globals);
+  } catch (err) {
+    add('config', 'config valid', {
+      status: 'fail',
+      detail: errText(err),
+      fix: err instanceof CliError && err.hint ? err.hint : 'fix the config file',
+    });
+  }
+  if (eff) {
+    const e = eff;
+    const config = checkConfig(e);
+    add('config', 'config valid', config);
+    const hasIdp = e.profile.issuer !== undefined && e.profile.client_id !== undefined;
+    const idpFix = 'check the issuer URL, your network or VPN';
+    const [idp, keychain, agent, hostKeys, port, tmux] = await Promise.all([
+      hasIdp
+        ? (bounded(CHECK_TIMEOUT_MS, 'the IdP', idpFix, () => checkIdp(e, deps)) as Promise<Discovery>)
+        : Promise.resolve<Discovery>({ status: 'skip', detail: 'no issuer configured' }),
+      bounded(
+        CHECK_TIMEOUT_MS,
+        'the keychain',
+        'unlock your keychain, or `mcp-secure config set storage memory`',
+        () => checkKeychain(e, deps),
+      ),
+      bounded(CHECK_TIMEOUT_MS, 'ssh-agent', 'restart ssh-agent: eval "$(ssh-agent)" && ssh-add', () =>
+        checkAgent(e, deps),
+      ),
+      bounded(CHECK_TIMEOUT_MS, 'the SSH host', 'check the bastion address, your network or VPN', () =>
+        checkHostKeys(e, deps),
+      ),
+      bounded(CHECK_TIMEOUT_MS, 'the port check', 'try again', () => checkPort(e)),
+      bounded(CHECK_TIMEOUT_MS, 'tmux', 'install tmux', () => checkTmux(deps)),
+    ]);
+    add('idp', 'IdP discovery reachable', idp);
+    add('keychain', 'keychain usable', keychain);
+    add('ssh-agent', 'ssh-agent holding keys', agent);
+    add('host-keys', 'host keys known for every hop', hostKeys);
+    add('port', 'local port free', port);
+    add('tmux', 'tmux for --audit-pane', tmux);
+    add('clock', 'clock in sync with the IdP', checkClock(idp.status === 'skip' ? undefined : idp));
+  }
+  const failed = results.filter((r) => r.status === 'fail').length;
+  if (globals.json) {
+    ui.json({
+      ok: failed === 0,
+      profile: eff?.name,
+      checks: results.map(({ id, title, status, detail, fix }) => ({
+        id,
+        title,
+        status,
+        detail,
+        ...(fix ? { fix } : {}),
+      })),
+    });
+  } else {
+    const paint = (s: CheckStatus, text: string) =>
+      s === 'ok'
+        ? ui.c.green(text)
+        : s === 'fail'
+          ? ui.c.red(text)
+          : s === 'warn'
+            ? ui.c.yellow(text)
+            : ui.c.dim(text);
+    for (const r of results) {
+      ui.out(`${paint(r.status, MARKS[r.status])} ${r.title}: ${r.detail}`);
+      if (r.fix && r.status !== 'ok') ui.out(`    fix: ${r.fix}`);
+    }
+    const warned = results.filter((r) => r.status === 'warn').length;
+    ui.out(
+      failed === 0
+        ? `All checks passed${warned ? ` (${warned} warning${warned === 1 ? '' : 's'})` : ''}.`
+        : `${failed} check${failed === 1 ? '' : 's'} failed: apply the fix under each ✗ and run \`mcp-secure doctor\` again.`,
+    );
+  }
+  return failed === 0 ? 0 : 1;
+}
