@@ -1,0 +1,31 @@
+/** A private ssh-agent (its own socket), optionally holding keys, for tests that need one. */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+export interface Agent {
+  sock: string;
+  stop(): void;
+}
+
+export async function startAgent(dir: string, privateKeys: string[] = []): Promise<Agent> {
+  const sock = join(dir, `agent-${process.pid}-${Date.now()}.sock`);
+  const child: ChildProcess = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+  for (let i = 0; i < 250; i++) {
+    if (
+      await stat(sock).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  for (const [i, key] of privateKeys.entries()) {
+    const file = join(dir, `agent-key-${i}`);
+    await writeFile(file, key, { mode: 0o600 });
+    await promisify(execFile)('ssh-add', [file], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
+  }
+  return { sock, stop: () => child.kill() };
+}
