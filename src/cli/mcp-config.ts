@@ -184,8 +184,21 @@ export async function run(
   // their own), then replaced atomically: a crash leaves the old file or the new one, never half of one.
   let backup = '';
   if (original !== undefined) {
-    backup = backupName(target.file, deps.now());
-    await writeFile(backup, original, { mode: 0o600, flag: 'wx' });
+    // 'wx': an existing backup is never overwritten; two writes within a second get a suffix.
+    for (let i = 0; i < 10 && !backup; i++) {
+      const candidate = `${backupName(target.file, deps.now())}${i ? `.${i}` : ''}`;
+      try {
+        await writeFile(candidate, original, { mode: 0o600, flag: 'wx' });
+        backup = candidate;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    if (!backup) {
+      throw new CliError('error', `could not write a backup of ${target.file}; not touching it`, {
+        hint: 'remove old .bak- files next to it and try again',
+      });
+    }
   }
   await writeFileAtomic(target.file, merged);
   const kept = Object.keys(servers).filter((k) => k !== name).length;
