@@ -98,7 +98,7 @@ async function connectStory(env: NodeJS.ProcessEnv, profile: string[]): Promise<
       process.stderr.write(d);
       seen += d.toString();
       // Its last start-up line is "Press Ctrl-C…": wait for it so the narration does not cut into it.
-      const url = seen.match(/Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)[^]*Press Ctrl-C/)?.[1];
+      const url = seen.match(/Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)[\s\S]*Press Ctrl-C/)?.[1];
       if (url) {
         clearTimeout(timer);
         resolve(url);

@@ -113,6 +113,7 @@ test('the bash script completes in a real bash: a profile name after --profile, 
       `COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')})`,
       `COMP_CWORD=${words.length - 1}`,
       '_mcp_secure',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash expansion, not a template
       'printf "%s\\n" "${COMPREPLY[@]}"',
     ].join('\n');
   const run = async (words: string[]) =>
