@@ -256,7 +256,10 @@ const EXAMPLES: Readonly<Record<string, string[]>> = {
     'mcp-secure audit tail -t acme --outcome denied --since 1h --no-follow',
     'mcp-secure audit tail -t acme --json | jq -r .tool',
   ],
-  audit: ['mcp-secure audit tail --tenant acme'],
+  audit: [
+    'mcp-secure audit tail --tenant acme',
+    'mcp-secure audit tail -t acme --outcome denied --since 1h --no-follow',
+  ],
   'mcp-config': [
     'mcp-secure mcp-config --client claude-code --write     # ./.mcp.json',
     'mcp-secure mcp-config --client claude-desktop --write  # backup first, other servers kept',
@@ -269,14 +272,14 @@ const EXAMPLES: Readonly<Record<string, string[]>> = {
     'mcp-secure config set issuer https://login.example.com --profile work',
     'mcp-secure config use work',
   ],
-  show: ['mcp-secure config show --json'],
+  show: ['mcp-secure config show', 'mcp-secure config show --profile work --json'],
   set: [
     'mcp-secure config set client_id 0oa1b2c3d4 --profile work',
     'mcp-secure config set bastion ops@bastion.example.com',
   ],
-  unset: ['mcp-secure config unset scopes --profile work'],
-  use: ['mcp-secure config use work'],
-  list: ['mcp-secure config list'],
+  unset: ['mcp-secure config unset scopes --profile work', 'mcp-secure config unset jump'],
+  use: ['mcp-secure config use work', 'mcp-secure config use default'],
+  list: ['mcp-secure config list', 'mcp-secure config list --json'],
   doctor: [
     'mcp-secure doctor',
     'mcp-secure doctor --profile work --json | jq \'.checks[] | select(.status == "fail")\'',
