@@ -134,13 +134,15 @@ complete -o default -F _${fn(bin)} ${bin}
 `;
     case 'zsh':
       return `#compdef ${bin}
-# zsh completion for ${bin}; install: ${bin} completion zsh > "\${fpath[1]}/_${bin}" (then: compinit)
+# zsh completion for ${bin}; install: ${bin} completion zsh > ~/.zfunc/_${bin}
+# with fpath+=(~/.zfunc) before compinit in ~/.zshrc; or source it after compinit.
 _${fn(bin)}() {
   local -a candidates
-  candidates=("\${(@f)$(${bin} __complete "\${(@)words[2,CURRENT]}" 2>/dev/null)}")
+  candidates=(\${(f)"$(${bin} __complete "\${(@)words[2,CURRENT]}" 2>/dev/null)"})
   compadd -a candidates
 }
-if [ "$funcstack[1]" = "_${fn(bin)}" ]; then _${fn(bin)} "$@"; else compdef _${fn(bin)} ${bin}; fi
+# Autoloaded from fpath, this file runs as the function _${bin}: complete now. Sourced: register.
+if [[ "$funcstack[1]" = "_${bin}" ]]; then _${fn(bin)} "$@"; else compdef _${fn(bin)} ${bin}; fi
 `;
     case 'fish':
       return `# fish completion for ${bin}; install: ${bin} completion fish > ~/.config/fish/completions/${bin}.fish

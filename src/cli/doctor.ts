@@ -229,14 +229,28 @@ function agentKeyCount(socket: string): Promise<number> {
 
 async function checkAgent(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
   const socket = deps.env['SSH_AUTH_SOCK'];
-  const identity = eff.profile.identity_file?.replace(/^~(?=\/|$)/, deps.homedir || homedir());
-  const hasIdentity = identity
-    ? await readFile(identity).then(
+  // The key files connect would offer besides the agent: identity_file, IdentityFile from ~/.ssh/config,
+  // else ~/.ssh/id_ed25519, id_ecdsa, id_rsa (as OpenSSH does).
+  const own = eff.profile.identity_file?.replace(/^~(?=\/|$)/, deps.homedir || homedir());
+  const candidates = eff.profile.bastion
+    ? (await (await import('./connect.js')).resolveHops(eff, deps)).flatMap((h) => h.identityFiles)
+    : own
+      ? [own]
+      : [];
+  let identity: string | undefined;
+  for (const file of [...new Set(candidates)].slice(0, 16)) {
+    if (
+      await readFile(file).then(
         () => true,
         () => false,
       )
-    : false;
-  const fallback = hasIdentity ? `; connect will use identity_file ${identity}` : '';
+    ) {
+      identity = file;
+      break;
+    }
+  }
+  const hasIdentity = identity !== undefined;
+  const fallback = hasIdentity ? `; connect will use the key file ${identity}` : '';
   const status: CheckStatus = hasIdentity ? 'warn' : 'fail';
   if (!socket) {
     return {

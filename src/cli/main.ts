@@ -244,7 +244,7 @@ const EXAMPLES: Readonly<Record<string, string[]>> = {
   ],
   token: [
     'mcp-secure token --tenant acme --json',
-    'curl -H "Authorization: Bearer $(mcp-secure token -t acme)" https://mcp.example.com/mcp',
+    'mcp-secure token --tenant acme --role admin   # asks for a fresh, strong sign-in first',
   ],
   connect: [
     'mcp-secure connect --tenant acme',

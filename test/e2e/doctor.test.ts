@@ -192,7 +192,7 @@ test('no ssh-agent, or an agent without keys: ✗ with `ssh-add`; with an identi
 
   const withFile = await doctor({ SSH_AUTH_SOCK: undefined });
   assert.equal(withFile.code, 0, withFile.stdout);
-  assert.match(check(withFile.stdout, TITLES.agent).line, /^⚠ .*connect will use identity_file/);
+  assert.match(check(withFile.stdout, TITLES.agent).line, /^⚠ .*connect will use the key file .*id_test/);
 });
 
 test("an unknown host key: ✗ host keys with the bastion's fingerprint and how to trust it", async () => {
