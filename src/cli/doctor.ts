@@ -71,28 +71,42 @@ function profileHint(eff: EffectiveProfile): string {
   return eff.name === 'default' ? '' : ` --profile ${eff.name}`;
 }
 
+/** Example values for the settings `config` checks, as the fix shows them. */
+const EXAMPLES: Readonly<Record<string, string>> = {
+  issuer: 'https://login.example.com',
+  client_id: 'YOUR_CLIENT_ID',
+  mcp_resource: 'https://mcp.example.com/mcp',
+  bastion: 'user@bastion.example.com',
+  mcp_url: 'http://mcp.internal:4000/mcp',
+};
+
 function checkConfig(eff: EffectiveProfile): Outcome {
   const p = profileHint(eff);
+  const set = (keys: ReadonlyArray<'issuer' | 'client_id' | 'mcp_resource' | 'bastion' | 'mcp_url'>) =>
+    keys.map((k) => `mcp-secure config set ${k} ${EXAMPLES[k]}${p}`).join(' && ');
+  // login needs these two; without them nothing works.
   const missing = (['issuer', 'client_id'] as const).filter((k) => eff.profile[k] === undefined);
   if (missing.length > 0) {
     return {
       status: 'fail',
       detail: `profile "${eff.name}" has no ${missing.join(' or ')}`,
-      fix: missing
-        .map(
-          (k) =>
-            `mcp-secure config set ${k} ${k === 'issuer' ? 'https://login.example.com' : 'YOUR_CLIENT_ID'}${p}`,
-        )
-        .join(' && '),
+      fix: set(missing),
     };
   }
   const files = [eff.projectFile, eff.defined ? eff.userFile : undefined].filter(Boolean).join(', ');
-  const tunnel = eff.profile.bastion ? '' : ' (no bastion yet: `connect` needs one)';
-  return {
-    status: eff.profile.bastion ? 'ok' : 'warn',
-    detail: `profile "${eff.name}"${files ? ` from ${files}` : ' (flags and environment only)'}${tunnel}`,
-    ...(eff.profile.bastion ? {} : { fix: `mcp-secure config set bastion user@bastion.example.com${p}` }),
-  };
+  const where = `profile "${eff.name}"${files ? ` from ${files}` : ' (flags and environment only)'}`;
+  // token and connect need these: login works without them, so a warning.
+  const forConnect = (['mcp_resource', 'bastion', 'mcp_url'] as const).filter(
+    (k) => eff.profile[k] === undefined,
+  );
+  if (forConnect.length > 0) {
+    return {
+      status: 'warn',
+      detail: `${where}; login works, but \`connect\` also needs ${forConnect.join(', ')}`,
+      fix: set(forConnect),
+    };
+  }
+  return { status: 'ok', detail: where };
 }
 
 interface Discovery extends Outcome {
@@ -251,7 +265,8 @@ async function checkAgent(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
   }
   const hasIdentity = identity !== undefined;
   const fallback = hasIdentity ? `; connect will use the key file ${identity}` : '';
-  const status: CheckStatus = hasIdentity ? 'warn' : 'fail';
+  // Without a bastion nothing uses SSH yet: then a missing agent is only a warning.
+  const status: CheckStatus = hasIdentity || !eff.profile.bastion ? 'warn' : 'fail';
   if (!socket) {
     return {
       status,

@@ -258,3 +258,23 @@ test("a clock 10 minutes off the IdP's (its Date header): ✗ clock with the tim
   assert.match(c.line, /^✗ clock in sync with the IdP: this machine's clock is 6\d\d s ahead of the IdP's/);
   assert.match(c.fix, /timedatectl set-ntp true/);
 });
+
+test('a profile fit for login but not for connect: ⚠ config naming what connect still needs, exit 0', async () => {
+  const u = await userEnv(keyring.env);
+  await writeSandboxProfile(idp, u.env());
+  const r = await runCli(['--profile', 'sandbox', 'doctor'], u.env({ SSH_AUTH_SOCK: agent.sock }));
+  assert.equal(r.code, 0, r.stdout);
+  const c = check(r.stdout, TITLES.config);
+  assert.match(
+    c.line,
+    /^⚠ config valid: profile "sandbox" from .*; login works, but `connect` also needs bastion, mcp_url/,
+  );
+  assert.match(
+    c.fix,
+    /mcp-secure config set bastion user@bastion\.example\.com --profile sandbox && mcp-secure config set mcp_url /,
+  );
+  assert.match(
+    check(r.stdout, TITLES.hostKeys).line,
+    /^– host keys known for every hop: no bastion configured/,
+  );
+});
