@@ -266,7 +266,7 @@ const EXAMPLES: Readonly<Record<string, string[]>> = {
     'mcp-secure mcp-config --client vscode --port 7701',
   ],
   logout: ['mcp-secure logout', 'mcp-secure logout --profile work'],
-  status: ['mcp-secure status', 'mcp-secure status --json | jq .expires_at'],
+  status: ['mcp-secure status', 'mcp-secure status --json | jq .access_expires_at'],
   config: [
     'mcp-secure config',
     'mcp-secure config set issuer https://login.example.com --profile work',
