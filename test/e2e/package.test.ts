@@ -60,6 +60,7 @@ test('the package holds bin/, the bundled CLI, README and package.json, nothing 
   assert.ok(files.includes('dist/cli/main.js'));
   assert.ok(files.includes('package.json'));
   assert.ok(files.includes('README.md'));
+  assert.ok(files.includes('LICENSE'));
   const stray = files.filter(
     (f) => !/^(bin\/mcp-secure\.js|dist\/cli\/[\w.-]+\.js|package\.json|README\.md|LICENSE)$/.test(f),
   );
