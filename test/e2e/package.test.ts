@@ -55,7 +55,7 @@ before(async () => {
   installed = join(prefix, 'bin', 'mcp-secure');
 });
 
-test('the package holds bin/, the bundled CLI, README and package.json, nothing else', () => {
+test('the package holds bin/, the bundled CLI, README, LICENSE and package.json, nothing else', () => {
   assert.ok(files.includes('bin/mcp-secure.js'));
   assert.ok(files.includes('dist/cli/main.js'));
   assert.ok(files.includes('package.json'));
