@@ -203,6 +203,8 @@ export type AuditStreamFault =
   | { kind: 'swap'; seq: number }
   /** Send `data: {not json` under id `seq` instead of the event, once. */
   | { kind: 'malformed'; seq: number }
+  /** Send event `seq` with its data padded past `bytes` (an event larger than a client's limit), on every connection. */
+  | { kind: 'oversize'; seq: number; bytes: number }
   /** Send the headers, then nothing at all (no heartbeat); for the next `connections` ones, or all. */
   | { kind: 'silent'; connections?: number }
   /** Answer this status instead of the stream; for the next `connections` ones, or all. */
@@ -252,6 +254,12 @@ export class StreamFaults {
     }
   }
 
+  /** The padding for event `seq` when the oversize fault aims at it (every time it is sent). */
+  oversize(seq: number): number | undefined {
+    const f = this.#fault;
+    return f?.kind === 'oversize' && f.seq === seq ? f.bytes : undefined;
+  }
+
   /** True exactly once per setting, for the one-shot fault of this kind aimed at this seq. */
   take(kind: 'tamper' | 'drop' | 'swap' | 'malformed', seq: number): boolean {
     const f = this.#fault;
@@ -274,6 +282,8 @@ function validateFault(f: AuditStreamFault): void {
       case 'swap':
       case 'malformed':
         return count(f.seq, 1);
+      case 'oversize':
+        return count(f.seq, 1) && count(f.bytes, 1) && f.bytes <= 64 * 1024 * 1024;
       case 'silent':
         return f.connections === undefined || count(f.connections, 1);
       case 'status':
@@ -425,6 +435,9 @@ export function streamAudit(
       sent += 1;
     } else if (faults.take('malformed', e.seq)) {
       text = frame(e, '{not json');
+      sent += 1;
+    } else if (faults.oversize(e.seq) !== undefined) {
+      text = frame(e, JSON.stringify({ ...e, padding: 'x'.repeat(faults.oversize(e.seq) ?? 0) }));
       sent += 1;
     } else {
       text = frame(e);
