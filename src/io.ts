@@ -28,7 +28,7 @@ export interface Deps {
   prompt(question: string, options?: { secret?: boolean }): Promise<string>;
   /** The OS keychain binding, loaded on first use. */
   keychain(): Promise<KeychainApi>;
-  /** Aborted on Ctrl-C (SIGINT) or SIGTERM. */
+  /** Aborted on Ctrl-C (SIGINT), SIGTERM or SIGHUP (bin/mcp-secure.js sets the exit code per signal). */
   signal: AbortSignal;
   /** The command that runs this CLI again (node and the entry script), for `--audit-pane`. */
   self: string[];
