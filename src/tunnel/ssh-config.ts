@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { globMatch } from './glob.js';
 
 export interface HostSpec {
   /** The name the user gave (an alias or a host). */
@@ -47,14 +48,7 @@ function patternMatches(patterns: string[], host: string): boolean {
   let matched = false;
   for (const p of patterns) {
     const negated = p.startsWith('!');
-    const re = new RegExp(
-      `^${(negated ? p.slice(1) : p)
-        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-        .replace(/\*/g, '.*')
-        .replace(/\?/g, '.')}$`,
-      'i',
-    );
-    if (re.test(host)) {
+    if (globMatch(negated ? p.slice(1) : p, host)) {
       if (negated) return false;
       matched = true;
     }
