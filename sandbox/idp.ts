@@ -87,6 +87,11 @@ export interface SandboxIdp {
   refreshCount(): number;
   /** From now on answer exchanges with this fault; undefined for correct answers again. */
   setExchangeFault(fault: ExchangeFault | undefined): void;
+  /**
+   * Every secret this IdP has handed out so far: access, refresh, ID and tenant tokens, device codes and
+   * authorization codes (user codes are meant to be shown, so they are not listed). For leak scans.
+   */
+  issuedSecrets(): string[];
   /** Closes the server and every open socket. */
   close(): Promise<void>;
 }
@@ -162,6 +167,8 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
       if (grantType === TOKEN_EXCHANGE_GRANT) exchanged++;
       if (grantType === 'refresh_token') refreshed++;
     });
+    const issued = new Set<string>();
+    provider.use(recordIssued(issued));
     provider.use(advertiseInterval(deviceInterval));
     provider.use(paceDevicePolling({ deviceInterval, enforceSlowDown, deviceCodeTtl }));
     provider.use(countRevocations(() => revoked++));
@@ -189,12 +196,34 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
       setExchangeFault: (next) => {
         fault = next;
       },
+      issuedSecrets: () => [...issued],
       close: () => closeServer(server),
     };
   } catch (err) {
     await closeServer(server);
     throw err;
   }
+}
+
+const ISSUED_FIELDS = ['access_token', 'refresh_token', 'id_token', 'device_code'] as const;
+
+/** Remembers the secrets in every answer: token and device endpoint bodies, codes in redirects. */
+function recordIssued(issued: Set<string>): Middleware {
+  return async (ctx, next) => {
+    await next();
+    const body: unknown = ctx.body;
+    if (body && typeof body === 'object' && !Buffer.isBuffer(body) && !('pipe' in body)) {
+      for (const field of ISSUED_FIELDS) {
+        const value = (body as Record<string, unknown>)[field];
+        if (typeof value === 'string') issued.add(value);
+      }
+    }
+    const location = ctx.response.get('location');
+    if (location && URL.canParse(location)) {
+      const code = new URL(location).searchParams.get('code');
+      if (code) issued.add(code);
+    }
+  };
 }
 
 function positive(value: number, name: string): number {

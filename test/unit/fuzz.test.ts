@@ -16,7 +16,7 @@ import { mapIdpError } from '../../src/auth/oidc.js';
 import { accessExpiresAt, MAX_ACCESS_LIFETIME_S } from '../../src/auth/session.js';
 import { checkTenantToken, MAX_TENANT_TOKEN_LIFETIME_S } from '../../src/auth/tenant.js';
 import { readConfigFile } from '../../src/config/load.js';
-import { CliError, sanitize } from '../../src/errors.js';
+import { CliError, sanitize, terminalSafeJson } from '../../src/errors.js';
 import { globMatch } from '../../src/tunnel/glob.js';
 import { hostFieldMatches, verifyHostKey } from '../../src/tunnel/known-hosts.js';
 import { loadSshConfig } from '../../src/tunnel/ssh-config.js';
@@ -368,6 +368,14 @@ test('IdP errors and token lifetimes: whatever openid-client throws becomes one 
     if (at === undefined) return;
     assert.ok(at >= 1_800_000_000_000 && at <= 1_800_000_000_000 + MAX_ACCESS_LIFETIME_S * 1000);
     new Date(at).toISOString();
+  });
+});
+
+test('JSON output: any value prints with no raw control character and parses back to the same value', async (t) => {
+  await fuzz(t, 'terminal-safe JSON', [fc.jsonValue()], (value) => {
+    const text = terminalSafeJson(JSON.stringify(value));
+    oneCleanLine(text, 'json');
+    assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(value)));
   });
 });
 
