@@ -1,15 +1,22 @@
 /**
  * IdP faults, as a user of `login` meets them: an IdP that fails (5xx), answers garbage, is too slow, or
  * gives a token response with no or an absurd `expires_in`. A tiny hostile HTTP server on 127.0.0.1 plays
- * the IdP. (Unreachable, not OIDC, HTML, an issuer mix-up and hostile error text are in bad-input.test.ts;
- * see docs/faults.md for the whole table.)
+ * the IdP; the sandbox IdP rotates its signing key during a `connect` session. (Unreachable, not OIDC,
+ * HTML, an issuer mix-up and hostile error text are in bad-input.test.ts; docs/faults.md has the table.)
  */
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { generateUserKey, startBastion } from '../../sandbox/bastion.js';
+import { startControlPlane } from '../../sandbox/control-plane.js';
+import { deviceLogin } from '../../sandbox/device-login.js';
+import { startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
+import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { connectIdp } from '../../src/auth/oidc.js';
 import { CliError } from '../../src/errors.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
 import { discovery, json, type Route, serve } from '../helpers/http.js';
 
@@ -147,8 +154,10 @@ test('an IdP that fails (5xx) or answers garbage: exit 1, one line saying which,
       error: /did not give a valid OpenID Connect answer during device login/,
     },
   ];
-  for (const c of cases) {
-    const result = await login(c.issuer);
+  // Each case has its own IdP and memory storage: they run side by side.
+  const results = await Promise.all(cases.map((c) => login(c.issuer)));
+  for (const [i, c] of cases.entries()) {
+    const result = results[i]!;
     assert.equal(result.code, 1, `${c.name}: ${result.stderr}`);
     assert.equal(result.stdout, '', c.name);
     assertOneLineError(result.stderr, c.error);
@@ -226,4 +235,73 @@ test('a slow IdP (no answer within the timeout): one line "timed out", for disco
     );
   assert.ok(tokenErr instanceof CliError);
   assert.match(tokenErr.message, /during device login \(timed out\)$/);
+});
+
+test('JWKS rotation during a session: MCP calls keep working across two key rotations, without restarting connect', async () => {
+  // Tenant tokens of 6 s, renewed after about 5: two renewals fit in a short test.
+  const idp = await startIdp({ deviceInterval: 1, tenantTokenTtl: 6 });
+  const plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource, jwksCooldownMs: 0 });
+  const key = generateUserKey('faults-jwks');
+  const bastion = await startBastion({
+    authorizedKeys: [key.publicKey],
+    allow: [{ host: '127.0.0.1', port: plane.port }],
+  });
+  const u = await userEnv(keyring.env);
+  const keyFile = join(u.home, 'id_test');
+  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+  await writeSandboxProfile(idp, u.env(), 'sandbox', {
+    bastion: `dev@127.0.0.1:${bastion.port}`,
+    identityFile: keyFile,
+    fingerprints: [bastion.fingerprint],
+    mcpUrl: plane.url,
+  });
+  assert.equal((await deviceLogin(u.env(), USERS[0]!)).code, 0);
+  const run = startCli(
+    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
+    u.env(),
+    40_000,
+  );
+  try {
+    run.child.stdin.end();
+    const [, local] = await run.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/, 20_000);
+    const call = async () => {
+      const res = await fetch(local!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 't', version: '1' },
+          },
+        }),
+      });
+      await res.text();
+      return res.status;
+    };
+    assert.equal(await call(), 200, 'before the rotation');
+
+    // Rotation as IdPs do it: the new key signs, the old one stays published for a while.
+    await idp.rotateSigningKey();
+    assert.equal(await call(), 200, 'the token signed with the old key is still good');
+    await run.waitFor(/tenant token renewed[\s\S]*/, 15_000);
+    assert.equal(await call(), 200, 'the renewed token, signed with the new key, is accepted');
+
+    // A second rotation that withdraws the old key: the next renewal is signed with a key the control
+    // plane has never seen, and is accepted once it fetched the JWKS again.
+    await idp.rotateSigningKey({ keepOld: false });
+    await run.waitFor(/(tenant token renewed[\s\S]*){2}/, 15_000);
+    assert.equal(await call(), 200, 'still working, same connect');
+    assert.equal(run.child.exitCode, null);
+    run.child.kill('SIGINT');
+    assert.equal((await run.done).code, 130);
+  } finally {
+    run.child.kill('SIGKILL');
+    await bastion.close();
+    await plane.close();
+    await idp.close();
+  }
 });
