@@ -156,7 +156,15 @@ test('the whole story with --debug leaks no token, code or key into any output o
   };
   assert.ok(stored.dpop_jwk?.['d'], 'the login is DPoP-bound, so there is a private key to look for');
 
+  // The files as they are during a session (logout clears state), then again after logout.
+  const snapshots: Array<{ file: string; text: string }> = [];
+  const snapshot = async (when: string) => {
+    for (const f of (await filesUnder(user.root)).filter((f) => f !== keyFile))
+      snapshots.push({ file: `${f} (${when})`, text: await readFile(f, 'latin1') });
+  };
+  await snapshot('before logout');
   assert.equal((await cli(['logout'])).code, 0);
+  await snapshot('after logout');
 
   const secrets = new Map<string, string>();
   for (const s of idp.issuedSecrets()) secrets.set(s, 'issued by the IdP');
@@ -193,8 +201,7 @@ test('the whole story with --debug leaks no token, code or key into any output o
   hits.length = 0;
 
   for (const o of outputs) scan(o.what, o.text);
-  const files = (await filesUnder(user.root)).filter((f) => f !== keyFile);
-  for (const f of files) scan(f, await readFile(f, 'latin1'));
+  for (const f of snapshots) scan(f.file, f.text);
   assert.deepEqual(hits, [], 'no secret anywhere');
 
   for (const o of outputs) {
@@ -202,6 +209,6 @@ test('the whole story with --debug leaks no token, code or key into any output o
     assert.deepEqual(raw, [], `${o.what}: no raw control characters from servers`);
   }
   t.diagnostic(
-    `leak scan: ${secrets.size} secrets (${kinds} issued by the IdP) × ${outputs.length + 1} outputs and ${files.length} files: ${hits.length} hits`,
+    `leak scan: ${secrets.size} secrets (${kinds} issued by the IdP) × ${outputs.length + 1} outputs and ${snapshots.length} file snapshots: ${hits.length} hits`,
   );
 });

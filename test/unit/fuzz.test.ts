@@ -12,7 +12,7 @@ import { after, before, type TestContext, test } from 'node:test';
 import fc from 'fast-check';
 import { ChainVerifier, parseEvent } from '../../src/audit/chain.js';
 import { SseParser } from '../../src/audit/sse.js';
-import { mapIdpError } from '../../src/auth/oidc.js';
+import { connectIdp, mapIdpError } from '../../src/auth/oidc.js';
 import { accessExpiresAt, MAX_ACCESS_LIFETIME_S } from '../../src/auth/session.js';
 import { checkTenantToken, MAX_TENANT_TOKEN_LIFETIME_S } from '../../src/auth/tenant.js';
 import { readConfigFile } from '../../src/config/load.js';
@@ -21,6 +21,7 @@ import { globMatch } from '../../src/tunnel/glob.js';
 import { hostFieldMatches, verifyHostKey } from '../../src/tunnel/known-hosts.js';
 import { loadSshConfig } from '../../src/tunnel/ssh-config.js';
 import { tempDir } from '../helpers/deps.js';
+import { discovery, serve } from '../helpers/http.js';
 
 /** Runs per target; the seed is fixed so that a failure is reproducible (fast-check prints it). */
 const RUNS = Number(process.env['MCP_SECURE_FUZZ_RUNS'] ?? 500);
@@ -377,6 +378,74 @@ test('JSON output: any value prints with no raw control character and parses bac
     oneCleanLine(text, 'json');
     assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(value)));
   });
+});
+
+test('token endpoint answers: whatever a hostile IdP sends to a token request is tokens or one clean error line', async (t) => {
+  let answer = { status: 200, type: 'application/json', body: '{}' };
+  const idpServer = await serve({
+    '/.well-known/openid-configuration': discovery(),
+    '/token': (_req, res) => {
+      res.writeHead(answer.status, { 'content-type': answer.type });
+      res.end(answer.body);
+    },
+  });
+  try {
+    const idp = await connectIdp({
+      issuer: idpServer.origin,
+      clientId: 'mcp-secure',
+      insecureHttp: true,
+      fetch: globalThis.fetch,
+      timeout: 2,
+    });
+    const field = fc.oneof(fc.jsonValue(), unicode, fc.constant(undefined));
+    const tokenish = fc
+      .record(
+        {
+          access_token: fc.oneof(fc.string({ minLength: 1 }), field),
+          token_type: fc.oneof(fc.constantFrom('Bearer', 'DPoP', 'bearer', 'mac'), field),
+          expires_in: fc.oneof(fc.integer(), fc.double(), fc.constantFrom(1e300, -1, '3600'), field),
+          refresh_token: fc.oneof(fc.string(), field),
+          id_token: fc.oneof(fc.constant('eyJhbGciOiJub25lIn0.e30.'), fc.string(), field),
+          scope: field,
+          error: fc.oneof(fc.constantFrom('invalid_grant', 'authorization_pending', 'server_error'), field),
+          error_description: fc.oneof(unicode, field),
+        },
+        { requiredKeys: [] },
+      )
+      .map((o) => JSON.stringify(o));
+    const reply = fc.record({
+      status: fc.constantFrom(200, 200, 200, 400, 401, 429, 500, 502, 503),
+      type: fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/html', 'text/plain'),
+      body: fc.oneof(tokenish, fc.json(), unicode),
+    });
+    await fuzz(
+      t,
+      'token endpoint answers',
+      [reply],
+      async (r) => {
+        answer = r;
+        const now = Date.now();
+        try {
+          const tokens = await idp.client.genericGrantRequest(
+            idp.config,
+            'urn:ietf:params:oauth:grant-type:device_code',
+            { device_code: 'x' },
+          );
+          assert.equal(typeof tokens.access_token, 'string');
+          const at = accessExpiresAt(now, tokens.expiresIn());
+          if (at !== undefined) new Date(at).toISOString();
+        } catch (err) {
+          const mapped = mapIdpError(err, idp.issuer, 'device login');
+          assert.ok(mapped instanceof CliError);
+          assert.ok(!/unexpected error/.test(mapped.message), mapped.message);
+          oneCleanLine(mapped.message, 'token error');
+        }
+      },
+      Math.min(RUNS, 300),
+    );
+  } finally {
+    await idpServer.close();
+  }
 });
 
 test('audit events: any data is an event or a named reason; the chain verifier never throws and stays bounded', async (t) => {
