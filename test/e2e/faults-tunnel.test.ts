@@ -11,12 +11,14 @@ import { createServer as createHttpServer, type ServerResponse } from 'node:http
 import { type AddressInfo, createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import ssh2 from 'ssh2';
 import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
 import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
 import { deviceLogin } from '../../sandbox/device-login.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
+import { fingerprintOf, generateEd25519, parsePrivateKey } from '../../sandbox/ssh-keys.js';
 import { type CliRun, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
 
@@ -210,6 +212,37 @@ test('a bastion that refuses the connection, or hangs up mid-handshake: exit 1, 
     assertOneLineError(result.stderr, c.error);
     assert.doesNotMatch(result.stderr, /Listening on/, `${c.name}: no listener before the tunnel is up`);
     assert.ok(Date.now() - started < 15_000, `${c.name}: fails fast, not after a long timeout`);
+  }
+});
+
+test('a bastion that hangs up during authentication (exit 1), or does not take our key (exit 4): one line each', async () => {
+  const hostKey = generateEd25519().private;
+  const fingerprint = fingerprintOf(parsePrivateKey(hostKey).getPublicSSH());
+  const hangUp = new ssh2.Server({ hostKeys: [hostKey] }, (conn) => {
+    conn.on('error', () => undefined);
+    conn.on('authentication', () => conn.end());
+  });
+  await new Promise<void>((r) => hangUp.listen(0, '127.0.0.1', r));
+  const stranger = await startBastion({
+    authorizedKeys: [generateUserKey('someone-else').publicKey],
+    allow: [{ host: '127.0.0.1', port: plane.port }],
+  });
+  try {
+    const hungUp = await runCli(
+      connectArgs(),
+      via({ port: (hangUp.address() as AddressInfo).port, fingerprint }),
+    );
+    assert.equal(hungUp.code, 1, hungUp.stderr);
+    assertOneLineError(hungUp.stderr, /dev@127\.0\.0\.1:\d+ closed the connection during the handshake/);
+    const refused = await runCli(connectArgs(), via(stranger));
+    assert.equal(refused.code, 4, refused.stderr);
+    assertOneLineError(
+      refused.stderr,
+      /dev@127\.0\.0\.1:\d+ refused every key offered — check that the bastion has your public key/,
+    );
+  } finally {
+    hangUp.close();
+    await stranger.close();
   }
 });
 
