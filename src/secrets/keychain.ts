@@ -199,13 +199,18 @@ export async function probeKeychain(
       const cause = err instanceof CliError && err.cause !== undefined ? err.cause : err;
       // The primary keychain is there but refuses (locked, unlock prompt dismissed): say so instead of
       // quietly falling back to a weaker store, which would also make `status` report "not logged in".
-      if (kind === kinds[0] && isNoReply(cause)) {
-        throw new CliError('error', `the OS keychain (${kind}) did not answer`, {
-          hint: 'unlock your keychain (an unlock prompt may be waiting) or restart it, or use `--storage memory`',
-          cause,
-        });
+      // Hung, whichever timeout noticed first (D-Bus's own, or ours): the same words either way.
+      if (kind === kinds[0] && (isNoReply(cause) || err instanceof KeychainTimeoutError)) {
+        throw new CliError(
+          'error',
+          `the OS keychain (${kind}) did not answer: locked behind a prompt nobody sees, or hung`,
+          {
+            hint: 'unlock your keychain (an unlock prompt may be waiting) or restart it, or use `--storage memory`',
+            cause,
+          },
+        );
       }
-      if (kind === kinds[0] && (isAccessRefused(cause) || err instanceof KeychainTimeoutError)) {
+      if (kind === kinds[0] && isAccessRefused(cause)) {
         throw new CliError(
           'error',
           `the OS keychain (${kind}) is locked or refused access: ${describeError(cause)}`,
