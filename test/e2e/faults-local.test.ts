@@ -157,7 +157,7 @@ test('a keychain that does not answer: one line within seconds, never a silent f
       assertCleanEnd(result.stderr, args[0]!);
       assert.match(
         result.stderr,
-        /^error: the OS keychain \(secret-service\) did not answer — unlock your keychain \(an unlock prompt may be waiting\) or restart it, or use `--storage memory`$/m,
+        /^error: the OS keychain \(secret-service\) did not answer: locked behind a prompt nobody sees, or hung — unlock your keychain \(an unlock prompt may be waiting\) or restart it, or use `--storage memory`$/m,
       );
       assert.ok(took < 12_000, `${args[0]} took ${took} ms`);
     }
