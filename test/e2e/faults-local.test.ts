@@ -84,7 +84,7 @@ async function assertPortClosed(port: number) {
 }
 
 test('SIGINT, SIGTERM and SIGHUP during login, connect and audit tail: a clean end with 128+n, nothing left behind', async () => {
-  const before = (await filesUnder(user.configDir)).sort();
+  const initial = (await filesUnder(user.configDir)).sort();
   for (const [signal, code] of SIGNALS) {
     // login: waiting for the sign-in to be approved. The earlier login must survive untouched.
     const login = startCli(['--profile', 'sandbox', 'login', '--device'], user.env());
@@ -141,7 +141,7 @@ test('SIGINT, SIGTERM and SIGHUP during login, connect and audit tail: a clean e
     assert.doesNotMatch(f, /\.tmp|\.lock$|connect-acme\.json$/, `left behind: ${f}`);
     if (f.endsWith('.json')) JSON.parse(await readFile(f, 'utf8'));
   }
-  assert.ok(before.every((f) => left.includes(f)));
+  assert.ok(initial.every((f) => left.includes(f)));
 });
 
 test('a keychain that does not answer: one line within seconds, never a silent fallback to memory; it works again once the keychain does', async () => {
