@@ -203,6 +203,8 @@ export type AuditStreamFault =
   | { kind: 'swap'; seq: number }
   /** Send `data: {not json` under id `seq` instead of the event, once. */
   | { kind: 'malformed'; seq: number }
+  /** Like cut-after, but the last frame is cut at `at` (0–1) of its length: the cut lands inside an event. */
+  | { kind: 'cut-inside'; events: number; at: number }
   /** Send event `seq` with its data padded past `bytes` (an event larger than a client's limit), on every connection. */
   | { kind: 'oversize'; seq: number; bytes: number }
   /** Send the headers, then nothing at all (no heartbeat); for the next `connections` ones, or all. */
@@ -215,6 +217,8 @@ interface ConnectionFault {
   status?: 401 | 403;
   silent?: true;
   cutAfter?: number;
+  /** With cutAfter: the share of the last frame that is sent before the cut (default all of it). */
+  cutAt?: number;
 }
 
 /** The fault in force and what it has already done: one-shot faults fire once per setting, not per connection. */
@@ -242,6 +246,8 @@ export class StreamFaults {
     switch (f.kind) {
       case 'cut-after':
         return { cutAfter: f.events };
+      case 'cut-inside':
+        return { cutAfter: f.events, cutAt: f.at };
       case 'cut-random':
         return { cutAfter: 1 + Math.floor(this.#random() * 7) };
       case 'silent':
@@ -282,6 +288,8 @@ function validateFault(f: AuditStreamFault): void {
       case 'swap':
       case 'malformed':
         return count(f.seq, 1);
+      case 'cut-inside':
+        return count(f.events, 1) && typeof f.at === 'number' && f.at >= 0 && f.at < 1;
       case 'oversize':
         return count(f.seq, 1) && count(f.bytes, 1) && f.bytes <= 64 * 1024 * 1024;
       case 'silent':
@@ -447,7 +455,8 @@ export function streamAudit(
       // Abrupt: no terminating chunk, as when a tunnel or a proxy dies mid-stream. The last event is
       // flushed first (destroy() would drop it from the socket's buffer), and nothing is written after it.
       closed = true;
-      res.write(text, () => res.destroy());
+      const part = fault.cutAt === undefined ? text : text.slice(0, Math.floor(text.length * fault.cutAt));
+      res.write(part, () => res.destroy());
       return true;
     }
     return res.write(text);

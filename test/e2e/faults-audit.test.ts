@@ -92,3 +92,34 @@ test('an event larger than the limit (1 MiB), sent again on every resume: skippe
   const errors = result.stderr.split('\n').filter((l) => l.startsWith('error: '));
   assert.equal(errors.length, 1, result.stderr);
 });
+
+test('the stream cut inside an event (in its id line, in its data, just before its closing blank line): no half event is shown or flagged, every event once', async () => {
+  // 0.999 of a frame of a few hundred characters leaves out only its final newline.
+  for (const at of [0.1, 0.5, 0.999]) {
+    plane.setStreamFault({ kind: 'cut-inside', events: 3, at });
+    const result = await runCli(
+      [
+        '--profile',
+        'sandbox',
+        'audit',
+        'tail',
+        '--tenant',
+        'acme',
+        '--no-follow',
+        '--json',
+        '--verify',
+        '--debug',
+      ],
+      user.env(),
+    );
+    plane.setStreamFault(undefined);
+    assert.equal(result.code, 0, `${at}: ${result.stderr}`);
+    const seqs = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { seq: number }).seq);
+    assert.deepEqual(seqs, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], `at ${at}`);
+    assert.match(result.stderr, /resume [1-9]/, `at ${at}: the cuts happened`);
+    assert.doesNotMatch(result.stderr, /AUDIT CHAIN/, `at ${at}: nothing flagged`);
+  }
+});
