@@ -1,4 +1,5 @@
 import { createInterface } from 'node:readline';
+import { CliError } from '../errors.js';
 
 /** Asks one question on the terminal. With `secret`, typed characters are not echoed. */
 export function prompt(
@@ -20,9 +21,12 @@ export function prompt(
         }
       };
     }
+    // On a terminal in raw mode Ctrl-C reaches readline, not the process: end the line, and fail as a
+    // signal would (exit 130), not as an unexpected error.
     rl.once('SIGINT', () => {
+      output.write('\n');
       rl.close();
-      reject(new Error('interrupted'));
+      reject(new CliError('interrupted', 'interrupted'));
     });
     rl.question(question, (answer) => {
       if (options.secret) output.write('\n');
