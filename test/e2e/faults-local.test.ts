@@ -19,6 +19,7 @@ import { type SecretService, startSecretService } from '../../sandbox/keychain.j
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { BIN, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { tmuxServer } from '../helpers/tmux.js';
 
 const alice = USERS.find((u) => u.username === 'alice')!;
 let idp: SandboxIdp;
@@ -26,12 +27,14 @@ let keyring: SecretService;
 let plane: ControlPlane;
 let bastion: Bastion;
 let user: UserEnv;
+let keyText: string;
 
 before(async () => {
   keyring = await startSecretService();
   idp = await startIdp({ deviceInterval: 1 });
   plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource, heartbeatMs: 200 });
   const key = generateUserKey('faults-local');
+  keyText = key.privateKey;
   bastion = await startBastion({
     authorizedKeys: [key.publicKey],
     allow: [{ host: '127.0.0.1', port: plane.port }],
@@ -142,6 +145,31 @@ test('SIGINT, SIGTERM and SIGHUP during login, connect and audit tail: a clean e
     if (f.endsWith('.json')) JSON.parse(await readFile(f, 'utf8'));
   }
   assert.ok(initial.every((f) => left.includes(f)));
+});
+
+test('Ctrl-C at a terminal prompt during connect (the identity file passphrase): exit 130 and "interrupted", like Ctrl-C anywhere else', async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const encrypted = join(user.home, 'id_encrypted');
+  await writeFile(encrypted, keyText, { mode: 0o600 });
+  await promisify(execFile)('ssh-keygen', ['-p', '-q', '-f', encrypted, '-P', '', '-N', 'secret words']);
+  const tmux = tmuxServer('mcp-secure-faults-local');
+  const env = user.env({ MCP_SECURE_IDENTITY_FILE: encrypted });
+  const vars = Object.entries(env)
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(' ');
+  const command = `env ${vars} ${process.execPath} ${BIN} --profile sandbox connect --tenant acme --port 0; echo "exit=$?"; sleep 30`;
+  try {
+    await tmux.run('new-session', '-d', '-s', 'prompt', '-x', '200', '-y', '50', command);
+    assert.match(await tmux.waitFor('prompt', /Passphrase for/), /Passphrase for .*id_encrypted: /);
+    await tmux.run('send-keys', '-t', 'prompt', 'C-c');
+    const screen = await tmux.waitFor('prompt', /exit=\d+/);
+    assert.match(screen, /exit=130/, screen);
+    assert.match(screen, /^error: interrupted/m);
+    assert.doesNotMatch(screen, /unexpected error|Error: /);
+  } finally {
+    await tmux.kill();
+  }
 });
 
 test('a keychain that does not answer: one line within seconds, never a silent fallback to memory; it works again once the keychain does', async () => {
