@@ -80,7 +80,7 @@ export function createDeps(proc: ProcessLike, signal: AbortSignal): Deps {
     fetch: globalThis.fetch,
     openUrl: async (url) => (await import('./cli/browser.js')).openBrowser(url, proc.env, proc.platform),
     prompt: async (question, options) =>
-      (await import('./cli/prompt.js')).prompt(proc.stdin, proc.stderr, question, options),
+      (await import('./cli/prompt.js')).prompt(proc.stdin, proc.stderr, question, { ...options, signal }),
     keychain: async () => (await import('./secrets/keychain.js')).loadKeychainApi(),
     signal,
     self: [process.execPath, process.argv[1] ?? 'mcp-secure'],
