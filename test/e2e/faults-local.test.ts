@@ -147,7 +147,7 @@ test('SIGINT, SIGTERM and SIGHUP during login, connect and audit tail: a clean e
   assert.ok(initial.every((f) => left.includes(f)));
 });
 
-test('Ctrl-C at a terminal prompt during connect (the identity file passphrase): exit 130 and "interrupted", like Ctrl-C anywhere else', async () => {
+test('Ctrl-C or SIGTERM at a terminal prompt during connect (the identity file passphrase): "interrupted", 130 or 143, never a hang', async () => {
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
   const encrypted = join(user.home, 'id_encrypted');
@@ -167,6 +167,18 @@ test('Ctrl-C at a terminal prompt during connect (the identity file passphrase):
     assert.match(screen, /exit=130/, screen);
     assert.match(screen, /^error: interrupted/m);
     assert.doesNotMatch(screen, /unexpected error|Error: /);
+
+    // SIGTERM (a closing terminal sends SIGHUP the same way) while the question waits: it must not hang.
+    await tmux.run('respawn-pane', '-k', '-t', 'prompt', command);
+    await tmux.waitFor('prompt', /Passphrase for/);
+    const { stdout: panePid } = await tmux.run('display-message', '-p', '-t', 'prompt', '#{pane_pid}');
+    const { stdout: children } = await promisify(execFile)('ps', ['-o', 'pid=', '--ppid', panePid.trim()]);
+    const cliPid = Number(children.trim().split(/\s+/)[0]);
+    assert.ok(cliPid > 0, 'the CLI process under the pane');
+    process.kill(cliPid, 'SIGTERM');
+    const termed = await tmux.waitFor('prompt', /exit=\d+/);
+    assert.match(termed, /exit=143/, termed);
+    assert.match(termed, /^error: interrupted/m);
   } finally {
     await tmux.kill();
   }
