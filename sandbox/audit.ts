@@ -203,6 +203,10 @@ export type AuditStreamFault =
   | { kind: 'swap'; seq: number }
   /** Send `data: {not json` under id `seq` instead of the event, once. */
   | { kind: 'malformed'; seq: number }
+  /** Like cut-after, but the last frame is cut at `at` (0–1) of its length: the cut lands inside an event. */
+  | { kind: 'cut-inside'; events: number; at: number }
+  /** Send event `seq` with its data padded past `bytes` (an event larger than a client's limit), on every connection. */
+  | { kind: 'oversize'; seq: number; bytes: number }
   /** Send the headers, then nothing at all (no heartbeat); for the next `connections` ones, or all. */
   | { kind: 'silent'; connections?: number }
   /** Answer this status instead of the stream; for the next `connections` ones, or all. */
@@ -213,6 +217,8 @@ interface ConnectionFault {
   status?: 401 | 403;
   silent?: true;
   cutAfter?: number;
+  /** With cutAfter: the share of the last frame that is sent before the cut (default all of it). */
+  cutAt?: number;
 }
 
 /** The fault in force and what it has already done: one-shot faults fire once per setting, not per connection. */
@@ -240,6 +246,8 @@ export class StreamFaults {
     switch (f.kind) {
       case 'cut-after':
         return { cutAfter: f.events };
+      case 'cut-inside':
+        return { cutAfter: f.events, cutAt: f.at };
       case 'cut-random':
         return { cutAfter: 1 + Math.floor(this.#random() * 7) };
       case 'silent':
@@ -250,6 +258,12 @@ export class StreamFaults {
       default:
         return {};
     }
+  }
+
+  /** The padding for event `seq` when the oversize fault aims at it (every time it is sent). */
+  oversize(seq: number): number | undefined {
+    const f = this.#fault;
+    return f?.kind === 'oversize' && f.seq === seq ? f.bytes : undefined;
   }
 
   /** True exactly once per setting, for the one-shot fault of this kind aimed at this seq. */
@@ -274,6 +288,10 @@ function validateFault(f: AuditStreamFault): void {
       case 'swap':
       case 'malformed':
         return count(f.seq, 1);
+      case 'cut-inside':
+        return count(f.events, 1) && typeof f.at === 'number' && f.at >= 0 && f.at < 1;
+      case 'oversize':
+        return count(f.seq, 1) && count(f.bytes, 1) && f.bytes <= 64 * 1024 * 1024;
       case 'silent':
         return f.connections === undefined || count(f.connections, 1);
       case 'status':
@@ -426,6 +444,9 @@ export function streamAudit(
     } else if (faults.take('malformed', e.seq)) {
       text = frame(e, '{not json');
       sent += 1;
+    } else if (faults.oversize(e.seq) !== undefined) {
+      text = frame(e, JSON.stringify({ ...e, padding: 'x'.repeat(faults.oversize(e.seq) ?? 0) }));
+      sent += 1;
     } else {
       text = frame(e);
       sent += 1;
@@ -434,7 +455,8 @@ export function streamAudit(
       // Abrupt: no terminating chunk, as when a tunnel or a proxy dies mid-stream. The last event is
       // flushed first (destroy() would drop it from the socket's buffer), and nothing is written after it.
       closed = true;
-      res.write(text, () => res.destroy());
+      const part = fault.cutAt === undefined ? text : text.slice(0, Math.floor(text.length * fault.cutAt));
+      res.write(part, () => res.destroy());
       return true;
     }
     return res.write(text);

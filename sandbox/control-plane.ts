@@ -50,6 +50,8 @@ export interface ControlPlaneOptions {
   port?: number;
   /** Interval of the `: ping` comment on /audit/stream (default 15000). */
   heartbeatMs?: number;
+  /** How soon a token with an unknown kid may refetch the IdP's JWKS, in ms (default 30000). */
+  jwksCooldownMs?: number;
 }
 
 export interface ControlPlane {
@@ -126,7 +128,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   if (!Number.isInteger(heartbeatMs) || heartbeatMs < 1)
     throw new RangeError('heartbeatMs: a positive integer');
-  const verify = await createTokenVerifier({ issuer: opts.issuer, audience: opts.audience });
+  const verify = await createTokenVerifier({
+    issuer: opts.issuer,
+    audience: opts.audience,
+    ...(opts.jwksCooldownMs !== undefined ? { jwksCooldownMs: opts.jwksCooldownMs } : {}),
+  });
   const log: AuditRecord[] = [];
   const audit = new AuditLog();
   const faults = new StreamFaults();

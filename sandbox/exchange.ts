@@ -33,9 +33,8 @@ export interface ExchangeSettings {
   adminAcr: string;
   stepUpMaxAge: number;
   tenantTokenTtl: number;
-  signingKey: KeyObject;
-  signingAlg: string;
-  kid: string;
+  /** The key tenant tokens are signed with now (the IdP may rotate it). */
+  signer: () => { key: KeyObject; alg: string; kid: string };
   fault: () => ExchangeFault | undefined;
 }
 
@@ -191,8 +190,9 @@ async function exchange(
     ...(acr !== undefined ? { acr } : {}),
     ...(proof ? { cnf: { jkt: proof.jkt } } : {}),
   };
+  const signer = settings.signer();
   let jwt = new SignJWT(claims)
-    .setProtectedHeader({ alg: settings.signingAlg, typ: 'at+jwt', kid: settings.kid })
+    .setProtectedHeader({ alg: signer.alg, typ: 'at+jwt', kid: signer.kid })
     .setIssuer(provider.issuer)
     .setSubject(user.sub)
     .setAudience(fault === 'wrong-audience' ? OTHER_AUDIENCE : settings.mcpResource)
@@ -200,7 +200,7 @@ async function exchange(
     .setJti(randomUUID());
   if (lifetime !== undefined) jwt = jwt.setExpirationTime(now + lifetime);
   const accessToken =
-    fault === 'not-jwt' ? randomBytes(32).toString('base64url') : await jwt.sign(settings.signingKey);
+    fault === 'not-jwt' ? randomBytes(32).toString('base64url') : await jwt.sign(signer.key);
 
   ctx.body = {
     access_token: accessToken,

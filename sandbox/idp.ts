@@ -4,7 +4,14 @@
 // hardware-key step-up at login, and RFC 8693 token exchange for tenant tokens (sandbox/exchange.ts).
 // Login and consent pages are ours (sandbox/pages.ts); everything else is oidc-provider.
 
-import { createHash, generateKeyPair, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createHash,
+  createPublicKey,
+  generateKeyPair,
+  type KeyObject,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
@@ -87,6 +94,16 @@ export interface SandboxIdp {
   refreshCount(): number;
   /** From now on answer exchanges with this fault; undefined for correct answers again. */
   setExchangeFault(fault: ExchangeFault | undefined): void;
+  /**
+   * Every secret this IdP has handed out so far: access, refresh, ID and tenant tokens, device codes and
+   * authorization codes (user codes are meant to be shown, so they are not listed). For leak scans.
+   */
+  issuedSecrets(): string[];
+  /**
+   * Rotates the key tenant tokens are signed with: the JWKS then lists the new key and (unless
+   * keepOld is false) the old one. ID tokens keep oidc-provider's key. Resolves the new kid.
+   */
+  rotateSigningKey(options?: { keepOld?: boolean }): Promise<string>;
   /** Closes the server and every open socket. */
   close(): Promise<void>;
 }
@@ -141,15 +158,16 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
       adminAcr,
     });
     const provider = new Provider(issuer, configuration);
+    // Key rotation (rotateSigningKey): tenant tokens are signed with `current`; the JWKS lists `published`.
+    let current: SigningKey = signingKey;
+    let published: Array<Record<string, unknown>> | undefined;
     // Before the first request: the static client is validated (grant_types included) when first loaded.
     registerTokenExchange(provider, {
       mcpResource,
       adminAcr,
       stepUpMaxAge,
       tenantTokenTtl,
-      signingKey: signingKey.key,
-      signingAlg: signingKey.alg,
-      kid: signingKey.kid,
+      signer: () => current,
       fault: () => fault,
     });
 
@@ -162,6 +180,8 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
       if (grantType === TOKEN_EXCHANGE_GRANT) exchanged++;
       if (grantType === 'refresh_token') refreshed++;
     });
+    const issued = new Set<string>();
+    provider.use(recordIssued(issued));
     provider.use(advertiseInterval(deviceInterval));
     provider.use(paceDevicePolling({ deviceInterval, enforceSlowDown, deviceCodeTtl }));
     provider.use(countRevocations(() => revoked++));
@@ -171,7 +191,10 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
     handler = (req, res) => {
       const path = new URL(req.url ?? '/', issuer).pathname;
       const match = INTERACTION_PATH.exec(path);
-      if (match?.[1] !== undefined) {
+      if (path === '/jwks' && published) {
+        res.writeHead(200, { 'content-type': 'application/jwk-set+json' });
+        res.end(JSON.stringify({ keys: published }));
+      } else if (match?.[1] !== undefined) {
         void handleInteraction(provider, req, res, { uid: match[1], action: match[2], adminAcr });
       } else {
         void callback(req, res);
@@ -189,12 +212,46 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
       setExchangeFault: (next) => {
         fault = next;
       },
+      issuedSecrets: () => [...issued],
+      async rotateSigningKey(options = {}) {
+        const previous = current;
+        current = await newSigningKey();
+        const publicJwk = (k: SigningKey) => ({
+          ...createPublicKey(k.key).export({ format: 'jwk' }),
+          use: 'sig',
+          alg: k.alg,
+          kid: k.kid,
+        });
+        published = [publicJwk(current), ...(options.keepOld === false ? [] : [publicJwk(previous)])];
+        return current.kid;
+      },
       close: () => closeServer(server),
     };
   } catch (err) {
     await closeServer(server);
     throw err;
   }
+}
+
+const ISSUED_FIELDS = ['access_token', 'refresh_token', 'id_token', 'device_code'] as const;
+
+/** Remembers the secrets in every answer: token and device endpoint bodies, codes in redirects. */
+function recordIssued(issued: Set<string>): Middleware {
+  return async (ctx, next) => {
+    await next();
+    const body: unknown = ctx.body;
+    if (body && typeof body === 'object' && !Buffer.isBuffer(body) && !('pipe' in body)) {
+      for (const field of ISSUED_FIELDS) {
+        const value = (body as Record<string, unknown>)[field];
+        if (typeof value === 'string') issued.add(value);
+      }
+    }
+    const location = ctx.response.get('location');
+    if (location && URL.canParse(location)) {
+      const code = new URL(location).searchParams.get('code');
+      if (code) issued.add(code);
+    }
+  };
 }
 
 function positive(value: number, name: string): number {
@@ -232,16 +289,20 @@ interface SigningKey {
   kid: string;
 }
 
+async function newSigningKey(): Promise<SigningKey> {
+  const { privateKey, publicKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
+  const kid = await calculateJwkThumbprint(await exportJWK(publicKey));
+  return { key: privateKey, alg: 'RS256', kid };
+}
+
 async function buildConfiguration(
   input: ConfigInput,
 ): Promise<{ configuration: Configuration; signingKey: SigningKey }> {
   // A fresh signing key and cookie key per start: nothing secret is committed, nothing survives a restart.
   // The same key signs ID tokens (oidc-provider) and tenant tokens (exchange.ts); its kid is the RFC 7638
   // thumbprint, set here so that both, and the JWKS, name it the same way.
-  const { privateKey, publicKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
-  const kid = await calculateJwkThumbprint(await exportJWK(publicKey));
-  const jwk = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid };
-  const signingKey: SigningKey = { key: privateKey, alg: 'RS256', kid };
+  const signingKey = await newSigningKey();
+  const jwk = { ...signingKey.key.export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid: signingKey.kid };
 
   const configuration: Configuration = {
     clients: [

@@ -17,6 +17,10 @@ export interface SecretService {
   lookup(attributes: Record<string, string>): Promise<string | null>;
   /** Locks the login collection (as a screen lock would). */
   lock(): Promise<void>;
+  /** Stops the daemon (SIGSTOP): D-Bus still accepts calls, nobody answers them, as with a hung service. */
+  freeze(): void;
+  /** Lets a frozen daemon run again (SIGCONT). */
+  thaw(): void;
   stop(): Promise<void>;
 }
 
@@ -120,7 +124,14 @@ export async function startSecretService(options: { unlocked?: boolean } = {}): 
         { env: childEnv, timeout: 5000 },
       );
     },
+    freeze() {
+      keyring.kill('SIGSTOP');
+    },
+    thaw() {
+      keyring.kill('SIGCONT');
+    },
     async stop() {
+      keyring.kill('SIGCONT');
       keyring.kill('SIGTERM');
       dbus.kill('SIGTERM');
       await rm(home, { recursive: true, force: true });

@@ -30,6 +30,8 @@ export interface VerifierOptions {
   issuer: string;
   audience: string;
   fetch?: typeof fetch;
+  /** How soon an unknown kid may make the JWKS be fetched again, in ms (jose's default 30000). */
+  jwksCooldownMs?: number;
 }
 
 export type TokenErrorCode = 'invalid_token' | 'invalid_dpop_proof';
@@ -73,6 +75,7 @@ export async function createTokenVerifier(opts: VerifierOptions): Promise<TokenV
   const fetchImpl = opts.fetch ?? fetch;
   const jwksUri = await discoverJwksUri(opts.issuer, fetchImpl);
   const jwks = createRemoteJWKSet(jwksUri, {
+    ...(opts.jwksCooldownMs !== undefined ? { cooldownDuration: opts.jwksCooldownMs } : {}),
     [customFetch]: (url, init) => fetchImpl(url, init),
   });
   const replays = new ReplayCache();

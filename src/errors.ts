@@ -56,6 +56,16 @@ export function sanitize(text: unknown, max = 200): string {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
+// Characters JSON.stringify leaves raw although a terminal may act on them: DEL and the C1 controls (0x9b
+// is a one-byte CSI), the line/paragraph separators, and the bidi overrides. In JSON text they can only
+// stand inside strings, so writing them as \u escapes keeps the JSON's meaning exactly.
+const JSON_UNSAFE = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** JSON text (from JSON.stringify, or a server's line that parsed as JSON) made safe for a terminal. */
+export function terminalSafeJson(json: string): string {
+  return json.replace(JSON_UNSAFE, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Shape of a JWT, or of an opaque token long enough to be one: what `redact` hides. */
 const JWT_LIKE = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*/g;
 

@@ -28,7 +28,7 @@ export interface Deps {
   prompt(question: string, options?: { secret?: boolean }): Promise<string>;
   /** The OS keychain binding, loaded on first use. */
   keychain(): Promise<KeychainApi>;
-  /** Aborted on Ctrl-C (SIGINT) or SIGTERM. */
+  /** Aborted on Ctrl-C (SIGINT), SIGTERM or SIGHUP (bin/mcp-secure.js sets the exit code per signal). */
   signal: AbortSignal;
   /** The command that runs this CLI again (node and the entry script), for `--audit-pane`. */
   self: string[];
@@ -80,7 +80,7 @@ export function createDeps(proc: ProcessLike, signal: AbortSignal): Deps {
     fetch: globalThis.fetch,
     openUrl: async (url) => (await import('./cli/browser.js')).openBrowser(url, proc.env, proc.platform),
     prompt: async (question, options) =>
-      (await import('./cli/prompt.js')).prompt(proc.stdin, proc.stderr, question, options),
+      (await import('./cli/prompt.js')).prompt(proc.stdin, proc.stderr, question, { ...options, signal }),
     keychain: async () => (await import('./secrets/keychain.js')).loadKeychainApi(),
     signal,
     self: [process.execPath, process.argv[1] ?? 'mcp-secure'],

@@ -31,6 +31,11 @@ export class SseParser {
   /** The last `id:` seen on a dispatched message (the SSE "last event ID"). */
   lastId: string | undefined;
 
+  /** The `id:` of the event being read (not dispatched yet): what an oversized event was called. */
+  get pendingId(): string | undefined {
+    return this.#id;
+  }
+
   feed(chunk: string): void {
     this.#buf += chunk;
     let start = 0;

@@ -117,11 +117,27 @@ export async function tail(o: TailOptions): Promise<TailResult> {
       try {
         for await (const chunk of res) {
           arm();
+          let oversized = false;
           try {
             parser.feed(chunk as string);
           } catch (err) {
-            o.problem({ kind: 'malformed', id: parser.lastId, why: (err as Error).message });
+            // An event past the limit is named and skipped: resuming at it would get it again, forever.
+            // Resuming after it leaves a gap, which the chain check then reports.
+            const skipped = parser.pendingId;
+            const problem = {
+              kind: 'malformed',
+              id: skipped ?? parser.lastId,
+              why: (err as Error).message,
+            } as const;
+            o.problem(problem);
+            verifier.problems.push(problem);
             why = 'an absurdly large event';
+            if (skipped !== undefined && /^\d{1,15}$/.test(skipped) && Number(skipped) > verifier.lastSeq) {
+              lastEventId = skipped;
+            } else {
+              failures += 1; // no id to skip past: back off instead of asking again at once
+            }
+            oversized = true;
             res.destroy();
           }
           if (out.length) {
@@ -129,6 +145,9 @@ export async function tail(o: TailOptions): Promise<TailResult> {
             out = [];
             await o.write(text);
           }
+          // Leave at once: a destroyed response whose tunnel channel still holds megabytes can take its
+          // time to emit 'close', and the loop would wait for it.
+          if (oversized) break;
         }
       } catch {
         // a cut connection: resume below

@@ -88,6 +88,17 @@ function networkReason(err: unknown): string | undefined {
   return undefined;
 }
 
+/** The HTTP status of a 5xx answer behind an openid-client error (it keeps the Response as `cause`). */
+function serverFailure(err: unknown): number | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e && typeof e === 'object'; depth++) {
+    const status = (e as ErrorShape).status;
+    if (typeof status === 'number' && status >= 500 && status <= 599) return status;
+    e = (e as ErrorShape).cause;
+  }
+  return undefined;
+}
+
 export interface OAuthErrorInfo {
   error: string;
   description: string;
@@ -134,6 +145,14 @@ export function mapIdpError(
     const detail = oauth.description ? `: ${oauth.description}` : '';
     return new CliError(kind, `the IdP refused the ${action} (${oauth.error}${detail})`, {
       hint: 'run `mcp-secure login` again; if it keeps failing, check the client_id and scopes with your IdP admin',
+      cause: err,
+    });
+  }
+  const status = serverFailure(err);
+  if (status !== undefined) {
+    // A 5xx is the IdP's own trouble, not a wrong issuer URL: say so, so nobody edits a correct config.
+    return new CliError('error', `the IdP at ${issuer} is failing (HTTP ${status}) during ${action}`, {
+      hint: 'retry in a minute; if it keeps failing, tell your IdP admin',
       cause: err,
     });
   }

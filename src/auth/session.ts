@@ -34,6 +34,21 @@ export interface StoredLogin {
   acr?: string;
 }
 
+/**
+ * An access token lifetime beyond this is not believed: a day is far longer than any IdP issues, and a
+ * hostile or broken `expires_in` (1e300, 2^53) would otherwise make a date that cannot be printed.
+ */
+export const MAX_ACCESS_LIFETIME_S = 24 * 3600;
+
+/**
+ * When the access token expires (epoch ms), from `expires_in` (RFC 6749 §5.1, optional): undefined when
+ * absent or not a usable number (the token is then refreshed before each use), capped at a day.
+ */
+export function accessExpiresAt(now: number, expiresIn: number | undefined): number | undefined {
+  if (expiresIn === undefined || !Number.isFinite(expiresIn) || expiresIn < 0) return undefined;
+  return now + Math.min(expiresIn, MAX_ACCESS_LIFETIME_S) * 1000;
+}
+
 /** The keychain account for a profile. */
 export function accountFor(profile: string): string {
   return `profile:${profile}`;

@@ -10,7 +10,7 @@ import type { TokenStore } from '../secrets/store.js';
 import { dpopOptions, importDpopKey } from './dpop.js';
 import { withLock } from './lock.js';
 import { type Idp, mapIdpError, oauthError } from './oidc.js';
-import { loadLogin, type StoredLogin, saveLogin, type UserInfo } from './session.js';
+import { accessExpiresAt, loadLogin, type StoredLogin, saveLogin, type UserInfo } from './session.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -146,13 +146,15 @@ export class IdpSession {
           }
           throw mapIdpError(err, latest.issuer, 'refresh');
         }
-        const expiresIn = tokens.expiresIn();
+        const expiresAt = accessExpiresAt(o.now(), tokens.expiresIn());
+        // The old expiry belongs to the old token: without a new one, the new token's is unknown.
+        const { access_expires_at: _old, ...rest } = latest;
         const next: StoredLogin = {
-          ...latest,
+          ...rest,
           access_token: tokens.access_token,
           // A rotated refresh token replaces the old one in the same write: the old one is spent.
           ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
-          ...(expiresIn !== undefined ? { access_expires_at: o.now() + expiresIn * 1000 } : {}),
+          ...(expiresAt !== undefined ? { access_expires_at: expiresAt } : {}),
         };
         await saveLogin(o.store, o.profile, next);
         this.#login = next;

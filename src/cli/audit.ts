@@ -9,7 +9,7 @@ import type { AuditEvent, ChainProblem } from '../audit/chain.js';
 import type { OpenFeed } from '../audit/tail.js';
 import { checkTenantName } from '../auth/tenant.js';
 import { requireSetting } from '../config/require.js';
-import { CliError, sanitize } from '../errors.js';
+import { CliError, sanitize, terminalSafeJson } from '../errors.js';
 import type { Deps } from '../io.js';
 import { loadProfile, profileFlags } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
@@ -194,7 +194,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         shown += 1;
         if (e.outcome === 'denied') denied += 1;
         if (e.cross_tenant) cross += 1;
-        if (json) return `${raw}\n`;
+        if (json) return `${terminalSafeJson(raw)}\n`;
         // A terminal bell for denials and cross-tenant attempts, unless --quiet.
         if ((e.outcome === 'denied' || e.cross_tenant) && !opts.quiet) deps.stderr.write('\u0007');
         return `${prettyLine(e, ui.c)}\n`;

@@ -31,13 +31,17 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
   const eff = await loadProfile(deps, globals, opts.flags);
   const { issuer, clientId } = requireIdp(eff);
 
-  const [{ openStore }, { connectIdp }, { accountFor, saveLogin, userFromClaims }, { STORE_DESCRIPTIONS }] =
-    await Promise.all([
-      import('../secrets/select.js'),
-      import('../auth/oidc.js'),
-      import('../auth/session.js'),
-      import('../secrets/store.js'),
-    ]);
+  const [
+    { openStore },
+    { connectIdp },
+    { accessExpiresAt, accountFor, saveLogin, userFromClaims },
+    { STORE_DESCRIPTIONS },
+  ] = await Promise.all([
+    import('../secrets/select.js'),
+    import('../auth/oidc.js'),
+    import('../auth/session.js'),
+    import('../secrets/store.js'),
+  ]);
 
   // Open the store first: a keychain that is forced but unusable fails before the user signs in.
   const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name));
@@ -82,14 +86,14 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
   const claims = tokens.claims() as Record<string, unknown> | undefined;
   const user = userFromClaims(claims);
   const now = deps.now();
-  const expiresIn = tokens.expiresIn();
+  const expiresAt = accessExpiresAt(now, tokens.expiresIn());
   await saveLogin(opened.store, eff.name, {
     v: 1,
     issuer: idp.issuer,
     client_id: clientId,
     ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
     access_token: tokens.access_token,
-    ...(expiresIn !== undefined ? { access_expires_at: now + expiresIn * 1000 } : {}),
+    ...(expiresAt !== undefined ? { access_expires_at: expiresAt } : {}),
     ...(tokens.scope ? { scope: tokens.scope } : {}),
     user,
     logged_in_at: now,
@@ -110,7 +114,7 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
       store: opened.store.kind,
       refresh_token: Boolean(tokens.refresh_token),
       dpop: Boolean(dpopKey),
-      access_expires_at: expiresIn !== undefined ? new Date(now + expiresIn * 1000).toISOString() : null,
+      access_expires_at: expiresAt !== undefined ? new Date(expiresAt).toISOString() : null,
     });
   }
   ui.success(`Logged in to ${idp.issuer} as ${ui.c.bold(who)} (profile ${eff.name}).`);

@@ -103,8 +103,15 @@ export async function openTunnelSession(o: TunnelSessionOptions) {
       acceptNew: opts.acceptNewHostKey,
       ...(canAsk
         ? {
-            confirm: async (q: string) => /^y(es)?$/i.test((await deps.prompt(q)).trim()),
-            passphrase: (file: string) => deps.prompt(`Passphrase for ${file}: `, { secret: true }),
+            // The spinner stops first: its next frame would erase the question from the line.
+            confirm: async (q: string) => {
+              step.stop();
+              return /^y(es)?$/i.test((await deps.prompt(q)).trim());
+            },
+            passphrase: (file: string) => {
+              step.stop();
+              return deps.prompt(`Passphrase for ${file}: `, { secret: true });
+            },
           }
         : {}),
       agentSocket: deps.env['SSH_AUTH_SOCK'],

@@ -4,7 +4,7 @@
  */
 import type { ChalkInstance } from 'chalk';
 import type { DeviceCodeInfo, LoginUi, Waiting } from '../auth/flows.js';
-import { redact, sanitize } from '../errors.js';
+import { redact, sanitize, terminalSafeJson } from '../errors.js';
 import type { Deps } from '../io.js';
 
 export interface GlobalOptions {
@@ -49,7 +49,9 @@ export class Ui implements LoginUi {
   }
 
   json(value: unknown): void {
-    this.deps.stdout.write(`${JSON.stringify(value, null, this.deps.stdoutIsTTY ? 2 : 0)}\n`);
+    this.deps.stdout.write(
+      `${terminalSafeJson(JSON.stringify(value, null, this.deps.stdoutIsTTY ? 2 : 0))}\n`,
+    );
   }
 
   info(line: string): void {

@@ -208,24 +208,32 @@ export async function loadEffectiveProfile(options: LoadOptions): Promise<Effect
   };
 }
 
-/** Writes a file atomically with mode 0600: a temp file in the same directory, then rename. */
+/**
+ * Writes a file atomically with mode 0600: a temp file in the same directory, then rename. A failure
+ * (a read-only or full disk, a directory someone else owns) leaves the old file and no temp file, and is
+ * one line naming the file.
+ */
 export async function writeFileAtomic(file: string, content: string): Promise<void> {
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const { randomBytes } = await import('node:crypto');
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(tmp, 'wx', 0o600);
   try {
-    await handle.writeFile(content, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    const handle = await open(tmp, 'wx', 0o600);
+    try {
+      await handle.writeFile(content, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await rename(tmp, file);
     await chmod(file, 0o600);
   } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
+    await rm(tmp, { force: true }).catch(() => undefined);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CliError('error', `cannot write ${file} (${code ?? 'error'})`, {
+      hint: `check that ${dirname(file)} is yours and writable (or set MCP_SECURE_CONFIG_DIR)`,
+      cause: err,
+    });
   }
 }
 

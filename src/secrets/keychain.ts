@@ -51,6 +51,16 @@ function isAccessRefused(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith("Couldn't access platform storage");
 }
 
+/**
+ * A Secret Service that is there but does not answer (hung, or waiting on an unlock prompt nobody sees):
+ * D-Bus gives up on the call after its own timeout with libdbus's fixed NoReply text, which keyring-rs
+ * passes on as a PlatformFailure, the same variant as "no Secret Service at all". Only the text tells them
+ * apart, as with isAccessRefused.
+ */
+function isNoReply(err: unknown): boolean {
+  return err instanceof Error && err.message.includes('Did not receive a reply');
+}
+
 /** A keychain call that did not answer in time (a prompt nobody sees, a hung D-Bus service). */
 class KeychainTimeoutError extends CliError {}
 
@@ -189,7 +199,18 @@ export async function probeKeychain(
       const cause = err instanceof CliError && err.cause !== undefined ? err.cause : err;
       // The primary keychain is there but refuses (locked, unlock prompt dismissed): say so instead of
       // quietly falling back to a weaker store, which would also make `status` report "not logged in".
-      if (kind === kinds[0] && (isAccessRefused(cause) || err instanceof KeychainTimeoutError)) {
+      // Hung, whichever timeout noticed first (D-Bus's own, or ours): the same words either way.
+      if (kind === kinds[0] && (isNoReply(cause) || err instanceof KeychainTimeoutError)) {
+        throw new CliError(
+          'error',
+          `the OS keychain (${kind}) did not answer: locked behind a prompt nobody sees, or hung`,
+          {
+            hint: 'unlock your keychain (an unlock prompt may be waiting) or restart it, or use `--storage memory`',
+            cause,
+          },
+        );
+      }
+      if (kind === kinds[0] && isAccessRefused(cause)) {
         throw new CliError(
           'error',
           `the OS keychain (${kind}) is locked or refused access: ${describeError(cause)}`,

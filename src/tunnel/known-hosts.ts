@@ -6,6 +6,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { globMatch } from './glob.js';
 
 /** OpenSSH's fingerprint: SHA256:base64(sha256(key blob)) without padding. */
 export function fingerprint(key: Buffer): string {
@@ -26,14 +27,6 @@ export function hostToken(host: string, port: number): string {
   return port === 22 ? host : `[${host}]:${port}`;
 }
 
-function globToRegExp(pattern: string): RegExp {
-  const escaped = pattern
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp(`^${escaped}$`, 'i');
-}
-
 function hashedMatches(entry: string, token: string): boolean {
   // |1|base64(salt)|base64(HMAC-SHA1(salt, host))
   const [, magic, salt, hash] = entry.split('|');
@@ -49,7 +42,7 @@ export function hostFieldMatches(field: string, host: string, port: number): boo
   for (const raw of field.split(',')) {
     const negated = raw.startsWith('!');
     const pattern = negated ? raw.slice(1) : raw;
-    const hit = pattern.startsWith('|') ? hashedMatches(pattern, token) : globToRegExp(pattern).test(token);
+    const hit = pattern.startsWith('|') ? hashedMatches(pattern, token) : globMatch(pattern, token);
     if (hit && negated) return false;
     if (hit) matched = true;
   }

@@ -165,6 +165,11 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
         // buffering. A sized answer leaves with its first body chunk (one write instead of two).
         if (up.headers['content-length'] === undefined) res.flushHeaders();
         count(up, o.stats, 'bytesIn', o.now);
+        // An answer cut short upstream (a reset mid-stream) must reach the client as a cut, not hang it
+        // forever or end like a whole answer: pipe() neither ends nor destroys `res` when `up` aborts.
+        up.once('close', () => {
+          if (!up.complete) res.destroy();
+        });
         up.pipe(res);
       });
       upstream.on('error', (err) =>

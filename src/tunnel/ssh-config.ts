@@ -4,6 +4,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CliError, sanitize } from '../errors.js';
+import { globMatch } from './glob.js';
 
 export interface HostSpec {
   /** The name the user gave (an alias or a host). */
@@ -47,14 +49,7 @@ function patternMatches(patterns: string[], host: string): boolean {
   let matched = false;
   for (const p of patterns) {
     const negated = p.startsWith('!');
-    const re = new RegExp(
-      `^${(negated ? p.slice(1) : p)
-        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-        .replace(/\*/g, '.*')
-        .replace(/\?/g, '.')}$`,
-      'i',
-    );
-    if (re.test(host)) {
+    if (globMatch(negated ? p.slice(1) : p, host)) {
       if (negated) return false;
       matched = true;
     }
@@ -70,6 +65,15 @@ function expandPath(path: string, home: string, host: HostSpec): string {
     .replace(/%r/g, host.user ?? '')
     .replace(/%%/g, '%');
   return expanded.startsWith('/') ? expanded : join(home, '.ssh', expanded);
+}
+
+/** A TCP port, or a usage error naming where the bad value came from (never NaN handed to ssh2). */
+function portNumber(text: string, where: string): number {
+  const port = Number(text);
+  if (/^\d{1,5}$/.test(text) && port >= 1 && port <= 65535) return port;
+  throw new CliError('usage', `${sanitize(where, 200)} is not a port number: "${sanitize(text, 20)}"`, {
+    hint: 'use a number from 1 to 65535',
+  });
 }
 
 /** Parses `[user@]host[:port]` (IPv6 in brackets). */
@@ -101,7 +105,8 @@ export async function loadSshConfig(
     // no ssh config: every host is taken as written
   }
   return (destination: string) => {
-    const { user, host, port } = parseDestination(destination);
+    const { user, host, port: given } = parseDestination(destination);
+    const port = given === undefined ? undefined : portNumber(String(given), `the port of ${destination}`);
     const first = new Map<string, string>();
     const identityFiles: string[] = [];
     for (const block of blocks) {
@@ -115,7 +120,7 @@ export async function loadSshConfig(
       alias: host,
       hostName: (first.get('hostname') ?? host).replace(/%h/g, host),
       user: user ?? first.get('user'),
-      port: port ?? (first.has('port') ? Number(first.get('port')) : 22),
+      port: port ?? (first.has('port') ? portNumber(first.get('port')!, `Port for ${host} in ${file}`) : 22),
       identityFiles: [],
       proxyJump: [],
     };

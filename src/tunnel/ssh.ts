@@ -212,7 +212,10 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
           client.setNoDelay(true);
           resolve(client);
         });
-        client.once('error', (err: Error & { level?: string; code?: string }) => {
+        // `on`, not `once`: ssh2 can emit a second error for one failure (ECONNRESET, then "Connection lost
+        // before handshake"), and a session's later errors must not find the client without a listener, or
+        // the process dies with a stack trace. fail() acts on the first only.
+        client.on('error', (err: Error & { level?: string; code?: string }) => {
           if (refusal) return fail(refusal);
           if (err.level === 'client-authentication') {
             return fail(
