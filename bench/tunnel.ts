@@ -572,6 +572,7 @@ interface LatencyRow {
   p50_us: number;
   p90_us: number;
   p99_us: number;
+  max_us: number;
   mean_us: number;
   p50_vs_direct: number;
   p50_vs_ssh: number;
@@ -597,6 +598,7 @@ function latencyRows(
       p50_us: pct(xs, 0.5) * 1000,
       p90_us: pct(xs, 0.9) * 1000,
       p99_us: pct(xs, 0.99) * 1000,
+      max_us: (xs.at(-1) ?? Number.NaN) * 1000,
       mean_us: (xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)) * 1000,
       p50_vs_direct: pct(xs, 0.5) / p50('direct'),
       p50_vs_ssh: pct(xs, 0.5) / p50('ssh-L'),
@@ -1085,6 +1087,7 @@ async function main(): Promise<number> {
             'p50 µs',
             'p90 µs',
             'p99 µs',
+            'max µs',
             '÷direct',
             '÷ssh -L',
             ...CPU_HEAD.map((h) => `${h} µs`),
@@ -1098,6 +1101,7 @@ async function main(): Promise<number> {
               fx(x.p50_us),
               fx(x.p90_us),
               fx(x.p99_us),
+              fx(x.max_us),
               ratio(x.p50_vs_direct),
               ratio(x.p50_vs_ssh),
               ...cpuCells(x.cpu_us_per_req),

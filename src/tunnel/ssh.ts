@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type * as Ssh2Types from 'ssh2';
 import ssh2 from 'ssh2';
 import { CliError, sanitize } from '../errors.js';
+import { nudgeOnWindowAdjust } from './ack-nudge.js';
 import {
   fingerprint,
   type HostKeyVerdict,
@@ -210,6 +211,8 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
           // MCP traffic is small request/response messages: Nagle's algorithm against the peer's delayed
           // ACK would add ~40 ms to a request written in more than one piece (headers, then body).
           client.setNoDelay(true);
+          // sshd's window adjust + Nagle + our delayed ACK: ~40 ms once per ~96 KiB sent (ack-nudge.ts).
+          nudgeOnWindowAdjust(client);
           resolve(client);
         });
         client.once('error', (err: Error & { level?: string; code?: string }) => {
