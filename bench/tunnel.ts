@@ -1372,10 +1372,6 @@ async function main(): Promise<number> {
       procs,
       ids,
     );
-    log(`throughput: ${sizes.blobBytes / MiB} MiB × ${sizes.blobRuns} per path, down then up`);
-    const thr = { bytes: sizes.blobBytes, runs: sizes.blobRuns, budgetMs: sizes.budgetMs.throughput };
-    const down = await measureThroughput(paths, { ...thr, direction: 'down' }, procs);
-    const up = await measureThroughput(paths, { ...thr, direction: 'up' }, procs);
     log(
       `many streams: ${sizes.clients} connections × ${sizes.perClient} calls, ${sizes.concurrentRuns} runs`,
     );
@@ -1404,6 +1400,11 @@ async function main(): Promise<number> {
       procs,
       ids,
     );
+    // After the connection loads, so that their peak RSS is theirs, not what bulk transfers left behind.
+    log(`throughput: ${sizes.blobBytes / MiB} MiB × ${sizes.blobRuns} per path, down then up`);
+    const thr = { bytes: sizes.blobBytes, runs: sizes.blobRuns, budgetMs: sizes.budgetMs.throughput };
+    const down = await measureThroughput(paths, { ...thr, direction: 'down' }, procs);
+    const up = await measureThroughput(paths, { ...thr, direction: 'up' }, procs);
     const lifetimePeak: Record<string, number> = {};
     for (const p of paths)
       if (p.pid !== undefined) lifetimePeak[p.id] = (await rssMiB(p.pid, 'VmHWM')) ?? Number.NaN;

@@ -8,6 +8,7 @@ import type * as Ssh2Types from 'ssh2';
 import ssh2 from 'ssh2';
 import { CliError, sanitize } from '../errors.js';
 import { nudgeOnWindowAdjust } from './ack-nudge.js';
+import { batchWrites } from './batch-writes.js';
 import {
   fingerprint,
   type HostKeyVerdict,
@@ -213,6 +214,8 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
           client.setNoDelay(true);
           // sshd's window adjust + Nagle + our delayed ACK: ~40 ms once per ~96 KiB sent (ack-nudge.ts).
           nudgeOnWindowAdjust(client);
+          // Every packet of one event-loop turn in one write (batch-writes.ts).
+          batchWrites(client);
           resolve(client);
         });
         client.once('error', (err: Error & { level?: string; code?: string }) => {
