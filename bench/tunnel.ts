@@ -1018,6 +1018,8 @@ interface ReadyRow {
   median_ms: number;
   all_ms: number[];
   vs_ssh: number;
+  /** RSS of the process once ready and idle (MiB), median. */
+  idle_rss_mib: number;
 }
 
 /**
@@ -1031,12 +1033,16 @@ async function measureReady(
 ): Promise<Record<string, ReadyRow>> {
   const ids = Object.keys(starters) as Array<keyof Setup['starters']>;
   const times = new Map<string, number[]>(ids.map((k) => [k, []]));
+  const rss = new Map<string, number[]>(ids.map((k) => [k, []]));
   const deadline = Date.now() + budgetMs;
   for (let r = 0; r < rounds && Date.now() < deadline; r++) {
     for (let k = 0; k < ids.length; k++) {
       const id = ids[(r + k) % ids.length]!;
       const started = await starters[id]();
       times.get(id)!.push(started.readyMs);
+      await sleep(200);
+      const mib = started.pid === undefined ? undefined : await rssMiB(started.pid);
+      if (mib !== undefined) rss.get(id)!.push(mib);
       await started.stop();
     }
   }
@@ -1048,6 +1054,7 @@ async function measureReady(
       median_ms: median(xs),
       all_ms: xs.map((x) => Math.round(x)),
       vs_ssh: median(xs) / median(times.get('ssh-L')!),
+      idle_rss_mib: median(rss.get(id)!),
     };
   }
   return out;
@@ -1112,7 +1119,7 @@ async function probeCiphers(
   return { openssh, ssh2: ssh2Cipher };
 }
 
-type Starter = () => Promise<{ readyMs: number; stop(): Promise<void> }>;
+type Starter = () => Promise<{ readyMs: number; pid: number | undefined; stop(): Promise<void> }>;
 
 interface Setup {
   paths: TunnelPath[];
@@ -1549,11 +1556,11 @@ async function main(): Promise<number> {
     );
     out.push(
       table(
-        ['command', 'median ms', 'runs ms', '÷ssh -L'],
+        ['command', 'median ms', 'runs ms', '÷ssh -L', 'idle RSS MiB'],
         (['ssh-L', 'raw', 'proxy'] as const).map((id) => {
           const x = ready[id]!;
           const label = { 'ssh-L': 'ssh -N -L', raw: 'connect --raw', proxy: 'connect (proxy)' }[id];
-          return [label, fx(x.median_ms), x.all_ms.join(' / '), ratio(x.vs_ssh)];
+          return [label, fx(x.median_ms), x.all_ms.join(' / '), ratio(x.vs_ssh), fx(x.idle_rss_mib, 1)];
         }),
       ),
     );
