@@ -5,7 +5,6 @@
 import { isIP } from 'node:net';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
 import { isLoopbackHost } from '../auth/oidc.js';
 import type { Role } from '../auth/tenant.js';
 import { checkTenantName } from '../auth/tenant.js';
@@ -15,6 +14,7 @@ import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import type { Hop } from '../tunnel/ssh.js';
 import { loadProfile, profileFlags } from './context.js';
+import { boundYoungGeneration } from './memory.js';
 import { mmss } from './tunnel-session.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
@@ -98,22 +98,9 @@ export async function run(
   deps: Deps,
 ) {
   const parsed = parseConnectOptions(options);
+  // A session lasts hours: a small young generation (memory.ts).
   boundYoungGeneration();
   return runConnect(globals, parsed, deps);
-}
-
-/**
- * A session runs for hours and allocates steadily (a few short-lived objects per packet): V8 then grows
- * its young generation to 2 × 16 MiB, ~30 MiB of RSS that buys nothing for a forwarder whose objects
- * die young. Keeping the semi-spaces at their initial size (no growth; the flag is read at every
- * resize) holds `connect` under its memory budget; bench/tunnel.ts measures peak RSS and CPU per request.
- */
-function boundYoungGeneration(): void {
-  try {
-    setFlagsFromString('--semi-space-growth-factor=1');
-  } catch {
-    // an engine without the flag: nothing to do
-  }
 }
 
 const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
