@@ -13,6 +13,11 @@
  * discards it). The segment carrying it carries our ACK too, so sshd's Nagle lets the answer go within
  * a round trip. Cost: one 5-byte packet per ~96 KiB sent.
  *
+ * The same holds for every small message sshd sends that we do not answer: a channel's EOF and CLOSE
+ * (when we closed first, ssh2 sends nothing back) and the replies to global requests (our keepalives).
+ * Left unacknowledged, the next channel's OPEN_CONFIRMATION or the next answer waits 40 ms behind them:
+ * a new connection through `ssh -L` stalls that way about one time in ten (bench/tunnel.ts, table 1b).
+ *
  * ssh2 has no public hook for either the incoming message or an outgoing IGNORE: this uses its Protocol
  * object's message handler table and packet writer (ssh2 1.x), feature-detected, and does nothing when
  * they are not there.
@@ -52,24 +57,40 @@ function sendIgnore(proto: ProtocolInternals): boolean {
 }
 
 /**
- * Answers every CHANNEL_WINDOW_ADJUST from the server with an SSH_MSG_IGNORE. Returns whether the hook
- * could be installed (ssh2's internals as expected).
+ * Answers each of these server messages with an SSH_MSG_IGNORE. Returns whether the hook could be
+ * installed (ssh2's internals as expected).
  */
-export function nudgeOnWindowAdjust(client: Client): boolean {
+export function nudgeAfter(client: Client, messages: readonly string[]): boolean {
   const proto = (client as unknown as { _protocol?: ProtocolInternals })._protocol;
   const handlers = proto?._handlers;
-  const original = handlers?.['CHANNEL_WINDOW_ADJUST'];
-  if (!proto || !handlers || typeof original !== 'function') return false;
-  if (!proto._packetRW?.write || !proto._cipher) return false;
+  if (!proto || !handlers || !proto._packetRW?.write || !proto._cipher) return false;
   let working = true;
-  handlers['CHANNEL_WINDOW_ADJUST'] = (...args: unknown[]) => {
-    (original as (...a: unknown[]) => void)(...args);
-    if (!working) return;
-    try {
-      working = sendIgnore(proto);
-    } catch {
-      working = false;
-    }
-  };
+  for (const name of messages) {
+    const original = handlers[name];
+    if (typeof original !== 'function') continue;
+    handlers[name] = (...args: unknown[]) => {
+      (original as (...a: unknown[]) => void)(...args);
+      if (!working) return;
+      try {
+        working = sendIgnore(proto);
+      } catch {
+        working = false;
+      }
+    };
+  }
   return true;
+}
+
+/** The server's messages that get no packet back from ssh2, each a candidate for the stall. */
+export const UNANSWERED = [
+  'CHANNEL_WINDOW_ADJUST',
+  'CHANNEL_EOF',
+  'CHANNEL_CLOSE',
+  'REQUEST_SUCCESS',
+  'REQUEST_FAILURE',
+] as const;
+
+/** Answers each of those with an SSH_MSG_IGNORE. */
+export function nudgeUnanswered(client: Client): boolean {
+  return nudgeAfter(client, UNANSWERED);
 }

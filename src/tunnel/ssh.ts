@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type * as Ssh2Types from 'ssh2';
 import ssh2 from 'ssh2';
 import { CliError, sanitize } from '../errors.js';
-import { nudgeOnWindowAdjust } from './ack-nudge.js';
+import { nudgeUnanswered } from './ack-nudge.js';
 import { batchWrites } from './batch-writes.js';
 import {
   fingerprint,
@@ -212,8 +212,8 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
           // MCP traffic is small request/response messages: Nagle's algorithm against the peer's delayed
           // ACK would add ~40 ms to a request written in more than one piece (headers, then body).
           client.setNoDelay(true);
-          // sshd's window adjust + Nagle + our delayed ACK: ~40 ms once per ~96 KiB sent (ack-nudge.ts).
-          nudgeOnWindowAdjust(client);
+          // sshd's small unanswered messages + Nagle + our delayed ACK: 40 ms stalls (ack-nudge.ts).
+          nudgeUnanswered(client);
           // Every packet of one event-loop turn in one write (batch-writes.ts).
           batchWrites(client);
           resolve(client);
