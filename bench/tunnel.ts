@@ -778,6 +778,8 @@ interface LatencyRow {
   p90_us: number;
   p99_us: number;
   max_us: number;
+  /** Calls over 30 ms: the ~40 ms stalls are counted here (a loaded machine adds a few of its own). */
+  over_30ms: number;
   mean_us: number;
   p50_vs_direct: number;
   p50_vs_ssh: number;
@@ -804,6 +806,7 @@ function latencyRows(
       p90_us: pct(xs, 0.9) * 1000,
       p99_us: pct(xs, 0.99) * 1000,
       max_us: (xs.at(-1) ?? Number.NaN) * 1000,
+      over_30ms: xs.filter((x) => x > 30).length,
       mean_us: (xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)) * 1000,
       p50_vs_direct: pct(xs, 0.5) / p50('direct'),
       p50_vs_ssh: pct(xs, 0.5) / p50('ssh-L'),
@@ -1448,6 +1451,7 @@ async function main(): Promise<number> {
             'p90 µs',
             'p99 µs',
             'max µs',
+            '>30ms',
             '÷direct',
             '÷ssh -L',
             ...CPU_HEAD.map((h) => `${h} µs`),
@@ -1462,6 +1466,7 @@ async function main(): Promise<number> {
               fx(x.p90_us),
               fx(x.p99_us),
               fx(x.max_us),
+              String(x.over_30ms),
               ratio(x.p50_vs_direct),
               ratio(x.p50_vs_ssh),
               ...cpuCells(x.cpu_us_per_req),
