@@ -2,7 +2,8 @@
  * How fast `audit tail --json` renders the feed to a pipe, and its peak memory, over N events (default
  * 1,000,000): the sandbox control plane holds N chained events for acme; a running `connect` (ssh2
  * bastion) carries them and `audit tail` reads through its proxy, as in the audit pane, verifying the
- * chain; this process reads its stdout as a pipe and samples its memory from /proc. Usage: npm run bench:audit [-- EVENTS]
+ * chain; this process reads its stdout as a pipe and samples its memory from /proc.
+ * Usage: npm run bench:audit [-- EVENTS] [-- --json FILE]
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +16,10 @@ import { startIdp, USERS } from '../sandbox/idp.js';
 import { startSecretService } from '../sandbox/keychain.js';
 import { BIN, writeSandboxProfile } from '../sandbox/profile.js';
 
-const events = Math.max(1000, Math.min(Number(process.argv[2] ?? 1_000_000), 5_000_000));
+const argv = process.argv.slice(2);
+const jsonAt = argv.indexOf('--json');
+const jsonFile = jsonAt >= 0 ? argv.splice(jsonAt, 2)[1] : undefined;
+const events = Math.max(1000, Math.min(Number(argv[0] ?? 1_000_000), 5_000_000));
 const dir = await mkdtemp(join(tmpdir(), 'mcp-secure-bench-audit-'));
 const keyring = await startSecretService();
 const idp = await startIdp({ deviceInterval: 1 });
@@ -106,12 +110,15 @@ try {
   });
   const samples: Array<{ at: number; rssMiB: number }> = [];
   let peak = 0;
-  const sampler = setInterval(async () => {
-    const rss = await kib(child.pid!, 'VmRSS');
-    const hwm = await kib(child.pid!, 'VmHWM');
-    if (hwm) peak = Math.max(peak, hwm);
-    if (rss) samples.push({ at: lines, rssMiB: rss / 1024 });
-  }, 100);
+  const sampler = setInterval(
+    async () => {
+      const rss = await kib(child.pid!, 'VmRSS');
+      const hwm = await kib(child.pid!, 'VmHWM');
+      if (hwm) peak = Math.max(peak, hwm);
+      if (rss) samples.push({ at: lines, rssMiB: rss / 1024 });
+    },
+    events < 100_000 ? 20 : 100,
+  );
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   clearInterval(sampler);
   const total = Number(process.hrtime.bigint() - started) / 1e9;
@@ -129,6 +136,24 @@ try {
       `  summary: ${stderr.trim().split('\n').pop()}`,
     ].join('\n') + '\n',
   );
+  if (jsonFile) {
+    // The first sample at or past that share of the events (the last one before it in a very short run).
+    const q = (x: number) => (samples.find((s) => s.at >= events * x) ?? samples.at(-1))?.rssMiB ?? null;
+    const result = {
+      bench: 'audit',
+      date: new Date().toISOString(),
+      node: process.version,
+      events,
+      lines,
+      wall_s: total,
+      streaming_s: streaming,
+      events_per_s: events / total,
+      events_per_s_streaming: events / streaming,
+      peak_rss_mib: peak / 1024,
+      rss_mib_at: { '25%': q(0.25), '50%': q(0.5), '75%': q(0.75), '100%': samples.at(-1)?.rssMiB ?? null },
+    };
+    await writeFile(jsonFile, `${JSON.stringify(result, null, 2)}\n`);
+  }
 } finally {
   await bastion.close();
   await plane.close();

@@ -2,13 +2,16 @@
  * The tunnel next to OpenSSH, in one interleaved run against one upstream HTTP server on 127.0.0.1:
  *
  *   direct            the client talks to the upstream itself (no tunnel)
- *   ssh -L            OpenSSH's client, `ssh -N -L`, through the real OpenSSH sshd (sandbox/sshd.ts)
+ *   ssh -L            OpenSSH's client, `ssh -N -L`, through the real OpenSSH sshd (sandbox/sshd.ts), with its
+ *                     default cipher and with aes128-gcm (the cipher ssh2 negotiates)
  *   connect --raw     `mcp-secure connect --raw` through the same sshd: a plain TCP forward, like ssh -L
  *   connect (proxy)   `mcp-secure connect`, the default: an HTTP proxy adding the tenant token and a DPoP
  *                     proof to every request, through the same sshd
  *
- * Measured: sequential MCP-sized requests on a keep-alive connection (p50/p90/p99), the same on a fresh
- * connection each, a 64 MiB download, and 16 concurrent keep-alive clients. Paths alternate in blocks with
+ * Measured: 2,000 sequential MCP tool calls on a keep-alive connection (p50/p90/p99/max), the same on a
+ * fresh connection each, 64 MiB down and up, 200 concurrent keep-alive connections (requests/s and the
+ * forwarder's peak RSS), a burst of 1,000 connections at once (errors), and connect-to-ready. The upstream
+ * is a real MCP Streamable HTTP server (the SDK's transport, an `echo` tool) plus a raw byte source/sink. Paths alternate in blocks with
  * a rotating order, so machine noise hits every path alike; we report medians and ratios to direct and to
  * ssh -L, and the CPU each process spent per request or per MB (from /proc, so Linux only).
  *
@@ -16,8 +19,9 @@
  * only drives the clients; the sandbox IdP and the Secret Service the CLI logs in with stay in this process
  * and are idle once both `connect` processes are listening (tenant tokens live 15 minutes).
  *
- * Usage: npm run bench:tunnel [-- --quick] [-- --json FILE] [-- --cpu-prof DIR]
- *   --quick        fewer requests (300 / 50 / 16 MiB / 4×50), as a smoke check
+ * Usage: npm run bench:tunnel [-- --quick | --small] [-- --json FILE] [-- --cpu-prof DIR]
+ *   --quick        fewer requests (300 / 50 / 16 MiB / 50×10 / 200), a few seconds of measuring
+ *   --small        the smallest run that still fills every row (npm test runs it so the bench cannot rot)
  *   --json FILE    also write the results as JSON
  *   --cpu-prof DIR run both `connect` processes under `node --cpu-prof` (profiles written to DIR on exit;
  *                  this slows them down: use it to see where the time goes, not for the numbers)
@@ -35,6 +39,7 @@ import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
 const SELF = fileURLToPath(import.meta.url);
+const AES_GCM = 'aes128-gcm@openssh.com';
 const BIN = fileURLToPath(new URL('../../bin/mcp-secure.js', import.meta.url));
 const HOST = '127.0.0.1';
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -43,33 +48,65 @@ const MAX_BLOB_BYTES = 1024 * 1024 * 1024;
 // ---------------------------------------------------------------------------------------------------------
 // The upstream: a tiny HTTP server, run as a child process.
 
-/** ~1 KB of JSON-RPC around an id: what an MCP tools/call request and its answer weigh. */
+/** ~1 KB of text: what an MCP tools/call request and its answer weigh. */
 const PAD = 'x'.repeat(940);
-function requestBody(id: number): string {
-  return `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"echo","arguments":{"text":"${PAD}"}}}`;
-}
-function responseBody(id: unknown): string {
-  return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"content":[{"type":"text","text":"${PAD}"}],"isError":false}}`;
+function toolCall(id: number): string {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name: 'echo', arguments: { text: PAD } },
+  });
 }
 
+/**
+ * The upstream: a real MCP Streamable HTTP server (the SDK's transport, one session per tunnel path, JSON
+ * answers) with an `echo` tool at /mcp, and a raw byte source (GET /blob?bytes=N) and sink (POST /sink).
+ */
 async function runUpstreamChild(): Promise<void> {
+  const [{ McpServer }, { StreamableHTTPServerTransport }, z, { randomUUID }] = await Promise.all([
+    import('@modelcontextprotocol/sdk/server/mcp.js'),
+    import('@modelcontextprotocol/sdk/server/streamableHttp.js'),
+    import('zod'),
+    import('node:crypto'),
+  ]);
+  type Transport = InstanceType<typeof StreamableHTTPServerTransport>;
+  const sessions = new Map<string, Transport>();
   const chunk = Buffer.alloc(64 * 1024, 0x61);
-  const mcp = (req: IncomingMessage, res: ServerResponse) => {
-    const parts: Buffer[] = [];
+  const mcp = async (req: IncomingMessage, res: ServerResponse) => {
+    const sid = req.headers['mcp-session-id'];
+    const known = typeof sid === 'string' ? sessions.get(sid) : undefined;
+    if (known) {
+      await known.handleRequest(req, res);
+      return;
+    }
+    if (sid !== undefined || sessions.size >= 64) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('no such session');
+      return;
+    }
+    const server = new McpServer({ name: 'mcp-secure-bench-upstream', version: '0.0.0' });
+    server.registerTool(
+      'echo',
+      { description: 'Returns its text.', inputSchema: { text: z.string() } },
+      ({ text }) => ({ content: [{ type: 'text', text }] }),
+    );
+    const transport: Transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      enableJsonResponse: true,
+      onsessioninitialized: (id) => {
+        sessions.set(id, transport);
+      },
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res);
+  };
+  const sink = (req: IncomingMessage, res: ServerResponse) => {
     let size = 0;
     req.on('data', (d: Buffer) => {
       size += d.length;
-      if (size <= 64 * 1024) parts.push(d);
     });
     req.once('end', () => {
-      let id: unknown;
-      try {
-        id = (JSON.parse(Buffer.concat(parts).toString('utf8')) as { id?: unknown }).id;
-      } catch {
-        res.writeHead(400, { 'content-type': 'text/plain' }).end('bad json');
-        return;
-      }
-      const body = responseBody(id ?? null);
+      const body = JSON.stringify({ bytes: size });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     });
@@ -98,7 +135,12 @@ async function runUpstreamChild(): Promise<void> {
   };
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://upstream');
-    if (req.method === 'POST' && url.pathname === '/mcp') mcp(req, res);
+    if (url.pathname === '/mcp')
+      mcp(req, res).catch((err: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(String(err));
+      });
+    else if (req.method === 'POST' && url.pathname === '/sink') sink(req, res);
     else if (req.method === 'GET' && url.pathname === '/blob') blob(url, res);
     else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
   });
@@ -128,8 +170,20 @@ interface Sizes {
   clients: number;
   perClient: number;
   concurrentRuns: number;
+  burstClients: number;
+  burstPerClient: number;
+  burstRuns: number;
+  readyRounds: number;
   /** Time caps per phase, ms: a phase stops after the block that crosses its cap. */
-  budgetMs: { warmup: number; latency: number; fresh: number; throughput: number; concurrent: number };
+  budgetMs: {
+    warmup: number;
+    latency: number;
+    fresh: number;
+    throughput: number;
+    concurrent: number;
+    burst: number;
+    ready: number;
+  };
   /** The whole bench, set-up and teardown included: past this it cleans up and exits 1. */
   hardLimitMs: number;
 }
@@ -143,11 +197,23 @@ const DEFAULT_SIZES: Sizes = {
   warmup: 100,
   blobBytes: 64 * MiB,
   blobRuns: 3,
-  clients: 16,
-  perClient: 200,
+  clients: 200,
+  perClient: 10,
   concurrentRuns: 3,
-  budgetMs: { warmup: 20_000, latency: 100_000, fresh: 30_000, throughput: 45_000, concurrent: 60_000 },
-  hardLimitMs: 330_000,
+  burstClients: 1000,
+  burstPerClient: 2,
+  burstRuns: 1,
+  readyRounds: 5,
+  budgetMs: {
+    warmup: 20_000,
+    latency: 60_000,
+    fresh: 20_000,
+    throughput: 30_000,
+    concurrent: 40_000,
+    burst: 40_000,
+    ready: 20_000,
+  },
+  hardLimitMs: 240_000,
 };
 const QUICK_SIZES: Sizes = {
   latency: 300,
@@ -157,31 +223,74 @@ const QUICK_SIZES: Sizes = {
   warmup: 30,
   blobBytes: 16 * MiB,
   blobRuns: 3,
-  clients: 4,
-  perClient: 50,
+  clients: 50,
+  perClient: 10,
   concurrentRuns: 3,
-  budgetMs: { warmup: 10_000, latency: 20_000, fresh: 10_000, throughput: 20_000, concurrent: 20_000 },
+  burstClients: 200,
+  burstPerClient: 1,
+  burstRuns: 1,
+  readyRounds: 2,
+  budgetMs: {
+    warmup: 10_000,
+    latency: 20_000,
+    fresh: 10_000,
+    throughput: 20_000,
+    concurrent: 20_000,
+    burst: 20_000,
+    ready: 10_000,
+  },
   hardLimitMs: 150_000,
+};
+/** The smallest run that still produces every row: for `npm test`, so the bench cannot rot. */
+const SMALL_SIZES: Sizes = {
+  latency: 40,
+  latencyBlock: 20,
+  fresh: 6,
+  freshBlock: 3,
+  warmup: 3,
+  blobBytes: 1 * MiB,
+  blobRuns: 1,
+  clients: 8,
+  perClient: 2,
+  concurrentRuns: 1,
+  burstClients: 20,
+  burstPerClient: 1,
+  burstRuns: 1,
+  readyRounds: 1,
+  budgetMs: {
+    warmup: 10_000,
+    latency: 10_000,
+    fresh: 10_000,
+    throughput: 10_000,
+    concurrent: 10_000,
+    burst: 10_000,
+    ready: 10_000,
+  },
+  hardLimitMs: 90_000,
 };
 
 interface Options {
   quick: boolean;
+  small: boolean;
   json: string | undefined;
   cpuProf: string | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, json: undefined, cpuProf: undefined };
+  const o: Options = { quick: false, small: false, json: undefined, cpuProf: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') o.quick = true;
+    else if (a === '--small') o.small = true;
     else if (a === '--json' || a === '--cpu-prof') {
       const v = argv[++i];
       if (!v) throw new Error(`${a} needs a path`);
       if (a === '--json') o.json = resolvePath(v);
       else o.cpuProf = resolvePath(v);
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: node dist/bench/tunnel.js [--quick] [--json FILE] [--cpu-prof DIR]\n');
+      process.stdout.write(
+        'usage: node dist/bench/tunnel.js [--quick | --small] [--json FILE] [--cpu-prof DIR]\n',
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -309,21 +418,28 @@ async function sshdSessions(): Promise<number[]> {
 // ---------------------------------------------------------------------------------------------------------
 // Clients.
 
-function postMcp(port: number, agent: Agent | false, id: number): Promise<void> {
+interface Answer {
+  status: number;
+  headers: IncomingMessage['headers'];
+  text: string;
+}
+
+function post(
+  port: number,
+  agent: Agent | false,
+  path: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const body = requestBody(id);
     const req = request({
       host: HOST,
       port,
       method: 'POST',
-      path: '/mcp',
+      path,
       agent,
       timeout: REQUEST_TIMEOUT_MS,
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'content-length': Buffer.byteLength(body),
-      },
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
     });
     req.once('timeout', () => req.destroy(new Error('request timed out')));
     req.once('error', reject);
@@ -331,22 +447,107 @@ function postMcp(port: number, agent: Agent | false, id: number): Promise<void> 
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
       res.once('error', reject);
-      res.once('end', () => {
-        const text = Buffer.concat(parts).toString('utf8');
-        if (res.statusCode !== 200) {
-          reject(new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`));
-          return;
-        }
-        try {
-          const got = (JSON.parse(text) as { id?: unknown }).id;
-          if (got === id) resolve();
-          else reject(new Error(`answer for id ${String(got)}, expected ${id}`));
-        } catch {
-          reject(new Error(`not JSON: ${text.slice(0, 80)}`));
-        }
-      });
+      res.once('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          text: Buffer.concat(parts).toString('utf8'),
+        }),
+      );
     });
     req.end(body);
+  });
+}
+
+const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+/** An MCP session with the upstream through one path: initialize, then notifications/initialized. */
+async function initSession(port: number): Promise<string> {
+  const init = await post(
+    port,
+    false,
+    '/mcp',
+    MCP_HEADERS,
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-06-18',
+        capabilities: {},
+        clientInfo: { name: 'mcp-secure-bench', version: '0.0.0' },
+      },
+    }),
+  );
+  const sid = init.headers['mcp-session-id'];
+  if (init.status !== 200 || typeof sid !== 'string')
+    throw new Error(`initialize: HTTP ${init.status}: ${init.text.slice(0, 200)}`);
+  const note = await post(
+    port,
+    false,
+    '/mcp',
+    { ...MCP_HEADERS, 'mcp-session-id': sid },
+    JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+  );
+  if (note.status !== 202) throw new Error(`notifications/initialized: HTTP ${note.status}`);
+  return sid;
+}
+
+/** One MCP tools/call (echo, ~1 KB each way); checks the answer's id and text. */
+async function callTool(port: number, agent: Agent | false, session: string, id: number): Promise<void> {
+  const a = await post(port, agent, '/mcp', { ...MCP_HEADERS, 'mcp-session-id': session }, toolCall(id));
+  if (a.status !== 200) throw new Error(`HTTP ${a.status}: ${a.text.slice(0, 200)}`);
+  let got: { id?: unknown; result?: { content?: Array<{ text?: unknown }> } };
+  try {
+    got = JSON.parse(a.text) as typeof got;
+  } catch {
+    throw new Error(`not JSON: ${a.text.slice(0, 80)}`);
+  }
+  if (got.id !== id) throw new Error(`answer for id ${String(got.id)}, expected ${id}`);
+  if (got.result?.content?.[0]?.text !== PAD) throw new Error(`unexpected answer: ${a.text.slice(0, 120)}`);
+}
+
+/** POST /sink with `bytes` of body, written in 64 KiB chunks with back-pressure. */
+function upload(port: number, agent: Agent, bytes: number): Promise<void> {
+  const chunk = Buffer.alloc(64 * 1024, 0x62);
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: HOST,
+      port,
+      method: 'POST',
+      path: '/sink',
+      agent,
+      timeout: REQUEST_TIMEOUT_MS,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes) },
+    });
+    req.once('timeout', () => req.destroy(new Error('upload stalled')));
+    const cap = setTimeout(() => req.destroy(new Error('upload took over 60 s')), 60_000);
+    req.once('close', () => clearTimeout(cap));
+    req.once('error', reject);
+    req.once('response', (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.once('error', reject);
+      res.once('end', () => {
+        const text = Buffer.concat(parts).toString('utf8');
+        if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
+        else if (text !== JSON.stringify({ bytes })) reject(new Error(`sink got ${text}, sent ${bytes}`));
+        else resolve();
+      });
+    });
+    let left = bytes;
+    const pump = () => {
+      while (left > 0) {
+        const k = Math.min(left, chunk.length);
+        left -= k;
+        if (!req.write(k === chunk.length ? chunk : chunk.subarray(0, k))) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
   });
 }
 
@@ -506,7 +707,7 @@ async function waitForPort(port: number, timeoutMs: number, alive: () => boolean
 // ---------------------------------------------------------------------------------------------------------
 // The measurements.
 
-type PathId = 'direct' | 'ssh-L' | 'raw' | 'proxy';
+type PathId = 'direct' | 'ssh-L' | 'ssh-L-aes' | 'raw' | 'proxy';
 interface TunnelPath {
   id: PathId;
   label: string;
@@ -514,6 +715,8 @@ interface TunnelPath {
   /** The process doing the forwarding (ssh or node); undefined for direct. */
   pid: number | undefined;
   agent: Agent;
+  /** The MCP session this path's tool calls use (made by warmUp). */
+  session: string;
 }
 
 interface Blocks {
@@ -555,11 +758,13 @@ async function interleave(
 class Errors {
   readonly count = new Map<PathId, number>();
   readonly first = new Map<PathId, string>();
+  constructor(readonly limit = 50) {}
   add(path: PathId, err: unknown): void {
     const n = (this.count.get(path) ?? 0) + 1;
     this.count.set(path, n);
     if (!this.first.has(path)) this.first.set(path, err instanceof Error ? err.message : String(err));
-    if (n > 50) throw new Error(`${path}: more than 50 failed requests; first: ${this.first.get(path)}`);
+    if (n > this.limit)
+      throw new Error(`${path}: more than ${this.limit} failed requests; first: ${this.first.get(path)}`);
   }
   of(path: PathId): number {
     return this.count.get(path) ?? 0;
@@ -572,6 +777,9 @@ interface LatencyRow {
   p50_us: number;
   p90_us: number;
   p99_us: number;
+  max_us: number;
+  /** Calls over 30 ms: the ~40 ms stalls are counted here (a loaded machine adds a few of its own). */
+  over_30ms: number;
   mean_us: number;
   p50_vs_direct: number;
   p50_vs_ssh: number;
@@ -597,6 +805,8 @@ function latencyRows(
       p50_us: pct(xs, 0.5) * 1000,
       p90_us: pct(xs, 0.9) * 1000,
       p99_us: pct(xs, 0.99) * 1000,
+      max_us: (xs.at(-1) ?? Number.NaN) * 1000,
+      over_30ms: xs.filter((x) => x > 30).length,
       mean_us: (xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)) * 1000,
       p50_vs_direct: pct(xs, 0.5) / p50('direct'),
       p50_vs_ssh: pct(xs, 0.5) / p50('ssh-L'),
@@ -622,7 +832,7 @@ async function measureLatency(
       const id = ids.next++;
       const t0 = performance.now();
       try {
-        await postMcp(path.port, sizes.fresh ? false : path.agent, id);
+        await callTool(path.port, sizes.fresh ? false : path.agent, path.session, id);
         xs.push(performance.now() - t0);
       } catch (err) {
         errors.add(path.id, err);
@@ -642,9 +852,10 @@ interface ThroughputRow {
   cpu_ms_per_mb: Cpu;
 }
 
+/** `down`: GET /blob (server to client); `up`: POST /sink (client to server). */
 async function measureThroughput(
   paths: TunnelPath[],
-  sizes: { bytes: number; runs: number; budgetMs: number },
+  sizes: { bytes: number; runs: number; budgetMs: number; direction: 'down' | 'up' },
   procs: Processes,
 ): Promise<{ rows: Record<string, ThroughputRow>; blocks: Blocks }> {
   const rates = new Map<PathId, number[]>(paths.map((p) => [p.id, []]));
@@ -652,7 +863,8 @@ async function measureThroughput(
   const blocks = await interleave(paths, sizes.runs, sizes.budgetMs, procs, async (path) => {
     const t0 = performance.now();
     try {
-      await download(path.port, path.agent, sizes.bytes);
+      if (sizes.direction === 'down') await download(path.port, path.agent, sizes.bytes);
+      else await upload(path.port, path.agent, sizes.bytes);
       rates.get(path.id)!.push(sizes.bytes / 1e6 / ((performance.now() - t0) / 1000));
     } catch (err) {
       errors.add(path.id, err);
@@ -679,37 +891,77 @@ async function measureThroughput(
   return { rows: out, blocks };
 }
 
+/** Resident memory of a process in MiB from /proc (VmRSS, or VmHWM: its peak so far). */
+async function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): Promise<number | undefined> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const m = text.match(new RegExp(`${field}:\\s+(\\d+) kB`));
+  return m ? Number(m[1]) / 1024 : undefined;
+}
+
+/** Samples a process's RSS every 50 ms until stopped; resolves to the highest sample (MiB). */
+function rssSampler(pid: number | undefined): { stop(): Promise<number> } {
+  let peak = Number.NaN;
+  if (pid === undefined) return { stop: async () => peak };
+  let busy = false;
+  const take = async () => {
+    if (busy) return;
+    busy = true;
+    const v = await rssMiB(pid);
+    busy = false;
+    if (v !== undefined) peak = Number.isNaN(peak) ? v : Math.max(peak, v);
+  };
+  const timer = setInterval(() => void take(), 50);
+  void take();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await take();
+      return peak;
+    },
+  };
+}
+
 interface ConcurrentRow {
   runs: number;
   requests_per_run: number;
   errors: number;
+  first_error: string | undefined;
   wall_ms_median: number;
   wall_ms_all: number[];
   req_per_s: number;
+  req_per_s_all: number[];
   vs_ssh: number;
   vs_direct: number;
   cpu_us_per_req: Cpu;
+  /** The forwarding process's highest RSS sampled during these runs (MiB); NaN for direct. */
+  peak_rss_mib: number;
 }
 
+/**
+ * `clients` connections at once, each its own keep-alive connection making `perClient` tool calls one
+ * after another. Errors are counted up to `errorLimit` (then the bench stops: something is broken).
+ */
 async function measureConcurrent(
   paths: TunnelPath[],
-  sizes: { clients: number; perClient: number; runs: number; budgetMs: number },
+  sizes: { clients: number; perClient: number; runs: number; budgetMs: number; errorLimit: number },
   procs: Processes,
   ids: { next: number },
 ): Promise<{ rows: Record<string, ConcurrentRow>; blocks: Blocks }> {
   const walls = new Map<PathId, number[]>(paths.map((p) => [p.id, []]));
-  const errors = new Errors();
+  const peaks = new Map<PathId, number>();
+  const errors = new Errors(sizes.errorLimit);
   const blocks = await interleave(paths, sizes.runs, sizes.budgetMs, procs, async (path, _r, stopAt) => {
     const agents = Array.from({ length: sizes.clients }, () => new Agent({ keepAlive: true, maxSockets: 1 }));
     // One run may not take longer than the phase's budget; a run cut short is reported as an error.
     const runDeadline = performance.now() + sizes.budgetMs / 2;
     let completed = 0;
+    const sampler = rssSampler(path.pid);
     const t0 = performance.now();
     await Promise.all(
       agents.map(async (agent) => {
         for (let i = 0; i < sizes.perClient && performance.now() < runDeadline && Date.now() < stopAt; i++) {
           try {
-            await postMcp(path.port, agent, ids.next++);
+            await callTool(path.port, agent, path.session, ids.next++);
             completed++;
           } catch (err) {
             errors.add(path.id, err);
@@ -718,8 +970,10 @@ async function measureConcurrent(
       }),
     );
     const wall = performance.now() - t0;
+    const peak = await sampler.stop();
+    if (!Number.isNaN(peak)) peaks.set(path.id, Math.max(peaks.get(path.id) ?? 0, peak));
     for (const a of agents) a.destroy();
-    if (completed < sizes.clients * sizes.perClient)
+    if (completed + errors.of(path.id) < sizes.clients * sizes.perClient)
       errors.add(path.id, new Error(`run cut short: ${completed} requests`));
     walls.get(path.id)!.push(wall);
   });
@@ -735,12 +989,15 @@ async function measureConcurrent(
       runs: xs.length,
       requests_per_run: perRun,
       errors: errors.of(p.id),
+      first_error: errors.first.get(p.id),
       wall_ms_median: med(p.id),
       wall_ms_all: xs.map((x) => Math.round(x)),
       req_per_s: perRun / (med(p.id) / 1000),
+      req_per_s_all: xs.map((x) => Math.round(perRun / (x / 1000))),
       vs_ssh: med(p.id) / med('ssh-L'),
       vs_direct: med(p.id) / med('direct'),
       cpu_us_per_req: per,
+      peak_rss_mib: peaks.get(p.id) ?? Number.NaN,
     };
   }
   return { rows: out, blocks };
@@ -749,11 +1006,61 @@ async function measureConcurrent(
 async function warmUp(paths: TunnelPath[], sizes: Sizes, ids: { next: number }): Promise<void> {
   const deadline = Date.now() + sizes.budgetMs.warmup;
   for (const p of paths) {
+    p.session = await initSession(p.port);
     for (let i = 0; i < sizes.warmup && Date.now() < deadline; i++)
-      await postMcp(p.port, p.agent, ids.next++);
-    for (let i = 0; i < 10 && Date.now() < deadline; i++) await postMcp(p.port, false, ids.next++);
+      await callTool(p.port, p.agent, p.session, ids.next++);
+    for (let i = 0; i < 10 && Date.now() < deadline; i++)
+      await callTool(p.port, false, p.session, ids.next++);
     await download(p.port, p.agent, Math.min(4 * MiB, sizes.blobBytes));
+    await upload(p.port, p.agent, Math.min(4 * MiB, sizes.blobBytes));
   }
+}
+
+interface ReadyRow {
+  runs: number;
+  median_ms: number;
+  all_ms: number[];
+  vs_ssh: number;
+  /** RSS of the process once ready and idle (MiB), median. */
+  idle_rss_mib: number;
+}
+
+/**
+ * Connect-to-ready: spawn to "ready" (ssh: the forward listening, after authentication; connect: its
+ * "Listening on" line, after the tenant token and the SSH chain), with a cached login. Rounds alternate.
+ */
+async function measureReady(
+  starters: Setup['starters'],
+  rounds: number,
+  budgetMs: number,
+): Promise<Record<string, ReadyRow>> {
+  const ids = Object.keys(starters) as Array<keyof Setup['starters']>;
+  const times = new Map<string, number[]>(ids.map((k) => [k, []]));
+  const rss = new Map<string, number[]>(ids.map((k) => [k, []]));
+  const deadline = Date.now() + budgetMs;
+  for (let r = 0; r < rounds && Date.now() < deadline; r++) {
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[(r + k) % ids.length]!;
+      const started = await starters[id]();
+      times.get(id)!.push(started.readyMs);
+      await sleep(200);
+      const mib = started.pid === undefined ? undefined : await rssMiB(started.pid);
+      if (mib !== undefined) rss.get(id)!.push(mib);
+      await started.stop();
+    }
+  }
+  const out: Record<string, ReadyRow> = {};
+  for (const id of ids) {
+    const xs = times.get(id)!;
+    out[id] = {
+      runs: xs.length,
+      median_ms: median(xs),
+      all_ms: xs.map((x) => Math.round(x)),
+      vs_ssh: median(xs) / median(times.get('ssh-L')!),
+      idle_rss_mib: median(rss.get(id)!),
+    };
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -815,11 +1122,15 @@ async function probeCiphers(
   return { openssh, ssh2: ssh2Cipher };
 }
 
+type Starter = () => Promise<{ readyMs: number; pid: number | undefined; stop(): Promise<void> }>;
+
 interface Setup {
   paths: TunnelPath[];
   procs: Processes;
   ciphers: { openssh: string; ssh2: string };
   setupMs: number;
+  /** Start one more of each (for connect-to-ready), measured from spawn to ready. */
+  starters: Record<'ssh-L' | 'raw' | 'proxy', Starter>;
 }
 
 async function setUp(opts: Options): Promise<Setup> {
@@ -881,18 +1192,35 @@ async function setUp(opts: Options): Promise<Setup> {
   ];
   const ciphers = await probeCiphers(sshArgs, sshd, key.private, sshEnv);
 
-  const sshPort = await freeLoopbackPort();
-  const ssh = watch(
-    'ssh',
-    ['-N', '-o', 'ExitOnForwardFailure=yes', '-L', `${HOST}:${sshPort}:${HOST}:${upstream.port}`, ...sshArgs],
-    sshEnv,
-  );
-  cleanups.push({ name: 'ssh -L', run: () => stopChild(ssh.child, 'SIGTERM', 3000) });
-  await waitForPort(sshPort, 15_000, () => ssh.child.exitCode === null).catch((err: unknown) => {
-    throw new Error(
-      `ssh -L did not come up: ${(err as Error).message}; ssh said: ${ssh.output().slice(-1000)}`,
+  /** `ssh -v -N -L`: ready when ssh reports the forward listening (after authentication). */
+  const startSshL = async (cipher: string | undefined, name: string) => {
+    const port = await freeLoopbackPort();
+    const t0 = performance.now();
+    const ssh = watch(
+      'ssh',
+      [
+        '-v',
+        '-N',
+        '-o',
+        'ExitOnForwardFailure=yes',
+        ...(cipher ? ['-c', cipher] : []),
+        '-L',
+        `${HOST}:${port}:${HOST}:${upstream.port}`,
+        ...sshArgs,
+      ],
+      sshEnv,
     );
-  });
+    const stop = () => stopChild(ssh.child, 'SIGTERM', 3000);
+    cleanups.push({ name, run: stop });
+    await ssh.waitFor(/Local connections to \S+ forwarded/, 15_000).catch((err: unknown) => {
+      throw new Error(`${name} did not come up: ${(err as Error).message}`);
+    });
+    const readyMs = performance.now() - t0;
+    await waitForPort(port, 15_000, () => ssh.child.exitCode === null);
+    return { port, pid: ssh.child.pid, readyMs, stop };
+  };
+  const ssh = await startSshL(undefined, 'ssh -L');
+  const sshAes = await startSshL(AES_GCM, 'ssh -L aes128-gcm');
 
   // The CLI: the sandbox IdP (in this process), a throwaway Secret Service, a logged-in sandbox profile.
   const [{ startIdp, USERS }, { startSecretService }, { writeSandboxProfile }, { deviceLogin }] =
@@ -932,11 +1260,13 @@ async function setUp(opts: Options): Promise<Setup> {
   const login = await deviceLogin(cliEnv, alice, { timeoutMs: 30_000 });
   if (login.code !== 0) throw new Error(`login failed (${login.code}): ${login.stderr.slice(-2000)}`);
 
-  const startConnect = async (raw: boolean) => {
+  /** `connect`: ready when it prints "Listening on" (token exchanged, SSH chain up, port open). */
+  const startConnect = async (raw: boolean, profile = true) => {
     const name = raw ? 'connect-raw' : 'connect-proxy';
-    const prof = opts.cpuProf
-      ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`, `--cpu-prof-name=${name}.cpuprofile`]
-      : [];
+    const prof =
+      opts.cpuProf && profile
+        ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`, `--cpu-prof-name=${name}.cpuprofile`]
+        : [];
     const run = watch(
       process.execPath,
       [
@@ -953,21 +1283,32 @@ async function setUp(opts: Options): Promise<Setup> {
       ],
       cliEnv,
     );
+    const t0 = performance.now();
     // SIGINT: the CLI's own clean shutdown (exit 130), which also lets --cpu-prof write its profile.
-    cleanups.push({ name, run: () => stopChild(run.child, 'SIGINT', 10_000) });
+    const stop = () => stopChild(run.child, 'SIGINT', 10_000);
+    cleanups.push({ name, run: stop });
     const [, port] = await run.waitFor(/Listening on (?:http:\/\/)?127\.0\.0\.1:(\d+)/, 30_000);
-    return { port: Number(port), pid: run.child.pid };
+    return { port: Number(port), pid: run.child.pid, readyMs: performance.now() - t0, stop };
   };
   const raw = await startConnect(true);
   const proxy = await startConnect(false);
 
   const agent = () => new Agent({ keepAlive: true, maxSockets: 1 });
-  const paths: TunnelPath[] = [
-    { id: 'direct', label: 'direct', port: upstream.port, pid: undefined, agent: agent() },
-    { id: 'ssh-L', label: 'ssh -L (OpenSSH)', port: sshPort, pid: ssh.child.pid, agent: agent() },
-    { id: 'raw', label: 'connect --raw', port: raw.port, pid: raw.pid, agent: agent() },
-    { id: 'proxy', label: 'connect (proxy)', port: proxy.port, pid: proxy.pid, agent: agent() },
-  ];
+  const paths: TunnelPath[] = (
+    [
+      { id: 'direct', label: 'direct', port: upstream.port, pid: undefined, agent: agent() },
+      {
+        id: 'ssh-L',
+        label: `ssh -L (${ciphers.openssh.replace(/(-poly1305)?@openssh\.com$/, '')})`,
+        port: ssh.port,
+        pid: ssh.pid,
+        agent: agent(),
+      },
+      { id: 'ssh-L-aes', label: 'ssh -L (aes128-gcm)', port: sshAes.port, pid: sshAes.pid, agent: agent() },
+      { id: 'raw', label: 'connect --raw', port: raw.port, pid: raw.pid, agent: agent() },
+      { id: 'proxy', label: 'connect (proxy)', port: proxy.port, pid: proxy.pid, agent: agent() },
+    ] as const
+  ).map((p) => ({ ...p, session: '' }));
   cleanups.push({
     name: 'agents',
     run: async () => {
@@ -979,6 +1320,11 @@ async function setUp(opts: Options): Promise<Setup> {
     procs: { upstream: upstream.pid, sshd: await sshdSessions() },
     ciphers,
     setupMs: performance.now() - started,
+    starters: {
+      'ssh-L': () => startSshL(undefined, 'ssh -L (ready)'),
+      raw: () => startConnect(true, false),
+      proxy: () => startConnect(false, false),
+    },
   };
 }
 
@@ -998,7 +1344,8 @@ const CPU_HEAD = ['tunnel', 'sshd', 'upstream', 'client'];
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
-  const sizes = opts.quick ? QUICK_SIZES : DEFAULT_SIZES;
+  const sizes = opts.small ? SMALL_SIZES : opts.quick ? QUICK_SIZES : DEFAULT_SIZES;
+  const mode = opts.small ? 'small' : opts.quick ? 'quick' : 'full';
   if (process.platform !== 'linux') throw new Error('Linux only (CPU accounting reads /proc)');
   const t0 = performance.now();
   const watchdog = setTimeout(() => {
@@ -1015,34 +1362,28 @@ async function main(): Promise<number> {
 
   try {
     if (opts.cpuProf) await mkdir(opts.cpuProf, { recursive: true });
-    log('starting the upstream, sshd, ssh -L, the IdP, the keychain, login and two connect sessions…');
-    const { paths, procs, ciphers, setupMs } = await setUp(opts);
+    log('starting the upstream, sshd, two ssh -L, the IdP, the keychain, login and two connect sessions…');
+    const { paths, procs, ciphers, setupMs, starters } = await setUp(opts);
     log(`set up in ${(setupMs / 1000).toFixed(1)} s; warming up`);
     const ids = { next: 1 };
     await warmUp(paths, sizes, ids);
 
-    log(`latency: ${sizes.latency} keep-alive requests per path, blocks of ${sizes.latencyBlock}`);
+    log(`latency: ${sizes.latency} sequential tool calls per path, blocks of ${sizes.latencyBlock}`);
     const keep = await measureLatency(
       paths,
       { total: sizes.latency, block: sizes.latencyBlock, budgetMs: sizes.budgetMs.latency, fresh: false },
       procs,
       ids,
     );
-    log(`latency: ${sizes.fresh} requests per path on a fresh connection each`);
+    log(`latency: ${sizes.fresh} tool calls per path on a fresh connection each`);
     const fresh = await measureLatency(
       paths,
       { total: sizes.fresh, block: sizes.freshBlock, budgetMs: sizes.budgetMs.fresh, fresh: true },
       procs,
       ids,
     );
-    log(`throughput: ${sizes.blobBytes / MiB} MiB × ${sizes.blobRuns} per path`);
-    const thr = await measureThroughput(
-      paths,
-      { bytes: sizes.blobBytes, runs: sizes.blobRuns, budgetMs: sizes.budgetMs.throughput },
-      procs,
-    );
     log(
-      `many streams: ${sizes.clients} clients × ${sizes.perClient} requests, ${sizes.concurrentRuns} runs per path`,
+      `many streams: ${sizes.clients} connections × ${sizes.perClient} calls, ${sizes.concurrentRuns} runs`,
     );
     const conc = await measureConcurrent(
       paths,
@@ -1051,21 +1392,45 @@ async function main(): Promise<number> {
         perClient: sizes.perClient,
         runs: sizes.concurrentRuns,
         budgetMs: sizes.budgetMs.concurrent,
+        errorLimit: 50,
       },
       procs,
       ids,
     );
+    log(`burst: ${sizes.burstClients} connections at once × ${sizes.burstPerClient} calls`);
+    const burst = await measureConcurrent(
+      paths,
+      {
+        clients: sizes.burstClients,
+        perClient: sizes.burstPerClient,
+        runs: sizes.burstRuns,
+        budgetMs: sizes.budgetMs.burst,
+        errorLimit: sizes.burstClients * sizes.burstPerClient,
+      },
+      procs,
+      ids,
+    );
+    // After the connection loads, so that their peak RSS is theirs, not what bulk transfers left behind.
+    log(`throughput: ${sizes.blobBytes / MiB} MiB × ${sizes.blobRuns} per path, down then up`);
+    const thr = { bytes: sizes.blobBytes, runs: sizes.blobRuns, budgetMs: sizes.budgetMs.throughput };
+    const down = await measureThroughput(paths, { ...thr, direction: 'down' }, procs);
+    const up = await measureThroughput(paths, { ...thr, direction: 'up' }, procs);
+    const lifetimePeak: Record<string, number> = {};
+    for (const p of paths)
+      if (p.pid !== undefined) lifetimePeak[p.id] = (await rssMiB(p.pid, 'VmHWM')) ?? Number.NaN;
+    log(`connect-to-ready: ${sizes.readyRounds} rounds`);
+    const ready = await measureReady(starters, sizes.readyRounds, sizes.budgetMs.ready);
     const measuredMs = performance.now() - t0 - setupMs;
 
     const cpuModel = os.cpus()[0]?.model ?? 'unknown';
     const out: string[] = [];
     out.push(
-      `mcp-secure tunnel bench${opts.quick ? ' (--quick)' : ''}: node ${process.version}, ${await sshVersion()}, ` +
+      `mcp-secure tunnel bench (${mode}): node ${process.version}, ${await sshVersion()}, ` +
         `${os.cpus().length} CPUs (${cpuModel.trim()}), Linux ${os.release()}`,
     );
     out.push(
-      `ciphers: ssh -L ${ciphers.openssh}; connect (ssh2) ${ciphers.ssh2}. All paths: client in the bench process, ` +
-        `upstream node:http in a child, sshd (OpenSSH) on 127.0.0.1.`,
+      `ciphers: ssh -L ${ciphers.openssh} (default) and aes128-gcm; connect (ssh2) ${ciphers.ssh2}. Client in the ` +
+        'bench process; upstream (MCP SDK Streamable HTTP server + byte source/sink) in a child; OpenSSH sshd on 127.0.0.1.',
     );
     out.push(
       'CPU columns: time spent by each process per request (µs) or per MB (ms), from /proc: tunnel = ssh or the ' +
@@ -1085,6 +1450,8 @@ async function main(): Promise<number> {
             'p50 µs',
             'p90 µs',
             'p99 µs',
+            'max µs',
+            '>30ms',
             '÷direct',
             '÷ssh -L',
             ...CPU_HEAD.map((h) => `${h} µs`),
@@ -1098,6 +1465,8 @@ async function main(): Promise<number> {
               fx(x.p50_us),
               fx(x.p90_us),
               fx(x.p99_us),
+              fx(x.max_us),
+              String(x.over_30ms),
               ratio(x.p50_vs_direct),
               ratio(x.p50_vs_ssh),
               ...cpuCells(x.cpu_us_per_req),
@@ -1108,85 +1477,109 @@ async function main(): Promise<number> {
       );
     };
     latTable(
-      `1. Latency: ${sizes.latency} sequential POST /mcp (~1 KB each way), one keep-alive connection, blocks of ${sizes.latencyBlock} alternating`,
+      `1. Latency: ${sizes.latency} sequential MCP tool calls (~1 KB each way), one keep-alive connection, blocks of ${sizes.latencyBlock} alternating`,
       keep,
     );
     latTable(
-      `1b. Latency on a fresh connection each: ${sizes.fresh} POST /mcp (connection set-up included)`,
+      `1b. Latency on a fresh connection each: ${sizes.fresh} tool calls (connection set-up included)`,
       fresh,
     );
 
-    out.push(
-      '',
-      `2. Throughput: GET /blob, ${sizes.blobBytes / MiB} MiB × ${sizes.blobRuns} alternating (MB = 10^6 bytes)${trunc(thr.blocks)}`,
-    );
-    out.push(
-      table(
-        [
-          'path',
-          'median MB/s',
-          'runs MB/s',
-          '÷ssh -L',
-          '÷direct',
-          ...CPU_HEAD.map((h) => `${h} ms/MB`),
-          'err',
-        ],
-        paths.map((p) => {
-          const x = thr.rows[p.id]!;
-          return [
-            p.label,
-            fx(x.mb_per_s_median),
-            x.mb_per_s_all.map((v) => fx(v)).join(' / '),
-            ratio(x.vs_ssh),
-            ratio(x.vs_direct),
-            ...cpuCells(x.cpu_ms_per_mb, 2),
-            String(x.errors),
-          ];
-        }),
-      ),
-    );
+    const thrTable = (title: string, r: { rows: Record<string, ThroughputRow>; blocks: Blocks }) => {
+      out.push('', `${title}${trunc(r.blocks)}`);
+      out.push(
+        table(
+          [
+            'path',
+            'median MB/s',
+            'runs MB/s',
+            '÷ssh -L',
+            '÷direct',
+            ...CPU_HEAD.map((h) => `${h} ms/MB`),
+            'err',
+          ],
+          paths.map((p) => {
+            const x = r.rows[p.id]!;
+            return [
+              p.label,
+              fx(x.mb_per_s_median),
+              x.mb_per_s_all.map((v) => fx(v)).join(' / '),
+              ratio(x.vs_ssh),
+              ratio(x.vs_direct),
+              ...cpuCells(x.cpu_ms_per_mb, 2),
+              String(x.errors),
+            ];
+          }),
+        ),
+      );
+    };
+    const mb = `${sizes.blobBytes / MiB} MiB × ${sizes.blobRuns} alternating (MB = 10^6 bytes)`;
+    thrTable(`2. Throughput down: GET /blob, ${mb}`, down);
+    thrTable(`2b. Throughput up: POST /sink, ${mb}`, up);
 
+    const concTable = (title: string, r: { rows: Record<string, ConcurrentRow>; blocks: Blocks }) => {
+      out.push('', `${title}${trunc(r.blocks)}`);
+      out.push(
+        table(
+          [
+            'path',
+            'req/s',
+            'runs req/s',
+            '÷ssh -L',
+            '÷direct',
+            'peak RSS MiB',
+            ...CPU_HEAD.map((h) => `${h} µs`),
+            'err',
+          ],
+          paths.map((p) => {
+            const x = r.rows[p.id]!;
+            return [
+              p.label,
+              fx(x.req_per_s),
+              x.req_per_s_all.join(' / '),
+              ratio(1 / x.vs_ssh),
+              ratio(1 / x.vs_direct),
+              fx(x.peak_rss_mib, 1),
+              ...cpuCells(x.cpu_us_per_req),
+              String(x.errors),
+            ];
+          }),
+        ),
+      );
+    };
+    concTable(
+      `3. Many streams: ${sizes.clients} concurrent keep-alive connections × ${sizes.perClient} tool calls, ${sizes.concurrentRuns} runs alternating`,
+      conc,
+    );
+    concTable(
+      `3b. Burst: ${sizes.burstClients} connections at once × ${sizes.burstPerClient} tool calls, ${sizes.burstRuns} run(s)`,
+      burst,
+    );
     out.push(
       '',
-      `3. Many streams: ${sizes.clients} concurrent keep-alive clients × ${sizes.perClient} POST /mcp, ${sizes.concurrentRuns} runs alternating${trunc(conc.blocks)}`,
+      `4. Connect-to-ready (spawn → ready, cached login), ${sizes.readyRounds} rounds alternating`,
     );
     out.push(
       table(
-        [
-          'path',
-          'median wall ms',
-          'runs ms',
-          'req/s',
-          '÷ssh -L',
-          '÷direct',
-          ...CPU_HEAD.map((h) => `${h} µs`),
-          'err',
-        ],
-        paths.map((p) => {
-          const x = conc.rows[p.id]!;
-          return [
-            p.label,
-            fx(x.wall_ms_median),
-            x.wall_ms_all.join(' / '),
-            fx(x.req_per_s),
-            ratio(x.vs_ssh),
-            ratio(x.vs_direct),
-            ...cpuCells(x.cpu_us_per_req),
-            String(x.errors),
-          ];
+        ['command', 'median ms', 'runs ms', '÷ssh -L', 'idle RSS MiB'],
+        (['ssh-L', 'raw', 'proxy'] as const).map((id) => {
+          const x = ready[id]!;
+          const label = { 'ssh-L': 'ssh -N -L', raw: 'connect --raw', proxy: 'connect (proxy)' }[id];
+          return [label, fx(x.median_ms), x.all_ms.join(' / '), ratio(x.vs_ssh), fx(x.idle_rss_mib, 1)];
         }),
       ),
     );
     out.push(
       '',
-      `set-up ${(setupMs / 1000).toFixed(1)} s, measurements ${(measuredMs / 1000).toFixed(1)} s (÷ = ratio of medians; >1× is slower, for MB/s <1× is slower)`,
+      `set-up ${(setupMs / 1000).toFixed(1)} s, measurements ${(measuredMs / 1000).toFixed(1)} s (÷ = ratio of medians; ` +
+        'latency: >1× is slower; MB/s and req/s: <1× is slower)',
     );
     process.stdout.write(`${out.join('\n')}\n`);
 
     if (opts.json) {
       const result = {
         bench: 'tunnel',
-        quick: opts.quick,
+        mode,
         date: new Date().toISOString(),
         node: process.version,
         openssh: await sshVersion(),
@@ -1200,15 +1593,28 @@ async function main(): Promise<number> {
         paths: paths.map((p) => ({ id: p.id, label: p.label })),
         latency_keepalive: { truncated: keep.blocks.truncated, rows: keep.rows },
         latency_fresh: { truncated: fresh.blocks.truncated, rows: fresh.rows },
-        throughput: { bytes: sizes.blobBytes, truncated: thr.blocks.truncated, rows: thr.rows },
+        throughput_down: { bytes: sizes.blobBytes, truncated: down.blocks.truncated, rows: down.rows },
+        throughput_up: { bytes: sizes.blobBytes, truncated: up.blocks.truncated, rows: up.rows },
         concurrent: {
           clients: sizes.clients,
           per_client: sizes.perClient,
           truncated: conc.blocks.truncated,
           rows: conc.rows,
         },
+        burst: {
+          clients: sizes.burstClients,
+          per_client: sizes.burstPerClient,
+          truncated: burst.blocks.truncated,
+          rows: burst.rows,
+        },
+        peak_rss_mib_lifetime: lifetimePeak,
+        ready,
       };
-      await writeFile(opts.json, `${JSON.stringify(result, null, 2)}\n`);
+      // NaN is not JSON: null instead.
+      await writeFile(
+        opts.json,
+        `${JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`,
+      );
       log(`results written to ${opts.json}`);
     }
     return 0;

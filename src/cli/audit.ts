@@ -12,6 +12,7 @@ import { requireSetting } from '../config/require.js';
 import { CliError, sanitize, terminalSafeJson } from '../errors.js';
 import type { Deps } from '../io.js';
 import { loadProfile, profileFlags } from './context.js';
+import { boundYoungGeneration } from './memory.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
 export interface AuditOptions {
@@ -70,7 +71,10 @@ export async function run(
   _args: string[],
   deps: Deps,
 ) {
-  return runAuditTail(globals, parseAuditOptions(options), deps);
+  const parsed = parseAuditOptions(options);
+  // A tail can follow the feed for hours: a small young generation (memory.ts).
+  boundYoungGeneration();
+  return runAuditTail(globals, parsed, deps);
 }
 
 function feedPath(

@@ -14,6 +14,7 @@ import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import type { Hop } from '../tunnel/ssh.js';
 import { loadProfile, profileFlags } from './context.js';
+import { boundYoungGeneration } from './memory.js';
 import { mmss } from './tunnel-session.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
@@ -96,7 +97,10 @@ export async function run(
   _args: string[],
   deps: Deps,
 ) {
-  return runConnect(globals, parseConnectOptions(options), deps);
+  const parsed = parseConnectOptions(options);
+  // A session lasts hours: a small young generation (memory.ts).
+  boundYoungGeneration();
+  return runConnect(globals, parsed, deps);
 }
 
 const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];

@@ -11,11 +11,13 @@ import {
   createServer as createHttpServer,
   request as httpRequest,
   type IncomingHttpHeaders,
+  type IncomingMessage,
 } from 'node:http';
 import { createServer as createNetServer, isIP, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { isLoopbackHost } from '../auth/oidc.js';
 import { CliError, sanitize } from '../errors.js';
+import { ChannelAgent } from './pool.js';
 import { forward } from './ssh.js';
 import type { Supervisor } from './supervisor.js';
 
@@ -89,7 +91,14 @@ export type UpstreamOptions = Pick<ListenerOptions, 'supervisor' | 'upstream' | 
  */
 export async function upstreamRequest(
   o: UpstreamOptions,
-  request: { method: string; path: string; headers: Record<string, string | string[]>; signal?: AbortSignal },
+  request: {
+    method: string;
+    path: string;
+    headers: Record<string, string | string[]>;
+    signal?: AbortSignal;
+    /** A new channel, not one from the keep-alive pool (a retry after a reused channel failed). */
+    fresh?: boolean;
+  },
 ): Promise<ClientRequest> {
   const token = o.token();
   if (!token) throw new CliError('error', 'the tenant token has expired and is being renewed');
@@ -100,11 +109,15 @@ export async function upstreamRequest(
     authorization: `${token.type} ${token.value}`,
   };
   if (token.type === 'DPoP') headers['dpop'] = await o.proof(request.method, target.href, token.value);
-  return httpRequest({
+  const common = {
     method: request.method,
     path: `${target.pathname}${target.search}`,
     headers,
     ...(request.signal ? { signal: request.signal } : {}),
+  };
+  if (!request.fresh) return httpRequest({ ...common, agent: channelAgent(o) });
+  return httpRequest({
+    ...common,
     // No agent: with one, Node would ignore createConnection and dial the host itself.
     createConnection: (_opts, done) => {
       tunnelStream(o).then(
@@ -114,6 +127,31 @@ export async function upstreamRequest(
       return undefined as unknown as Socket;
     },
   });
+}
+
+/** One keep-alive pool of upstream channels per tunnel (pool.ts). */
+const agents = new WeakMap<Supervisor, ChannelAgent>();
+function channelAgent(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): ChannelAgent {
+  let agent = agents.get(o.supervisor);
+  if (!agent) {
+    agent = new ChannelAgent(() => tunnelStream(o));
+    agents.set(o.supervisor, agent);
+  }
+  return agent;
+}
+
+/**
+ * May a request that failed on a reused keep-alive channel, before any answer, be sent again? Only an
+ * idempotent method without a body (RFC 9110 §9.2.2): a tool call (POST) is never sent twice.
+ */
+function replayable(req: IncomingMessage): boolean {
+  const method = req.method ?? 'GET';
+  const length = req.headers['content-length'];
+  return (
+    ['GET', 'HEAD', 'OPTIONS', 'DELETE'].includes(method) &&
+    (length === undefined || length === '0') &&
+    req.headers['transfer-encoding'] === undefined
+  );
 }
 
 async function tunnelStream(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): Promise<Duplex> {
@@ -152,13 +190,22 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
       fail(503, 'the tenant token has expired and is being renewed; retry shortly');
       return;
     }
-    const start = async () => {
+    let current: ClientRequest | undefined;
+    // Only an answer cut short needs the upstream request torn down.
+    res.on('close', () => {
+      if (!res.writableFinished) current?.destroy();
+    });
+    const start = async (fresh: boolean) => {
       const upstream = await upstreamRequest(o, {
         method: req.method ?? 'GET',
         path: req.url ?? '/',
         headers: forwardHeaders(req.headers),
+        fresh,
       });
+      current = upstream;
+      let answered = false;
       upstream.on('response', (up) => {
+        answered = true;
         const out = forwardHeaders(up.headers);
         res.writeHead(up.statusCode ?? 502, out);
         // Server-Sent Events and chunked answers pass through as they come: headers flushed at once, no
@@ -172,19 +219,25 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
         });
         up.pipe(res);
       });
-      upstream.on('error', (err) =>
-        fail(502, `the MCP upstream is unreachable (${sanitize(err.message, 100)})`),
-      );
-      // Only an answer cut short needs the upstream request torn down.
-      res.on('close', () => {
-        if (!res.writableFinished) upstream.destroy();
+      upstream.on('error', (err) => {
+        // The upstream closed a kept-alive channel just as we reused it: once more on a new channel.
+        if (!answered && !fresh && upstream.reusedSocket && replayable(req) && !res.destroyed) {
+          start(true).catch(failWith);
+          return;
+        }
+        fail(502, `the MCP upstream is unreachable (${sanitize(err.message, 100)})`);
       });
-      count(req, o.stats, 'bytesOut', o.now);
-      req.pipe(upstream);
+      // A retry is only ever for a request without a body (replayable), already read.
+      if (fresh) upstream.end();
+      else {
+        // Counting reads the body: attached in the same tick as the pipe, so no chunk is missed.
+        count(req, o.stats, 'bytesOut', o.now);
+        req.pipe(upstream);
+      }
     };
-    start().catch((err: unknown) =>
-      fail(502, sanitize(err instanceof Error ? err.message : String(err), 120)),
-    );
+    const failWith = (err: unknown) =>
+      fail(502, sanitize(err instanceof Error ? err.message : String(err), 120));
+    start(false).catch(failWith);
   });
 }
 

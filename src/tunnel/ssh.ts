@@ -7,6 +7,8 @@ import { readFile } from 'node:fs/promises';
 import type * as Ssh2Types from 'ssh2';
 import ssh2 from 'ssh2';
 import { CliError, sanitize } from '../errors.js';
+import { nudgeUnanswered } from './ack-nudge.js';
+import { batchWrites } from './batch-writes.js';
 import {
   fingerprint,
   type HostKeyVerdict,
@@ -210,6 +212,10 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
           // MCP traffic is small request/response messages: Nagle's algorithm against the peer's delayed
           // ACK would add ~40 ms to a request written in more than one piece (headers, then body).
           client.setNoDelay(true);
+          // sshd's small unanswered messages + Nagle + our delayed ACK: 40 ms stalls (ack-nudge.ts).
+          nudgeUnanswered(client);
+          // Every packet of one event-loop turn in one write (batch-writes.ts).
+          batchWrites(client);
           resolve(client);
         });
         // `on`, not `once`: ssh2 can emit a second error for one failure (ECONNRESET, then "Connection lost
