@@ -6,6 +6,7 @@
  * Usage: npm run bench:audit [-- EVENTS] [-- --json FILE]
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,8 +32,21 @@ const bastion = await startBastion({
 });
 const env = { ...process.env, ...keyring.env, MCP_SECURE_CONFIG_DIR: dir, HOME: dir, NO_COLOR: '1' };
 
+function kibSync(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
+  let text = '';
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  return statusKib(text, field);
+}
+
 async function kib(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number | undefined> {
-  const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return statusKib(await readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''), field);
+}
+
+function statusKib(text: string, field: 'VmRSS' | 'VmHWM'): number | undefined {
   const m = text.match(new RegExp(`${field}:\\s+(\\d+) kB`));
   return m ? Number(m[1]) : undefined;
 }
@@ -97,19 +111,28 @@ try {
   let firstAt: bigint | undefined;
   let lastAt = started;
   let tailBytes = '';
+  const samples: Array<{ at: number; rssMiB: number }> = [];
+  let peak = 0;
+  let lastSyncSample = 0n;
   child.stdout.on('data', (d: Buffer) => {
     const now = process.hrtime.bigint();
     firstAt ??= now;
     lastAt = now;
     for (let i = d.indexOf(10); i !== -1; i = d.indexOf(10, i + 1)) lines += 1;
     tailBytes = d.subarray(Math.max(0, d.length - 400)).toString();
+    // Also sample as the output arrives (at most every 10 ms): a short run can deliver every event
+    // between two timer ticks, which left the 25%/100% figures without a sample.
+    if (now - lastSyncSample > 10_000_000n) {
+      lastSyncSample = now;
+      const rss = kibSync(child.pid!, 'VmRSS');
+      if (rss) samples.push({ at: lines, rssMiB: rss / 1024 });
+    }
   });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  const samples: Array<{ at: number; rssMiB: number }> = [];
-  let peak = 0;
+
   const sampler = setInterval(
     async () => {
       const rss = await kib(child.pid!, 'VmRSS');
