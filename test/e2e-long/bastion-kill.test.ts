@@ -212,3 +212,23 @@ test('the bastion is killed five times in 60 s of MCP load: the port stays, call
   assert.equal(result.code, 130, result.stderr);
   assert.match(result.stderr, /[5-9] re-dials|\d{2,} re-dials/);
 });
+
+test('the bastion comes back with another host key: the re-dial refuses it and connect ends with exit 5', async () => {
+  const local = startCli(
+    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
+    user.env(),
+    60_000,
+  );
+  run = local;
+  local.child.stdin.end();
+  await local.waitFor(/Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/, 30_000);
+  await bastion!.kill();
+  await local.waitFor(/SSH connection lost/, 10_000);
+  // Same address, another identity: what a man in the middle would answer with.
+  bastion = await startBastionProcess({ ...bastionOptions, hostKey: generateEd25519().private });
+  const result = await local.done;
+  run = undefined;
+  assert.equal(result.code, 5, result.stderr);
+  assert.match(result.stderr, /error: unknown host key for \[127\.0\.0\.1\]:\d+ \(SHA256:/);
+  assert.doesNotMatch(result.stderr, /re-established/);
+});
