@@ -6,7 +6,7 @@
  * the tunnel is down, succeeds; requests in flight at a kill are counted and reported.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -68,6 +68,7 @@ after(async () => {
   await plane?.close();
   await idp?.close();
   await keyring?.stop();
+  if (user) await rm(user.root, { recursive: true, force: true });
 });
 
 interface Call {
