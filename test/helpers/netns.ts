@@ -38,18 +38,31 @@ async function ip(...args: string[]): Promise<string> {
   return stdout;
 }
 
-/** Why namespaces cannot be used here, or undefined when they can (tried for real, then removed). */
+/**
+ * Why the topology cannot be built here, or undefined when it can: tried for real (a namespace, a veth pair
+ * inside it, a command run in it), then removed. A container without the capability fails one of these.
+ */
 export async function netnsUnavailable(): Promise<string | undefined> {
   if (process.platform !== 'linux') return 'network namespaces are a Linux feature';
   if (process.getuid?.() !== 0) return 'creating network namespaces needs root';
   const probe = `${PREFIX}probe-${process.pid}`;
+  const steps: Array<[string, string[]]> = [
+    ['`ip netns add`', ['netns', 'add', probe]],
+    ['a veth pair', ['-n', probe, 'link', 'add', 'probe-a', 'type', 'veth', 'peer', 'name', 'probe-b']],
+    ['`ip netns exec`', ['netns', 'exec', probe, 'true']],
+  ];
   try {
-    await ip('netns', 'add', probe);
-  } catch (err) {
-    return `\`ip netns add\` failed: ${(err as Error).message.split('\n')[0]}`;
+    for (const [what, args] of steps) {
+      try {
+        await ip(...args);
+      } catch (err) {
+        return `${what} failed: ${((err as Error).message.split('\n')[1] ?? (err as Error).message).trim()}`;
+      }
+    }
+    return undefined;
+  } finally {
+    await ip('netns', 'del', probe).catch(() => undefined);
   }
-  await ip('netns', 'del', probe).catch(() => undefined);
-  return undefined;
 }
 
 /** Our namespaces left behind by a run that died before its cleanup (its pid is gone). */
