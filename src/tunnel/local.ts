@@ -117,9 +117,18 @@ export async function upstreamRequest(
 }
 
 async function tunnelStream(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): Promise<Duplex> {
-  const client = await o.supervisor.client();
   const port = Number(o.upstream.port || (o.upstream.protocol === 'https:' ? 443 : 80));
-  return (await forward(client, o.upstream.hostname, port)) as unknown as Duplex;
+  const client = await o.supervisor.client();
+  try {
+    return (await forward(client, o.upstream.hostname, port)) as unknown as Duplex;
+  } catch (err) {
+    // A refusal from the bastion (SSH_MSG_CHANNEL_OPEN_FAILURE) carries a reason code: that is the answer.
+    // Without one the connection died before the channel opened ('Not connected', 'No response from
+    // server'), so not a byte of the request has left: safe to wait for the re-dial and open it once more.
+    if ((err as { reason?: unknown }).reason !== undefined) throw err;
+    const next = await o.supervisor.client(client);
+    return (await forward(next, o.upstream.hostname, port)) as unknown as Duplex;
+  }
 }
 
 function count(

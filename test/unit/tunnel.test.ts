@@ -1,0 +1,137 @@
+/**
+ * A request that arrives as the SSH connection dies: when the channel could not even be opened, nothing of
+ * the request has left, so it waits for the re-dial and goes through; a refusal by the bastion is final.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
+import { test } from 'node:test';
+import { upstreamRequest } from '../../src/tunnel/local.js';
+import type { Chain } from '../../src/tunnel/ssh.js';
+import { Supervisor } from '../../src/tunnel/supervisor.js';
+
+type ForwardOut = (
+  srcIP: string,
+  srcPort: number,
+  dstIP: string,
+  dstPort: number,
+  cb: (err: Error | undefined, stream?: unknown) => void,
+) => void;
+
+function fakeChain(forwardOut: ForwardOut): { chain: Chain; close(): void } {
+  let close!: () => void;
+  const closed = new Promise<void>((resolve) => {
+    close = resolve;
+  });
+  const last = { forwardOut };
+  return { chain: { clients: [last], last, closed, close: () => undefined } as unknown as Chain, close };
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+test('supervisor.client(avoid): a client found dead is not handed back; the next chain is', async () => {
+  const ac = new AbortController();
+  const chains = [fakeChain(() => undefined), fakeChain(() => undefined)];
+  let dials = 0;
+  const supervisor = new Supervisor({
+    dial: async () => chains[dials++]!.chain,
+    sleep: async () => undefined,
+    random: () => 0,
+    signal: ac.signal,
+  });
+  await supervisor.start();
+  const first = await supervisor.client();
+  assert.equal(await supervisor.client(), first, 'without avoid: the current client');
+  let second: unknown;
+  const waiting = supervisor.client(first).then((c) => {
+    second = c;
+  });
+  await tick();
+  assert.equal(second, undefined, 'the dead client is not handed back while the supervisor still holds it');
+  chains[0]!.close(); // the connection closes: the supervisor re-dials
+  await waiting;
+  assert.equal(second, chains[1]!.chain.last);
+  assert.equal(dials, 2);
+  ac.abort();
+  supervisor.close();
+});
+
+async function upstreamServer() {
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(String(req.headers.authorization));
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { port, seen, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+function through(supervisor: unknown, port: number) {
+  return upstreamRequest(
+    {
+      supervisor: supervisor as Supervisor,
+      upstream: new URL(`http://127.0.0.1:${port}/mcp`),
+      token: () => ({ value: 'tenant-token', type: 'Bearer' }),
+      proof: async () => '',
+    },
+    { method: 'GET', path: '/mcp', headers: {} },
+  );
+}
+
+test('the channel could not be opened (connection gone): the request waits for the re-dial and goes through once', async () => {
+  const upstream = await upstreamServer();
+  const dead = {
+    forwardOut: () => {
+      throw new Error('Not connected'); // what ssh2 throws once its socket is gone
+    },
+  };
+  const alive = {
+    forwardOut: ((_s, _p, host, port, cb) => {
+      const socket = connect(port, host);
+      socket.once('connect', () => cb(undefined, socket));
+    }) as ForwardOut,
+  };
+  const asked: unknown[] = [];
+  const supervisor = {
+    client: async (avoid?: unknown) => {
+      asked.push(avoid);
+      return avoid === dead ? alive : dead;
+    },
+  };
+  const req = await through(supervisor, upstream.port);
+  const status = await new Promise<number | undefined>((resolve, reject) => {
+    req.once('response', (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.once('error', reject);
+    req.end();
+  });
+  assert.equal(status, 200);
+  assert.deepEqual(asked, [undefined, dead], 'asked again, avoiding the dead client');
+  assert.deepEqual(upstream.seen, ['Bearer tenant-token'], 'sent once');
+  await upstream.close();
+});
+
+test('a refusal by the bastion (channel open failure with a reason) is final: no second try', async () => {
+  const refusing = {
+    forwardOut: ((_s, _p, _h, _port, cb) => {
+      cb(Object.assign(new Error('(SSH) Channel open failure: administratively prohibited'), { reason: 1 }));
+    }) as ForwardOut,
+  };
+  let asked = 0;
+  const supervisor = {
+    client: async () => {
+      asked++;
+      return refusing;
+    },
+  };
+  const req = await through(supervisor, 9);
+  const err = await new Promise<Error>((resolve) => {
+    req.once('error', resolve);
+    req.end();
+  });
+  assert.match(err.message, /administratively prohibited/);
+  assert.equal(asked, 1);
+});
