@@ -146,8 +146,14 @@ function count(
 function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
   return createHttpServer((req, res) => {
     const fail = (status: number, message: string) => {
+      // Once the answer has begun there is no status left to set: cut the connection, which the client
+      // sees as a failed request, rather than append an error to a body it is parsing.
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
       const [code, body] = jsonRpcError(status, message);
-      if (!res.headersSent) res.writeHead(code, { 'content-type': 'application/json' });
+      res.writeHead(code, { 'content-type': 'application/json' });
       res.end(body);
     };
     // A web page can reach 127.0.0.1 too. Browsers send Origin on cross-origin requests and a page that
@@ -175,6 +181,11 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
         if (up.headers['content-length'] === undefined) res.flushHeaders();
         count(up, o.stats, 'bytesIn', o.now);
         up.pipe(res);
+        // An answer cut short upstream (the SSH connection died mid-stream; pipe() does not end `res` then)
+        // must not leave the local client waiting for the rest until its own timeout: cut it too.
+        up.once('close', () => {
+          if (!up.complete) res.destroy();
+        });
       });
       upstream.on('error', (err) =>
         fail(502, `the MCP upstream is unreachable (${sanitize(err.message, 100)})`),

@@ -1,12 +1,13 @@
 /**
  * A request that arrives as the SSH connection dies: when the channel could not even be opened, nothing of
  * the request has left, so it waits for the re-dial and goes through; a refusal by the bastion is final.
+ * An answer cut short upstream is cut short for the local client too, at once.
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { test } from 'node:test';
-import { upstreamRequest } from '../../src/tunnel/local.js';
+import { listen, upstreamRequest } from '../../src/tunnel/local.js';
 import type { Chain } from '../../src/tunnel/ssh.js';
 import { Supervisor } from '../../src/tunnel/supervisor.js';
 
@@ -134,4 +135,55 @@ test('a refusal by the bastion (channel open failure with a reason) is final: no
   });
   assert.match(err.message, /administratively prohibited/);
   assert.equal(asked, 1);
+});
+
+test('an answer cut short upstream (SSE headers sent, then the connection dies) is cut for the local client at once', async () => {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: one\n\n');
+    setTimeout(() => res.socket?.destroy(), 50); // the SSH channel dies mid-answer
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const client = {
+    forwardOut: ((_s, _p, host, dst, cb) => {
+      const socket = connect(dst, host);
+      socket.once('connect', () => cb(undefined, socket));
+    }) as ForwardOut,
+  };
+  const listener = await listen(
+    {
+      supervisor: { client: async () => client } as unknown as Supervisor,
+      upstream: new URL(`http://127.0.0.1:${port}/mcp`),
+      raw: false,
+      token: () => ({ value: 'tenant-token', type: 'Bearer' }),
+      proof: async () => '',
+      stats: { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
+      now: () => 0,
+    },
+    { host: '127.0.0.1', port: 0, allowNonLoopback: false },
+  );
+  try {
+    const res = await fetch(`http://127.0.0.1:${listener.port}/mcp`);
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    assert.match(Buffer.from(first.value ?? []).toString(), /data: one/);
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      reader.read().then(
+        (r) => (r.done ? 'ended cleanly' : 'more data'),
+        () => 'cut',
+      ),
+      new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve('still waiting after 5 s'), 5_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    assert.equal(outcome, 'cut', 'the local client sees the answer fail, not a clean end and not a hang');
+  } finally {
+    await listener.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
