@@ -156,7 +156,7 @@ test('the bastion is killed five times in 60 s of MCP load: the port stays, call
   stop = true;
   await Promise.all([...workers, prober]);
 
-  assert.equal(run.child.exitCode, null, 'connect is still running');
+  assert.equal(run.child.exitCode, null, `connect is still running: ${run.stderr().slice(-3000)}`);
   assert.equal(kills.length, 5);
   assert.equal(lost.length, 5, `every kill was noticed: ${run.stderr()}`);
   assert.equal(up.length, 5, `every re-dial succeeded: ${run.stderr()}`);
