@@ -216,7 +216,10 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
           client.setNoDelay(true);
           resolve(client);
         });
-        client.once('error', (err: Error & { level?: string; code?: string }) => {
+        // on, not once: ssh2 can emit a second error (a reset socket's error, then 'Connection lost before
+        // handshake' when it closes), and one without a listener would crash the session. After the first,
+        // fail() does nothing; after 'ready', the chain's 'close' is what the supervisor acts on.
+        client.on('error', (err: Error & { level?: string; code?: string }) => {
           if (refusal) return fail(refusal);
           if (err.level === 'client-authentication') {
             return fail(

@@ -4,12 +4,17 @@
  * An answer cut short upstream is cut short for the local client too, at once.
  */
 import assert from 'node:assert/strict';
+import { rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer } from 'node:net';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { generateUserKey } from '../../sandbox/bastion.js';
+import { CliError } from '../../src/errors.js';
 import { listen, upstreamRequest } from '../../src/tunnel/local.js';
-import type { Chain } from '../../src/tunnel/ssh.js';
+import { type Chain, dialChain } from '../../src/tunnel/ssh.js';
 import { Supervisor } from '../../src/tunnel/supervisor.js';
+import { tempDir } from '../helpers/deps.js';
 
 type ForwardOut = (
   srcIP: string,
@@ -185,5 +190,43 @@ test('an answer cut short upstream (SSE headers sent, then the connection dies) 
     await listener.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test('a bastion that accepts and resets before the SSH handshake: the dial fails with one error, and nothing crashes', async () => {
+  // ssh2 emits two errors then: the socket's ECONNRESET, and 'Connection lost before handshake' on close.
+  // Reset once the client's identification string has arrived: it is connected, and has seen no header.
+  const server = createNetServer((socket) => socket.once('data', () => socket.resetAndDestroy()));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const dir = await tempDir();
+  const keyFile = join(dir, 'id_test');
+  await writeFile(keyFile, generateUserKey().privateKey, { mode: 0o600 });
+  const uncaught: unknown[] = [];
+  const onUncaught = (err: unknown) => uncaught.push(err);
+  process.on('uncaughtException', onUncaught);
+  try {
+    for (let i = 0; i < 5; i++) {
+      await assert.rejects(
+        dialChain({
+          hops: [{ host: '127.0.0.1', port, user: 'dev', identityFiles: [keyFile] }],
+          knownHostsFiles: [],
+          knownHostsWrite: join(dir, 'known_hosts'),
+          pinned: [],
+          acceptNew: false,
+          agentSocket: undefined,
+          info: () => undefined,
+          warn: () => undefined,
+        }),
+        (err: Error) =>
+          err instanceof CliError && /cannot reach the bastion|closed the connection/.test(err.message),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100)); // a late second error would surface here
+    assert.deepEqual(uncaught, []);
+  } finally {
+    process.off('uncaughtException', onUncaught);
+    await new Promise((resolve) => server.close(resolve));
+    await rm(dir, { recursive: true, force: true });
   }
 });
