@@ -80,6 +80,40 @@ function jsonRpcError(status: number, message: string): [number, string] {
   ];
 }
 
+const MAX_KEPT_BODY = 64 * 1024;
+
+/** The ids of the JSON-RPC requests (not notifications) in a request body, or none when it cannot tell. */
+function requestIds(body: Buffer[]): Array<string | number> {
+  const size = body.reduce((n, b) => n + b.length, 0);
+  if (size === 0 || size > MAX_KEPT_BODY) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.concat(body).toString('utf8'));
+  } catch {
+    return [];
+  }
+  const ids: Array<string | number> = [];
+  for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
+    const id = (m as { id?: unknown } | null)?.id;
+    if (
+      typeof (m as { method?: unknown } | null)?.method === 'string' &&
+      (typeof id === 'string' || typeof id === 'number')
+    )
+      ids.push(id);
+  }
+  return ids;
+}
+
+/** The SSE event that answers request `id` when the tunnel died before the server's answer arrived. */
+function lostAnswerEvent(id: string | number): string {
+  const [, body] = jsonRpcError(
+    502,
+    'the SSH connection was lost before the answer arrived; the request may have run',
+  );
+  const message = { ...(JSON.parse(body) as Record<string, unknown>), id };
+  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+}
+
 /** What a request through the tunnel needs: the chain, the upstream, and the current token. */
 export type UpstreamOptions = Pick<ListenerOptions, 'supervisor' | 'upstream' | 'token' | 'proof'>;
 
@@ -182,9 +216,20 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
         count(up, o.stats, 'bytesIn', o.now);
         up.pipe(res);
         // An answer cut short upstream (the SSH connection died mid-stream; pipe() does not end `res` then)
-        // must not leave the local client waiting for the rest until its own timeout: cut it too.
+        // must not leave the local client waiting for the rest until its own timeout. An MCP client does not
+        // fail a request whose SSE answer breaks off (it may wait to resume it), so that answer is finished
+        // with a JSON-RPC error for each request it carried; anything else is cut.
         up.once('close', () => {
-          if (!up.complete) res.destroy();
+          if (up.complete || res.destroyed) return;
+          const ids = /^text\/event-stream/i.test(String(up.headers['content-type'] ?? ''))
+            ? requestIds(sent)
+            : [];
+          if (ids.length === 0) {
+            res.destroy();
+            return;
+          }
+          // Blank lines first: they end whatever line or event the cut left half-written.
+          res.end(`\n\n${ids.map(lostAnswerEvent).join('')}`);
         });
       });
       upstream.on('error', (err) =>
@@ -195,6 +240,13 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
         if (!res.writableFinished) upstream.destroy();
       });
       count(req, o.stats, 'bytesOut', o.now);
+      // The request body, kept (bounded) to name the requests in an answer that breaks off.
+      const sent: Buffer[] = [];
+      let kept = 0;
+      req.on('data', (chunk: Buffer) => {
+        if (kept <= MAX_KEPT_BODY) sent.push(chunk);
+        kept += chunk.length;
+      });
       req.pipe(upstream);
     };
     start().catch((err: unknown) =>

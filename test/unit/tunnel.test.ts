@@ -142,10 +142,10 @@ test('a refusal by the bastion (channel open failure with a reason) is final: no
   assert.equal(asked, 1);
 });
 
-test('an answer cut short upstream (SSE headers sent, then the connection dies) is cut for the local client at once', async () => {
+test('an answer cut short upstream (SSE headers sent, then the connection dies): the local client learns at once', async () => {
   const server = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
-    res.write('data: one\n\n');
+    res.write('data: one\n\ndata: {"half an ev'); // cut mid-event
     setTimeout(() => res.socket?.destroy(), 50); // the SSH channel dies mid-answer
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -186,6 +186,27 @@ test('an answer cut short upstream (SSE headers sent, then the connection dies) 
     ]);
     clearTimeout(timer);
     assert.equal(outcome, 'cut', 'the local client sees the answer fail, not a clean end and not a hang');
+
+    // An MCP request whose SSE answer breaks off: finished with a JSON-RPC error for that request's id (an
+    // MCP client would otherwise wait to resume it until its own timeout).
+    const started = Date.now();
+    const post = await fetch(`http://127.0.0.1:${listener.port}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 42, method: 'tools/call', params: { name: 'whoami' } }),
+    });
+    const text = await post.text();
+    assert.ok(Date.now() - started < 5_000);
+    const events = text
+      .split('\n')
+      .filter((l) => l.startsWith('data: {"jsonrpc"')) // the half-written event is left for the client to drop
+      .map((l) => JSON.parse(l.slice(6)) as { id?: number; error?: { message: string } });
+    assert.equal(events.length, 1);
+    assert.equal(events.at(-1)?.id, 42);
+    assert.match(
+      events.at(-1)?.error?.message ?? '',
+      /mcp-secure: the SSH connection was lost before the answer arrived/,
+    );
   } finally {
     await listener.close();
     server.closeAllConnections();
