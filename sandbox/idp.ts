@@ -78,6 +78,14 @@ export interface IdpOptions {
   tenantTokenTtl?: number;
   /** Answer token exchanges wrongly on purpose (see ExchangeFault); also settable with setExchangeFault. */
   exchangeFault?: ExchangeFault;
+  /**
+   * The address to listen on (default 127.0.0.1). The issuer stays http://127.0.0.1:PORT whatever it is: the
+   * CLI takes a plain-http issuer on loopback only, so a test that puts the IdP elsewhere (another network
+   * namespace) publishes it on its clients' loopback with a relay.
+   */
+  listenHost?: string;
+  /** Default 0: any free port. */
+  port?: number;
 }
 
 export interface SandboxIdp {
@@ -142,7 +150,7 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(opts.port ?? 0, opts.listenHost ?? '127.0.0.1', () => {
       server.off('error', reject);
       resolve();
     });

@@ -31,13 +31,14 @@ const STOP_TIMEOUT_MS = 3_000;
 const STDERR_TAIL = 4_096;
 
 export interface Sshd {
-  host: '127.0.0.1';
+  /** The listen address: 127.0.0.1 unless `listenAddress` said otherwise. */
+  host: string;
   port: number;
   /** The current user: the only one AllowUsers lets in. */
   username: string;
   /** OpenSSH form: SHA256:base64-without-padding. */
   fingerprint: string;
-  /** `[127.0.0.1]:PORT ssh-ed25519 AAAA…` */
+  /** `[HOST]:PORT ssh-ed25519 AAAA…` */
   knownHostsLine: string;
   /** The private host key text, so another sshd (or a sandbox bastion) can wear the same identity. */
   hostKey: string;
@@ -56,6 +57,13 @@ export interface SshdOptions {
   permitOpen: Array<{ host: string; port: number }>;
   /** OpenSSH private host key text; default a fresh ed25519 key from ssh-keygen. */
   hostKey?: string;
+  /**
+   * An IPv4 address to listen on instead of 127.0.0.1: only ever an address inside a network namespace the
+   * test created (the network-namespace e2e test); the host's own interfaces stay loopback-only.
+   */
+  listenAddress?: string;
+  /** A fixed port (with listenAddress, in a fresh namespace); default a free loopback port. */
+  port?: number;
 }
 
 /** Whether startSshd can work here: sshd and ssh-keygen present, and the privsep dir there or creatable. */
@@ -79,6 +87,9 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
       throw new Error(`not a PermitOpen destination: ${host}:${port}`);
     }
   }
+  const listenAddress = opts.listenAddress ?? '127.0.0.1';
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(listenAddress))
+    throw new Error(`not an IPv4 address: ${listenAddress}`);
   const username = os.userInfo().username;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mcp-secure-sshd-'));
   try {
@@ -123,8 +134,9 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
     };
     // The free port is only free until someone else takes it: a few tries.
     for (let attempt = 1; ; attempt++) {
-      port = await freeLoopbackPort();
+      port = opts.port ?? (await freeLoopbackPort());
       const text = config({
+        listenAddress,
         port,
         keyFile,
         authorizedKeysFile,
@@ -142,6 +154,7 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
       } catch (err) {
         if (
           attempt >= 3 ||
+          opts.port !== undefined ||
           !(err instanceof Error) ||
           !/Bind to port|Address already in use/i.test(err.message)
         ) {
@@ -150,11 +163,11 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
       }
     }
     return {
-      host: '127.0.0.1',
+      host: listenAddress,
       port,
       username,
       fingerprint: fingerprintOf(hostBlob),
-      knownHostsLine: knownHostsLineOf('127.0.0.1', port, hostBlob),
+      knownHostsLine: knownHostsLineOf(listenAddress, port, hostBlob),
       hostKey,
       stop,
       async restart() {
@@ -173,6 +186,7 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
 }
 
 interface ConfigInput {
+  listenAddress: string;
   port: number;
   keyFile: string;
   authorizedKeysFile: string;
@@ -187,7 +201,7 @@ function config(c: ConfigInput): string {
     ? c.permitOpen.map(({ host, port }) => `${host.includes(':') ? `[${host}]` : host}:${port}`).join(' ')
     : 'none';
   const lines = [
-    `ListenAddress 127.0.0.1:${c.port}`,
+    `ListenAddress ${c.listenAddress}:${c.port}`,
     'AddressFamily inet',
     `HostKey ${c.keyFile}`,
     `PidFile ${c.pidFile}`,
@@ -268,9 +282,7 @@ async function launch(configFile: string, pidFile: string, port: number): Promis
     if (written.endsWith('\n') && Number(written) === child.pid) return child;
     if (Date.now() > deadline) {
       await kill(child);
-      throw new Error(
-        `sshd did not listen on 127.0.0.1:${port} within ${START_TIMEOUT_MS} ms: ${stderr.trim()}`,
-      );
+      throw new Error(`sshd did not listen on port ${port} within ${START_TIMEOUT_MS} ms: ${stderr.trim()}`);
     }
     await sleep(10);
   }

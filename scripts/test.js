@@ -1,11 +1,16 @@
 // Runs every dist/test/**/*.test.js with node's test runner. Node 20 takes no globs and, given a
 // directory, would run every .js file in it, helpers included.
+// dist/test/e2e-long holds the tests that need root or minutes (`npm run test:e2e`): `--long` runs those
+// and only those, one file at a time; without it they are left out.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
+const args = process.argv.slice(2);
+const long = args.includes('--long');
+const LONG_DIR = join('e2e-long', '');
 const files = readdirSync('dist/test', { recursive: true, encoding: 'utf8' })
-  .filter((f) => f.endsWith('.test.js'))
+  .filter((f) => f.endsWith('.test.js') && f.startsWith(LONG_DIR) === long)
   .map((f) => join('dist/test', f))
   .sort();
 if (files.length === 0) {
@@ -14,7 +19,13 @@ if (files.length === 0) {
 }
 const result = spawnSync(
   process.execPath,
-  ['--test', '--test-concurrency=2', '--test-timeout=180000', ...process.argv.slice(2), ...files],
+  [
+    '--test',
+    `--test-concurrency=${long ? 1 : 2}`,
+    '--test-timeout=180000',
+    ...args.filter((a) => a !== '--long'),
+    ...files,
+  ],
   {
     stdio: 'inherit',
   },

@@ -134,6 +134,10 @@ export async function resolveHops(eff: EffectiveProfile, deps: Deps): Promise<Ho
         ? spec.identityFiles
         : DEFAULT_IDENTITIES.map((f) => join(home, '.ssh', f))),
     ],
+    ...(spec.serverAliveInterval !== undefined
+      ? { keepaliveIntervalMs: spec.serverAliveInterval * 1000 }
+      : {}),
+    ...(spec.serverAliveCountMax !== undefined ? { keepaliveCountMax: spec.serverAliveCountMax } : {}),
   });
   return [...jumps.map((j) => toHop(resolve(j))), toHop(main)];
 }

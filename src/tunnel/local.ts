@@ -82,6 +82,40 @@ function jsonRpcError(status: number, message: string): [number, string] {
   ];
 }
 
+const MAX_KEPT_BODY = 64 * 1024;
+
+/** The ids of the JSON-RPC requests (not notifications) in a request body, or none when it cannot tell. */
+function requestIds(body: Buffer[]): Array<string | number> {
+  const size = body.reduce((n, b) => n + b.length, 0);
+  if (size === 0 || size > MAX_KEPT_BODY) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.concat(body).toString('utf8'));
+  } catch {
+    return [];
+  }
+  const ids: Array<string | number> = [];
+  for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
+    const id = (m as { id?: unknown } | null)?.id;
+    if (
+      typeof (m as { method?: unknown } | null)?.method === 'string' &&
+      (typeof id === 'string' || typeof id === 'number')
+    )
+      ids.push(id);
+  }
+  return ids;
+}
+
+/** The SSE event that answers request `id` when the tunnel died before the server's answer arrived. */
+function lostAnswerEvent(id: string | number): string {
+  const [, body] = jsonRpcError(
+    502,
+    'the SSH connection was lost before the answer arrived; the request may have run',
+  );
+  const message = { ...(JSON.parse(body) as Record<string, unknown>), id };
+  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+}
+
 /** What a request through the tunnel needs: the chain, the upstream, and the current token. */
 export type UpstreamOptions = Pick<ListenerOptions, 'supervisor' | 'upstream' | 'token' | 'proof'>;
 
@@ -155,9 +189,18 @@ function replayable(req: IncomingMessage): boolean {
 }
 
 async function tunnelStream(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): Promise<Duplex> {
-  const client = await o.supervisor.client();
   const port = Number(o.upstream.port || (o.upstream.protocol === 'https:' ? 443 : 80));
-  return (await forward(client, o.upstream.hostname, port)) as unknown as Duplex;
+  const client = await o.supervisor.client();
+  try {
+    return (await forward(client, o.upstream.hostname, port)) as unknown as Duplex;
+  } catch (err) {
+    // A refusal from the bastion (SSH_MSG_CHANNEL_OPEN_FAILURE) carries a reason code: that is the answer.
+    // Without one the connection died before the channel opened ('Not connected', 'No response from
+    // server'), so not a byte of the request has left: safe to wait for the re-dial and open it once more.
+    if ((err as { reason?: unknown }).reason !== undefined) throw err;
+    const next = await o.supervisor.client(client);
+    return (await forward(next, o.upstream.hostname, port)) as unknown as Duplex;
+  }
 }
 
 function count(
@@ -175,8 +218,14 @@ function count(
 function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
   return createHttpServer((req, res) => {
     const fail = (status: number, message: string) => {
+      // Once the answer has begun there is no status left to set: cut the connection, which the client
+      // sees as a failed request, rather than append an error to a body it is parsing.
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
       const [code, body] = jsonRpcError(status, message);
-      if (!res.headersSent) res.writeHead(code, { 'content-type': 'application/json' });
+      res.writeHead(code, { 'content-type': 'application/json' });
       res.end(body);
     };
     // A web page can reach 127.0.0.1 too. Browsers send Origin on cross-origin requests and a page that
@@ -204,6 +253,9 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
       });
       current = upstream;
       let answered = false;
+      // The request body, kept (bounded) to name the requests in an answer that breaks off.
+      const sent: Buffer[] = [];
+      let kept = 0;
       upstream.on('response', (up) => {
         answered = true;
         const out = forwardHeaders(up.headers);
@@ -212,12 +264,23 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
         // buffering. A sized answer leaves with its first body chunk (one write instead of two).
         if (up.headers['content-length'] === undefined) res.flushHeaders();
         count(up, o.stats, 'bytesIn', o.now);
-        // An answer cut short upstream (a reset mid-stream) must reach the client as a cut, not hang it
-        // forever or end like a whole answer: pipe() neither ends nor destroys `res` when `up` aborts.
-        up.once('close', () => {
-          if (!up.complete) res.destroy();
-        });
         up.pipe(res);
+        // An answer cut short upstream (the SSH connection died mid-stream; pipe() does not end `res` then)
+        // must not leave the local client waiting for the rest until its own timeout. An MCP client does not
+        // fail a request whose SSE answer breaks off (it may wait to resume it), so that answer is finished
+        // with a JSON-RPC error for each request it carried; anything else is cut.
+        up.once('close', () => {
+          if (up.complete || res.destroyed) return;
+          const ids = /^text\/event-stream/i.test(String(up.headers['content-type'] ?? ''))
+            ? requestIds(sent)
+            : [];
+          if (ids.length === 0) {
+            res.destroy();
+            return;
+          }
+          // Blank lines first: they end whatever line or event the cut left half-written.
+          res.end(`\n\n${ids.map(lostAnswerEvent).join('')}`);
+        });
       });
       upstream.on('error', (err) => {
         // The upstream closed a kept-alive channel just as we reused it: once more on a new channel.
@@ -232,6 +295,10 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
       else {
         // Counting reads the body: attached in the same tick as the pipe, so no chunk is missed.
         count(req, o.stats, 'bytesOut', o.now);
+        req.on('data', (chunk: Buffer) => {
+          if (kept <= MAX_KEPT_BODY) sent.push(chunk);
+          kept += chunk.length;
+        });
         req.pipe(upstream);
       }
     };

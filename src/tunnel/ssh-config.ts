@@ -1,6 +1,7 @@
 /**
  * The part of ~/.ssh/config a tunnel needs: `Host` blocks (patterns, negations), `HostName`, `User`,
- * `Port`, `IdentityFile` and `ProxyJump`, first value wins as in OpenSSH. `Match` blocks are skipped.
+ * `Port`, `IdentityFile`, `ProxyJump`, `ServerAliveInterval` and `ServerAliveCountMax`, first value wins as
+ * in OpenSSH. `Match` blocks are skipped.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,6 +17,15 @@ export interface HostSpec {
   identityFiles: string[];
   /** Hops before this host, as written in ProxyJump (`[user@]host[:port]`, aliases allowed). */
   proxyJump: string[];
+  /** ServerAliveInterval in seconds, when set (0 turns keepalives off, as in OpenSSH). */
+  serverAliveInterval?: number;
+  /** ServerAliveCountMax, when set. */
+  serverAliveCountMax?: number;
+}
+
+/** A non-negative whole number from the config, or undefined for anything else (OpenSSH would refuse it). */
+function count(text: string | undefined): number | undefined {
+  return text !== undefined && /^\d{1,6}$/.test(text) ? Number(text) : undefined;
 }
 
 interface Block {
@@ -124,6 +134,10 @@ export async function loadSshConfig(
       identityFiles: [],
       proxyJump: [],
     };
+    const interval = count(first.get('serveraliveinterval'));
+    const countMax = count(first.get('serveralivecountmax'));
+    if (interval !== undefined) spec.serverAliveInterval = interval;
+    if (countMax !== undefined && countMax > 0) spec.serverAliveCountMax = countMax;
     spec.identityFiles = identityFiles.map((f) => expandPath(f, home, spec));
     const jump = first.get('proxyjump');
     if (jump && jump.toLowerCase() !== 'none')

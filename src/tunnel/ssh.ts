@@ -27,6 +27,10 @@ export interface Hop {
   port: number;
   user: string;
   identityFiles: string[];
+  /** Keepalive interval for this hop (ServerAliveInterval from ~/.ssh/config); 0 turns keepalives off. */
+  keepaliveIntervalMs?: number;
+  /** Unanswered keepalives before the hop counts as dead (ServerAliveCountMax); default 3. */
+  keepaliveCountMax?: number;
 }
 
 export function hopLabel(hop: Hop): string {
@@ -255,8 +259,10 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
           authHandler: methods,
           tryKeyboard: false,
           readyTimeout: o.readyTimeoutMs ?? 15_000,
-          keepaliveInterval: o.keepaliveIntervalMs ?? 15_000,
-          keepaliveCountMax: 3,
+          // A path that dies silently (a cut link, a sleeping laptop) is only noticed by keepalives: after
+          // interval × countMax without an answer the hop closes and the supervisor re-dials.
+          keepaliveInterval: hop.keepaliveIntervalMs ?? o.keepaliveIntervalMs ?? 15_000,
+          keepaliveCountMax: hop.keepaliveCountMax ?? 3,
           hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
             decideHostKey(hop, key, o, (err) => {
               refusal = err;

@@ -102,10 +102,13 @@ export class Supervisor {
     }
   }
 
-  /** The last hop's client, waiting (bounded) while a re-dial is under way. */
-  client(): Promise<Client> {
+  /**
+   * The last hop's client, waiting (bounded) while a re-dial is under way. `avoid`: a client just found
+   * dead; until the supervisor has noticed that too, wait for the next chain instead of handing it back.
+   */
+  client(avoid?: Client): Promise<Client> {
     if (this.#fatal) return Promise.reject(this.#fatal);
-    if (this.#chain) return Promise.resolve(this.#chain.last);
+    if (this.#chain && this.#chain.last !== avoid) return Promise.resolve(this.#chain.last);
     const waitMs = this.#o.connectWaitMs ?? 20_000;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -24,8 +24,19 @@ export function baseEnv(extra: Record<string, string | undefined>): Record<strin
   return env;
 }
 
-export function startCli(args: string[], env: Record<string, string>, timeoutMs = 30_000): CliRun {
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+export function startCli(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+  options: { netns?: string } = {},
+): CliRun {
+  // In a network namespace: `ip netns exec` execs node, so the child's pid is still the CLI's.
+  const child = options.netns
+    ? spawn('ip', ['netns', 'exec', options.netns, process.execPath, BIN, ...args], {
+        env,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      })
+    : spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const waiters: Array<() => void> = [];

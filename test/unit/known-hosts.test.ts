@@ -105,3 +105,32 @@ test('ssh config: Host, HostName, User, Port, IdentityFile and ProxyJump, first 
   assert.equal(other.port, 2022);
   assert.deepEqual(parseDestination('[::1]:2200'), { user: undefined, host: '::1', port: 2200 });
 });
+
+test('ssh config: ServerAliveInterval and ServerAliveCountMax (how soon a dead path is noticed)', async () => {
+  const dir = await tempDir();
+  await writeFile(
+    join(dir, 'config'),
+    [
+      'Host flaky',
+      '  ServerAliveInterval 2',
+      '  ServerAliveCountMax 4',
+      'Host off',
+      '  ServerAliveInterval 0',
+      'Host junk',
+      '  ServerAliveInterval soon',
+      '  ServerAliveCountMax 0',
+      'Host *',
+      '  ServerAliveInterval 30',
+    ].join('\n'),
+  );
+  const resolve = await loadSshConfig('/home/u', join(dir, 'config'));
+  const pick = (h: string) => {
+    const s = resolve(h);
+    return [s.serverAliveInterval, s.serverAliveCountMax];
+  };
+  assert.deepEqual(pick('flaky'), [2, 4]);
+  assert.deepEqual(pick('off'), [0, undefined], '0 turns keepalives off, as in OpenSSH');
+  // The first value wins even when it is unusable; it is ignored rather than guessed at.
+  assert.deepEqual(pick('junk'), [undefined, undefined], 'values OpenSSH would refuse are ignored');
+  assert.deepEqual(pick('elsewhere'), [30, undefined]);
+});
