@@ -3,58 +3,27 @@
  * through a running `connect` in a tmux pane: resume after cuts, chain verification, bad input.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { type Bastion, generateUserKey, startBastion } from '../../sandbox/bastion.js';
-import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
-import { deviceLogin } from '../../sandbox/device-login.js';
-import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
-import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
-import { writeSandboxProfile } from '../../sandbox/profile.js';
+import type { ControlPlane } from '../../sandbox/control-plane.js';
 import { runCli } from '../helpers/cli.js';
-import { type UserEnv, userEnv } from '../helpers/env.js';
+import type { UserEnv } from '../helpers/env.js';
+import { type AliceStack, aliceStack } from '../helpers/stack.js';
 import { tmuxServer } from '../helpers/tmux.js';
 
-const _exec = promisify(execFile);
-const alice = USERS.find((u) => u.username === 'alice')!;
-let idp: SandboxIdp;
-let keyring: SecretService;
+let stack: AliceStack;
 let plane: ControlPlane;
-let bastion: Bastion;
 let user: UserEnv;
 
 before(async () => {
-  keyring = await startSecretService();
-  idp = await startIdp({ deviceInterval: 1 });
-  plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource, heartbeatMs: 200 });
-  const key = generateUserKey('audit-test');
-  bastion = await startBastion({
-    authorizedKeys: [key.publicKey],
-    allow: [{ host: '127.0.0.1', port: plane.port }],
-  });
-  user = await userEnv(keyring.env);
-  const keyFile = join(user.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  await writeSandboxProfile(idp, user.env(), 'sandbox', {
-    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
-    mcpUrl: plane.url,
-  });
-  assert.equal((await deviceLogin(user.env(), alice)).code, 0);
+  stack = await aliceStack('audit-test');
+  ({ plane, user } = stack);
 });
 
 after(async () => {
   await tmuxServer('mcp-secure-test').kill();
-  await bastion?.close();
-  await plane?.close();
-  await idp?.close();
-  await keyring?.stop();
+  await stack?.close();
 });
 
 const tailArgs = (...extra: string[]) => [

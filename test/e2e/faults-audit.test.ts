@@ -4,52 +4,24 @@
  * other events, the gap named, a --verify failure, and an end, never a loop or a buffer without bound.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type Bastion, generateUserKey, startBastion } from '../../sandbox/bastion.js';
-import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
-import { deviceLogin } from '../../sandbox/device-login.js';
-import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
-import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
-import { writeSandboxProfile } from '../../sandbox/profile.js';
+import type { ControlPlane } from '../../sandbox/control-plane.js';
 import { runCli } from '../helpers/cli.js';
-import { type UserEnv, userEnv } from '../helpers/env.js';
+import type { UserEnv } from '../helpers/env.js';
+import { type AliceStack, aliceStack } from '../helpers/stack.js';
 
-const alice = USERS.find((u) => u.username === 'alice')!;
-let idp: SandboxIdp;
-let keyring: SecretService;
+let stack: AliceStack;
 let plane: ControlPlane;
-let bastion: Bastion;
 let user: UserEnv;
 
 before(async () => {
-  keyring = await startSecretService();
-  idp = await startIdp({ deviceInterval: 1 });
-  plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource, heartbeatMs: 200 });
-  const key = generateUserKey('faults-audit');
-  bastion = await startBastion({
-    authorizedKeys: [key.publicKey],
-    allow: [{ host: '127.0.0.1', port: plane.port }],
-  });
-  user = await userEnv(keyring.env);
-  const keyFile = join(user.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  await writeSandboxProfile(idp, user.env(), 'sandbox', {
-    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
-    mcpUrl: plane.url,
-  });
-  assert.equal((await deviceLogin(user.env(), alice)).code, 0);
+  stack = await aliceStack('faults-audit');
+  ({ plane, user } = stack);
   for (let i = 0; i < 10; i++) plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
 });
 
 after(async () => {
-  await bastion?.close();
-  await plane?.close();
-  await idp?.close();
-  await keyring?.stop();
+  await stack?.close();
 });
 
 test('an event larger than the limit (1 MiB), sent again on every resume: skipped and named, the rest delivered, --verify exits 5', async () => {

@@ -11,53 +11,28 @@ import { chmod, chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promi
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type Bastion, generateUserKey, startBastion } from '../../sandbox/bastion.js';
-import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
-import { deviceLogin } from '../../sandbox/device-login.js';
-import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
-import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
-import { writeSandboxProfile } from '../../sandbox/profile.js';
+import type { ControlPlane } from '../../sandbox/control-plane.js';
+import type { SecretService } from '../../sandbox/keychain.js';
 import { BIN, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { type AliceStack, aliceStack } from '../helpers/stack.js';
 import { tmuxServer } from '../helpers/tmux.js';
 
-const alice = USERS.find((u) => u.username === 'alice')!;
-let idp: SandboxIdp;
+let stack: AliceStack;
 let keyring: SecretService;
 let plane: ControlPlane;
-let bastion: Bastion;
 let user: UserEnv;
 let keyText: string;
 
 before(async () => {
-  keyring = await startSecretService();
-  idp = await startIdp({ deviceInterval: 1 });
-  plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource, heartbeatMs: 200 });
-  const key = generateUserKey('faults-local');
-  keyText = key.privateKey;
-  bastion = await startBastion({
-    authorizedKeys: [key.publicKey],
-    allow: [{ host: '127.0.0.1', port: plane.port }],
-  });
-  user = await userEnv(keyring.env);
-  const keyFile = join(user.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  await writeSandboxProfile(idp, user.env(), 'sandbox', {
-    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
-    mcpUrl: plane.url,
-  });
-  assert.equal((await deviceLogin(user.env(), alice)).code, 0);
+  stack = await aliceStack('faults-local');
+  ({ keyring, plane, user, keyText } = stack);
   for (let i = 0; i < 3; i++) plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
 });
 
 after(async () => {
   keyring?.thaw();
-  await bastion?.close();
-  await plane?.close();
-  await idp?.close();
-  await keyring?.stop();
+  await stack?.close();
 });
 
 const SIGNALS = [
