@@ -34,7 +34,7 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
   const [
     { openStore },
     { connectIdp },
-    { accessExpiresAt, accountFor, saveLogin, userFromClaims },
+    { accessExpiresAt, accountFor, loadLogin, saveLogin, userFromClaims },
     { STORE_DESCRIPTIONS },
   ] = await Promise.all([
     import('../secrets/select.js'),
@@ -83,6 +83,11 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
   });
   ui.addSecret(tokens.access_token, tokens.refresh_token, tokens.id_token);
 
+  // The login this one replaces: its refresh token is revoked once the new one is stored, so a new
+  // login never leaves an old token valid at the IdP that nothing here can reach any more.
+  const previous = await loadLogin(opened.store, eff.name).catch(() => undefined);
+  if (previous) ui.addSecret(previous.access_token, previous.refresh_token);
+
   const claims = tokens.claims() as Record<string, unknown> | undefined;
   const user = userFromClaims(claims);
   const now = deps.now();
@@ -104,6 +109,27 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
   });
   // A new login starts with no tenant tokens issued.
   await (await import('../auth/tenant-state.js')).clearTenantState(deps.configDir, eff.name);
+
+  const old = previous?.refresh_token;
+  if (old && old !== tokens.refresh_token) {
+    if (previous.issuer !== idp.issuer || !idp.config.serverMetadata().revocation_endpoint) {
+      ui.warn(
+        'the previous login of this profile could not be revoked (another issuer, or no revocation endpoint); ' +
+          'it stays valid at its IdP until it expires.',
+      );
+    } else {
+      try {
+        await idp.client.tokenRevocation(idp.config, old, { token_type_hint: 'refresh_token' });
+        ui.info('Replaced the previous login of this profile; its refresh token was revoked at the IdP.');
+      } catch (err) {
+        ui.debug(`revoking the previous refresh token: ${err instanceof Error ? err.message : String(err)}`);
+        ui.warn(
+          'the previous login of this profile could not be revoked at the IdP; it stays valid there until it ' +
+            'expires. Nothing to do unless you suspect it was copied.',
+        );
+      }
+    }
+  }
 
   const who = user.name ? `${user.name}${user.email ? ` <${user.email}>` : ''}` : (user.email ?? user.sub);
   if (globals.json) {

@@ -147,6 +147,39 @@ test('bob can log in to his own profile; logins are kept per profile', async () 
   assert.equal(out.code, 0);
 });
 
+test('a new login over an existing one revokes the old refresh token at the IdP', async () => {
+  assert.equal((await deviceLogin(['--no-dpop'])).code, 0);
+  const first = JSON.parse((await keyring.lookup(ITEM))!) as { refresh_token: string };
+  const revokedBefore = idp.revokedCount();
+
+  const second = await deviceLogin(['--no-dpop']);
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stderr, /Replaced the previous login of this profile; its refresh token was revoked/);
+  assert.equal(idp.revokedCount(), revokedBefore + 1);
+  const now = JSON.parse((await keyring.lookup(ITEM))!) as { refresh_token: string };
+  assert.notEqual(now.refresh_token, first.refresh_token);
+
+  // The old refresh token is dead at the IdP; the new one works.
+  const meta = (await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json()) as {
+    token_endpoint: string;
+  };
+  const refresh = (token: string) =>
+    fetch(meta.token_endpoint, {
+      method: 'POST',
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: token,
+        client_id: idp.clientId,
+      }),
+    });
+  const old = await refresh(first.refresh_token);
+  assert.equal(old.status, 400);
+  assert.equal(((await old.json()) as { error: string }).error, 'invalid_grant');
+  assert.equal((await refresh(now.refresh_token)).status, 200);
+  const out = await cli(['--profile', 'sandbox', 'logout']);
+  assert.equal(out.code, 0);
+});
+
 test('with no keychain at all: auto says "memory only" once; --storage keychain refuses', async () => {
   const noBus = { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/bus' };
   const forced = await runCli(
