@@ -33,6 +33,7 @@ import { connect as netConnect } from 'node:net';
 import os from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -44,6 +45,23 @@ const BIN = fileURLToPath(new URL('../../bin/mcp-secure.js', import.meta.url));
 const HOST = '127.0.0.1';
 const REQUEST_TIMEOUT_MS = 15_000;
 const MAX_BLOB_BYTES = 1024 * 1024 * 1024;
+
+/** Writes `n` bytes of `chunk` repeated, then ends; bounded by the count, waits for 'drain' on back-pressure. */
+function writeBytes(out: Writable, n: number, chunk: Buffer): void {
+  let left = n;
+  const pump = () => {
+    while (left > 0) {
+      const k = Math.min(left, chunk.length);
+      left -= k;
+      if (!out.write(k === chunk.length ? chunk : chunk.subarray(0, k))) {
+        out.once('drain', pump);
+        return;
+      }
+    }
+    out.end();
+  };
+  pump();
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // The upstream: a tiny HTTP server, run as a child process.
@@ -118,20 +136,7 @@ async function runUpstreamChild(): Promise<void> {
       return;
     }
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
-    let left = n;
-    const pump = () => {
-      // Bounded by the byte count; waits for 'drain' whenever the socket pushes back.
-      while (left > 0) {
-        const k = Math.min(left, chunk.length);
-        left -= k;
-        if (!res.write(k === chunk.length ? chunk : chunk.subarray(0, k))) {
-          res.once('drain', pump);
-          return;
-        }
-      }
-      res.end();
-    };
-    pump();
+    writeBytes(res, n, chunk);
   };
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://upstream');
@@ -535,19 +540,7 @@ function upload(port: number, agent: Agent, bytes: number): Promise<void> {
         else resolve();
       });
     });
-    let left = bytes;
-    const pump = () => {
-      while (left > 0) {
-        const k = Math.min(left, chunk.length);
-        left -= k;
-        if (!req.write(k === chunk.length ? chunk : chunk.subarray(0, k))) {
-          req.once('drain', pump);
-          return;
-        }
-      }
-      req.end();
-    };
-    pump();
+    writeBytes(req, bytes, chunk);
   });
 }
 
