@@ -30,6 +30,7 @@ import {
   streamAudit,
 } from './audit.js';
 import { createTokenVerifier, sendJson, TokenVerificationError, type VerifiedToken } from './resource.js';
+import { generateLogKey, type LogFault, type LogKey, serveTlog } from './tlog.js';
 
 export interface AuditRecord {
   ts: string;
@@ -52,6 +53,10 @@ export interface ControlPlaneOptions {
   heartbeatMs?: number;
   /** How soon a token with an unknown kid may refetch the IdP's JWKS, in ms (default 30000). */
   jwksCooldownMs?: number;
+  /** The audit log's signing key (default: a new one, named `logName`). */
+  logKey?: LogKey;
+  /** The audit log's name; tenant origins are `<name>/<tenant>` (default mcp-secure.sandbox/audit). */
+  logName?: string;
 }
 
 export interface ControlPlane {
@@ -73,6 +78,10 @@ export interface ControlPlane {
   setStreamFault(fault: AuditStreamFault | undefined): void;
   /** Audit streams open right now. */
   openStreams(): number;
+  /** The key that signs the audit log's checkpoints; `vkey` is what a client pins. */
+  logKey: LogKey;
+  /** Test hook: makes the checkpoint and proof endpoints misbehave; undefined to behave again. */
+  setLogFault(fault: LogFault | undefined): void;
   close(): Promise<void>;
 }
 
@@ -136,6 +145,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const log: AuditRecord[] = [];
   const audit = new AuditLog();
   const faults = new StreamFaults();
+  const logName = opts.logName ?? 'mcp-secure.sandbox/audit';
+  const logKey = opts.logKey ?? generateLogKey(logName);
+  let logFault: LogFault | undefined;
   let streams = 0;
   const listeners = new Set<(r: AuditRecord) => void>();
   const sessions = new Map<string, Session>();
@@ -180,6 +192,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     if (!token) return;
     if (url.pathname === '/mcp') await mcp(req, res, token);
     else if (url.pathname === '/audit/stream') auditStream(req, res, url, token);
+    else if (url.pathname.startsWith('/audit/'))
+      serveTlog(req, res, url, token.tenant, {
+        log: audit,
+        key: logKey,
+        name: logName,
+        fault: () => logFault,
+      });
     else if (url.pathname === '/slow-sse') await slowSse(res);
     else await echoHeaders(req, res);
   }
@@ -364,6 +383,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         tenant,
       }),
     setStreamFault: (fault) => faults.set(fault),
+    logKey,
+    setLogFault: (fault) => {
+      logFault = fault;
+    },
     openStreams: () => streams,
     async close() {
       const open = [...sessions.values()];
@@ -380,6 +403,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 const ROUTES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   '/mcp': ['POST', 'GET', 'DELETE'],
   '/audit/stream': ['GET'],
+  '/audit/log': ['GET'],
+  '/audit/checkpoint': ['GET'],
+  '/audit/proof/inclusion': ['GET'],
+  '/audit/proof/consistency': ['GET'],
   '/slow-sse': ['GET'],
   '/echo-headers': ['POST'],
 });

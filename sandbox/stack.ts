@@ -38,6 +38,7 @@ export async function startStack(options: {
     identityFile: keyFile,
     fingerprints: [bastion.fingerprint],
     mcpUrl: plane.url,
+    auditLogKey: plane.logKey.vkey,
   });
   return {
     idp,

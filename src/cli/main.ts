@@ -149,8 +149,19 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     .option('--quiet', 'no terminal bell on denials')
     .option('--pretty', 'aligned lines for people even when stdout is not a terminal')
     .option('--accept-new-host-key', 'trust an unknown SSH host key on first use and record it')
+    .option('--accept-new-log-key', "pin the audit log's checkpoint key on first use (like a new host key)")
     .addOption(storageOption())
     .action(lazy(() => import('./audit.js')));
+  audit
+    .command('verify')
+    .description(
+      "check the log's signed checkpoint is consistent with the one remembered from the last run (no streaming)",
+    )
+    .requiredOption('-t, --tenant <name>', 'the tenant')
+    .option('--accept-new-host-key', 'trust an unknown SSH host key on first use and record it')
+    .option('--accept-new-log-key', "pin the audit log's checkpoint key on first use (like a new host key)")
+    .addOption(storageOption())
+    .action(lazy(() => import('./audit-verify.js')));
 
   program
     .command('mcp-config')

@@ -33,7 +33,8 @@ type NoDefault =
   | 'jump'
   | 'identity_file'
   | 'host_key_fingerprints'
-  | 'mcp_url';
+  | 'mcp_url'
+  | 'audit_log_key';
 
 export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
   scopes: ['profile', 'email'],
@@ -64,10 +65,11 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   host_key_fingerprints: 'MCP_SECURE_HOST_KEY_FINGERPRINTS',
   mcp_url: 'MCP_SECURE_MCP_URL',
   local_port: 'MCP_SECURE_LOCAL_PORT',
+  audit_log_key: 'MCP_SECURE_AUDIT_LOG_KEY',
 };
 
 /** Keys a project file (which comes with a repository someone else wrote) may not set: unsafe modes. */
-const NOT_FROM_PROJECT: ReadonlySet<keyof Profile> = new Set(['insecure_http']);
+const NOT_FROM_PROJECT: ReadonlySet<keyof Profile> = new Set(['insecure_http', 'audit_log_key']);
 
 export type Resolved = { [K in keyof Profile]?: { value: NonNullable<Profile[K]>; source: Source } };
 
