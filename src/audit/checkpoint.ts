@@ -59,9 +59,11 @@ const KEY_NAME = /^[^\s+\u0000-\u001f\u007f-\u009f]{1,256}$/u;
 
 export function parseVerifierKey(text: string): VerifierKey | string {
   if (typeof text !== 'string' || text.length > 1024) return 'not a verifier key';
-  const parts = text.split('+');
-  if (parts.length !== 3) return 'a verifier key is name+keyid+base64';
-  const [name, hexId, b64] = parts as [string, string, string];
+  // The name has no '+'; the base64 may (so split at the first two only).
+  const a = text.indexOf('+');
+  const b = a < 0 ? -1 : text.indexOf('+', a + 1);
+  if (a < 0 || b < 0) return 'a verifier key is name+keyid+base64';
+  const [name, hexId, b64] = [text.slice(0, a), text.slice(a + 1, b), text.slice(b + 1)];
   if (!KEY_NAME.test(name)) return 'the key name has spaces, + or control characters';
   if (!/^[0-9a-f]{8}$/.test(hexId)) return 'the key ID is not 8 hex digits';
   const raw = strictBase64(b64);
