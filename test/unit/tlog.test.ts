@@ -161,7 +161,7 @@ test('the frontier gives the oracle root at every size, and its block callback t
     assert.deepEqual(f.root(), mth(d.slice(0, i + 1)));
   });
   assert.equal(blocks.length, 8);
-  blocks.forEach((b, i) => assert.deepEqual(b, mth(d.slice(i * 8, i * 8 + 8))));
+  for (const [i, b] of blocks.entries()) assert.deepEqual(b, mth(d.slice(i * 8, i * 8 + 8)));
 });
 
 test('a signed checkpoint from the sandbox verifies against its vkey; changed text, another key, another origin do not', () => {
