@@ -147,8 +147,31 @@ try {
   clearInterval(sampler);
   const total = Number(process.hrtime.bigint() - started) / 1e9;
   const streaming = firstAt ? Number(lastAt - firstAt) / 1e9 : total;
-  connect.kill('SIGINT');
+  if (code !== 0) connect.kill('SIGINT');
   if (code !== 0) throw new Error(`audit tail exited ${code}: ${stderr.slice(-500)}`);
+  // audit verify: from the checkpoint this tail remembered (events) to one of events + 1000, no streaming.
+  for (let i = 0; i < 1000; i++) plane.appendAudit('acme', { actor: 'alice-0001', tool: 'list_workflows' });
+  const verifyStart = process.hrtime.bigint();
+  const verify = spawn(process.execPath, [BIN, '--profile', 'sandbox', 'audit', 'verify', '--tenant', 'acme'], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let verifyErr = '';
+  verify.stderr.on('data', (d: Buffer) => {
+    verifyErr += d.toString();
+  });
+  const verifyCode = await new Promise<number | null>((resolve) => verify.once('close', resolve));
+  const verifyMs = Number(process.hrtime.bigint() - verifyStart) / 1e6;
+  if (verifyCode !== 0) throw new Error(`audit verify exited ${verifyCode}: ${verifyErr}`);
+  // The verification itself, in this process: the sandbox's proof and the client's check of it.
+  const { verifyConsistency } = await import('../src/audit/merkle.js');
+  const tree = plane.audit.tree('acme');
+  const coreStart = process.hrtime.bigint();
+  const proof = tree.consistency(events, events + 1000);
+  const ok = verifyConsistency(events, events + 1000, tree.root(events), tree.root(events + 1000), proof);
+  const coreMs = Number(process.hrtime.bigint() - coreStart) / 1e6;
+  if (!ok) throw new Error('the consistency proof did not verify');
+  connect.kill('SIGINT');
   const at = (q: number) => samples.find((s) => s.at >= events * q)?.rssMiB.toFixed(0) ?? '?';
   process.stdout.write(
     [
@@ -158,6 +181,8 @@ try {
       `  rate: ${Math.round(events / total)} events/s overall, ${Math.round(events / streaming)} events/s while streaming`,
       `  peak RSS (VmHWM): ${(peak / 1024).toFixed(1)} MiB; RSS at 25/50/75/100%: ${at(0.25)} / ${at(0.5)} / ${at(0.75)} / ${samples.at(-1)?.rssMiB.toFixed(0) ?? '?'} MiB`,
       `  summary: ${stderr.trim().split('\n').pop()}`,
+      `audit verify ${events} → ${events + 1000}: ${verifyMs.toFixed(0)} ms for the whole command (start-up, proxy, checkpoint, proof); proof + check ${coreMs.toFixed(2)} ms (${proof.length} hashes)`,
+      `  ${verifyErr.trim().split('\n').pop()}`,
     ].join('\n') + '\n',
   );
   if (jsonFile) {
@@ -174,6 +199,8 @@ try {
       events_per_s: events / total,
       events_per_s_streaming: events / streaming,
       peak_rss_mib: peak / 1024,
+      verify_ms: verifyMs,
+      verify_core_ms: coreMs,
       rss_mib_at: { '25%': q(0.25), '50%': q(0.5), '75%': q(0.75), '100%': samples.at(-1)?.rssMiB ?? null },
     };
     await writeFile(jsonFile, `${JSON.stringify(result, null, 2)}\n`);
