@@ -152,10 +152,14 @@ try {
   // audit verify: from the checkpoint this tail remembered (events) to one of events + 1000, no streaming.
   for (let i = 0; i < 1000; i++) plane.appendAudit('acme', { actor: 'alice-0001', tool: 'list_workflows' });
   const verifyStart = process.hrtime.bigint();
-  const verify = spawn(process.execPath, [BIN, '--profile', 'sandbox', 'audit', 'verify', '--tenant', 'acme'], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const verify = spawn(
+    process.execPath,
+    [BIN, '--profile', 'sandbox', 'audit', 'verify', '--tenant', 'acme'],
+    {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let verifyErr = '';
   verify.stderr.on('data', (d: Buffer) => {
     verifyErr += d.toString();

@@ -131,12 +131,17 @@ export class StreamTree {
   readonly #report: (p: LogProblem) => void;
 
   /** `size`: the current checkpoint's, which decides how coarse the remembered blocks are. */
+  readonly #onVerified: ((cp: Checkpoint) => void) | undefined;
+
   constructor(o: {
     remembered: LogState | undefined;
     size: number;
     now: () => number;
     report: (p: LogProblem) => void;
+    /** Called each time the streamed events reproduce a checkpoint's root. */
+    onVerified?: (cp: Checkpoint) => void;
   }) {
+    this.#onVerified = o.onVerified;
     this.#remembered = o.remembered;
     this.#now = o.now;
     this.#report = o.report;
@@ -204,10 +209,35 @@ export class StreamTree {
   #compare(): void {
     const cp = this.#pending!;
     this.#pending = undefined;
-    if (this.frontier.root().equals(cp.root)) {
-      this.verified = cp;
-      this.verifiedAt = this.#now();
-    } else this.#flag({ kind: 'not-included', size: cp.size });
+    if (this.frontier.root().equals(cp.root)) this.#verify(cp);
+    else this.#flag({ kind: 'not-included', size: cp.size });
+  }
+
+  #verify(cp: Checkpoint): void {
+    this.verified = cp;
+    this.verifiedAt = this.#now();
+    this.#onVerified?.(cp);
+  }
+
+  /**
+   * A checkpoint the stream has already gone past: a consistency proof from its size to the streamed
+   * size, checked against the streamed root, shows the events shown up to it are in the signed tree.
+   */
+  async behind(cp: Checkpoint, get: FetchText): Promise<void> {
+    const size = this.frontier.size;
+    const root = this.frontier.root();
+    if (this.#broken || cp.size > size) return;
+    if (cp.size === size) {
+      this.expect(cp);
+      return;
+    }
+    const r = await get(`/audit/proof/consistency?first=${cp.size}&second=${size}`);
+    if (r.status !== 200)
+      return this.#flag({ kind: 'proof', why: `the consistency proof answered HTTP ${r.status}` });
+    const path = parseProof(r.body, 'consistency_path');
+    if (typeof path === 'string') return this.#flag({ kind: 'proof', why: path });
+    if (verifyConsistency(cp.size, size, cp.root, root, path)) this.#verify(cp);
+    else this.#flag({ kind: 'not-included', size: cp.size });
   }
 
   /** What to remember: the last checkpoint the stream reproduced, with its compact range and blocks. */

@@ -245,6 +245,45 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
     };
     let tree: StreamTree | undefined;
     let lastCheckpoint: Checkpoint | undefined;
+    const saveState = async () => {
+      if (log.mode !== 'log' || !tree || logProblems.length > 0) return;
+      const state = tree.state(log.origin, log.key.text);
+      if (state) await ls.writeLogState(deps.configDir, eff.name, opts.tenant, state);
+    };
+    const hhmmss = (ms: number) => new Date(ms).toISOString().slice(11, 19);
+    // Follow mode: a fresh checkpoint every interval once the live tail is reached, checked as in setupLog
+    // and against the streamed tree; the pane (`connect --audit-pane`) shows each verification's time.
+    const interval = Number(deps.env['MCP_SECURE_AUDIT_CHECKPOINT_INTERVAL_MS'] ?? 30_000);
+    let refreshing: Promise<void> | undefined; // one loop per run, started at the first live tail
+    const refresh = async () => {
+      if (log.mode !== 'log' || !tree || !lastCheckpoint || tree.broken) return;
+      const next = await tl.fetchCheckpoint(get, log.key, log.origin);
+      if ('kind' in next) return flagLog(next);
+      const p = await tl.checkExtends(get, { ...lastCheckpoint, verifiedAt: deps.now() }, next);
+      if (p) return flagLog(p);
+      lastCheckpoint = next;
+      if (tree.frontier.size < next.size) tree.expect(next);
+      else await tree.behind(next, get);
+    };
+    const refreshLoop = async () => {
+      while (!stop.signal.aborted && logProblems.length === 0) {
+        await deps.sleep(interval, stop.signal).catch(() => undefined);
+        if (stop.signal.aborted) return;
+        await refresh().catch((err: unknown) => ui.debug(`checkpoint refresh failed: ${String(err)}`));
+      }
+    };
+    const onLive = async () => {
+      if (log.mode !== 'log' || !tree || !lastCheckpoint) return;
+      if (!follow && tree.pending && tree.frontier.size < tree.pending.size && !tree.broken) {
+        // The backlog is over before the checkpoint's size: the feed withheld events the log signed.
+        flagLog({ kind: 'not-included', size: tree.pending.size });
+      }
+      if (follow) refreshing ??= refreshLoop();
+    };
+    const onVerified = (cp: Checkpoint) => {
+      ui.info(ui.c.green(`✓ log checkpoint of ${cp.size} events verified at ${hhmmss(deps.now())}`));
+      if (follow) void saveState().catch(() => undefined);
+    };
     if (log.mode === 'chain-only') ui.warn(`${logMod.CHAIN_ONLY} (${log.why})`);
     else {
       for (const p of log.problems) flagLog(p);
@@ -255,6 +294,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
           size: log.checkpoint.size,
           now: deps.now,
           report: flagLog,
+          onVerified,
         });
         tree.expect(log.checkpoint);
       } else if (log.checkpoint) {
@@ -263,38 +303,6 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         );
       }
     }
-    const saveState = async () => {
-      if (log.mode !== 'log' || !tree || logProblems.length > 0) return;
-      const state = tree.state(log.origin, log.key.text);
-      if (state) await ls.writeLogState(deps.configDir, eff.name, opts.tenant, state);
-    };
-    const hhmmss = (ms: number) => new Date(ms).toISOString().slice(11, 19);
-    let lastRefresh = 0;
-    // At the live tail: a checkpoint not reached means the feed withheld events it signed; in follow
-    // mode a fresh checkpoint is fetched (at most every 10 s) and the tree compared with it.
-    const onLive = async () => {
-      if (log.mode !== 'log' || !tree || !lastCheckpoint) return;
-      if (tree.pending && tree.frontier.size < tree.pending.size && !tree.broken) {
-        if (!follow) flagLog({ kind: 'not-included', size: tree.pending.size });
-        else return;
-      }
-      if (tree.verified && tree.verifiedAt !== undefined) {
-        ui.info(
-          ui.c.green(
-            `✓ log checkpoint of ${tree.verified.size} events verified at ${hhmmss(tree.verifiedAt)}`,
-          ),
-        );
-        await saveState();
-      }
-      if (!follow || deps.now() - lastRefresh < 10_000) return;
-      lastRefresh = deps.now();
-      const next = await tl.fetchCheckpoint(get, log.key, log.origin);
-      if ('kind' in next) return flagLog(next);
-      const p = await tl.checkExtends(get, { ...lastCheckpoint, verifiedAt: deps.now() }, next);
-      if (p) return flagLog(p);
-      lastCheckpoint = next;
-      if (tree.frontier.size <= next.size) tree.expect(next);
-    };
     const filters = {
       ...(opts.actor ? { actor: opts.actor } : {}),
       ...(opts.tool ? { tool: opts.tool } : {}),
