@@ -254,7 +254,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
     // Follow mode: a fresh checkpoint every interval once the live tail is reached, checked as in setupLog
     // and against the streamed tree; the pane (`connect --audit-pane`) shows each verification's time.
     const interval = Number(deps.env['MCP_SECURE_AUDIT_CHECKPOINT_INTERVAL_MS'] ?? 30_000);
-    let refreshing: Promise<void> | undefined; // one loop per run, started at the first live tail
+    let refreshStarted = false; // one loop per run, started at the first live tail
     const refresh = async () => {
       if (log.mode !== 'log' || !tree || !lastCheckpoint || tree.broken) return;
       const next = await tl.fetchCheckpoint(get, log.key, log.origin);
@@ -278,7 +278,10 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         // The backlog is over before the checkpoint's size: the feed withheld events the log signed.
         flagLog({ kind: 'not-included', size: tree.pending.size });
       }
-      if (follow) refreshing ??= refreshLoop();
+      if (follow && !refreshStarted) {
+        refreshStarted = true;
+        void refreshLoop();
+      }
     };
     const onVerified = (cp: Checkpoint) => {
       ui.info(ui.c.green(`✓ log checkpoint of ${cp.size} events verified at ${hhmmss(deps.now())}`));
