@@ -271,10 +271,7 @@ const EXAMPLES: Readonly<Record<string, string[]>> = {
     'mcp-secure audit tail --tenant acme',
     'mcp-secure audit tail -t acme --outcome denied --since 1h --no-follow',
   ],
-  verify: [
-    'mcp-secure audit verify --tenant acme',
-    'mcp-secure audit verify -t acme --profile work --json',
-  ],
+  verify: ['mcp-secure audit verify --tenant acme', 'mcp-secure audit verify -t acme --profile work --json'],
   'mcp-config': [
     'mcp-secure mcp-config --client claude-code --write     # ./.mcp.json',
     'mcp-secure mcp-config --client claude-desktop --write  # backup first, other servers kept',

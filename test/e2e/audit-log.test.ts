@@ -5,6 +5,7 @@
  * write the store would, then runs again: exit 5 under --verify with one line saying what happened.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -12,6 +13,7 @@ import type { ControlPlane } from '../../sandbox/control-plane.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import type { UserEnv } from '../helpers/env.js';
 import { type AliceStack, aliceStack } from '../helpers/stack.js';
+import { tmuxServer } from '../helpers/tmux.js';
 
 let stack: AliceStack;
 let plane: ControlPlane;
@@ -293,4 +295,44 @@ test('a feed that ignores Last-Event-ID and re-sends a 50 MB event every time: g
     .map((l) => (JSON.parse(l) as { seq: number }).seq);
   assert.deepEqual(seqs, [1, 2], 'the events before it once, never repeated');
   assert.ok(peakKib < 200 * 1024, `peak RSS ${Math.round(peakKib / 1024)} MiB`);
+});
+
+test('first contact on a terminal: the key is shown and pinned only on a yes; a no leaves it unpinned and exits 5', async () => {
+  const cfg = join(user.configDir, 'config.json');
+  const pinnedKey = () =>
+    (JSON.parse(readFileSync(cfg, 'utf8')) as { profiles: Record<string, Record<string, unknown>> }).profiles[
+      'sandbox'
+    ]!['audit_log_key'];
+  for (const answer of ['n', 'y']) {
+    await runCli(['--profile', 'sandbox', 'config', 'unset', 'audit_log_key'], user.env());
+    await rm(stateFile(), { force: true });
+    const tmux = tmuxServer(`mcp-secure-audit-log-${answer}`);
+    try {
+      await tmux.start('pin', user.env(), [
+        '--profile',
+        'sandbox',
+        'audit',
+        'verify',
+        '--tenant',
+        'acme',
+        ';',
+        'echo',
+        'EXIT=$?',
+      ]);
+      const asked = await tmux.waitFor('pin', /Pin it and trust checkpoints it signs\? \[y\/N\]/);
+      assert.ok(asked.includes(plane.logKey.vkey), asked);
+      await tmux.run('send-keys', '-t', 'pin', answer, 'Enter');
+      const done = await tmux.waitFor('pin', /EXIT=\d+/);
+      if (answer === 'y') {
+        assert.match(done, /EXIT=0/, done);
+        assert.match(done, /audit log key pinned in /);
+        assert.equal(pinnedKey(), plane.logKey.vkey);
+      } else {
+        assert.match(done, /EXIT=5/, done);
+        assert.equal(pinnedKey(), undefined);
+      }
+    } finally {
+      await tmux.kill();
+    }
+  }
 });
