@@ -114,6 +114,32 @@ export function verifyConsistency(
   return sn === 0 && fr.equals(firstRoot) && sr.equals(secondRoot);
 }
 
+/**
+ * The compact range of [0, index) read off an inclusion proof of leaf `index`: in RFC 9162 trees every
+ * left child is a perfect subtree, and the proof's left siblings (those hashed as `p || r` in §2.1.3.2)
+ * are exactly the subtrees left of the leaf, lowest first. Lets a reader that starts mid-log (`--since`)
+ * extend the tree from there. Check the proof with verifyInclusion first.
+ */
+export function leftSiblings(index: number, size: number, path: Buffer[]): Buffer[] {
+  let fn = index;
+  let sn = size - 1;
+  const left: Buffer[] = [];
+  for (const p of path) {
+    if (odd(fn) || fn === sn) {
+      left.push(p);
+      if (!odd(fn)) {
+        while (!odd(fn) && fn !== 0) {
+          fn = half(fn);
+          sn = half(sn);
+        }
+      }
+    }
+    fn = half(fn);
+    sn = half(sn);
+  }
+  return left.reverse();
+}
+
 function isPow2(n: number): boolean {
   let x = n;
   while (x > 1 && x % 2 === 0) x /= 2;

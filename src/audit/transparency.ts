@@ -30,6 +30,9 @@ export type LogProblem =
   | { kind: 'not-included'; size: number }
   | { kind: 'tree-gap'; seq: number };
 
+/** Leaves held while a mid-log start waits for its inclusion proof. */
+const MAX_HELD = 100_000;
+
 const when = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 
 /** One line per problem; the caller passes it through the one terminal sanitizer. */
@@ -115,7 +118,7 @@ export async function checkExtends(
  * (naming where a rewritten history first differs), and the root at each checkpoint's size.
  */
 export class StreamTree {
-  readonly frontier = new Frontier();
+  frontier = new Frontier();
   readonly problems: LogProblem[] = [];
   /** The latest checkpoint whose root the streamed events reproduced. */
   verified: Checkpoint | undefined;
@@ -148,7 +151,7 @@ export class StreamTree {
     const rem = o.remembered;
     this.#blockHeight = Math.max(blockHeightFor(o.size), rem?.blockHeight ?? 0);
     this.frontier.onNode = (height, index, hash) => {
-      if (height === this.#blockHeight) this.#blocks.push(hash);
+      if (height === this.#blockHeight && !this.#midLog) this.#blocks.push(hash);
       if (height !== rem?.blockHeight) return;
       if (!this.#rewriteSeen && index < rem.blocks.length && !hash.equals(rem.blocks[index]!)) {
         const span = 2 ** height;
@@ -182,15 +185,64 @@ export class StreamTree {
     return this.#pending;
   }
 
+  /**
+   * Mid-log (`--since`): leaves are held (bounded) until `seed` gives the compact range before the first
+   * one; `onSeed` is told which event that is, once.
+   */
+  #unseeded: { first: number; leaves: Buffer[]; onSeed: (seq: number, leaf: Buffer) => void } | undefined;
+
+  startMidLog(onSeed: (seq: number, leaf: Buffer) => void): void {
+    this.#unseeded = { first: 0, leaves: [], onSeed };
+    this.#midLog = true;
+  }
+
+  /** Mid-log and no event yet: nothing shown, nothing to prove. */
+  get waitingForFirst(): boolean {
+    return this.#unseeded !== undefined && this.#unseeded.first === 0;
+  }
+
+  /** Started mid-log: the blocks seen do not start at event 1, so the remembered ones are kept. */
+  #midLog = false;
+
+  /** The compact range of [0, first - 1), from a verified inclusion proof of the first event held. */
+  seed(frontier: Frontier): void {
+    const u = this.#unseeded;
+    if (!u || frontier.size !== u.first - 1) return;
+    this.#unseeded = undefined;
+    frontier.onNode = this.frontier.onNode;
+    this.frontier = frontier;
+    const leaves = u.leaves;
+    for (const [i, leaf] of leaves.entries()) this.#append(u.first + i, leaf);
+  }
+
   /** One event, in order; `full` is its canonical JSON (chain.ts canonicalEvent). */
   add(seq: number, full: string): void {
+    if (this.#broken) return;
+    const u = this.#unseeded;
+    if (u) {
+      if (u.first === 0) {
+        u.first = seq;
+        u.onSeed(seq, leafHash(full));
+      }
+      if (seq !== u.first + u.leaves.length || u.leaves.length >= MAX_HELD) {
+        this.#broken = true;
+        this.#flag({ kind: 'tree-gap', seq: u.first + u.leaves.length });
+        return;
+      }
+      u.leaves.push(leafHash(full));
+      return;
+    }
+    this.#append(seq, leafHash(full));
+  }
+
+  #append(seq: number, leaf: Buffer): void {
     if (this.#broken) return;
     if (seq !== this.frontier.size + 1) {
       this.#broken = true;
       this.#flag({ kind: 'tree-gap', seq: this.frontier.size + 1 });
       return;
     }
-    this.frontier.append(leafHash(full));
+    this.frontier.append(leaf);
     const f = this.frontier;
     const rem = this.#remembered;
     if (rem && f.size === rem.size && !this.#rewriteSeen && !f.root().equals(rem.root)) {
@@ -246,6 +298,20 @@ export class StreamTree {
     if (!cp || this.#broken || this.problems.length > 0 || this.verifiedAt === undefined) return undefined;
     // The frontier may have gone past the checkpoint: rebuild the compact range at its size from blocks
     // would need the leaves, so the state keeps the range only when the stream stopped exactly there.
+    const rem = this.#remembered;
+    if (this.#midLog) {
+      return {
+        origin,
+        vkey,
+        note: cp.note,
+        size: cp.size,
+        root: cp.root,
+        verifiedAt: this.verifiedAt,
+        frontier: [],
+        blockHeight: rem?.blockHeight ?? 0,
+        blocks: rem?.blocks ?? [],
+      };
+    }
     const span = 2 ** this.#blockHeight;
     const blocks = this.#blocks.slice(0, Math.floor(cp.size / span));
     const height = Math.max(blockHeightFor(cp.size), this.#blockHeight);

@@ -274,7 +274,14 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
     };
     const onLive = async () => {
       if (log.mode !== 'log' || !tree || !lastCheckpoint) return;
-      if (!follow && tree.pending && tree.frontier.size < tree.pending.size && !tree.broken) {
+      await seeding;
+      if (
+        !follow &&
+        !tree.waitingForFirst &&
+        tree.pending &&
+        tree.frontier.size < tree.pending.size &&
+        !tree.broken
+      ) {
         // The backlog is over before the checkpoint's size: the feed withheld events the log signed.
         flagLog({ kind: 'not-included', size: tree.pending.size });
       }
@@ -282,6 +289,31 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         refreshStarted = true;
         void refreshLoop();
       }
+    };
+    let seeding: Promise<void> | undefined;
+    const seedMidLog = async (t: StreamTree, seq: number, leaf: Buffer) => {
+      if (log.mode !== 'log' || !lastCheckpoint) return;
+      let cp = lastCheckpoint;
+      if (cp.size < seq) {
+        // The first event shown is newer than the checkpoint: a fresh one that covers it.
+        const next = await tl.fetchCheckpoint(get, log.key, log.origin);
+        if ('kind' in next) return flagLog(next);
+        const p = await tl.checkExtends(get, { ...cp, verifiedAt: deps.now() }, next);
+        if (p) return flagLog(p);
+        if (next.size < seq) return; // not logged yet: its inclusion is not proved in this run
+        cp = lastCheckpoint = next;
+        t.expect(next);
+      }
+      const r = await get(`/audit/proof/inclusion?index=${seq - 1}&tree_size=${cp.size}`);
+      if (r.status !== 200)
+        return flagLog({ kind: 'proof', why: `the inclusion proof answered HTTP ${r.status}` });
+      const { parseProof } = await import('../audit/checkpoint.js');
+      const { Frontier, leftSiblings, verifyInclusion } = await import('../audit/merkle.js');
+      const path = parseProof(r.body, 'inclusion_path');
+      if (typeof path === 'string') return flagLog({ kind: 'proof', why: path });
+      if (!verifyInclusion(seq - 1, cp.size, leaf, path, cp.root))
+        return flagLog({ kind: 'not-included', size: cp.size });
+      t.seed(Frontier.from(seq - 1, leftSiblings(seq - 1, cp.size, path)));
     };
     const onVerified = (cp: Checkpoint) => {
       ui.info(ui.c.green(`✓ log checkpoint of ${cp.size} events verified at ${hhmmss(deps.now())}`));
@@ -291,7 +323,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
     else {
       for (const p of log.problems) flagLog(p);
       lastCheckpoint = log.checkpoint;
-      if (log.checkpoint && opts.sinceMs === undefined) {
+      if (log.checkpoint) {
         tree = new tl.StreamTree({
           remembered: log.remembered,
           size: log.checkpoint.size,
@@ -300,10 +332,16 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
           onVerified,
         });
         tree.expect(log.checkpoint);
-      } else if (log.checkpoint) {
-        ui.warn(
-          'starting mid-log (--since): the checkpoint is checked, the inclusion of the events shown is not',
-        );
+        // Mid-log (--since): the first event's inclusion proof gives the tree left of it, and from there
+        // the stream is hashed in as from event 1.
+        if (opts.sinceMs !== undefined) {
+          const t = tree;
+          t.startMidLog((seq, leaf) => {
+            seeding = seedMidLog(t, seq, leaf).catch((err: unknown) =>
+              flagLog({ kind: 'proof', why: err instanceof Error ? err.message : String(err) }),
+            );
+          });
+        }
       }
     }
     const filters = {

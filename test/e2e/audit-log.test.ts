@@ -336,3 +336,40 @@ test('first contact on a terminal: the key is shown and pinned only on a yes; a 
     }
   }
 });
+
+test('mid-log (--since): the first event shown is proved by an inclusion proof, the rest by the tree from there; a changed event among them is caught', async () => {
+  const old = new Date(Date.now() - 3 * 3_600_000).toISOString();
+  for (let i = 0; i < 5; i++) plane.appendAudit('globex', { actor: 'bob', tool: 'list_workflows', ts: old });
+  for (let i = 0; i < 4; i++) plane.appendAudit('globex', { actor: 'alice', tool: 'list_workflows' });
+  const since = (...extra: string[]) =>
+    runCli(
+      [
+        '--profile',
+        'sandbox',
+        'audit',
+        'tail',
+        '--tenant',
+        'globex',
+        '--since',
+        '1h',
+        '--no-follow',
+        '--json',
+        '--verify',
+        ...extra,
+      ],
+      user.env(),
+    );
+  const r = await since();
+  assert.equal(r.code, 0, r.stderr);
+  const seqs = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { seq: number }).seq);
+  assert.deepEqual(seqs, [6, 7, 8, 9]);
+  assert.match(r.stderr, /log verified: 9 events in checkpoint signed by mcp-secure\.sandbox\/audit/);
+  plane.setStreamFault({ kind: 'tamper', seq: 8 });
+  const tampered = await since();
+  plane.setStreamFault(undefined);
+  assert.equal(tampered.code, 5, tampered.stderr);
+  assert.match(tampered.stderr, /the events received are not the log the checkpoint of 9 events signs/);
+});

@@ -20,7 +20,13 @@ import {
   parseVerifierKey,
   verifyCheckpoint,
 } from '../../src/audit/checkpoint.js';
-import { Frontier, leafHash, verifyConsistency, verifyInclusion } from '../../src/audit/merkle.js';
+import {
+  Frontier,
+  leafHash,
+  leftSiblings,
+  verifyConsistency,
+  verifyInclusion,
+} from '../../src/audit/merkle.js';
 import { prettyLine } from '../../src/audit/render.js';
 import { describeLogProblem } from '../../src/audit/transparency.js';
 import { sanitize, terminalSafeJson } from '../../src/errors.js';
@@ -144,6 +150,20 @@ test('consistency proofs: the sandbox equals the oracle, the client accepts them
         const other = [...d.slice(0, m - 1), Buffer.from('changed')];
         assert.ok(!verifyConsistency(m, n, mth(other), r2, p), 'a rewritten prefix');
       }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('mid-log start: the left siblings of an inclusion proof are the compact range before the leaf (fuzzed)', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 300 }), fc.nat(), (n, a) => {
+      const d = leaves(n);
+      const m = a % n;
+      const f = Frontier.from(m, leftSiblings(m, n, path(m, d)));
+      assert.deepEqual(f.root(), mth(d.slice(0, m)));
+      for (const x of d.slice(m)) f.append(H(Buffer.from([0]), x));
+      assert.deepEqual(f.root(), mth(d));
     }),
     { numRuns: 300 },
   );
