@@ -192,14 +192,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     if (!token) return;
     if (url.pathname === '/mcp') await mcp(req, res, token);
     else if (url.pathname === '/audit/stream') auditStream(req, res, url, token);
-    else if (url.pathname.startsWith('/audit/'))
-      serveTlog(req, res, url, token.tenant, {
+    else if (url.pathname.startsWith('/audit/')) {
+      const served = serveTlog(req, res, url, token.tenant, {
         log: audit,
         key: logKey,
         name: logName,
         fault: () => logFault,
       });
-    else if (url.pathname === '/slow-sse') await slowSse(res);
+      if (!served) sendJson(res, 404, { error: 'not_found' });
+    } else if (url.pathname === '/slow-sse') await slowSse(res);
     else await echoHeaders(req, res);
   }
 

@@ -70,7 +70,9 @@ export type LogFault =
   /** Proofs with their last hash missing (`truncate`), a hash that is not 32 bytes (`malformed`), or not JSON (`garbage`). */
   | { kind: 'proof'; mode: 'truncate' | 'malformed' | 'garbage' }
   /** Serve a checkpoint of this size (a log claiming to be shorter or longer than it is). */
-  | { kind: 'size'; size: number };
+  | { kind: 'size'; size: number }
+  /** No signed log at all (404 on every log path): a control plane with only the hash chain, or a downgrade. */
+  | { kind: 'absent' };
 
 export interface TlogOptions {
   log: AuditLog;
@@ -97,6 +99,7 @@ export function serveTlog(
   const tree = o.log.tree(tenant);
   const fault = o.fault();
   const origin = originOf(o.name, tenant);
+  if (fault?.kind === 'absent') return false;
   switch (url.pathname) {
     case '/audit/log':
       sendJson(res, 200, {

@@ -28,7 +28,9 @@ export type LogProblem =
   | { kind: 'proof'; why: string }
   | { kind: 'rewritten'; from: number; to: number; verifiedAt: number }
   | { kind: 'not-included'; size: number }
-  | { kind: 'tree-gap'; seq: number };
+  | { kind: 'tree-gap'; seq: number }
+  /** The signed log is gone although its key is pinned: a downgrade to the hash chain alone. */
+  | { kind: 'absent' };
 
 /** Leaves held while a mid-log start waits for its inclusion proof. */
 const MAX_HELD = 100_000;
@@ -64,6 +66,8 @@ export function describeLogProblem(p: LogProblem): string {
         : `events ${p.from}–${p.to} differ from those verified at ${when(p.verifiedAt)} (the first change is among them): history was rewritten`;
     case 'not-included':
       return `the events received are not the log the checkpoint of ${p.size} events signs`;
+    case 'absent':
+      return 'the control plane no longer publishes its signed log, but this profile pins its key: a downgrade to the hash chain alone';
     case 'tree-gap':
       return `events after ${p.seq - 1} cannot be checked against the log (event ${p.seq} is missing)`;
   }

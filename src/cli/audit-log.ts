@@ -35,8 +35,11 @@ export async function setupLog(o: {
 }): Promise<LogSetup> {
   const { deps, ui, eff } = o;
   const meta = await o.get('/audit/log');
-  if (meta.status === 404) return { mode: 'chain-only', why: 'the control plane publishes no signed log' };
-  if (meta.status !== 200)
+  const pinned = eff.profile.audit_log_key;
+  if (meta.status === 404 && pinned === undefined) {
+    return { mode: 'chain-only', why: 'the control plane publishes no signed log' };
+  }
+  if (meta.status !== 200 && meta.status !== 404)
     throw new CliError('error', `the audit log metadata answered HTTP ${meta.status}`, {
       hint: 'try again; if it persists, ask the control plane operators',
     });
@@ -47,7 +50,6 @@ export async function setupLog(o: {
   } catch {
     offered = undefined;
   }
-  const pinned = eff.profile.audit_log_key;
   let key: VerifierKey;
   if (pinned !== undefined) {
     const k = parseVerifierKey(pinned);
@@ -88,6 +90,11 @@ export async function setupLog(o: {
   const origin = `${key.name}/${o.tenant}`;
   const problems: LogProblem[] = [];
   let remembered = await readLogState(deps.configDir, eff.name, o.tenant);
+  if (meta.status === 404) {
+    // A pinned key and no log: never a silent fall back to the weaker guarantee.
+    problems.push({ kind: 'absent' });
+    return { mode: 'log', key, origin, remembered, checkpoint: undefined, problems };
+  }
   if (remembered && (remembered.vkey !== key.text || remembered.origin !== origin)) {
     ui.warn('the pinned audit log key changed since the last verified checkpoint: starting a new record');
     remembered = undefined;

@@ -373,3 +373,28 @@ test('mid-log (--since): the first event shown is proved by an inclusion proof, 
   assert.equal(tampered.code, 5, tampered.stderr);
   assert.match(tampered.stderr, /the events received are not the log the checkpoint of 9 events signs/);
 });
+
+test('a control plane with only the hash chain: the tail still works and says "chain only"; with the key pinned, the missing log is a downgrade (exit 5)', async () => {
+  await baseline();
+  plane.setLogFault({ kind: 'absent' });
+  const downgraded = await tail();
+  assert.equal(downgraded.code, 5, downgraded.stderr);
+  assert.match(
+    downgraded.stderr,
+    /no longer publishes its signed log, but this profile pins its key: a downgrade/,
+  );
+  await runCli(['--profile', 'sandbox', 'config', 'unset', 'audit_log_key'], user.env());
+  const chainOnly = await tail();
+  plane.setLogFault(undefined);
+  await runCli(['--profile', 'sandbox', 'config', 'set', 'audit_log_key', plane.logKey.vkey], user.env());
+  assert.equal(chainOnly.code, 0, chainOnly.stderr);
+  assert.match(
+    chainOnly.stderr,
+    /warning: chain only: a rewrite between runs cannot be detected \(the control plane publishes no signed log\)/,
+  );
+  assert.match(
+    chainOnly.stderr,
+    /chain verified \(#1–#\d+\); chain only: a rewrite between runs cannot be detected\./,
+  );
+  assert.equal(chainOnly.stdout.trim().split('\n').length, plane.audit.size('acme'));
+});
