@@ -221,7 +221,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
       );
     const get = textFetcher(request, mcpUrl, stop.signal);
 
-    const [{ tail }, { prettyLine, matches, HEADER }, { describeProblem }, logMod, tl, ls] =
+    const [{ tail }, { prettyLine, matches, HEADER }, { describeProblem }, logMod, tl, ls, mk] =
       await Promise.all([
         import('../audit/tail.js'),
         import('../audit/render.js'),
@@ -229,6 +229,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         import('./audit-log.js'),
         import('../audit/transparency.js'),
         import('../audit/log-state.js'),
+        import('../audit/merkle.js'),
       ]);
     const log = await logMod.setupLog({
       get,
@@ -256,6 +257,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
     const interval = Number(deps.env['MCP_SECURE_AUDIT_CHECKPOINT_INTERVAL_MS'] ?? 30_000);
     let refreshStarted = false; // one loop per run, started at the first live tail
     const refresh = async () => {
+      if (pendingSeed) return trySeed();
       if (log.mode !== 'log' || !tree || !lastCheckpoint || tree.broken) return;
       const next = await tl.fetchCheckpoint(get, log.key, log.origin);
       if ('kind' in next) return flagLog(next);
@@ -291,29 +293,54 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
       }
     };
     let seeding: Promise<void> | undefined;
-    const seedMidLog = async (t: StreamTree, seq: number, leaf: Buffer) => {
-      if (log.mode !== 'log' || !lastCheckpoint) return;
+    // A mid-log start whose first event is newer than every checkpoint so far: tried again at each refresh.
+    let pendingSeed: { t: StreamTree; seq: number; leaf: Buffer } | undefined;
+    const trySeed = async () => {
+      const p = pendingSeed;
+      if (!p) return;
+      const done = await seedMidLog(p.t, p.seq, p.leaf).catch((err: unknown) => {
+        flagLog({ kind: 'proof', why: err instanceof Error ? err.message : String(err) });
+        return true;
+      });
+      if (done) pendingSeed = undefined;
+    };
+    /** Flags a problem; true: the mid-log seeding is over (it failed). */
+    const fail = (p: LogProblem) => {
+      flagLog(p);
+      return true;
+    };
+    const seedMidLog = async (t: StreamTree, seq: number, leaf: Buffer): Promise<boolean> => {
+      if (log.mode !== 'log' || !lastCheckpoint) return true;
       let cp = lastCheckpoint;
       if (cp.size < seq) {
         // The first event shown is newer than the checkpoint: a fresh one that covers it.
         const next = await tl.fetchCheckpoint(get, log.key, log.origin);
-        if ('kind' in next) return flagLog(next);
+        if ('kind' in next) {
+          flagLog(next);
+          return true;
+        }
         const p = await tl.checkExtends(get, { ...cp, verifiedAt: deps.now() }, next);
-        if (p) return flagLog(p);
-        if (next.size < seq) return; // not logged yet: its inclusion is not proved in this run
+        if (p) {
+          flagLog(p);
+          return true;
+        }
+        if (next.size < seq) return false; // not in a checkpoint yet: tried again at the next refresh
         cp = lastCheckpoint = next;
         t.expect(next);
       }
       const r = await get(`/audit/proof/inclusion?index=${seq - 1}&tree_size=${cp.size}`);
       if (r.status !== 200)
-        return flagLog({ kind: 'proof', why: `the inclusion proof answered HTTP ${r.status}` });
+        return fail({ kind: 'proof', why: `the inclusion proof answered HTTP ${r.status}` });
       const { parseProof } = await import('../audit/checkpoint.js');
-      const { Frontier, leftSiblings, verifyInclusion } = await import('../audit/merkle.js');
       const path = parseProof(r.body, 'inclusion_path');
-      if (typeof path === 'string') return flagLog({ kind: 'proof', why: path });
-      if (!verifyInclusion(seq - 1, cp.size, leaf, path, cp.root))
-        return flagLog({ kind: 'not-included', size: cp.size });
-      t.seed(Frontier.from(seq - 1, leftSiblings(seq - 1, cp.size, path)));
+      if (typeof path === 'string') {
+        flagLog({ kind: 'proof', why: path });
+        return true;
+      }
+      if (!mk.verifyInclusion(seq - 1, cp.size, leaf, path, cp.root))
+        return fail({ kind: 'not-included', size: cp.size });
+      t.seed(mk.Frontier.from(seq - 1, mk.leftSiblings(seq - 1, cp.size, path)));
+      return true;
     };
     const onVerified = (cp: Checkpoint) => {
       ui.info(ui.c.green(`✓ log checkpoint of ${cp.size} events verified at ${hhmmss(deps.now())}`));
@@ -337,9 +364,12 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         if (opts.sinceMs !== undefined) {
           const t = tree;
           t.startMidLog((seq, leaf) => {
-            seeding = seedMidLog(t, seq, leaf).catch((err: unknown) =>
-              flagLog({ kind: 'proof', why: err instanceof Error ? err.message : String(err) }),
-            );
+            if (seq === 1) {
+              t.seed(new mk.Frontier()); // nothing before event 1: no proof needed
+              return;
+            }
+            pendingSeed = { t, seq, leaf };
+            seeding = trySeed();
           });
         }
       }
