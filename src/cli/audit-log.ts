@@ -3,7 +3,7 @@
  * key (asked for on first contact, like an SSH host key), the signed checkpoint, and its consistency with
  * the one remembered from the last run. Server text reaches the terminal only through `sanitize`.
  */
-import { type Checkpoint, parseVerifierKey, type VerifierKey } from '../audit/checkpoint.js';
+import { type Checkpoint, parseVerifierKey, type VerifierKey, verifyCheckpoint } from '../audit/checkpoint.js';
 import { type LogState, readLogState, writeForkEvidence } from '../audit/log-state.js';
 import { checkExtends, type FetchText, fetchCheckpoint, type LogProblem } from '../audit/transparency.js';
 import type { EffectiveProfile } from '../config/load.js';
@@ -34,21 +34,25 @@ export async function setupLog(o: {
   acceptNewLogKey: boolean;
 }): Promise<LogSetup> {
   const { deps, ui, eff } = o;
-  const meta = await o.get('/audit/log');
   const pinned = eff.profile.audit_log_key;
+  // The metadata only offers a key on first contact; with a pin, the checkpoint is asked for directly
+  // (one round trip less for `audit verify`).
+  const meta = pinned === undefined ? await o.get('/audit/log') : await o.get('/audit/checkpoint');
   if (meta.status === 404 && pinned === undefined) {
     return { mode: 'chain-only', why: 'the control plane publishes no signed log' };
   }
   if (meta.status !== 200 && meta.status !== 404)
-    throw new CliError('error', `the audit log metadata answered HTTP ${meta.status}`, {
+    throw new CliError('error', `the audit log answered HTTP ${meta.status}`, {
       hint: 'try again; if it persists, ask the control plane operators',
     });
   let offered: string | undefined;
-  try {
-    const v = JSON.parse(meta.body) as Record<string, unknown>;
-    offered = typeof v['verifier_key'] === 'string' ? v['verifier_key'] : undefined;
-  } catch {
-    offered = undefined;
+  if (pinned === undefined) {
+    try {
+      const v = JSON.parse(meta.body) as Record<string, unknown>;
+      offered = typeof v['verifier_key'] === 'string' ? v['verifier_key'] : undefined;
+    } catch {
+      offered = undefined;
+    }
   }
   let key: VerifierKey;
   if (pinned !== undefined) {
@@ -99,7 +103,12 @@ export async function setupLog(o: {
     ui.warn('the pinned audit log key changed since the last verified checkpoint: starting a new record');
     remembered = undefined;
   }
-  const got = await fetchCheckpoint(o.get, key, origin);
+  const got =
+    pinned === undefined
+      ? await fetchCheckpoint(o.get, key, origin)
+      : ((c) => ('kind' in c ? ({ kind: 'checkpoint', failure: c } as const) : c))(
+          verifyCheckpoint(meta.body, key, origin),
+        );
   if ('kind' in got) {
     problems.push(got);
     return { mode: 'log', key, origin, remembered, checkpoint: undefined, problems };
