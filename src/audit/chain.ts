@@ -77,6 +77,7 @@ export function canonicalEvent(e: AuditEvent): { rest: string; full: string } {
 }
 
 const MAX_FIELD = 4096;
+const TEXT_FIELDS = ['ts', 'tenant', 'actor', 'tool', 'downstream', 'prev', 'hash'] as const;
 const OUTCOMES = new Set(['allowed', 'denied', 'error']);
 
 /** Parses and checks the shape of one event; a string says what is wrong with it. */
@@ -90,7 +91,7 @@ export function parseEvent(data: string): AuditEvent | string {
   if (!v || typeof v !== 'object' || Array.isArray(v)) return 'not a JSON object';
   const e = v as Record<string, unknown>;
   if (!Number.isSafeInteger(e['seq']) || (e['seq'] as number) < 1) return 'seq is not a positive integer';
-  for (const k of ['ts', 'tenant', 'actor', 'tool', 'downstream', 'prev', 'hash'] as const) {
+  for (const k of TEXT_FIELDS) {
     if (typeof e[k] !== 'string') return `${k} is missing`;
     if ((e[k] as string).length > MAX_FIELD) return `${k} is absurdly long`;
   }

@@ -3,7 +3,12 @@
  * key (asked for on first contact, like an SSH host key), the signed checkpoint, and its consistency with
  * the one remembered from the last run. Server text reaches the terminal only through `sanitize`.
  */
-import { type Checkpoint, parseVerifierKey, type VerifierKey, verifyCheckpoint } from '../audit/checkpoint.js';
+import {
+  type Checkpoint,
+  parseVerifierKey,
+  type VerifierKey,
+  verifyCheckpoint,
+} from '../audit/checkpoint.js';
 import { type LogState, readLogState, writeForkEvidence } from '../audit/log-state.js';
 import { checkExtends, type FetchText, fetchCheckpoint, type LogProblem } from '../audit/transparency.js';
 import type { EffectiveProfile } from '../config/load.js';
