@@ -223,11 +223,11 @@ export class StreamTree {
   add(seq: number, full: string): void {
     if (this.#broken) return;
     const u = this.#unseeded;
-    if (u) {
-      if (u.first === 0) {
-        u.first = seq;
-        u.onSeed(seq, leafHash(full));
-      }
+    if (u && u.first === 0) {
+      u.first = seq;
+      u.onSeed(seq, leafHash(full)); // may seed at once (from event 1): then this event goes straight in
+    }
+    if (u && this.#unseeded === u) {
       if (seq !== u.first + u.leaves.length || u.leaves.length >= MAX_HELD) {
         this.#broken = true;
         this.#flag({ kind: 'tree-gap', seq: u.first + u.leaves.length });

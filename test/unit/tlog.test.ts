@@ -28,7 +28,7 @@ import {
   verifyInclusion,
 } from '../../src/audit/merkle.js';
 import { prettyLine } from '../../src/audit/render.js';
-import { describeLogProblem } from '../../src/audit/transparency.js';
+import { describeLogProblem, type LogProblem, StreamTree } from '../../src/audit/transparency.js';
 import { sanitize, terminalSafeJson } from '../../src/errors.js';
 
 // ---- the oracle: RFC 9162 §2.1.1, §2.1.3.1, §2.1.4.1, literally ----
@@ -352,4 +352,35 @@ test('fuzz: every field of an event, every SSE id and every problem line reach t
     }),
     { numRuns: 1000 },
   );
+});
+
+test('StreamTree mid-log: seeded at once from event 1, or later from a proof; every event counted once; the root compared at the checkpoint', () => {
+  const d = leaves(20);
+  const root = mth(d);
+  const cp = { origin: 'o', size: 20, root, note: '' };
+  for (const first of [1, 7]) {
+    const problems: LogProblem[] = [];
+    const t = new StreamTree({
+      remembered: undefined,
+      size: 20,
+      now: () => 0,
+      report: (p) => problems.push(p),
+    });
+    t.expect(cp);
+    let asked = 0;
+    t.startMidLog((seq) => {
+      asked += 1;
+      assert.equal(seq, first);
+      if (seq === 1) t.seed(new Frontier());
+    });
+    // The leaf data are the raw bytes here (the test's leaves), passed as latin1 strings of ASCII.
+    for (let i = first; i <= 20; i++) t.add(i, d[i - 1]!.toString('latin1'));
+    if (first > 1) {
+      assert.equal(t.verified, undefined, 'not before the seed');
+      t.seed(Frontier.from(first - 1, leftSiblings(first - 1, 20, path(first - 1, d))));
+    }
+    assert.equal(asked, 1);
+    assert.deepEqual(problems, []);
+    assert.equal(t.verified, cp, `verified from ${first}`);
+  }
 });
