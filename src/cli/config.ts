@@ -30,7 +30,8 @@ function describe(source: Source | undefined): string {
 /** `mcp-secure config`: the effective profile, each value with where it came from. */
 export async function runShow(globals: GlobalOptions, _o: Record<string, unknown>, _a: string[], deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const eff = await loadProfile(deps, globals);
+  // `config` shows what an unapproved project file would set without asking: it is how the user reviews it.
+  const eff = await loadProfile(deps, globals, undefined, { untrusted: 'ignore' });
   const keys = Object.keys(PROFILE_KEYS) as Array<keyof Profile>;
   if (globals.json) {
     ui.json({
@@ -38,6 +39,7 @@ export async function runShow(globals: GlobalOptions, _o: Record<string, unknown
       profile_source: describe(eff.nameSource),
       user_file: eff.userFile,
       project_file: eff.projectFile ?? null,
+      project_keys_ignored: eff.ignored,
       values: Object.fromEntries(
         keys.map((k) => [k, { value: eff.profile[k] ?? null, source: describe(eff.sources[k]?.source) }]),
       ),
@@ -54,6 +56,11 @@ export async function runShow(globals: GlobalOptions, _o: Record<string, unknown
   }
   ui.out(c.dim(`User file: ${eff.userFile}`));
   if (eff.projectFile) ui.out(c.dim(`Project file: ${eff.projectFile}`));
+  if (eff.ignored.length > 0) {
+    ui.warn(
+      `not trusted yet, so ignored: ${eff.ignored.join(', ')} from ${eff.projectFile} (run a command such as \`mcp-secure status\` in a terminal to review and trust it)`,
+    );
+  }
   if (!eff.defined && eff.name !== 'default') {
     ui.warn(`profile "${eff.name}" is not defined in any config file.`);
   }
@@ -61,7 +68,7 @@ export async function runShow(globals: GlobalOptions, _o: Record<string, unknown
 }
 
 async function targetProfile(globals: GlobalOptions, deps: Deps): Promise<string> {
-  return (await loadProfile(deps, globals)).name;
+  return (await loadProfile(deps, globals, undefined, { untrusted: 'ignore' })).name;
 }
 
 /** `mcp-secure config set KEY VALUE`: non-interactive, validated before anything is written. */
@@ -131,9 +138,9 @@ export async function runUse(
 
 export async function runList(globals: GlobalOptions, _o: Record<string, unknown>, _a: string[], deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const eff = await loadProfile(deps, globals);
+  const eff = await loadProfile(deps, globals, undefined, { untrusted: 'ignore' });
   const user = await readConfigFile(eff.userFile);
-  const project = eff.projectFile ? await readConfigFile(eff.projectFile) : undefined;
+  const project = eff.projectFile ? await readConfigFile(eff.projectFile, 'project') : undefined;
   const rows = [
     ...Object.entries(user?.profiles ?? {}).map(([name, p]) => ({
       name,

@@ -1,6 +1,7 @@
 /** Shared start of every command: the effective profile, and the Ui. */
-import { type EffectiveProfile, loadEffectiveProfile } from '../config/load.js';
+import { type EffectiveProfile, loadEffectiveProfile, type ProjectTrustQuestion } from '../config/load.js';
 import type { Profile } from '../config/schema.js';
+import { sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import type { GlobalOptions } from './ui.js';
 
@@ -51,11 +52,33 @@ export function profileFlags(options: Record<string, unknown>): ProfileFlags {
   return { values, names };
 }
 
+/**
+ * The trust prompt for a project file that sets trust-moving keys, in the spirit of direnv's `allow`: shows
+ * what the file would decide (values sanitized: they come from the repository), and a yes is for this exact
+ * file only (its hash is recorded; a change asks again). Default no.
+ */
+export async function askProjectTrust(deps: Deps, q: ProjectTrustQuestion): Promise<boolean> {
+  const w = (line: string) => deps.stderr.write(`${line}\n`);
+  w(
+    `${sanitize(q.file, 300)} ${q.changed ? 'has CHANGED since you trusted it and' : 'is new here and'} sets what only your own config should:`,
+  );
+  for (const { key, value } of q.keys) {
+    w(`  ${key} = ${sanitize(Array.isArray(value) ? value.join(' ') : JSON.stringify(value), 160)}`);
+  }
+  w('These decide where your tokens, keys and connections go. Say yes only if you trust everyone who can');
+  w('write to this repository; your answer is recorded for this exact file content.');
+  const answer = await deps.prompt('Trust this project file? [y/N] ');
+  return /^y(es)?$/i.test(answer.trim());
+}
+
 export async function loadProfile(
   deps: Deps,
   globals: GlobalOptions,
   flags: ProfileFlags = { values: {}, names: {} },
+  options: { untrusted?: 'refuse' | 'ignore' } = {},
 ): Promise<EffectiveProfile> {
+  // Asked only with a person at a terminal to answer; a script or an MCP client spawning us gets the error.
+  const canAsk = deps.stdinIsTTY && deps.stderrIsTTY;
   return loadEffectiveProfile({
     configDir: deps.configDir,
     cwd: deps.cwd,
@@ -63,6 +86,8 @@ export async function loadProfile(
     profileFlag: globals.profile,
     flags: flags.values,
     flagNames: flags.names,
+    ...(canAsk ? { confirmProject: (q: ProjectTrustQuestion) => askProjectTrust(deps, q) } : {}),
+    ...(options.untrusted ? { untrusted: options.untrusted } : {}),
   });
 }
 

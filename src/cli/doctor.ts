@@ -360,7 +360,7 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
     return {
       status: 'fail',
       detail: `${hopLabel(first)}: host key ${fp} is not in ${knownHosts} nor pinned`,
-      fix: `check ${fp} with your admins, then pin it (mcp-secure config set host_key_fingerprints ${fp}${p}) or accept it once (connect --accept-new-host-key)`,
+      fix: `check ${fp} with your admins, then pin it (mcp-secure config set host_key_fingerprints ${kh.hostToken(first.host, first.port)}=${fp}${p}) or accept it once (connect --accept-new-host-key)`,
     };
   }
   if (verdict.status === 'changed' || verdict.status === 'revoked') {
@@ -386,11 +386,11 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
         const field = f[0]?.startsWith('@') ? f[1] : f[0];
         return field !== undefined && f[0] !== '@revoked' && kh.hostFieldMatches(field, hop.host, hop.port);
       });
-    if (!listed && pinned.length <= 1) {
+    if (!listed && kh.pinsFor(pinned, hop.host, hop.port).length === 0) {
       return {
         status: 'fail',
         detail: `${hopLabel(hop)}: no host key in ${knownHosts} nor pinned for it`,
-        fix: `pin its SHA256 fingerprint (mcp-secure config set host_key_fingerprints "…"${p}) or accept it once (connect --accept-new-host-key)`,
+        fix: `pin its SHA256 fingerprint (mcp-secure config set host_key_fingerprints "${kh.hostToken(hop.host, hop.port)}=SHA256:…"${p}) or accept it once (connect --accept-new-host-key)`,
       };
     }
     lines.push(`${hopLabel(hop)} ${listed ? 'in known_hosts' : 'pinned (checked at connect)'}`);

@@ -50,7 +50,7 @@ before(async () => {
   await writeSandboxProfile(idp, user.env(), 'sandbox', {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: 'http://mcp.internal:4000/mcp',
   });
   const r = await runCli(
@@ -202,7 +202,10 @@ test("an unknown host key: ✗ host keys with the bastion's fingerprint and how 
   const c = check(r.stdout, TITLES.hostKeys);
   assert.ok(c.line.startsWith('✗ host keys known for every hop: '), c.line);
   assert.ok(c.line.includes(`host key ${bastion.fingerprint} is not in`), c.line);
-  assert.ok(c.fix.includes(`config set host_key_fingerprints ${bastion.fingerprint}`), c.fix);
+  assert.ok(
+    c.fix.includes(`config set host_key_fingerprints [127.0.0.1]:${bastion.port}=${bastion.fingerprint}`),
+    c.fix,
+  );
   assert.match(c.fix, /--accept-new-host-key/);
   // A bastion that is down is a different failure with a different fix.
   const closed = await listenOn(0);
