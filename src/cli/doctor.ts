@@ -118,7 +118,7 @@ interface Discovery extends Outcome {
 
 async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
   const issuer = eff.profile.issuer!;
-  const { checkIssuerUrl } = await import('../auth/oidc.js');
+  const { checkIssuerUrl, readCapped } = await import('../auth/oidc.js');
   const url = checkIssuerUrl(issuer, eff.profile.insecure_http === true);
   const well = new URL(`${url.href.replace(/\/$/, '')}/.well-known/openid-configuration`);
   const started = deps.now();
@@ -149,8 +149,10 @@ async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
   }
   let doc: { issuer?: unknown; device_authorization_endpoint?: unknown; token_endpoint?: unknown };
   try {
-    doc = (await res.json()) as typeof doc;
-  } catch {
+    doc = (await (await readCapped(res, well.href)).json()) as typeof doc;
+  } catch (err) {
+    if (err instanceof CliError)
+      return { ...clock, status: 'fail', detail: err.message, fix: err.hint ?? '' };
     return {
       ...clock,
       status: 'fail',

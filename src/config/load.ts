@@ -32,6 +32,7 @@ type NoDefault =
   | 'client_id'
   | 'mcp_resource'
   | 'exchange_endpoint'
+  | 'exchange_issuer'
   | 'bastion'
   | 'jump'
   | 'identity_file'
@@ -59,6 +60,7 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   login_flow: 'MCP_SECURE_LOGIN_FLOW',
   mcp_resource: 'MCP_SECURE_MCP_RESOURCE',
   exchange_endpoint: 'MCP_SECURE_EXCHANGE_ENDPOINT',
+  exchange_issuer: 'MCP_SECURE_EXCHANGE_ISSUER',
   dpop: 'MCP_SECURE_DPOP',
   admin_acr: 'MCP_SECURE_ADMIN_ACR',
   bastion: 'MCP_SECURE_BASTION',

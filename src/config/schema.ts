@@ -23,6 +23,11 @@ export interface Profile {
   mcp_resource?: string;
   /** Where RFC 8693 token exchange happens; default: the IdP's token endpoint. */
   exchange_endpoint?: string;
+  /**
+   * Who signs tenant tokens when the exchange endpoint is not the IdP's: an issuer whose discovery document
+   * names its JWKS. Default: the IdP.
+   */
+  exchange_issuer?: string;
   /** Use DPoP (RFC 9449) where the IdP advertises it. */
   dpop?: boolean;
   /** `acr_values` asked for when stepping up to the admin role (a hardware key or passkey at a real IdP). */
@@ -127,6 +132,11 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
   },
   exchange_endpoint: {
     expected: 'an https:// URL',
+    check: (v) => isString(v) && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
+    parse: (t) => t,
+  },
+  exchange_issuer: {
+    expected: 'an https:// issuer URL (http:// only on loopback with insecure_http)',
     check: (v) => isString(v) && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
     parse: (t) => t,
   },

@@ -137,6 +137,32 @@ test('a hostile or broken exchange answer is refused (exit 5)', async () => {
   }
 });
 
+// Hostile exchange answers (issue 13, item 13): each was accepted before the signature and claim checks.
+// The sandbox exchange mints them on purpose; the CLI must refuse each, print no token, and exit 5.
+for (const [fault, message] of [
+  ['alg-none', /refusing the tenant token: it is unsigned or signed with an algorithm not allowed/],
+  ['foreign-key', /refusing the tenant token: it is not signed by a key of http:\/\/127\.0\.0\.1:\d+/],
+  ['wrong-issuer', /refusing the tenant token: it was issued by someone else than http:\/\/127\.0\.0\.1:\d+/],
+  [
+    'extra-audience',
+    /refusing the tenant token: its audience is .*, not exactly https:\/\/mcp\.sandbox\.internal\/mcp/,
+  ],
+  ['tenants-claim', /refusing the tenant token: it carries a "tenants" claim besides tenant acme/],
+] as const) {
+  test(`a hostile exchange answer (${fault}) is refused: exit 5, no token printed`, async () => {
+    const user = await newUser(alice, ['--no-dpop']);
+    idp.setExchangeFault(fault);
+    try {
+      const result = await token(user, '--tenant', 'acme');
+      assert.equal(result.code, 5, `${fault}: ${result.stderr}`);
+      assert.match(result.stderr, message);
+      assert.equal(result.stdout, '');
+    } finally {
+      idp.setExchangeFault(undefined);
+    }
+  });
+}
+
 test('DPoP: a bound tenant token is refused without a proof from its key, accepted with one', async () => {
   const user = await newUser(alice);
   const t = (await token(user, '--tenant', 'acme')).stdout.trim();

@@ -99,6 +99,7 @@ const SAMPLE: Record<keyof Profile, unknown> = {
   login_flow: 'device',
   mcp_resource: 'https://evil.example/mcp',
   exchange_endpoint: 'https://evil.example/exchange',
+  exchange_issuer: 'https://evil.example',
   dpop: true,
   admin_acr: 'pwd',
   bastion: 'evil@127.0.0.1:2222',
