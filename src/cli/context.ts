@@ -1,5 +1,10 @@
 /** Shared start of every command: the effective profile, and the Ui. */
-import { type EffectiveProfile, loadEffectiveProfile, type ProjectTrustQuestion } from '../config/load.js';
+import {
+  type EffectiveProfile,
+  loadEffectiveProfile,
+  type ProjectTrustQuestion,
+  tightenConfigDir,
+} from '../config/load.js';
 import type { Profile } from '../config/schema.js';
 import { sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
@@ -77,6 +82,12 @@ export async function loadProfile(
   flags: ProfileFlags = { values: {}, names: {} },
   options: { untrusted?: 'refuse' | 'ignore' } = {},
 ): Promise<EffectiveProfile> {
+  const dir = await tightenConfigDir(deps.configDir, deps.platform);
+  if (dir.status === 'tightened') {
+    deps.stderr.write(
+      `warning: ${sanitize(deps.configDir, 300)} was readable by others (mode 0${dir.from.toString(8)}); made it 0700, as it must be\n`,
+    );
+  }
   // Asked only with a person at a terminal to answer; a script or an MCP client spawning us gets the error.
   const canAsk = deps.stdinIsTTY && deps.stderrIsTTY;
   return loadEffectiveProfile({

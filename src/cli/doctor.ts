@@ -445,6 +445,45 @@ async function checkTmux(deps: Deps): Promise<Outcome> {
   return { status: 'ok', detail: `${sanitize(version, 40)}${inside}` };
 }
 
+async function checkConfigDir(deps: Deps): Promise<Outcome> {
+  const { tightenConfigDir } = await import('../config/load.js');
+  const dir = await tightenConfigDir(deps.configDir, deps.platform);
+  switch (dir.status) {
+    case 'missing':
+      return { status: 'ok', detail: `${deps.configDir} does not exist yet (created 0700)` };
+    case 'private':
+      return { status: 'ok', detail: `${deps.configDir} is yours alone (0700)` };
+    case 'tightened':
+      return { status: 'ok', detail: `${deps.configDir} was 0${dir.from.toString(8)}; made it 0700` };
+    case 'loose':
+      return {
+        status: 'fail',
+        detail: `${deps.configDir} is mode 0${dir.mode.toString(8)} and ${dir.reason}: others can see your profiles and tenants`,
+        fix: `chmod 700 '${deps.configDir}' as its owner, or set MCP_SECURE_CONFIG_DIR to a directory of your own`,
+      };
+  }
+}
+
+async function checkCoreDumps(deps: Deps): Promise<Outcome> {
+  const { coreDumpState } = await import('./hardening.js');
+  const state = coreDumpState(deps.platform);
+  switch (state.status) {
+    case 'off':
+      return { status: 'ok', detail: 'core dumps are off (ulimit -c 0)' };
+    case 'filtered':
+      return {
+        status: 'ok',
+        detail: `a crash dumps no memory (coredump_filter 0; ulimit -c ${state.softLimit})`,
+      };
+    case 'exposed':
+      return {
+        status: 'warn',
+        detail: `a crash could write tokens and the DPoP key into a core file (${state.reason}; ulimit -c ${state.softLimit})`,
+        fix: 'turn core dumps off in your shell profile: ulimit -c 0 (macOS: also `sudo launchctl limit core 0`)',
+      };
+  }
+}
+
 function checkClock(d: Discovery | undefined): Outcome {
   if (!d || d.idpDate === undefined || d.localDate === undefined) {
     return { status: 'skip', detail: 'needs an IdP answer with a Date header' };
@@ -514,6 +553,8 @@ export async function run(
     add('tmux', 'tmux for --audit-pane', tmux);
     add('clock', 'clock in sync with the IdP', checkClock(idp.status === 'skip' ? undefined : idp));
   }
+  add('config-dir', 'config directory private', await checkConfigDir(deps));
+  add('core-dumps', 'no secrets in core dumps', await checkCoreDumps(deps));
   const failed = results.filter((r) => r.status === 'fail').length;
   if (globals.json) {
     ui.json({

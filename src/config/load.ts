@@ -300,6 +300,44 @@ async function vetProjectProfile(v: {
   );
 }
 
+export type ConfigDirMode =
+  | { status: 'private' }
+  | { status: 'missing' }
+  | { status: 'tightened'; from: number }
+  | { status: 'loose'; mode: number; reason: string };
+
+/**
+ * The config directory is the user's alone (0700): its file names show profiles and tenants, and it holds
+ * the locks and the tenant state. An existing one with looser modes (0755 from an older version, a
+ * `mkdir` by hand, a restored backup) is tightened to 0700; one we cannot change (another owner, a
+ * read-only mount) is reported as it is, for `doctor` to show. POSIX only: Windows has no such modes.
+ */
+export async function tightenConfigDir(dir: string, platform: NodeJS.Platform): Promise<ConfigDirMode> {
+  if (platform === 'win32') return { status: 'private' };
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(dir);
+  } catch {
+    return { status: 'missing' };
+  }
+  const mode = st.mode & 0o777;
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) {
+    return { status: 'loose', mode, reason: `it belongs to uid ${st.uid}, not to you (uid ${uid})` };
+  }
+  if ((mode & 0o077) === 0) return { status: 'private' };
+  try {
+    await chmod(dir, 0o700);
+    return { status: 'tightened', from: mode };
+  } catch (err) {
+    return {
+      status: 'loose',
+      mode,
+      reason: `chmod failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    };
+  }
+}
+
 /**
  * Writes a file atomically with mode 0600: a temp file in the same directory, then rename. A failure
  * (a read-only or full disk, a directory someone else owns) leaves the old file and no temp file, and is

@@ -93,6 +93,8 @@ const TITLES = {
   port: /local port free/,
   tmux: /tmux for --audit-pane/,
   clock: /clock in sync with the IdP/,
+  configDir: /config directory private/,
+  coreDumps: /no secrets in core dumps/,
 };
 
 test('doctor passes against the sandbox: every check ✓, which keychain, exit 0; --json says the same', async () => {
@@ -113,7 +115,18 @@ test('doctor passes against the sandbox: every check ✓, which keychain, exit 0
   assert.equal(report.ok, true);
   assert.deepEqual(
     report.checks.map((c) => c.id),
-    ['config', 'idp', 'keychain', 'ssh-agent', 'host-keys', 'port', 'tmux', 'clock'],
+    [
+      'config',
+      'idp',
+      'keychain',
+      'ssh-agent',
+      'host-keys',
+      'port',
+      'tmux',
+      'clock',
+      'config-dir',
+      'core-dumps',
+    ],
   );
   assert.ok(report.checks.every((c) => c.status === 'ok'));
 });
