@@ -223,6 +223,10 @@ async function buildVerifier(idp: Idp, issuer: string, insecureHttp: boolean): P
   const jose = await import('jose');
   const keys = jose.createRemoteJWKSet(new URL(jwksUri), {
     timeoutDuration: 15_000,
+    // A token signed with a kid we have not seen makes jose fetch the JWKS again, but by default not within
+    // 30 s of the last fetch: a key rotated right after `connect` started would refuse the next renewal.
+    // Exchanges are minutes apart, so a 1 s cooldown only stops a burst.
+    cooldownDuration: 1_000,
     [jose.customFetch]: fetcher as never,
   });
   return { issuer, keys };

@@ -209,7 +209,7 @@ test('no ssh-agent, or an agent without keys: ✗ with `ssh-add`; with an identi
 });
 
 test("an unknown host key: ✗ host keys with the bastion's fingerprint and how to trust it", async () => {
-  const other = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+  const other = `[127.0.0.1]:${bastion.port}=SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`;
   const r = await doctor({ MCP_SECURE_HOST_KEY_FINGERPRINTS: other });
   assert.equal(r.code, 1);
   const c = check(r.stdout, TITLES.hostKeys);
