@@ -163,6 +163,89 @@ for (const [fault, message] of [
   });
 }
 
+/**
+ * A control plane whose exchange endpoint is not the IdP's: it serves its own discovery and JWKS and signs
+ * tenant tokens with its own key. Trusted only when the user's config names it as exchange_issuer.
+ */
+async function separateExchange() {
+  const { createServer } = await import('node:http');
+  const { generateKeyPair, exportJWK, SignJWT } = await import('jose');
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'cp-1', alg: 'ES256', use: 'sig' };
+  let origin = '';
+  let exchanges = 0;
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (path === '/.well-known/openid-configuration') {
+      send(200, { issuer: origin, jwks_uri: `${origin}/jwks`, token_endpoint: `${origin}/exchange` });
+    } else if (path === '/jwks') {
+      send(200, { keys: [jwk] });
+    } else if (path === '/exchange') {
+      exchanges++;
+      req.resume();
+      req.on('end', () => {
+        const now = Math.floor(Date.now() / 1000);
+        void new SignJWT({ tenant: 'acme', roles: ['member'] })
+          .setProtectedHeader({ alg: 'ES256', kid: 'cp-1', typ: 'at+jwt' })
+          .setIssuer(origin)
+          .setSubject(alice.sub)
+          .setAudience('https://mcp.sandbox.internal/mcp')
+          .setIssuedAt(now)
+          .setExpirationTime(now + 600)
+          .sign(privateKey)
+          .then((token) =>
+            send(200, {
+              access_token: token,
+              issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+              token_type: 'Bearer',
+              expires_in: 600,
+            }),
+          );
+      });
+    } else {
+      send(404, {});
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return {
+    origin,
+    exchanges: () => exchanges,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+test('a separate exchange endpoint: its tokens are refused unless exchange_issuer names it, then accepted', async () => {
+  const user = await newUser(alice, ['--no-dpop']);
+  const cp = await separateExchange();
+  try {
+    const set = (key: string, value: string) =>
+      runCli(['--profile', 'sandbox', 'config', 'set', key, value], user.env());
+    assert.equal((await set('exchange_endpoint', `${cp.origin}/exchange`)).code, 0);
+    const refused = await token(user, '--tenant', 'acme');
+    assert.equal(refused.code, 5, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /refusing the tenant token: it is not signed by a key of http:\/\/127\.0\.0\.1:\d+/,
+    );
+    assert.equal(refused.stdout, '');
+    assert.equal(cp.exchanges(), 1);
+    assert.equal((await set('exchange_issuer', cp.origin)).code, 0);
+    const ok = await token(user, '--tenant', 'acme');
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(claimsOf(ok.stdout.trim())['iss'], cp.origin);
+  } finally {
+    await cp.close();
+  }
+});
+
 test('DPoP: a bound tenant token is refused without a proof from its key, accepted with one', async () => {
   const user = await newUser(alice);
   const t = (await token(user, '--tenant', 'acme')).stdout.trim();
