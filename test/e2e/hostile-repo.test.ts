@@ -251,7 +251,7 @@ test('on a real terminal (tmux): the trust prompt shows the file and its values;
     return;
   }
   const { dir, file } = await repo('prompted', { scopes: ['profile', 'email', 'groups'] });
-  const tmux = tmuxServer('mcp-secure-trust');
+  const tmux = tmuxServer(`mcp-secure-trust-${process.pid}`);
   const status = ['--profile', 'sandbox', 'status'];
   try {
     await tmux.start('ask', stack.user.env(), status, { cwd: dir });
