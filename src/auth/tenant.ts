@@ -4,7 +4,6 @@
  * token that names exactly one tenant. The answer is checked before use; anything off is refused.
  */
 import type * as Client from 'openid-client';
-import { TENANT_NAME } from '../config/schema.js';
 import { CliError, sanitize } from '../errors.js';
 import type { TokenStore } from '../secrets/store.js';
 import { dpopOptions, importDpopKey } from './dpop.js';
@@ -36,14 +35,7 @@ export interface TenantToken {
   jkt: string | undefined;
 }
 
-export function checkTenantName(tenant: string): string {
-  if (!TENANT_NAME.test(tenant)) {
-    throw new CliError('usage', `invalid tenant name "${sanitize(tenant, 64)}"`, {
-      hint: 'tenant names use lower-case letters, digits and dashes (at most 63)',
-    });
-  }
-  return tenant;
-}
+export { checkTenantName } from '../config/schema.js';
 
 export function describeUser(user: UserInfo): string {
   return user.preferred_username ?? user.email ?? user.name ?? user.sub;

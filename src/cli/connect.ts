@@ -2,105 +2,23 @@
  * `mcp-secure connect --tenant acme`: a tenant token, the SSH chain, and a listener on 127.0.0.1:7700
  * that behaves like the in-cluster MCP endpoint for as long as the session lasts.
  */
-import { isIP } from 'node:net';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { isLoopbackHost } from '../auth/oidc.js';
-import type { Role } from '../auth/tenant.js';
-import { checkTenantName } from '../auth/tenant.js';
 import type { EffectiveProfile } from '../config/load.js';
 import { requireSetting } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import type { Hop } from '../tunnel/ssh.js';
-import { loadProfile, profileFlags } from './context.js';
+import type { ConnectOptions } from './commands/connect.js';
+import { loadProfile } from './context.js';
 import { boundYoungGeneration } from './memory.js';
 import { mmss } from './tunnel-session.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
-export interface ConnectOptions {
-  tenant: string;
-  role: Role;
-  port: number | undefined;
-  bind: string;
-  allowNonLoopback: boolean;
-  raw: boolean;
-  acceptNewHostKey: boolean;
-  maxSessionMs: number | undefined;
-  idleTimeoutMs: number | undefined;
-  auditPane: boolean;
-  flags: ReturnType<typeof profileFlags>;
-}
-
-/** "90", "90s", "30m", "8h" → ms. */
-export function parseDuration(text: string, flag: string): number {
-  const m = text.trim().match(/^(\d+(?:\.\d+)?)(s|m|h)?$/);
-  if (!m)
-    throw new CliError('usage', `invalid ${flag} "${sanitize(text, 20)}"`, {
-      hint: 'use seconds or 30m, 8h',
-    });
-  const n = Number(m[1]) * { s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 's' | 'm' | 'h'] * 1000;
-  if (n < 1000 || n > 7 * 86_400_000)
-    throw new CliError('usage', `${flag} must be between 1 s and 7 days`, { hint: 'e.g. 8h' });
-  return n;
-}
-
-export function parseConnectOptions(options: Record<string, unknown>): ConnectOptions {
-  const str = (k: string) => (typeof options[k] === 'string' ? (options[k] as string) : undefined);
-  const tenant = str('tenant');
-  if (!tenant) throw new CliError('usage', 'which tenant?', { hint: 'pass `--tenant NAME`' });
-  const portText = str('port');
-  const port = portText === undefined ? undefined : Number(portText);
-  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
-    throw new CliError('usage', `invalid --port "${sanitize(portText, 10)}"`, {
-      hint: 'use a port number, e.g. 7701',
-    });
-  }
-  const role = (str('role') ?? 'member') as Role;
-  const bind = str('bind') ?? '127.0.0.1';
-  const allowNonLoopback = options['unsafeAllowNonLoopback'] === true;
-  // Checked here, before any token or SSH connection exists.
-  if (!isIP(bind)) {
-    throw new CliError('usage', `--bind must be an IP address, not "${sanitize(bind, 60)}"`, {
-      hint: 'use 127.0.0.1',
-    });
-  }
-  if (!isLoopbackHost(bind) && !allowNonLoopback) {
-    throw new CliError(
-      'usage',
-      `refusing to listen on ${bind}: anyone who can reach it would use your session`,
-      {
-        hint: 'listen on 127.0.0.1 (the default); if you really mean it, add --unsafe-allow-non-loopback',
-      },
-    );
-  }
-  const max = str('maxSession');
-  const idle = str('idleTimeout');
-  return {
-    tenant: checkTenantName(tenant),
-    role,
-    port,
-    bind,
-    allowNonLoopback,
-    raw: options['raw'] === true,
-    acceptNewHostKey: options['acceptNewHostKey'] === true,
-    maxSessionMs: max ? parseDuration(max, '--max-session') : undefined,
-    idleTimeoutMs: idle ? parseDuration(idle, '--idle-timeout') : undefined,
-    auditPane: options['auditPane'] === true,
-    flags: profileFlags(options),
-  };
-}
-
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
-  const parsed = parseConnectOptions(options);
-  // A session lasts hours: a small young generation (memory.ts).
+/** The validated options (commands/connect.ts); a session lasts hours: a small young generation (memory.ts). */
+export async function run(globals: GlobalOptions, opts: ConnectOptions, deps: Deps) {
   boundYoungGeneration();
-  return runConnect(globals, parsed, deps);
+  return runConnect(globals, opts, deps);
 }
 
 const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];

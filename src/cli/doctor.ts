@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { EffectiveProfile } from '../config/load.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
+import type { DoctorOptions } from './commands/doctor.js';
 import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
@@ -460,12 +461,7 @@ function checkClock(d: Discovery | undefined): Outcome {
   return { status: 'ok', detail: `within ${Math.max(1, seconds)} s of the IdP's clock` };
 }
 
-export async function run(
-  globals: GlobalOptions,
-  _options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-): Promise<number> {
+export async function runDoctor(globals: GlobalOptions, _opts: DoctorOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const results: CheckResult[] = [];
   const add = (id: string, title: string, o: Outcome) => results.push({ id, title, ...o });

@@ -5,17 +5,13 @@ import type { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';
 import { STORE_DESCRIPTIONS } from '../secrets/store.js';
-import { loadProfile, profileFlags } from './context.js';
+import type { LogoutOptions } from './commands/logout.js';
+import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
+export async function runLogout(globals: GlobalOptions, opts: LogoutOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const eff = await loadProfile(deps, globals, profileFlags(options));
+  const eff = await loadProfile(deps, globals, opts.flags);
   const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
   const login = await loadLogin(opened.store, eff.name);
   if (!login) {

@@ -3,17 +3,13 @@ import { readTenantState } from '../auth/tenant-state.js';
 import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';
 import { STORE_DESCRIPTIONS } from '../secrets/store.js';
-import { loadProfile, profileFlags } from './context.js';
+import type { StatusOptions } from './commands/status.js';
+import { loadProfile } from './context.js';
 import { type GlobalOptions, relativeTime, Ui } from './ui.js';
 
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
+export async function runStatus(globals: GlobalOptions, opts: StatusOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const eff = await loadProfile(deps, globals, profileFlags(options));
+  const eff = await loadProfile(deps, globals, opts.flags);
   const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
   if (opened.fallbackReason !== undefined) ui.debug(`keychain probe: ${opened.fallbackReason}`);
   const login = await loadLogin(opened.store, eff.name);
