@@ -73,7 +73,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
           }),
         );
     } else {
-      const { resolveHops } = await import('./connect.js');
+      const { resolveHops } = await import('../tunnel/hops.js');
       const { openTunnelSession } = await import('./tunnel-session.js');
       const { upstreamRequest } = await import('../tunnel/local.js');
       const { createProof } = await import('../auth/dpop.js');

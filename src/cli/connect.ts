@@ -2,13 +2,10 @@
  * `mcp-secure connect --tenant acme`: a tenant token, the SSH chain, and a listener on 127.0.0.1:7700
  * that behaves like the in-cluster MCP endpoint for as long as the session lasts.
  */
-import { homedir, userInfo } from 'node:os';
-import { join } from 'node:path';
-import type { EffectiveProfile } from '../config/load.js';
 import { requireSetting } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
-import type { Hop } from '../tunnel/ssh.js';
+import { resolveHops } from '../tunnel/hops.js';
 import type { ConnectOptions } from './commands/connect.js';
 import { loadProfile } from './context.js';
 import { boundYoungGeneration } from './memory.js';
@@ -19,45 +16,6 @@ import { type GlobalOptions, Ui } from './ui.js';
 export async function run(globals: GlobalOptions, opts: ConnectOptions, deps: Deps) {
   boundYoungGeneration();
   return runConnect(globals, opts, deps);
-}
-
-const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
-
-function expandHome(path: string, home: string): string {
-  return path.replace(/^~(?=\/|$)/, home);
-}
-
-/** The hops from the profile and ~/.ssh/config: jump hosts first, the bastion last. */
-export async function resolveHops(eff: EffectiveProfile, deps: Deps): Promise<Hop[]> {
-  const bastion = requireSetting(
-    eff,
-    'bastion',
-    'the SSH host the MCP endpoint is reached from',
-    'user@bastion.example.com',
-  );
-  const { loadSshConfig } = await import('../tunnel/ssh-config.js');
-  const home = deps.homedir || homedir();
-  const resolve = await loadSshConfig(home);
-  const main = resolve(bastion);
-  const jumps = eff.profile.jump ?? main.proxyJump;
-  const defaultUser = deps.env['USER'] ?? userInfo().username;
-  const own = eff.profile.identity_file ? [expandHome(eff.profile.identity_file, home)] : [];
-  const toHop = (spec: ReturnType<typeof resolve>): Hop => ({
-    host: spec.hostName,
-    port: spec.port,
-    user: spec.user ?? defaultUser,
-    identityFiles: [
-      ...own,
-      ...(spec.identityFiles.length
-        ? spec.identityFiles
-        : DEFAULT_IDENTITIES.map((f) => join(home, '.ssh', f))),
-    ],
-    ...(spec.serverAliveInterval !== undefined
-      ? { keepaliveIntervalMs: spec.serverAliveInterval * 1000 }
-      : {}),
-    ...(spec.serverAliveCountMax !== undefined ? { keepaliveCountMax: spec.serverAliveCountMax } : {}),
-  });
-  return [...jumps.map((j) => toHop(resolve(j))), toHop(main)];
 }
 
 function fmtBytes(n: number): string {

@@ -248,7 +248,7 @@ async function checkAgent(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
   // else ~/.ssh/id_ed25519, id_ecdsa, id_rsa (as OpenSSH does).
   const own = eff.profile.identity_file?.replace(/^~(?=\/|$)/, deps.homedir || homedir());
   const candidates = eff.profile.bastion
-    ? (await (await import('./connect.js')).resolveHops(eff, deps)).flatMap((h) => h.identityFiles)
+    ? (await (await import('../tunnel/hops.js')).resolveHops(eff, deps)).flatMap((h) => h.identityFiles)
     : own
       ? [own]
       : [];
@@ -329,7 +329,7 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
     return { status: 'skip', detail: 'no bastion configured' };
   }
   const [{ resolveHops }, { hopLabel }, kh] = await Promise.all([
-    import('./connect.js'),
+    import('../tunnel/hops.js'),
     import('../tunnel/ssh.js'),
     import('../tunnel/known-hosts.js'),
   ]);
