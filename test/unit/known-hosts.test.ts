@@ -26,21 +26,22 @@ function hashed(token: string): string {
   return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(token).digest('base64')}`;
 }
 
-test('known_hosts host patterns: plain, [host]:port, wildcards, negation, hashed', () => {
-  const table: Array<[string, string, number, boolean]> = [
-    ['bastion.example.com', 'bastion.example.com', 22, true],
-    ['bastion.example.com', 'bastion.example.com', 2222, false],
-    ['[bastion.example.com]:2222', 'bastion.example.com', 2222, true],
-    ['*.example.com', 'bastion.example.com', 22, true],
-    ['*.example.com,!bastion.example.com', 'bastion.example.com', 22, false],
-    ['10.0.0.?', '10.0.0.7', 22, true],
-    [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2200, true],
-    [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2201, false],
-  ];
-  for (const [field, host, port, expected] of table) {
+const patternTable: Array<[string, string, number, boolean]> = [
+  ['bastion.example.com', 'bastion.example.com', 22, true],
+  ['bastion.example.com', 'bastion.example.com', 2222, false],
+  ['[bastion.example.com]:2222', 'bastion.example.com', 2222, true],
+  ['*.example.com', 'bastion.example.com', 22, true],
+  ['*.example.com,!bastion.example.com', 'bastion.example.com', 22, false],
+  ['10.0.0.?', '10.0.0.7', 22, true],
+  [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2200, true],
+  [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2201, false],
+];
+for (const [field, host, port, expected] of patternTable) {
+  const shown = field.startsWith('|1|') ? 'hashed [127.0.0.1]:2200' : field;
+  test(`known_hosts host patterns: ${shown} ${expected ? 'matches' : 'does not match'} ${host}:${port}`, () => {
     assert.equal(hostFieldMatches(field, host, port), expected, `${field} vs ${host}:${port}`);
-  }
-});
+  });
+}
 
 test('verdicts: known, changed, revoked, pinned, unknown; a recorded key is hashed and then known', async () => {
   const dir = await tempDir();
