@@ -3,7 +3,7 @@ import type * as Client from 'openid-client';
 import type { LoginFlow } from '../config/schema.js';
 import type { Deps } from '../io.js';
 import type { TokenResponse } from './device.js';
-import type { LoginUi } from './flows.js';
+import type { LoginUi } from './login-ui.js';
 import type { Idp } from './oidc.js';
 
 export interface InteractiveLoginOptions {

@@ -12,10 +12,10 @@ import { CliError, terminalSafeJson } from '../errors.js';
 import type { Deps } from '../io.js';
 import type { AuditOptions } from './commands/audit.js';
 import { loadProfile } from './context.js';
-import { boundYoungGeneration } from './memory.js';
 import { type GlobalOptions, Ui } from './ui.js';
+import { boundYoungGeneration } from './young-generation.js';
 
-/** The validated options (commands/audit.ts); a tail can follow the feed for hours: a small young generation (memory.ts). */
+/** The validated options (commands/audit.ts); a tail can follow the feed for hours: a small young generation (young-generation.ts). */
 export async function run(globals: GlobalOptions, opts: AuditOptions, deps: Deps) {
   boundYoungGeneration();
   return runAuditTail(globals, opts, deps);
@@ -54,7 +54,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
   deps.signal.addEventListener('abort', onAbort, { once: true });
   const cleanups: Array<() => unknown> = [];
   try {
-    const { findConnect } = await import('../audit/live-session.js');
+    const { findConnect } = await import('../audit/live-tunnels.js');
     const live = await findConnect(deps.configDir, eff.name, opts.tenant);
     let open: OpenFeed;
     if (live) {
@@ -74,10 +74,10 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         );
     } else {
       const { resolveHops } = await import('../tunnel/hops.js');
-      const { openTunnelSession } = await import('./tunnel-session.js');
+      const { openTunnel } = await import('./open-tunnel.js');
       const { upstreamRequest } = await import('../tunnel/local.js');
       const { createProof } = await import('../auth/dpop.js');
-      const tunnel = await openTunnelSession({
+      const tunnel = await openTunnel({
         ui,
         deps,
         eff,
@@ -90,7 +90,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         quietEvents: false,
         cleanups,
       });
-      void tunnel.tenantSession.run().catch(() => undefined);
+      void tunnel.refresher.run().catch(() => undefined);
       const upstream = { supervisor: tunnel.supervisor, upstream: new URL(mcpUrl) };
       open = async (request, signal) =>
         awaitResponse(
@@ -98,7 +98,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
             {
               ...upstream,
               token: () => {
-                const t = tunnel.tenantSession.current();
+                const t = tunnel.refresher.current();
                 return t ? { value: t.token, type: t.tokenType } : undefined;
               },
               proof: (method, url, token) =>

@@ -8,11 +8,11 @@ import type { Deps } from '../io.js';
 import { resolveHops } from '../tunnel/hops.js';
 import type { ConnectOptions } from './commands/connect.js';
 import { loadProfile } from './context.js';
-import { boundYoungGeneration } from './memory.js';
-import { mmss } from './tunnel-session.js';
+import { mmss } from './open-tunnel.js';
 import { type GlobalOptions, Ui } from './ui.js';
+import { boundYoungGeneration } from './young-generation.js';
 
-/** The validated options (commands/connect.ts); a session lasts hours: a small young generation (memory.ts). */
+/** The validated options (commands/connect.ts); a tunnel lasts hours: a small young generation (young-generation.ts). */
 export async function run(globals: GlobalOptions, opts: ConnectOptions, deps: Deps) {
   boundYoungGeneration();
   return runConnect(globals, opts, deps);
@@ -107,8 +107,8 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   // Whatever happens below, nothing the session started outlives it.
   const cleanups: Array<() => unknown> = [];
   try {
-    const { openTunnelSession } = await import('./tunnel-session.js');
-    const { session, tenantSession, supervisor, dpopKey, stats } = await openTunnelSession({
+    const { openTunnel } = await import('./open-tunnel.js');
+    const { session, refresher, supervisor, dpopKey, stats } = await openTunnel({
       ui,
       deps,
       eff,
@@ -130,7 +130,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
         upstream,
         raw: opts.raw,
         token: () => {
-          const t = tenantSession.current();
+          const t = refresher.current();
           return t ? { value: t.token, type: t.tokenType } : undefined;
         },
         proof: async (method, url, token) => {
@@ -146,7 +146,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
     cleanups.push(() => listener.close());
     if (!opts.raw) {
       // Tell `audit tail` (and the audit pane) where this session's proxy is: pid and port, no secret.
-      const { announceConnect } = await import('../audit/live-session.js');
+      const { announceConnect } = await import('../audit/live-tunnels.js');
       cleanups.push(
         await announceConnect(deps.configDir, eff.name, {
           pid: process.pid,
@@ -171,7 +171,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
 
     const user = session.login.user.preferred_username ?? session.login.user.email ?? session.login.user.sub;
     const line = () => {
-      const t = tenantSession.current();
+      const t = refresher.current();
       return [
         `${opts.tenant}${opts.role === 'admin' ? ' (admin)' : ''}`,
         user,
@@ -193,7 +193,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
     let fatal: unknown;
     const ends: Array<Promise<void>> = [
       new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
-      tenantSession.run().catch((err: unknown) => {
+      refresher.run().catch((err: unknown) => {
         if (signal.aborted) return;
         reason = 'fatal';
         fatal = err;

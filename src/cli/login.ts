@@ -16,7 +16,7 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
   ] = await Promise.all([
     import('../secrets/select.js'),
     import('../auth/oidc.js'),
-    import('../auth/session.js'),
+    import('../auth/stored-login.js'),
     import('../secrets/store.js'),
   ]);
 

@@ -1,5 +1,5 @@
 import { connectIdp, mapIdpError } from '../auth/oidc.js';
-import { accountFor, deleteLogin, loadLogin } from '../auth/session.js';
+import { accountFor, deleteLogin, loadLogin } from '../auth/stored-login.js';
 import { clearTenantState } from '../auth/tenant-state.js';
 import type { CliError } from '../errors.js';
 import type { Deps } from '../io.js';

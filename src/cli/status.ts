@@ -1,4 +1,4 @@
-import { accountFor, loadLogin } from '../auth/session.js';
+import { accountFor, loadLogin } from '../auth/stored-login.js';
 import { readTenantState } from '../auth/tenant-state.js';
 import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';

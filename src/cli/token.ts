@@ -7,9 +7,9 @@ import { type GlobalOptions, relativeTime, Ui } from './ui.js';
 export async function runToken(globals: GlobalOptions, opts: TokenOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
-  const { openIdpSession, obtainTenantToken } = await import('../auth/manager.js');
+  const { openLogin, obtainTenantToken } = await import('../auth/tenant-access.js');
   const manager = { deps, eff, ui };
-  const session = await openIdpSession(manager);
+  const session = await openLogin(manager);
   const token = await obtainTenantToken(session, { tenant: opts.tenant, role: opts.role }, manager);
   ui.addSecret(token.token, session.login.access_token, session.login.refresh_token);
   await (await import('../auth/tenant-state.js')).recordTenantToken(deps.configDir, eff.name, token);

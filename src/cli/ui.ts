@@ -3,7 +3,7 @@
  * --no-color honoured; every --debug line passes through `redact`.
  */
 import type { ChalkInstance } from 'chalk';
-import type { DeviceCodeInfo, LoginUi, Waiting } from '../auth/flows.js';
+import type { DeviceCodeInfo, LoginUi, Waiting } from '../auth/login-ui.js';
 import { redact, sanitize, terminalSafeJson } from '../errors.js';
 import type { Deps } from '../io.js';
 

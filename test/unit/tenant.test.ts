@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { TokenEndpointResponse } from 'openid-client';
 import { checkTenantName, checkTenantToken, type TenantToken } from '../../src/auth/tenant.js';
-import { type SessionEvent, TenantSession } from '../../src/auth/tenant-session.js';
+import { type RefresherEvent, TenantRefresher } from '../../src/auth/tenant-refresher.js';
 import { CliError } from '../../src/errors.js';
 
 function jwt(claims: Record<string, unknown>): string {
@@ -131,7 +131,7 @@ for (const [random, expected] of [
     const clock = fakeClock(NOW);
     const controller = new AbortController();
     let n = 0;
-    const session = new TenantSession({
+    const session = new TenantRefresher({
       obtain: async () => {
         n += 1;
         if (n === 4) controller.abort(new Error('stop'));
@@ -152,11 +152,11 @@ for (const [random, expected] of [
 test('IdP unreachable during a refresh: back off, keep the current token until it really expires', async () => {
   const clock = fakeClock(NOW);
   const controller = new AbortController();
-  const events: SessionEvent[] = [];
+  const events: RefresherEvent[] = [];
   let calls = 0;
   let validDuringOutage = 0;
-  let session: TenantSession;
-  session = new TenantSession({
+  let session: TenantRefresher;
+  session = new TenantRefresher({
     obtain: async () => {
       calls += 1;
       if (calls === 1) return token(clock.now(), 900_000, 1);
@@ -186,7 +186,7 @@ test('IdP unreachable during a refresh: back off, keep the current token until i
 test('an error retrying cannot fix (login revoked) ends the session', async () => {
   const clock = fakeClock(NOW);
   let calls = 0;
-  const session = new TenantSession({
+  const session = new TenantRefresher({
     obtain: async () => {
       calls += 1;
       if (calls === 1) return token(clock.now());
