@@ -6,7 +6,6 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { EffectiveProfile } from '../config/load.js';
 import { CliError, sanitize } from '../errors.js';
@@ -246,7 +245,7 @@ async function checkAgent(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
   const socket = deps.env['SSH_AUTH_SOCK'];
   // The key files connect would offer besides the agent: identity_file, IdentityFile from ~/.ssh/config,
   // else ~/.ssh/id_ed25519, id_ecdsa, id_rsa (as OpenSSH does).
-  const own = eff.profile.identity_file?.replace(/^~(?=\/|$)/, deps.homedir || homedir());
+  const own = eff.profile.identity_file?.replace(/^~(?=\/|$)/, deps.homedir);
   const candidates = eff.profile.bastion
     ? (await (await import('../tunnel/hops.js')).resolveHops(eff, deps)).flatMap((h) => h.identityFiles)
     : own
@@ -334,7 +333,7 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
     import('../tunnel/known-hosts.js'),
   ]);
   const hops = await resolveHops(eff, deps);
-  const knownHosts = join(deps.homedir || homedir(), '.ssh', 'known_hosts');
+  const knownHosts = join(deps.homedir, '.ssh', 'known_hosts');
   const pinned = eff.profile.host_key_fingerprints ?? [];
   const lines: string[] = [];
   const first = hops[0]!;

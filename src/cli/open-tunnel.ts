@@ -2,7 +2,6 @@
  * The tunnel `connect` and `audit tail` share: a tenant token kept fresh in memory and the SSH chain kept
  * up by the supervisor. `connect` adds a listener; `audit tail` makes its own requests through it.
  */
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Role } from '../auth/tenant.js';
 import type { EffectiveProfile } from '../config/load.js';
@@ -92,7 +91,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
 
   const { dialChain, hopLabel } = await import('../tunnel/ssh.js');
   const { Supervisor } = await import('../tunnel/supervisor.js');
-  const knownHosts = join(deps.homedir || homedir(), '.ssh', 'known_hosts');
+  const knownHosts = join(deps.homedir, '.ssh', 'known_hosts');
   const canAsk = deps.stdinIsTTY && deps.stderrIsTTY;
   const dial = () =>
     dialChain({

@@ -80,7 +80,7 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
   },
   storage: {
     expected: '"auto", "keychain" or "memory"',
-    check: oneOf('auto', 'keychain', 'memory'),
+    check: oneOf(...STORAGES),
     parse: (t) => t,
   },
   insecure_http: { expected: 'true or false', check: (v) => typeof v === 'boolean', parse: parseBool },

@@ -2,7 +2,7 @@
  * The SSH hops of a profile: its bastion and jump hosts, each resolved through ~/.ssh/config like
  * OpenSSH's ProxyJump (ssh_config(5)). Used by `connect`, `audit tail` and `doctor`.
  */
-import { homedir, userInfo } from 'node:os';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { EffectiveProfile } from '../config/load.js';
 import { requireSetting } from '../config/require.js';
@@ -24,7 +24,7 @@ export async function resolveHops(eff: EffectiveProfile, deps: Deps): Promise<Ho
     'user@bastion.example.com',
   );
   const { loadSshConfig } = await import('../tunnel/ssh-config.js');
-  const home = deps.homedir || homedir();
+  const home = deps.homedir;
   const resolve = await loadSshConfig(home);
   const main = resolve(bastion);
   const jumps = eff.profile.jump ?? main.proxyJump;

@@ -251,6 +251,11 @@ table<ConnectOptions>('connect', connectCommand, [
     wants: { ...connectDefaults, maxSessionMs: 8 * 3_600_000, idleTimeoutMs: 90_000 },
   },
   {
+    name: '--max-session in days (the one duration dialect)',
+    argv: ['connect', '-t', 'acme', '--max-session', '1d'],
+    wants: { ...connectDefaults, maxSessionMs: 86_400_000 },
+  },
+  {
     name: 'a duration too long',
     argv: ['connect', '-t', 'acme', '--max-session', '200h'],
     wantsErr: { code: 'usage', message: /--max-session must be between 1 s and 7 days/ },
@@ -304,9 +309,19 @@ table<AuditOptions>('audit tail', auditCommand, [
     wants: { ...tailDefaults, sinceMs: 86_400_000 },
   },
   {
-    name: '--since without a unit',
+    name: '--since in seconds (the one duration dialect)',
     argv: ['audit', 'tail', '-t', 'acme', '--since', '90'],
-    wantsErr: { code: 'usage', message: /invalid --since "90"/ },
+    wants: { ...tailDefaults, sinceMs: 90_000 },
+  },
+  {
+    name: '--since 1.5h',
+    argv: ['audit', 'tail', '-t', 'acme', '--since', '1.5h'],
+    wants: { ...tailDefaults, sinceMs: 5_400_000 },
+  },
+  {
+    name: '--since that is not a duration',
+    argv: ['audit', 'tail', '-t', 'acme', '--since', 'yesterday'],
+    wantsErr: { code: 'usage', message: /invalid --since "yesterday"/ },
   },
   {
     name: '--follow',

@@ -1,6 +1,5 @@
 /** `mcp-secure audit tail`: its flags, examples and validated options; the work is in ../audit.ts. */
 import { checkTenantName } from '../../config/schema.js';
-import { CliError, sanitize } from '../../errors.js';
 import {
   act,
   Command,
@@ -8,6 +7,7 @@ import {
   examples,
   Option,
   type ProfileFlags,
+  parseDuration,
   profileFlags,
   type Runner,
   storageOption,
@@ -26,16 +26,6 @@ export interface AuditOptions {
   pretty: boolean;
   acceptNewHostKey: boolean;
   flags: ProfileFlags;
-}
-
-/** "90s", "10m", "2h", "1d" → ms. */
-export function parseSince(since: string): number {
-  const m = since.match(/^(\d+)(s|m|h|d)$/);
-  if (!m)
-    throw new CliError('usage', `invalid --since "${sanitize(since, 20)}"`, {
-      hint: 'use e.g. 90s, 10m, 2h or 1d',
-    });
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
 export function auditCommand(ctx: CommandContext, runF?: Runner<AuditOptions>) {
@@ -82,7 +72,7 @@ export function auditTailCommand(ctx: CommandContext, runF?: Runner<AuditOptions
       ]),
     )
     .action((flags, cmd) => {
-      const sinceMs = flags.since === undefined ? undefined : parseSince(flags.since);
+      const sinceMs = flags.since === undefined ? undefined : parseDuration(flags.since, '--since');
       const opts: AuditOptions = {
         tenant: checkTenantName(flags.tenant),
         actor: flags.actor,

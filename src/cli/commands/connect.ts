@@ -9,6 +9,7 @@ import {
   type CommandContext,
   examples,
   type ProfileFlags,
+  parseDuration,
   profileFlags,
   type Runner,
   roleOption,
@@ -30,18 +31,8 @@ export interface ConnectOptions {
   flags: ProfileFlags;
 }
 
-/** "90", "90s", "30m", "8h" → ms. */
-export function parseDuration(text: string, flag: string): number {
-  const m = text.trim().match(/^(\d+(?:\.\d+)?)(s|m|h)?$/);
-  if (!m)
-    throw new CliError('usage', `invalid ${flag} "${sanitize(text, 20)}"`, {
-      hint: 'use seconds or 30m, 8h',
-    });
-  const n = Number(m[1]) * { s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 's' | 'm' | 'h'] * 1000;
-  if (n < 1000 || n > 7 * 86_400_000)
-    throw new CliError('usage', `${flag} must be between 1 s and 7 days`, { hint: 'e.g. 8h' });
-  return n;
-}
+/** A tunnel lives between 1 s and 7 days. */
+const TUNNEL_LIFE = { minMs: 1000, maxMs: 7 * 86_400_000, range: '1 s and 7 days' };
 
 export function connectCommand(ctx: CommandContext, runF?: Runner<ConnectOptions>) {
   return new Command('connect')
@@ -124,8 +115,12 @@ function connectOptions(flags: {
     allowNonLoopback,
     raw: flags.raw === true,
     acceptNewHostKey: flags.acceptNewHostKey === true,
-    maxSessionMs: flags.maxSession ? parseDuration(flags.maxSession, '--max-session') : undefined,
-    idleTimeoutMs: flags.idleTimeout ? parseDuration(flags.idleTimeout, '--idle-timeout') : undefined,
+    maxSessionMs: flags.maxSession
+      ? parseDuration(flags.maxSession, '--max-session', TUNNEL_LIFE)
+      : undefined,
+    idleTimeoutMs: flags.idleTimeout
+      ? parseDuration(flags.idleTimeout, '--idle-timeout', TUNNEL_LIFE)
+      : undefined,
     auditPane: flags.auditPane === true,
     flags: profileFlags(flags),
   };

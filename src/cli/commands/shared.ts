@@ -11,6 +11,7 @@ import type {
 import { Argument as RawArgument, Command as RawCommand, Option as RawOption } from 'commander';
 import type { Profile } from '../../config/schema.js';
 import { STORAGES } from '../../config/schema.js';
+import { CliError, sanitize } from '../../errors.js';
 import type { Deps } from '../../io.js';
 import type { GlobalOptions } from '../ui.js';
 
@@ -142,3 +143,25 @@ export function profileFlags(options: ProfileFlagOptions): ProfileFlags {
 }
 
 export const NO_FLAGS: ProfileFlags = { values: {}, names: {} };
+
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/**
+ * The one duration dialect of every flag that takes one (`--max-session`, `--idle-timeout`, `--since`):
+ * a number of seconds, or a number with s, m, h or d ("90", "90s", "1.5h", "30m", "8h", "1d") → ms.
+ */
+export function parseDuration(
+  text: string,
+  flag: string,
+  bounds: { minMs: number; maxMs: number; range: string } | undefined = undefined,
+): number {
+  const m = text.trim().match(/^(\d+(?:\.\d+)?)(s|m|h|d)?$/);
+  if (!m)
+    throw new CliError('usage', `invalid ${flag} "${sanitize(text, 20)}"`, {
+      hint: 'use seconds or 90s, 30m, 8h, 1d',
+    });
+  const ms = Number(m[1]) * UNIT_MS[(m[2] ?? 's') as keyof typeof UNIT_MS];
+  if (bounds && (ms < bounds.minMs || ms > bounds.maxMs))
+    throw new CliError('usage', `${flag} must be between ${bounds.range}`, { hint: 'e.g. 8h' });
+  return ms;
+}
