@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type * as Client from 'openid-client';
 import type { EffectiveProfile } from '../config/load.js';
-import { requireIdp, requireSetting } from '../config/require.js';
+import { profileArg, requireIdp, requireSetting } from '../config/require.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';
@@ -35,7 +35,7 @@ export async function openLogin({ deps, eff, ui }: TenantAccessOptions): Promise
   idpPromise.catch(() => undefined);
   const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
   const login = await loadLogin(opened.store, eff.name);
-  const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+  const p = profileArg(eff.name);
   if (!login) {
     throw new CliError('auth', `not logged in (profile ${eff.name})`, {
       hint:

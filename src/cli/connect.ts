@@ -2,7 +2,7 @@
  * `mcp-secure connect --tenant acme`: a tenant token, the SSH chain, and a listener on 127.0.0.1:7700
  * that behaves like the in-cluster MCP endpoint for as long as the session lasts.
  */
-import { requireSetting } from '../config/require.js';
+import { profileArg, requireSetting } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import { resolveHops } from '../tunnel/hops.js';
@@ -84,7 +84,7 @@ async function openAuditPane(
 export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
-  const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+  const p = profileArg(eff.name);
   const mcpUrl = requireSetting(
     eff,
     'mcp_url',

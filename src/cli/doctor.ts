@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import type { EffectiveProfile } from '../config/load.js';
+import { profileArg } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import type { DoctorOptions } from './commands/doctor.js';
@@ -68,7 +69,7 @@ async function bounded(
 }
 
 function profileHint(eff: EffectiveProfile): string {
-  return eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+  return profileArg(eff.name);
 }
 
 /** Example values for the settings `config` checks, as the fix shows them. */

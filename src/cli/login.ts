@@ -89,14 +89,15 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
 
   const old = previous?.refresh_token;
   if (old && old !== tokens.refresh_token) {
-    if (previous.issuer !== idp.issuer || !idp.config.serverMetadata().revocation_endpoint) {
+    const { canRevoke, revokeTokens } = await import('../auth/revoke.js');
+    if (previous.issuer !== idp.issuer || !canRevoke(idp)) {
       ui.warn(
         'the previous login of this profile could not be revoked (another issuer, or no revocation endpoint); ' +
           'it stays valid at its IdP until it expires.',
       );
     } else {
       try {
-        await idp.client.tokenRevocation(idp.config, old, { token_type_hint: 'refresh_token' });
+        await revokeTokens(idp, previous.issuer, [{ token: old, hint: 'refresh_token' }]);
         ui.info('Replaced the previous login of this profile; its refresh token was revoked at the IdP.');
       } catch (err) {
         ui.debug(`revoking the previous refresh token: ${err instanceof Error ? err.message : String(err)}`);

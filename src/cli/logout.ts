@@ -1,4 +1,5 @@
-import { connectIdp, mapIdpError } from '../auth/oidc.js';
+import { connectIdp } from '../auth/oidc.js';
+import { canRevoke, revokeTokens } from '../auth/revoke.js';
 import { accountFor, deleteLogin, loadLogin } from '../auth/stored-login.js';
 import { clearTenantState } from '../auth/tenant-state.js';
 import type { CliError } from '../errors.js';
@@ -33,20 +34,14 @@ export async function runLogout(globals: GlobalOptions, opts: LogoutOptions, dep
       timeout: 10,
       debug: (line) => ui.debug(line),
     });
-    if (!idp.config.serverMetadata().revocation_endpoint) {
+    if (!canRevoke(idp)) {
       revokeProblem = 'the IdP does not offer token revocation (RFC 7009)';
     } else {
-      try {
-        if (login.refresh_token) {
-          await idp.client.tokenRevocation(idp.config, login.refresh_token, {
-            token_type_hint: 'refresh_token',
-          });
-        }
-        await idp.client.tokenRevocation(idp.config, login.access_token, { token_type_hint: 'access_token' });
-        revoked = true;
-      } catch (err) {
-        throw mapIdpError(err, login.issuer, 'token revocation');
-      }
+      await revokeTokens(idp, login.issuer, [
+        { token: login.refresh_token, hint: 'refresh_token' },
+        { token: login.access_token, hint: 'access_token' },
+      ]);
+      revoked = true;
     }
   } catch (err) {
     revokeProblem = (err as CliError).message;

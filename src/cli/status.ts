@@ -1,5 +1,6 @@
 import { accountFor, loadLogin } from '../auth/stored-login.js';
 import { readTenantState } from '../auth/tenant-state.js';
+import { profileArg } from '../config/require.js';
 import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';
 import { STORE_DESCRIPTIONS } from '../secrets/store.js';
@@ -54,7 +55,7 @@ export async function runStatus(globals: GlobalOptions, opts: StatusOptions, dep
     ui.info(
       opened.store.kind === 'memory'
         ? 'No OS keychain is usable here, so no login outlives its command. Run `mcp-secure login` inside the command that needs it.'
-        : `Not logged in — run \`mcp-secure login${eff.name === 'default' ? '' : ` --profile ${eff.name}`}\`.`,
+        : `Not logged in — run \`mcp-secure login${profileArg(eff.name)}\`.`,
     );
     return 4;
   }
