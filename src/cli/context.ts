@@ -5,57 +5,12 @@ import {
   type ProjectTrustQuestion,
   tightenConfigDir,
 } from '../config/load.js';
-import type { Profile } from '../config/schema.js';
 import { sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
+import { NO_FLAGS, type ProfileFlags } from './commands/shared.js';
 import type { GlobalOptions } from './ui.js';
 
-export interface ProfileFlags {
-  values: Partial<Profile>;
-  names: Partial<Record<keyof Profile, string>>;
-}
-
-/** Picks the profile keys a command's flags set. */
-export function profileFlags(options: Record<string, unknown>): ProfileFlags {
-  const values: Partial<Profile> = {};
-  const names: Partial<Record<keyof Profile, string>> = {};
-  const str = (k: string) => (typeof options[k] === 'string' ? (options[k] as string) : undefined);
-  const issuer = str('issuer');
-  if (issuer !== undefined) {
-    values.issuer = issuer;
-    names.issuer = '--issuer';
-  }
-  const clientId = str('clientId');
-  if (clientId !== undefined) {
-    values.client_id = clientId;
-    names.client_id = '--client-id';
-  }
-  const storage = str('storage');
-  if (storage === 'auto' || storage === 'keychain' || storage === 'memory') {
-    values.storage = storage;
-    names.storage = '--storage';
-  }
-  if (options['insecureHttp'] === true) {
-    values.insecure_http = true;
-    names.insecure_http = '--insecure-http';
-  }
-  const scope = str('scope');
-  if (scope !== undefined) {
-    values.scopes = scope.split(/[\s,]+/).filter(Boolean);
-    names.scopes = '--scope';
-  }
-  // commander gives `--no-dpop` a default of true: only an explicit --no-dpop is a flag value.
-  if (options['dpop'] === false) {
-    values.dpop = false;
-    names.dpop = '--no-dpop';
-  }
-  const timeout = str('timeout');
-  if (timeout !== undefined) {
-    values.login_timeout = Number(timeout);
-    names.login_timeout = '--timeout';
-  }
-  return { values, names };
-}
+export { type ProfileFlags, profileFlags } from './commands/shared.js';
 
 /**
  * The trust prompt for a project file that sets trust-moving keys, in the spirit of direnv's `allow`: shows
@@ -79,7 +34,7 @@ export async function askProjectTrust(deps: Deps, q: ProjectTrustQuestion): Prom
 export async function loadProfile(
   deps: Deps,
   globals: GlobalOptions,
-  flags: ProfileFlags = { values: {}, names: {} },
+  flags: ProfileFlags = NO_FLAGS,
   options: { untrusted?: 'refuse' | 'ignore' } = {},
 ): Promise<EffectiveProfile> {
   const dir = await tightenConfigDir(deps.configDir, deps.platform);
