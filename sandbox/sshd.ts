@@ -64,6 +64,15 @@ export interface SshdOptions {
   listenAddress?: string;
   /** A fixed port (with listenAddress, in a fresh namespace); default a free loopback port. */
   port?: number;
+  /**
+   * CA public keys (`ssh-ed25519 AAAA…`) whose user certificates sshd accepts (TrustedUserCAKeys), for the
+   * principals in `authorizedPrincipals` (AuthorizedPrincipalsFile). With no authorizedKeys, sshd has no
+   * authorized_keys at all (AuthorizedKeysFile none): a certificate is the only way in.
+   */
+  trustedUserCaKeys?: string[];
+  authorizedPrincipals?: string[];
+  /** sshd_config lines that take precedence (first value wins), e.g. `KexAlgorithms …` for a test. */
+  extraConfig?: string[];
 }
 
 /** Whether startSshd can work here: sshd and ssh-keygen present, and the privsep dir there or creatable. */
@@ -115,6 +124,24 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
     await writeFile(authorizedKeysFile, opts.authorizedKeys.map((l) => `${l.trim()}\n`).join(''), {
       mode: 0o600,
     });
+    const caFile = path.join(dir, 'trusted_user_ca_keys');
+    const principalsFile = path.join(dir, 'authorized_principals');
+    const withCa = (opts.trustedUserCaKeys?.length ?? 0) > 0;
+    if (withCa) {
+      await writeFile(caFile, opts.trustedUserCaKeys!.map((l) => `${l.trim()}\n`).join(''), { mode: 0o600 });
+      // restrict,port-forwarding (authorized_keys options, sshd(8)): whatever a certificate permits, this
+      // account gives nothing but forwarding.
+      await writeFile(
+        principalsFile,
+        (opts.authorizedPrincipals ?? []).map((p) => `restrict,port-forwarding ${p}\n`).join(''),
+        {
+          mode: 0o600,
+        },
+      );
+    }
+    for (const line of opts.extraConfig ?? []) {
+      if (/[\r\n]/.test(line)) throw new Error('one sshd_config line per entry');
+    }
     const configFile = path.join(dir, 'sshd_config');
     const pidFile = path.join(dir, 'sshd.pid');
     const version = await sshdVersion();
@@ -143,6 +170,8 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
         pidFile,
         username,
         permitOpen: opts.permitOpen,
+        ca: withCa ? { caFile, principalsFile, keys: opts.authorizedKeys.length > 0 } : undefined,
+        extra: opts.extraConfig ?? [],
         // OpenSSH 9.8 penalises addresses that fail to authenticate (PerSourcePenalties); the tests refuse
         // keys from 127.0.0.1 on purpose and would lock themselves out.
         noPenalties: version !== undefined && (version[0] > 9 || (version[0] === 9 && version[1] >= 8)),
@@ -194,6 +223,8 @@ interface ConfigInput {
   username: string;
   permitOpen: Array<{ host: string; port: number }>;
   noPenalties: boolean;
+  ca: { caFile: string; principalsFile: string; keys: boolean } | undefined;
+  extra: string[];
 }
 
 function config(c: ConfigInput): string {
@@ -201,11 +232,13 @@ function config(c: ConfigInput): string {
     ? c.permitOpen.map(({ host, port }) => `${host.includes(':') ? `[${host}]` : host}:${port}`).join(' ')
     : 'none';
   const lines = [
+    ...c.extra,
     `ListenAddress ${c.listenAddress}:${c.port}`,
     'AddressFamily inet',
     `HostKey ${c.keyFile}`,
     `PidFile ${c.pidFile}`,
-    `AuthorizedKeysFile ${c.authorizedKeysFile}`,
+    `AuthorizedKeysFile ${c.ca && !c.ca.keys ? 'none' : c.authorizedKeysFile}`,
+    ...(c.ca ? [`TrustedUserCAKeys ${c.ca.caFile}`, `AuthorizedPrincipalsFile ${c.ca.principalsFile}`] : []),
     'UsePAM no',
     'StrictModes no',
     'PubkeyAuthentication yes',

@@ -11,6 +11,8 @@ import { checkTenantName } from '../auth/tenant.js';
 import { requireSetting } from '../config/require.js';
 import { CliError, sanitize, terminalSafeJson } from '../errors.js';
 import type { Deps } from '../io.js';
+import type { TransportChoice } from '../tunnel/transport.js';
+import { parseTransport } from './connect.js';
 import { loadProfile, profileFlags } from './context.js';
 import { boundYoungGeneration } from './memory.js';
 import { type GlobalOptions, Ui } from './ui.js';
@@ -26,6 +28,7 @@ export interface AuditOptions {
   quiet: boolean;
   pretty: boolean;
   acceptNewHostKey: boolean;
+  sshTransport: TransportChoice | undefined;
   flags: ReturnType<typeof profileFlags>;
 }
 
@@ -61,6 +64,7 @@ export function parseAuditOptions(options: Record<string, unknown>): AuditOption
     quiet: options['quiet'] === true,
     pretty: options['pretty'] === true,
     acceptNewHostKey: options['acceptNewHostKey'] === true,
+    sshTransport: parseTransport(options['sshTransport']),
     flags: profileFlags(options),
   };
 }
@@ -141,6 +145,8 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         role: 'member',
         acceptNewHostKey: opts.acceptNewHostKey,
         hops: await resolveHops(eff, deps),
+        transport: opts.sshTransport,
+        upstream: new URL(mcpUrl),
         signal: stop.signal,
         event: () => undefined,
         quietEvents: false,

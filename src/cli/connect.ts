@@ -13,6 +13,7 @@ import { requireSetting } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import type { Hop } from '../tunnel/ssh.js';
+import type { TransportChoice } from '../tunnel/transport.js';
 import { loadProfile, profileFlags } from './context.js';
 import { boundYoungGeneration } from './memory.js';
 import { mmss } from './tunnel-session.js';
@@ -29,7 +30,17 @@ export interface ConnectOptions {
   maxSessionMs: number | undefined;
   idleTimeoutMs: number | undefined;
   auditPane: boolean;
+  /** `--ssh-transport`: undefined leaves it to the profile's ssh_transport, else auto. */
+  sshTransport: TransportChoice | undefined;
   flags: ReturnType<typeof profileFlags>;
+}
+
+export function parseTransport(value: unknown): TransportChoice | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'auto' || value === 'openssh' || value === 'ssh2') return value;
+  throw new CliError('usage', `invalid --ssh-transport "${sanitize(String(value), 20)}"`, {
+    hint: 'use auto, openssh or ssh2',
+  });
 }
 
 /** "90", "90s", "30m", "8h" → ms. */
@@ -87,6 +98,7 @@ export function parseConnectOptions(options: Record<string, unknown>): ConnectOp
     maxSessionMs: max ? parseDuration(max, '--max-session') : undefined,
     idleTimeoutMs: idle ? parseDuration(idle, '--idle-timeout') : undefined,
     auditPane: options['auditPane'] === true,
+    sshTransport: parseTransport(options['sshTransport']),
     flags: profileFlags(options),
   };
 }
@@ -232,7 +244,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   const cleanups: Array<() => unknown> = [];
   try {
     const { openTunnelSession } = await import('./tunnel-session.js');
-    const { session, tenantSession, supervisor, dpopKey, stats } = await openTunnelSession({
+    const { session, tenantSession, supervisor, dpopKey, stats, transport } = await openTunnelSession({
       ui,
       deps,
       eff,
@@ -240,6 +252,8 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       role: opts.role,
       acceptNewHostKey: opts.acceptNewHostKey,
       hops,
+      transport: opts.sshTransport,
+      upstream,
       signal,
       event,
       quietEvents: json,
@@ -280,7 +294,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       );
     }
     const local = opts.raw ? `${listener.address}` : `http://${listener.address}${upstream.pathname}`;
-    event('listening', { local, upstream: upstream.href, tenant: opts.tenant, raw: opts.raw });
+    event('listening', { local, upstream: upstream.href, tenant: opts.tenant, raw: opts.raw, transport });
     ui.success(`Listening on ${local} → ${upstream.href}`);
     if (!opts.raw) {
       ui.info(`Point your MCP client at ${local}; it needs no token (the proxy adds it).`);
@@ -301,7 +315,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
         user,
         `${listener.address} → ${upstream.host}`,
         t ? `token ${mmss(t.expiresAt - deps.now())}` : 'token renewing',
-        supervisor.up ? 'ssh up' : 'ssh re-dialling',
+        `${transport === 'openssh' ? 'openssh' : 'ssh'} ${supervisor.up ? 'up' : 're-dialling'}`,
         `conns ${stats.open}/${stats.total}`,
         `↑${fmtBytes(stats.bytesOut)} ↓${fmtBytes(stats.bytesIn)}`,
         `re-dials ${supervisor.redials}`,

@@ -35,6 +35,13 @@ function storageOption(): Option {
   ]);
 }
 
+function sshTransportOption(): Option {
+  return new Option(
+    '--ssh-transport <which>',
+    'the SSH client: auto (OpenSSH where `ssh` is installed), openssh, or ssh2 (in-process)',
+  ).choices(['auto', 'openssh', 'ssh2']);
+}
+
 function idpOptions(cmd: Command): Command {
   return cmd
     .option('--issuer <url>', 'OIDC issuer URL (overrides the profile)')
@@ -124,6 +131,7 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     .option('--max-session <duration>', 'end the session after this long (e.g. 8h)')
     .option('--idle-timeout <duration>', 'end the session after this long without traffic (e.g. 30m)')
     .option('--audit-pane', 'show the audit feed of this tenant in a second tmux pane')
+    .addOption(sshTransportOption())
     .option('--no-dpop', 'do not use DPoP for this session')
     .addOption(storageOption())
     .action(lazy(() => import('./connect.js')));
@@ -149,6 +157,7 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     .option('--quiet', 'no terminal bell on denials')
     .option('--pretty', 'aligned lines for people even when stdout is not a terminal')
     .option('--accept-new-host-key', 'trust an unknown SSH host key on first use and record it')
+    .addOption(sshTransportOption())
     .addOption(storageOption())
     .action(lazy(() => import('./audit.js')));
 

@@ -4,6 +4,7 @@
  * client keys come from ssh-agent or identity files, no password authentication, keepalives on.
  */
 import { readFile } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import type * as Ssh2Types from 'ssh2';
 import ssh2 from 'ssh2';
 import { CliError, sanitize } from '../errors.js';
@@ -17,6 +18,7 @@ import {
   recordHostKey,
   verifyHostKey,
 } from './known-hosts.js';
+import type { Transport, UpstreamTarget } from './transport.js';
 
 type Client = InstanceType<typeof ssh2.Client>;
 type ConnectConfig = Parameters<Client['connect']>[0];
@@ -57,13 +59,10 @@ export interface DialOptions {
   warn(line: string): void;
 }
 
-export interface Chain {
+export interface Chain extends Transport {
   clients: Client[];
   /** The last hop: where connections to the destination are opened. */
   last: Client;
-  /** Resolves when any hop closes. */
-  closed: Promise<void>;
-  close(): void;
 }
 
 // The armour of an OpenSSH private key, built from parts so that this source file does not itself look like
@@ -292,6 +291,16 @@ export function forward(
   });
 }
 
+/** Opens a `direct-streamlocal@openssh.com` channel from `client` to a Unix socket on the far side. */
+export function forwardToSocket(client: Client, socketPath: string): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    client.openssh_forwardOutStreamLocal(socketPath, (err, stream) => {
+      if (err) reject(err);
+      else resolve(stream as unknown as Duplex);
+    });
+  });
+}
+
 export async function dialChain(o: DialOptions): Promise<Chain> {
   const clients: Client[] = [];
   try {
@@ -321,9 +330,15 @@ export async function dialChain(o: DialOptions): Promise<Chain> {
   const closed = Promise.race(
     clients.map((c) => new Promise<void>((resolve) => c.once('close', () => resolve()))),
   );
+  const last = clients[clients.length - 1]!;
   return {
+    kind: 'ssh2',
     clients,
-    last: clients[clients.length - 1]!,
+    last,
+    open: (target: UpstreamTarget) =>
+      'socketPath' in target
+        ? forwardToSocket(last, target.socketPath)
+        : (forward(last, target.host, target.port) as unknown as Promise<Duplex>),
     closed,
     close() {
       for (const c of [...clients].reverse()) c.end();
