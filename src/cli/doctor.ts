@@ -423,6 +423,38 @@ async function checkPort(eff: EffectiveProfile): Promise<Outcome> {
   };
 }
 
+/** Which SSH transport connect will use, and why (tunnel-session.ts chooseTransport). */
+async function checkTransport(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
+  const { chooseTransport } = await import('./tunnel-session.js');
+  const choice = eff.profile.ssh_transport ?? 'auto';
+  let chosen: Awaited<ReturnType<typeof chooseTransport>>;
+  try {
+    chosen = await chooseTransport(choice, deps.env);
+  } catch (err) {
+    return { status: 'fail', detail: errText(err), fix: 'install openssh-client, or set ssh_transport ssh2' };
+  }
+  if (chosen.kind === 'ssh2') {
+    if (eff.profile.ssh_ca_endpoint) {
+      return {
+        status: 'fail',
+        detail: `ssh2 (${chosen.why}), but ssh_ca_endpoint needs OpenSSH: ssh2 cannot offer certificates`,
+        fix: 'install openssh-client and set ssh_transport auto',
+      };
+    }
+    return {
+      status: 'ok',
+      detail: `ssh2 in-process (${chosen.why}); no certificates, FIDO keys or post-quantum kex with it`,
+    };
+  }
+  const version = await new Promise<string>((resolve) => {
+    execFile(chosen.ssh, ['-V'], { env: { ...deps.env } as NodeJS.ProcessEnv, timeout: CHECK_TIMEOUT_MS - 200 }, (err, stdout, stderr) =>
+      resolve(err ? '' : sanitize(`${stderr}${stdout}`.trim(), 60)),
+    );
+  });
+  const ca = eff.profile.ssh_ca_endpoint ? '; certificates from the SSH CA, no key on disk' : '';
+  return { status: 'ok', detail: `OpenSSH (${chosen.why}${version ? `, ${version}` : ''})${ca}` };
+}
+
 async function checkTmux(deps: Deps): Promise<Outcome> {
   const env = { ...deps.env } as NodeJS.ProcessEnv;
   const version = await new Promise<string | Error>((resolve) => {
@@ -485,7 +517,7 @@ export async function run(
     add('config', 'config valid', config);
     const hasIdp = e.profile.issuer !== undefined && e.profile.client_id !== undefined;
     const idpFix = 'check the issuer URL, your network or VPN';
-    const [idp, keychain, agent, hostKeys, port, tmux] = await Promise.all([
+    const [idp, keychain, agent, hostKeys, port, tmux, transport] = await Promise.all([
       hasIdp
         ? (bounded(CHECK_TIMEOUT_MS, 'the IdP', idpFix, () => checkIdp(e, deps)) as Promise<Discovery>)
         : Promise.resolve<Discovery>({ status: 'skip', detail: 'no issuer configured' }),
@@ -503,10 +535,12 @@ export async function run(
       ),
       bounded(CHECK_TIMEOUT_MS, 'the port check', 'try again', () => checkPort(e)),
       bounded(CHECK_TIMEOUT_MS, 'tmux', 'install tmux', () => checkTmux(deps)),
+      bounded(CHECK_TIMEOUT_MS, 'ssh -V', 'check the OpenSSH client', () => checkTransport(e, deps)),
     ]);
     add('idp', 'IdP discovery reachable', idp);
     add('keychain', 'keychain usable', keychain);
     add('ssh-agent', 'ssh-agent holding keys', agent);
+    add('ssh-transport', 'SSH transport', transport);
     add('host-keys', 'host keys known for every hop', hostKeys);
     add('port', 'local port free', port);
     add('tmux', 'tmux for --audit-pane', tmux);
