@@ -42,6 +42,10 @@ export interface Sshd {
   knownHostsLine: string;
   /** The private host key text, so another sshd (or a sandbox bastion) can wear the same identity. */
   hostKey: string;
+  /** The extraHostKeyTypes keys. */
+  extraHostKeys: HostKeyInfo[];
+  /** Where the host keys are (for a test that certifies one: `HostCertificate` needs a restart). */
+  dir: string;
   /** Kills sshd and every connection it serves; waits until they are gone. */
   stop(): Promise<void>;
   /** Starts sshd again on the same port with the same host key (stops it first when running). */
@@ -73,6 +77,17 @@ export interface SshdOptions {
   authorizedPrincipals?: string[];
   /** sshd_config lines that take precedence (first value wins), e.g. `KexAlgorithms …` for a test. */
   extraConfig?: string[];
+  /** More host keys besides the ed25519 one (generated with ssh-keygen), as many real sshds have. */
+  extraHostKeyTypes?: Array<'ecdsa' | 'rsa'>;
+}
+
+export interface HostKeyInfo {
+  type: string;
+  fingerprint: string;
+  /** `[HOST]:PORT TYPE AAAA…` */
+  knownHostsLine: string;
+  /** The public key line (`TYPE AAAA… comment`). */
+  publicKey: string;
 }
 
 /** Whether startSshd can work here: sshd and ssh-keygen present, and the privsep dir there or creatable. */
@@ -117,6 +132,28 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
       hostKey = await readFile(keyFile, 'utf8');
     }
     await chmod(keyFile, 0o600); // sshd refuses a host key others can read, whatever StrictModes says
+    const extraKeyFiles: string[] = [];
+    const extraPublic: Array<{ type: string; blob: Buffer; line: string }> = [];
+    for (const type of opts.extraHostKeyTypes ?? []) {
+      const file = path.join(dir, `ssh_host_${type}_key`);
+      await run('ssh-keygen', [
+        '-q',
+        '-t',
+        type,
+        ...(type === 'rsa' ? ['-b', '2048'] : []),
+        '-N',
+        '',
+        '-C',
+        'mcp-secure-sandbox',
+        '-f',
+        file,
+      ]);
+      await chmod(file, 0o600);
+      const line = (await readFile(`${file}.pub`, 'utf8')).trim();
+      const parsed = parseAuthorizedKey(line);
+      extraKeyFiles.push(file);
+      extraPublic.push({ type: parsed.type, blob: parsed.getPublicSSH(), line });
+    }
     const hostBlob = parseAuthorizedKey(await readFile(`${keyFile}.pub`, 'utf8')).getPublicSSH();
 
     await ensurePrivsepDir();
@@ -166,6 +203,7 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
         listenAddress,
         port,
         keyFile,
+        extraKeyFiles,
         authorizedKeysFile,
         pidFile,
         username,
@@ -198,6 +236,13 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
       fingerprint: fingerprintOf(hostBlob),
       knownHostsLine: knownHostsLineOf(listenAddress, port, hostBlob),
       hostKey,
+      extraHostKeys: extraPublic.map((k) => ({
+        type: k.type,
+        fingerprint: fingerprintOf(k.blob),
+        knownHostsLine: knownHostsLineOf(listenAddress, port, k.blob),
+        publicKey: k.line,
+      })),
+      dir,
       stop,
       async restart() {
         await stop();
@@ -218,6 +263,7 @@ interface ConfigInput {
   listenAddress: string;
   port: number;
   keyFile: string;
+  extraKeyFiles: string[];
   authorizedKeysFile: string;
   pidFile: string;
   username: string;
@@ -236,6 +282,7 @@ function config(c: ConfigInput): string {
     `ListenAddress ${c.listenAddress}:${c.port}`,
     'AddressFamily inet',
     `HostKey ${c.keyFile}`,
+    ...c.extraKeyFiles.map((f) => `HostKey ${f}`),
     `PidFile ${c.pidFile}`,
     `AuthorizedKeysFile ${c.ca && !c.ca.keys ? 'none' : c.authorizedKeysFile}`,
     ...(c.ca ? [`TrustedUserCAKeys ${c.ca.caFile}`, `AuthorizedPrincipalsFile ${c.ca.principalsFile}`] : []),

@@ -352,7 +352,7 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
     host: first.host,
     port: first.port,
     key,
-    knownHostsFiles: [knownHosts],
+    knownHostsFiles: [knownHosts, `${knownHosts}2`, '/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
     pinned,
   });
   const p = profileHint(eff);
@@ -447,8 +447,11 @@ async function checkTransport(eff: EffectiveProfile, deps: Deps): Promise<Outcom
     };
   }
   const version = await new Promise<string>((resolve) => {
-    execFile(chosen.ssh, ['-V'], { env: { ...deps.env } as NodeJS.ProcessEnv, timeout: CHECK_TIMEOUT_MS - 200 }, (err, stdout, stderr) =>
-      resolve(err ? '' : sanitize(`${stderr}${stdout}`.trim(), 60)),
+    execFile(
+      chosen.ssh,
+      ['-V'],
+      { env: { ...deps.env } as NodeJS.ProcessEnv, timeout: CHECK_TIMEOUT_MS - 200 },
+      (err, stdout, stderr) => resolve(err ? '' : sanitize(`${stderr}${stdout}`.trim(), 60)),
     );
   });
   const ca = eff.profile.ssh_ca_endpoint ? '; certificates from the SSH CA, no key on disk' : '';

@@ -214,7 +214,13 @@ export async function openTunnelSession(o: TunnelSessionOptions) {
     dial = () =>
       dialChain({
         hops,
-        knownHostsFiles: [knownHosts],
+        // OpenSSH's defaults (ssh_config(5) UserKnownHostsFile, GlobalKnownHostsFile).
+        knownHostsFiles: [
+          knownHosts,
+          `${knownHosts}2`,
+          '/etc/ssh/ssh_known_hosts',
+          '/etc/ssh/ssh_known_hosts2',
+        ],
         knownHostsWrite: knownHosts,
         pinned: eff.profile.host_key_fingerprints ?? [],
         acceptNew: opts.acceptNewHostKey,

@@ -13,6 +13,7 @@ import { batchWrites } from './batch-writes.js';
 import {
   fingerprint,
   type HostKeyVerdict,
+  hostKeyAlgorithms,
   hostToken,
   keyType,
   recordHostKey,
@@ -208,8 +209,8 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
       client.end();
       reject(err);
     };
-    authMethods(hop, o).then(
-      (methods) => {
+    Promise.all([authMethods(hop, o), hostKeyAlgorithms(o.knownHostsFiles, hop.host, hop.port)]).then(
+      ([methods, serverHostKey]) => {
         client.once('ready', () => {
           settled = true;
           // MCP traffic is small request/response messages: Nagle's algorithm against the peer's delayed
@@ -256,6 +257,9 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
           username: hop.user,
           ...(sock ? { sock: sock as NonNullable<ConnectConfig['sock']> } : {}),
           authHandler: methods,
+          algorithms: {
+            serverHostKey: serverHostKey as NonNullable<ConnectConfig['algorithms']>['serverHostKey'],
+          },
           tryKeyboard: false,
           readyTimeout: o.readyTimeoutMs ?? 15_000,
           // A path that dies silently (a cut link, a sleeping laptop) is only noticed by keepalives: after

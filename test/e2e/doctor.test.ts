@@ -106,7 +106,10 @@ test('doctor passes against the sandbox: every check ✓, which keychain, exit 0
   assert.match(check(r.stdout, TITLES.agent).line, /holds 1 key/);
   assert.match(check(r.stdout, TITLES.hostKeys).line, /pinned/);
   // ssh is installed here: OpenSSH, and why.
-  assert.match(check(r.stdout, TITLES.transport).line, /SSH transport: OpenSSH \(\/\S+\/ssh is installed, OpenSSH_/);
+  assert.match(
+    check(r.stdout, TITLES.transport).line,
+    /SSH transport: OpenSSH \(\/\S+\/ssh is installed, OpenSSH_/,
+  );
   assert.match(check(r.stdout, TITLES.port).line, new RegExp(`127\\.0\\.0\\.1:${localPort} is free`));
   assert.match(r.stdout, /All checks passed/);
 

@@ -236,3 +236,91 @@ for (const c of CERT_CASES) {
     else assert.match(r.stderr, /OpenSSH transport/);
   });
 }
+
+/** An sshd with ed25519, ECDSA and RSA host keys, as most real ones have; the user's own key file. */
+let multiKey: Sshd | undefined;
+let otherSshd: Sshd | undefined;
+const userKey = generateEd25519('known-hosts-user');
+async function multiKeySshd(): Promise<{ sshd: Sshd; other: Sshd }> {
+  if (!multiKey) {
+    multiKey = await startSshd({
+      authorizedKeys: [userKey.public],
+      permitOpen: [{ host: '127.0.0.1', port: plane.port }],
+      extraHostKeyTypes: ['ecdsa', 'rsa'],
+    });
+    // Another host's ECDSA key: the "someone else answers on that address" case.
+    otherSshd = await startSshd({ authorizedKeys: [], permitOpen: [], extraHostKeyTypes: ['ecdsa'] });
+  }
+  return { sshd: multiKey, other: otherSshd! };
+}
+after(async () => {
+  await multiKey?.close();
+  await otherSshd?.close();
+});
+
+const KNOWN_HOSTS_CASES: Array<{
+  name: string;
+  file: string;
+  line(s: Sshd, other: Sshd): string;
+  code: number;
+}> = [
+  {
+    name: 'known_hosts holds only the ECDSA key: accepted',
+    file: 'known_hosts',
+    line: (s) => s.extraHostKeys[0]!.knownHostsLine,
+    code: 0,
+  },
+  {
+    name: 'known_hosts holds only the RSA key: accepted',
+    file: 'known_hosts',
+    line: (s) => s.extraHostKeys[1]!.knownHostsLine,
+    code: 0,
+  },
+  {
+    name: 'the key is in known_hosts2: accepted',
+    file: 'known_hosts2',
+    line: (s) => s.extraHostKeys[0]!.knownHostsLine,
+    code: 0,
+  },
+  {
+    name: 'known_hosts holds another ECDSA key for the address: refused (exit 5)',
+    file: 'known_hosts',
+    line: (s, other) =>
+      other.extraHostKeys[0]!.knownHostsLine.replace(/^\[127\.0\.0\.1\]:\d+/, `[127.0.0.1]:${s.port}`),
+    code: 5,
+  },
+];
+for (const transport of ['openssh', 'ssh2'] as const) {
+  for (const c of KNOWN_HOSTS_CASES) {
+    test(`${transport} transport: ${c.name}`, { skip }, async () => {
+      const { sshd, other } = await multiKeySshd();
+      const u = await userEnv(keyring.env);
+      const keyFile = join(u.home, 'id_user');
+      await writeFile(keyFile, userKey.private, { mode: 0o600 });
+      await mkdir(join(u.home, '.ssh'), { recursive: true, mode: 0o700 });
+      await writeFile(join(u.home, '.ssh', c.file), `${c.line(sshd, other)}\n`);
+      await writeSandboxProfile(idp, u.env());
+      for (const [k, v] of Object.entries({
+        bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+        mcp_url: plane.url,
+        identity_file: keyFile,
+        ssh_transport: transport,
+      })) {
+        assert.equal((await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env())).code, 0);
+      }
+      assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+      const r = await runCli(
+        ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1'],
+        u.env(),
+      );
+      assert.equal(r.code, c.code, r.stderr);
+      if (c.code === 5) {
+        assert.match(r.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED/);
+        assert.match(
+          r.stderr,
+          /error: the host key of \[127\.0\.0\.1\]:\d+ has changed; refusing to connect/,
+        );
+      }
+    });
+  }
+}
