@@ -324,3 +324,79 @@ for (const transport of ['openssh', 'ssh2'] as const) {
     });
   }
 }
+
+/** A byte pipe from `listen` to the control plane: the MCP endpoint on [::1] or on a Unix socket. */
+async function relay(listenOn: { host: string; port: number } | { path: string }) {
+  const { createServer, connect } = await import('node:net');
+  const server = createServer((s) => {
+    const up = connect(plane.port, '127.0.0.1');
+    s.pipe(up).pipe(s);
+    s.on('error', () => up.destroy());
+    up.on('error', () => s.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(listenOn, resolve));
+  const addr = server.address();
+  return { port: typeof addr === 'object' && addr ? addr.port : 0, close: () => server.close() };
+}
+
+for (const transport of ['openssh', 'ssh2'] as const) {
+  for (const where of ['ipv6', 'unix'] as const) {
+    const title =
+      where === 'ipv6'
+        ? 'an IPv6 mcp_url http://[::1]:P/mcp works'
+        : 'an MCP endpoint on a Unix socket on the bastion (http+unix://%2F…sock/mcp) works';
+    test(`${transport} transport: ${title}`, { skip }, async () => {
+      const u = await userEnv(keyring.env);
+      const sock = join(u.root, 'mcp.sock');
+      const r = await relay(where === 'ipv6' ? { host: '::1', port: 0 } : { path: sock });
+      const sshd = await startSshd({
+        authorizedKeys: [userKey.public],
+        permitOpen: where === 'ipv6' ? [{ host: '::1', port: r.port }] : [],
+        // sshd connects forwards with its AddressFamily; a Unix socket needs streamlocal forwarding, and
+        // PermitOpen applies to socket paths too (channels.c channel_connect_to_path) with no way to name one.
+        extraConfig:
+          where === 'ipv6' ? ['AddressFamily any'] : ['AllowStreamLocalForwarding local', 'PermitOpen any'],
+      });
+      try {
+        const keyFile = join(u.home, 'id_user');
+        await writeFile(keyFile, userKey.private, { mode: 0o600 });
+        await writeSandboxProfile(idp, u.env());
+        const mcpUrl =
+          where === 'ipv6' ? `http://[::1]:${r.port}/mcp` : `http+unix://${encodeURIComponent(sock)}/mcp`;
+        for (const [k, v] of Object.entries({
+          bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+          host_key_fingerprints: sshd.fingerprint,
+          mcp_url: mcpUrl,
+          identity_file: keyFile,
+          ssh_transport: transport,
+          // The control plane checks a DPoP proof's htu against its own URL; the relay changes the URL.
+          dpop: 'false',
+        })) {
+          const set = await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env());
+          assert.equal(set.code, 0, set.stderr);
+        }
+        assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+        const run = startCli(
+          ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
+          u.env(),
+          60_000,
+        );
+        run.child.stdin.end();
+        running.push(run);
+        const [, local] = await run.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/, 30_000);
+        const client = new Client({ name: 'test', version: '1.0.0' });
+        await client.connect(new StreamableHTTPClientTransport(new URL(local!)));
+        assert.match(
+          text(await client.callTool({ name: 'list_workflows', arguments: {} })),
+          /wf-acme-deploy/,
+        );
+        await client.close();
+        run.child.kill('SIGINT');
+        assert.equal((await run.done).code, 130);
+      } finally {
+        r.close();
+        await sshd.close();
+      }
+    });
+  }
+}
