@@ -234,6 +234,18 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
               }),
             );
           }
+          // What ssh2 cannot negotiate but OpenSSH can (post-quantum kex, certificates, FIDO): say so.
+          if (/no matching (key exchange|host key format)/i.test(err.message)) {
+            return fail(
+              new CliError(
+                'error',
+                `${hopLabel(hop)} offers nothing the ssh2 transport speaks (${sanitize(err.message, 80)}); ssh2 has no post-quantum key exchange and no host certificates`,
+                {
+                  hint: 'use the OpenSSH transport: install openssh-client and pass --ssh-transport openssh',
+                },
+              ),
+            );
+          }
           const reason =
             err.code ?? (err.level === 'client-timeout' ? 'timed out' : sanitize(err.message, 80));
           fail(

@@ -400,3 +400,49 @@ for (const transport of ['openssh', 'ssh2'] as const) {
     });
   }
 }
+
+for (const transport of ['openssh', 'ssh2'] as const) {
+  test(`${transport} transport: an sshd allowing only sntrup761x25519-sha512 (post-quantum) kex`, {
+    skip,
+  }, async () => {
+    const sshd = await startSshd({
+      authorizedKeys: [userKey.public],
+      permitOpen: [{ host: '127.0.0.1', port: plane.port }],
+      extraConfig: ['KexAlgorithms sntrup761x25519-sha512@openssh.com'],
+    });
+    try {
+      const u = await userEnv(keyring.env);
+      const keyFile = join(u.home, 'id_user');
+      await writeFile(keyFile, userKey.private, { mode: 0o600 });
+      await writeSandboxProfile(idp, u.env());
+      for (const [k, v] of Object.entries({
+        bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+        host_key_fingerprints: sshd.fingerprint,
+        mcp_url: plane.url,
+        identity_file: keyFile,
+        ssh_transport: transport,
+      })) {
+        assert.equal((await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env())).code, 0);
+      }
+      assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+      const r = await runCli(
+        ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1'],
+        u.env(),
+      );
+      if (transport === 'openssh') assert.equal(r.code, 0, r.stderr);
+      else {
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /ssh2 has no post-quantum key exchange.* — use the OpenSSH transport/);
+        assert.equal(
+          r.stderr
+            .trim()
+            .split('\n')
+            .filter((l) => l.startsWith('error:')).length,
+          1,
+        );
+      }
+    } finally {
+      await sshd.close();
+    }
+  });
+}
