@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { startBastion } from '../../sandbox/bastion.js';
 import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
 import { deviceLogin } from '../../sandbox/device-login.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
@@ -21,6 +22,7 @@ import { generateEd25519 } from '../../sandbox/ssh-keys.js';
 import { haveSshd, type Sshd, startSshd } from '../../sandbox/sshd.js';
 import { type CliRun, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { tmuxServer } from '../helpers/tmux.js';
 
 const exec = promisify(execFile);
 const alice = USERS.find((u) => u.username === 'alice')!;
@@ -446,3 +448,56 @@ for (const transport of ['openssh', 'ssh2'] as const) {
     }
   });
 }
+
+test('a 2FA bastion (publickey, then keyboard-interactive): ssh asks for the code on the terminal (tmux); no terminal → exit 4', {
+  skip,
+}, async () => {
+  const bastion = await startBastion({
+    authorizedKeys: [userKey.public],
+    allow: [{ host: '127.0.0.1', port: plane.port }],
+    secondFactor: { prompt: 'One-time code: ', answer: '424242' },
+  });
+  const tmux = tmuxServer('mcp-secure-2fa');
+  try {
+    const u = await userEnv(keyring.env);
+    const keyFile = join(u.home, 'id_user');
+    await writeFile(keyFile, userKey.private, { mode: 0o600 });
+    await writeSandboxProfile(idp, u.env());
+    for (const [k, v] of Object.entries({
+      bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+      host_key_fingerprints: bastion.fingerprint,
+      mcp_url: plane.url,
+      identity_file: keyFile,
+      ssh_transport: 'openssh',
+    })) {
+      assert.equal((await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env())).code, 0);
+    }
+    assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+    const noTty = await runCli(
+      ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
+      u.env(),
+    );
+    assert.equal(noTty.code, 4, noTty.stderr);
+    assert.match(noTty.stderr, /refused authentication \(ssh: .*Permission denied/);
+
+    await tmux.start('otp', u.env(), [
+      '--profile',
+      'sandbox',
+      'connect',
+      '--tenant',
+      'acme',
+      '--port',
+      '0',
+      '--max-session',
+      '3',
+    ]);
+    assert.match(await tmux.waitFor('otp', /One-time code/), /One-time code: /);
+    await tmux.run('send-keys', '-t', 'otp', '424242', 'Enter');
+    const screen = await tmux.waitFor('otp', /Listening on/);
+    assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+    assert.doesNotMatch(screen, /424242/, 'the code is not echoed');
+  } finally {
+    await tmux.kill();
+    await bastion.close();
+  }
+});
