@@ -7,6 +7,7 @@ import {
   fingerprint,
   hostFieldMatches,
   hostKeyAlgorithms,
+  isListed,
   recordHostKey,
   verifyHostKey,
 } from '../../src/tunnel/known-hosts.js';
@@ -32,21 +33,22 @@ function hashed(token: string): string {
   return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(token).digest('base64')}`;
 }
 
-test('known_hosts host patterns: plain, [host]:port, wildcards, negation, hashed', () => {
-  const table: Array<[string, string, number, boolean]> = [
-    ['bastion.example.com', 'bastion.example.com', 22, true],
-    ['bastion.example.com', 'bastion.example.com', 2222, false],
-    ['[bastion.example.com]:2222', 'bastion.example.com', 2222, true],
-    ['*.example.com', 'bastion.example.com', 22, true],
-    ['*.example.com,!bastion.example.com', 'bastion.example.com', 22, false],
-    ['10.0.0.?', '10.0.0.7', 22, true],
-    [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2200, true],
-    [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2201, false],
-  ];
-  for (const [field, host, port, expected] of table) {
+const patternTable: Array<[string, string, number, boolean]> = [
+  ['bastion.example.com', 'bastion.example.com', 22, true],
+  ['bastion.example.com', 'bastion.example.com', 2222, false],
+  ['[bastion.example.com]:2222', 'bastion.example.com', 2222, true],
+  ['*.example.com', 'bastion.example.com', 22, true],
+  ['*.example.com,!bastion.example.com', 'bastion.example.com', 22, false],
+  ['10.0.0.?', '10.0.0.7', 22, true],
+  [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2200, true],
+  [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2201, false],
+];
+for (const [field, host, port, expected] of patternTable) {
+  const shown = field.startsWith('|1|') ? 'hashed [127.0.0.1]:2200' : field;
+  test(`known_hosts host patterns: ${shown} ${expected ? 'matches' : 'does not match'} ${host}:${port}`, () => {
     assert.equal(hostFieldMatches(field, host, port), expected, `${field} vs ${host}:${port}`);
-  }
-});
+  });
+}
 
 test('verdicts: known, changed, revoked, pinned, unknown; a recorded key is hashed and then known', async () => {
   const dir = await tempDir();
@@ -165,3 +167,25 @@ test('host-key algorithms: the types known_hosts holds for the host first; no ss
   assert.equal(unknown[0], 'ssh-ed25519');
   for (const list of [ecdsa, rsa, unknown]) assert.ok(!list.includes('ssh-rsa'));
 });
+const listedCases: Array<[string, string, number, boolean]> = [
+  ['a plain entry', '10.0.0.5', 22, true],
+  ['a hashed [host]:port entry', '127.0.0.1', 2200, true],
+  ['a host whose only entry is @revoked', 'revoked.example', 22, false],
+  ['a host with no entry', 'other.example', 22, false],
+];
+for (const [name, host, port, expected] of listedCases) {
+  test(`isListed (doctor's later hops, the one known_hosts parser): ${name}`, async () => {
+    const file = join(await tempDir(), 'known_hosts');
+    await writeFile(
+      file,
+      [
+        '# comment',
+        `10.0.0.5 ssh-ed25519 ${keyA.toString('base64')}`,
+        `${hashed('[127.0.0.1]:2200')} ssh-ed25519 ${keyA.toString('base64')}`,
+        `@revoked revoked.example ssh-ed25519 ${keyB.toString('base64')}`,
+        '',
+      ].join('\n'),
+    );
+    assert.equal(await isListed([file], host, port), expected);
+  });
+}
