@@ -238,6 +238,13 @@ async function agentKeyCount(socket: string): Promise<number> {
 }
 
 async function checkAgent(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
+  // With the SSH CA, connect serves its own agent (a key in memory and its certificate): yours is not used.
+  if (eff.profile.ssh_ca_endpoint) {
+    return {
+      status: 'ok',
+      detail: 'not needed: connect gets a short-lived certificate from the SSH CA for a key held in memory',
+    };
+  }
   const socket = deps.env['SSH_AUTH_SOCK'];
   // The key files connect would offer besides the agent: identity_file, IdentityFile from ~/.ssh/config,
   // else ~/.ssh/id_ed25519, id_ecdsa, id_rsa (as OpenSSH does).
