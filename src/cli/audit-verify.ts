@@ -3,39 +3,16 @@
  * the one this profile verified last (RFC 9162 §2.1.4)? One checkpoint and one consistency proof, no
  * event streamed. The new checkpoint is remembered when it is.
  */
-import { checkTenantName } from '../auth/tenant.js';
 import { requireSetting } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import { openControlPlane, textFetcher } from './audit.js';
-import { loadProfile, profileFlags } from './context.js';
+import type { AuditVerifyOptions } from './commands/audit.js';
+import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
-export interface AuditVerifyOptions {
-  tenant: string;
-  acceptNewHostKey: boolean;
-  acceptNewLogKey: boolean;
-  flags: ReturnType<typeof profileFlags>;
-}
-
-export function parseAuditVerifyOptions(options: Record<string, unknown>): AuditVerifyOptions {
-  const tenant = typeof options['tenant'] === 'string' ? options['tenant'] : '';
-  if (!tenant) throw new CliError('usage', 'which tenant?', { hint: 'pass `--tenant NAME`' });
-  return {
-    tenant: checkTenantName(tenant),
-    acceptNewHostKey: options['acceptNewHostKey'] === true,
-    acceptNewLogKey: options['acceptNewLogKey'] === true,
-    flags: profileFlags(options),
-  };
-}
-
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
-  return runAuditVerify(globals, parseAuditVerifyOptions(options), deps);
+export async function run(globals: GlobalOptions, opts: AuditVerifyOptions, deps: Deps) {
+  return runAuditVerify(globals, opts, deps);
 }
 
 export async function runAuditVerify(
@@ -62,6 +39,7 @@ export async function runAuditVerify(
       eff,
       tenant: opts.tenant,
       acceptNewHostKey: opts.acceptNewHostKey,
+      sshTransport: opts.sshTransport,
       signal: stop.signal,
       cleanups,
     });
