@@ -128,6 +128,26 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     .addOption(storageOption())
     .action(lazy(() => import('./connect.js')));
 
+  program
+    .command('mcp')
+    .description(
+      "the tenant's MCP server over stdio, for MCP clients that spawn it (no local port; see mcp-config)",
+    )
+    .requiredOption('-t, --tenant <name>', 'the tenant (lower-case letters, digits and dashes)')
+    .addOption(
+      new Option('--role <role>', 'the role to ask for; admin asks for a fresh, strong sign-in').choices([
+        'member',
+        'admin',
+      ]),
+    )
+    .option(
+      '--accept-new-host-key',
+      'trust an unknown SSH host key on first use and record it (like StrictHostKeyChecking=accept-new)',
+    )
+    .option('--no-dpop', 'do not use DPoP for this session')
+    .addOption(storageOption())
+    .action(lazy(() => import('./mcp.js')));
+
   const audit = program.command('audit').description("the control plane's audit feed");
   audit
     .command('tail')
@@ -250,6 +270,10 @@ const EXAMPLES: Readonly<Record<string, string[]>> = {
     'mcp-secure connect --tenant acme',
     'mcp-secure connect -t acme --audit-pane --idle-timeout 30m   # inside tmux',
     'mcp-secure connect -t globex --port 7701 --json              # NDJSON events on stdout',
+  ],
+  mcp: [
+    'mcp-secure mcp --tenant acme     # spawned by an MCP client: JSON-RPC on stdin/stdout, no port',
+    'mcp-secure mcp-config --client claude-code --tenant acme --write   # writes that command for you',
   ],
   tail: [
     'mcp-secure audit tail --tenant acme',

@@ -25,6 +25,11 @@ export interface TunnelSessionOptions {
   quietEvents: boolean;
   /** Where to register what must be closed when the session ends. */
   cleanups: Array<() => unknown>;
+  /**
+   * False when stdin is not the user's (the stdio MCP mode: it carries JSON-RPC): never ask on the
+   * terminal then, even where one is attached.
+   */
+  interactive?: boolean;
 }
 
 export function mmss(ms: number): string {
@@ -93,7 +98,7 @@ export async function openTunnelSession(o: TunnelSessionOptions) {
   const { dialChain, hopLabel } = await import('../tunnel/ssh.js');
   const { Supervisor } = await import('../tunnel/supervisor.js');
   const knownHosts = join(deps.homedir || homedir(), '.ssh', 'known_hosts');
-  const canAsk = deps.stdinIsTTY && deps.stderrIsTTY;
+  const canAsk = o.interactive !== false && deps.stdinIsTTY && deps.stderrIsTTY;
   const dial = () =>
     dialChain({
       hops,
