@@ -174,14 +174,24 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
 
   program
     .command('mcp-config')
-    .description("print (or --write) an MCP client's config for the local tunnel; it holds no secret")
+    .description("print (or --write) an MCP client's config for a tenant; it holds no secret")
     .addOption(
       new Option('--client <client>', 'the MCP client')
         .choices(['claude-desktop', 'claude-code', 'cursor', 'vscode'])
         .makeOptionMandatory(),
     )
-    .option('--name <name>', "the server name in the client's config", 'mcp-secure')
-    .option('--port <port>', "the local port (default: the profile's local_port, 7700)")
+    .option('-t, --tenant <name>', 'the tenant the entry starts a session for (needed for stdio)')
+    .addOption(
+      new Option(
+        '--transport <transport>',
+        'stdio: the client spawns `mcp-secure mcp` (default); http: the URL of a running connect',
+      ).choices(['stdio', 'http']),
+    )
+    .option('--name <name>', "the server name in the client's config (default: mcp-secure-TENANT)")
+    .option(
+      '--port <port>',
+      "with --transport http: the local port (default: the profile's local_port, 7700)",
+    )
     .addOption(
       new Option(
         '--scope <scope>',
@@ -285,9 +295,9 @@ const EXAMPLES: Readonly<Record<string, string[]>> = {
     'mcp-secure audit tail -t acme --outcome denied --since 1h --no-follow',
   ],
   'mcp-config': [
-    'mcp-secure mcp-config --client claude-code --write     # ./.mcp.json',
-    'mcp-secure mcp-config --client claude-desktop --write  # backup first, other servers kept',
-    'mcp-secure mcp-config --client vscode --port 7701',
+    'mcp-secure mcp-config --client claude-code -t acme --write      # ./.mcp.json, spawns `mcp -t acme`',
+    'mcp-secure mcp-config --client claude-desktop -t acme --write   # backup first, other servers kept',
+    'mcp-secure mcp-config --client vscode --transport http --port 7701   # URL of a running connect',
   ],
   logout: ['mcp-secure logout', 'mcp-secure logout --profile work'],
   status: ['mcp-secure status', 'mcp-secure status --json | jq .access_expires_at'],

@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { BIN, baseEnv } from '../helpers/cli.js';
+import { BIN, baseEnv, runCli } from '../helpers/cli.js';
 import { type AliceStack, aliceStack } from '../helpers/stack.js';
 
 let stack: AliceStack;
@@ -85,4 +86,38 @@ test('an MCP client spawns `mcp --tenant acme`: tools listed and called with the
   await exited;
   assert.match(stderr(), /stdio MCP server for acme/);
   assert.match(stderr(), /Session ended \(the MCP client closed stdin\)/);
+});
+
+test('mcp-config --write entries, spawned exactly as written (command + args, no shell), reach the tenant for every client', async () => {
+  const home = stack.user.home;
+  const files: Record<string, [string, string]> = {
+    'claude-desktop': [join(home, '.config', 'Claude', 'claude_desktop_config.json'), 'mcpServers'],
+    'claude-code': [join(home, '.claude.json'), 'mcpServers'],
+    cursor: [join(home, '.cursor', 'mcp.json'), 'mcpServers'],
+    vscode: [join(home, '.config', 'Code', 'User', 'mcp.json'), 'servers'],
+  };
+  for (const [client, [file, key]] of Object.entries(files)) {
+    const scope = client === 'claude-code' || client === 'vscode' ? ['--scope', 'user'] : [];
+    const w = await runCli(
+      ['--profile', 'sandbox', 'mcp-config', '--client', client, '--tenant', 'acme', ...scope, '--write'],
+      stack.user.env(),
+    );
+    assert.equal(w.code, 0, w.stderr);
+    const entry = JSON.parse(await readFile(file, 'utf8'))[key]['mcp-secure-acme'] as {
+      command: string;
+      args: string[];
+    };
+    assert.ok(isAbsolute(entry.command) && isAbsolute(entry.args[0]!), JSON.stringify(entry));
+    const transport = new StdioClientTransport({
+      command: entry.command,
+      args: entry.args,
+      env: baseEnv(stack.user.env()),
+      stderr: 'pipe',
+    });
+    const client_ = new Client({ name: client, version: '1.0.0' });
+    await client_.connect(transport);
+    const own = await client_.callTool({ name: 'list_workflows', arguments: {} });
+    assert.match(text(own), /wf-acme-deploy/, client);
+    await client_.close();
+  }
 });
