@@ -187,8 +187,9 @@ test('an answer cut short upstream (SSE headers sent, then the connection dies):
     clearTimeout(timer);
     assert.equal(outcome, 'cut', 'the local client sees the answer fail, not a clean end and not a hang');
 
-    // An MCP request whose SSE answer breaks off: finished with a JSON-RPC error for that request's id (an
-    // MCP client would otherwise wait to resume it until its own timeout).
+    // An MCP request whose SSE answer (no event ids: not resumable) breaks off while SSH stays up: finished
+    // with a JSON-RPC error for that request's id naming the bastion→server connection (an MCP client
+    // would otherwise wait to resume it until its own timeout).
     const started = Date.now();
     const post = await fetch(`http://127.0.0.1:${listener.port}/mcp`, {
       method: 'POST',
@@ -205,7 +206,7 @@ test('an answer cut short upstream (SSE headers sent, then the connection dies):
     assert.equal(events.at(-1)?.id, 42);
     assert.match(
       events.at(-1)?.error?.message ?? '',
-      /mcp-secure: the SSH connection was lost before the answer arrived/,
+      /mcp-secure: the connection from the bastion to the MCP server closed before the answer arrived/,
     );
   } finally {
     await listener.close();
@@ -251,3 +252,134 @@ test('a bastion that accepts and resets before the SSH handshake: the dial fails
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+/**
+ * How the proxy ends an SSE answer that breaks off, one case per row: an upstream MCP server (plain HTTP)
+ * behind a fake SSH client whose channels are TCP connections to it; `drop` is what goes wrong.
+ */
+const CUT_CASES: Array<{
+  name: string;
+  /** The SSE body the server writes before things go wrong. */
+  body: string;
+  drop: 'server-socket' | 'ssh' | 'server-ends';
+  /** The JSON-RPC error the client gets, or undefined when the connection is just closed. */
+  error: RegExp | undefined;
+  /** Whether the local client's stream fails (cut) rather than ending cleanly. */
+  cut: boolean;
+}> = [
+  {
+    name: 'resumable (events with ids), bastion→server connection cut: the connection is closed, nothing made up',
+    body: 'id: ev-1\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n',
+    drop: 'server-socket',
+    error: undefined,
+    cut: true,
+  },
+  {
+    name: 'resumable (a priming event with an id), SSH lost: the connection is closed, nothing made up',
+    body: 'id: prime-0\ndata: \n\n',
+    drop: 'ssh',
+    error: undefined,
+    cut: true,
+  },
+  {
+    name: 'not resumable, SSH lost: an error for the request naming SSH',
+    body: 'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n',
+    drop: 'ssh',
+    error: /the SSH connection was lost before the answer arrived/,
+    cut: false,
+  },
+  {
+    name: 'not resumable, bastion→server connection cut: an error naming that connection',
+    body: 'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n',
+    drop: 'server-socket',
+    error: /the connection from the bastion to the MCP server closed before the answer arrived/,
+    cut: false,
+  },
+  {
+    name: 'not resumable, the server ends the stream cleanly without answering: an error naming the server',
+    body: 'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n',
+    drop: 'server-ends',
+    error: /the MCP server ended the stream without answering/,
+    cut: false,
+  },
+  {
+    name: 'not resumable but already answered, then cut: no error added for the answered request',
+    body: 'data: {"jsonrpc":"2.0","id":42,"result":{"content":[]}}\n\n',
+    drop: 'server-socket',
+    error: undefined,
+    cut: true,
+  },
+];
+
+for (const c of CUT_CASES) {
+  test(`cut SSE answer: ${c.name}`, async () => {
+    const { EventEmitter } = await import('node:events');
+    const sockets = new Set<import('node:net').Socket>();
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(c.body);
+      setTimeout(() => {
+        if (c.drop === 'server-ends') res.end();
+        else if (c.drop === 'server-socket') res.socket?.destroy();
+        else {
+          // SSH goes: the client says so (as ssh2 does on its socket's close), its channels die with it.
+          client.emit('close');
+          for (const s of sockets) s.destroy();
+        }
+      }, 50);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = Object.assign(new EventEmitter(), {
+      forwardOut: ((_s, _p, host, dst, cb) => {
+        const socket = connect(dst, host);
+        sockets.add(socket);
+        socket.once('connect', () => cb(undefined, socket));
+      }) as ForwardOut,
+    });
+    const listener = await listen(
+      {
+        supervisor: { client: async () => client } as unknown as Supervisor,
+        upstream: new URL(`http://127.0.0.1:${port}/mcp`),
+        raw: false,
+        token: () => ({ value: 'tenant-token', type: 'Bearer' }),
+        proof: async () => '',
+        stats: { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
+        now: () => 0,
+      },
+      { host: '127.0.0.1', port: 0, allowNonLoopback: false },
+    );
+    try {
+      const post = await fetch(`http://127.0.0.1:${listener.port}/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 42, method: 'tools/call', params: { name: 'slow' } }),
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        post.text().then(
+          (text) => ({ cut: false, text }),
+          () => ({ cut: true, text: '' }),
+        ),
+        new Promise<{ cut: boolean; text: string }>((resolve) => {
+          timer = setTimeout(() => resolve({ cut: false, text: 'still waiting after 5 s' }), 5_000);
+        }),
+      ]);
+      clearTimeout(timer);
+      assert.equal(outcome.cut, c.cut, `cut: ${outcome.text}`);
+      const errors = outcome.text
+        .split('\n')
+        .filter((l) => l.startsWith('data: {"jsonrpc":"2.0","error"'))
+        .map((l) => JSON.parse(l.slice(6)) as { id?: number; error?: { message: string } });
+      if (c.error) {
+        assert.equal(errors.length, 1, outcome.text);
+        assert.equal(errors[0]?.id, 42);
+        assert.match(errors[0]?.error?.message ?? '', c.error);
+      } else assert.equal(errors.length, 0, outcome.text);
+    } finally {
+      await listener.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+}
