@@ -383,3 +383,72 @@ for (const c of CUT_CASES) {
     }
   });
 }
+
+test('Nagle: the proxy and the stdio bridge send a request head and its JSON body in one write to the channel', async () => {
+  const { tunnelFetch } = await import('../../src/tunnel/fetch.js');
+  const server = createServer((req, res) => {
+    req.resume();
+    req.once('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  /** Every write the tunnel makes to a channel, in order. */
+  const writes: string[] = [];
+  const client = {
+    forwardOut: ((_s, _p, host, dst, cb) => {
+      const socket = connect(dst, host);
+      const write = socket.write.bind(socket) as (...a: unknown[]) => boolean;
+      socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+        const encoding = (typeof rest[0] === 'string' ? rest[0] : 'utf8') as BufferEncoding;
+        const text = (Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), encoding)).toString(
+          'latin1',
+        );
+        // An empty write sends no SSH packet (ssh2's Channel._write loops over the bytes).
+        if (text.length > 0) writes.push(text);
+        return write(chunk, ...rest);
+      }) as typeof socket.write;
+      socket.once('connect', () => cb(undefined, socket));
+    }) as ForwardOut,
+  };
+  const options = {
+    supervisor: { client: async () => client } as unknown as Supervisor,
+    upstream: new URL(`http://127.0.0.1:${port}/mcp`),
+    raw: false,
+    token: () => ({ value: 'tenant-token', type: 'Bearer' as const }),
+    proof: async () => '',
+    stats: { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
+    now: () => 0,
+  };
+  const listener = await listen(options, { host: '127.0.0.1', port: 0, allowNonLoopback: false });
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'é' } });
+  try {
+    for (const via of ['proxy', 'bridge'] as const) {
+      writes.length = 0;
+      const res =
+        via === 'proxy'
+          ? await fetch(`http://127.0.0.1:${listener.port}/mcp`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body,
+            })
+          : await tunnelFetch(options)(options.upstream, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body,
+            });
+      assert.equal(res.status, 200, via);
+      await res.text();
+      assert.equal(writes.length, 1, `${via}: ${JSON.stringify(writes)}`);
+      assert.match(
+        writes[0]!,
+        /^POST \/mcp HTTP\/1\.1\r\n[^]*authorization: Bearer tenant-token\r\n[^]*\r\n\r\n\{"jsonrpc"/i,
+      );
+      // The body's bytes arrive intact (latin1 carries each byte as one character).
+      assert.ok(writes[0]!.endsWith(Buffer.from(body).toString('latin1')), via);
+    }
+  } finally {
+    await listener.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
