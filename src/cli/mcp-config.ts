@@ -11,22 +11,28 @@ import { constants } from 'node:fs';
 import { lstat, open, realpath, writeFile } from 'node:fs/promises';
 import { join, posix, relative, win32 } from 'node:path';
 import { writeFileAtomic } from '../config/load.js';
-import { CliError, sanitize } from '../errors.js';
+import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
+import {
+  CLIENTS,
+  type McpClient,
+  type McpConfigOptions,
+  SCOPES,
+  type Scope,
+  TRANSPORTS,
+  type Transport,
+} from './commands/mcp-config.js';
 import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
-export const CLIENTS = ['claude-desktop', 'claude-code', 'cursor', 'vscode'] as const;
-export type McpClient = (typeof CLIENTS)[number];
+export { CLIENTS, type McpClient, SCOPES, type Scope, TRANSPORTS, type Transport };
+
 const CLIENT_NAMES: Readonly<Record<McpClient, string>> = {
   'claude-desktop': 'Claude Desktop',
   'claude-code': 'Claude Code',
   cursor: 'Cursor',
   vscode: 'VS Code',
 };
-
-export const SCOPES = ['project', 'user'] as const;
-export type Scope = (typeof SCOPES)[number];
 
 interface Target {
   /** The file --write merges into. */
@@ -63,9 +69,6 @@ export interface StdioServer {
 
 /** What an entry points at: the URL of a running `connect`, or the stdio command. */
 export type ServerSpec = string | StdioServer;
-
-export const TRANSPORTS = ['stdio', 'http'] as const;
-export type Transport = (typeof TRANSPORTS)[number];
 
 export function clientTarget(
   client: McpClient,
@@ -215,36 +218,12 @@ async function readNoFollow(file: string): Promise<string | undefined> {
   }
 }
 
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
+/** The validated options (commands/mcp-config.ts). */
+export async function runMcpConfig(globals: GlobalOptions, opts: McpConfigOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const client = options['client'] as McpClient;
-  const transport = (typeof options['transport'] === 'string' ? options['transport'] : 'stdio') as Transport;
-  const tenantText = typeof options['tenant'] === 'string' ? options['tenant'] : undefined;
-  const { checkTenantName } = await import('../auth/tenant.js');
-  const tenant = tenantText === undefined ? undefined : checkTenantName(tenantText);
-  if (transport === 'stdio' && !tenant) {
-    throw new CliError('usage', 'which tenant? the stdio entry starts that tenant’s session itself', {
-      hint: 'pass `--tenant NAME` (or `--transport http` for a running `connect`)',
-    });
-  }
-  if (transport === 'stdio' && options['port'] !== undefined) {
-    throw new CliError('usage', '--port is for --transport http; the stdio entry uses no port', {
-      hint: 'drop --port, or add --transport http',
-    });
-  }
+  const { client, transport, tenant } = opts;
   // One entry per tenant, so two tenants (and two clients) sit side by side.
-  const name =
-    typeof options['name'] === 'string' ? options['name'] : tenant ? `mcp-secure-${tenant}` : 'mcp-secure';
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
-    throw new CliError('usage', `invalid --name "${sanitize(name, 40)}"`, {
-      hint: 'letters, digits, ".", "_" and "-"',
-    });
-  }
+  const name = opts.name ?? (tenant ? `mcp-secure-${tenant}` : 'mcp-secure');
   const eff = await loadProfile(deps, globals);
   let server: ServerSpec;
   let shown: string;
@@ -252,7 +231,7 @@ export async function run(
     server = await stdioServer(deps, ['--profile', eff.name, 'mcp', '--tenant', tenant!]);
     shown = `mcp-secure --profile ${eff.name} mcp --tenant ${tenant}`;
   } else {
-    const port = typeof options['port'] === 'string' ? Number(options['port']) : eff.profile.local_port;
+    const port = opts.port ?? eff.profile.local_port;
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new CliError('usage', 'invalid --port', { hint: 'use a port number, e.g. 7700' });
     }
@@ -260,15 +239,14 @@ export async function run(
     server = `http://127.0.0.1:${port}${path}`;
     shown = server;
   }
-  const scope = typeof options['scope'] === 'string' ? (options['scope'] as Scope) : undefined;
-  const target = clientTarget(client, server, deps, scope);
+  const target = clientTarget(client, server, deps, opts.scope);
   const snippet = { [target.key]: { [name]: target.entry } };
   const next =
     transport === 'stdio'
       ? `${CLIENT_NAMES[client]} starts the session itself (log in first: \`mcp-secure login\`).`
       : 'Start the tunnel with `mcp-secure connect --tenant NAME`.';
 
-  if (options['write'] !== true && options['dryRun'] !== true) {
+  if (!opts.write && !opts.dryRun) {
     ui.out(JSON.stringify(snippet, null, 2));
     ui.info(ui.c.dim(`Merge this into ${target.file} (or run again with --write). ${next}`));
     return 0;
@@ -302,7 +280,7 @@ export async function run(
   }
   existing[target.key] = { ...servers, [name]: target.entry };
   const merged = `${JSON.stringify(existing, null, 2)}\n`;
-  if (options['dryRun'] === true) {
+  if (opts.dryRun) {
     ui.out(merged.trimEnd());
     ui.info(ui.c.dim(`--dry-run: this is what --write would put in ${target.file}; nothing was written.`));
     return 0;

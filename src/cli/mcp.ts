@@ -5,44 +5,20 @@
  * request (tunnel-session.ts, tunnel/local.ts) — but no TCP listener: JSON-RPC on stdin/stdout, talk on
  * stderr. Ends when the MCP client closes stdin (the session is ended upstream with DELETE first).
  */
-import type { Role } from '../auth/tenant.js';
-import { checkTenantName } from '../auth/tenant.js';
 import { requireSetting } from '../config/require.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
-import { resolveHops } from './connect.js';
-import { loadProfile, profileFlags } from './context.js';
-import { boundYoungGeneration } from './memory.js';
+import { resolveHops } from '../tunnel/hops.js';
+import type { McpOptions } from './commands/mcp.js';
+import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
+import { boundYoungGeneration } from './young-generation.js';
 
-export interface McpOptions {
-  tenant: string;
-  role: Role;
-  acceptNewHostKey: boolean;
-  flags: ReturnType<typeof profileFlags>;
-}
-
-export function parseMcpOptions(options: Record<string, unknown>): McpOptions {
-  const tenant = typeof options['tenant'] === 'string' ? options['tenant'] : undefined;
-  if (!tenant) throw new CliError('usage', 'which tenant?', { hint: 'pass `--tenant NAME`' });
-  return {
-    tenant: checkTenantName(tenant),
-    role: (typeof options['role'] === 'string' ? options['role'] : 'member') as Role,
-    acceptNewHostKey: options['acceptNewHostKey'] === true,
-    flags: profileFlags(options),
-  };
-}
-
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
-  const parsed = parseMcpOptions(options);
+/** The validated options (commands/mcp.ts); a session lasts hours: a small young generation. */
+export async function run(globals: GlobalOptions, opts: McpOptions, deps: Deps) {
   boundYoungGeneration();
   // stdout carries JSON-RPC only: --json (NDJSON events on stdout) would corrupt it.
-  return runMcp({ ...globals, json: false }, parsed, deps);
+  return runMcp({ ...globals, json: false }, opts, deps);
 }
 
 export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Deps): Promise<number> {
@@ -72,8 +48,8 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
   });
   const cleanups: Array<() => unknown> = [];
   try {
-    const { openTunnelSession } = await import('./tunnel-session.js');
-    const { tenantSession, supervisor, dpopKey, stats } = await openTunnelSession({
+    const { openTunnel } = await import('./open-tunnel.js');
+    const { refresher, supervisor, dpopKey, stats } = await openTunnel({
       ui,
       deps,
       eff,
@@ -81,6 +57,8 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
       role: opts.role,
       acceptNewHostKey: opts.acceptNewHostKey,
       hops,
+      transport: opts.sshTransport,
+      upstream,
       signal: session.signal,
       event: () => undefined,
       // No status line here (stderr is the MCP client's log): state changes are logged as lines.
@@ -94,7 +72,7 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
       supervisor,
       upstream,
       token: () => {
-        const t = tenantSession.current();
+        const t = refresher.current();
         return t ? { value: t.token, type: t.tokenType } : undefined;
       },
       proof: async (method, url, token) => {
@@ -116,7 +94,7 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
         resolve();
       };
       // Both settle once the session's signal aborts; either failing before that ends the bridge.
-      Promise.all([tenantSession.run().catch(fail), supervisor.done().catch(fail)]).then(() => resolve());
+      Promise.all([refresher.run().catch(fail), supervisor.done().catch(fail)]).then(() => resolve());
     });
     const { runBridge } = await bridgeModule;
     const result = await runBridge({

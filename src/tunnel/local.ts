@@ -15,11 +15,11 @@ import {
 } from 'node:http';
 import { createServer as createNetServer, isIP, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { isLoopbackHost } from '../auth/oidc.js';
 import { CliError, sanitize } from '../errors.js';
+import { isLoopbackHost } from '../net.js';
 import { ChannelAgent } from './pool.js';
-import { forward } from './ssh.js';
 import type { Supervisor } from './supervisor.js';
+import { type Transport, targetOf, unixSocketOf } from './transport.js';
 
 export interface Stats {
   open: number;
@@ -216,35 +216,36 @@ export function watchSse(stream: NodeJS.EventEmitter, parseAnswers: boolean): Ss
 }
 
 /**
- * The SSH client each upstream channel runs on, and the clients whose connection has gone: an answer cut
- * off while its SSH connection went down was cut by SSH; one cut with SSH still up was closed by the
- * bastion, i.e. its connection to the server ended.
+ * The SSH transport each upstream stream runs on (transport.ts): an answer cut off while its transport
+ * went down (an SSH hop closed, ssh exited) was cut by SSH; one cut with the transport still up was
+ * closed by the bastion, i.e. its connection to the server ended.
  */
-const channelClient = new WeakMap<object, object>();
-const lostClients = new WeakSet<object>();
-const watchedClients = new WeakSet<object>();
+const streamTransport = new WeakMap<object, Pick<Transport, 'closed'>>();
 
-function trackChannel(client: NodeJS.EventEmitter, channel: object): void {
-  if (typeof client.once !== 'function') return;
-  channelClient.set(channel, client);
-  if (watchedClients.has(client)) return;
-  watchedClients.add(client);
-  const lost = () => lostClients.add(client);
-  client.once('end', lost);
-  client.once('close', lost);
+function trackChannel<S extends object>(transport: Pick<Transport, 'closed'>, stream: S): S {
+  if (transport && typeof transport.closed?.then === 'function') streamTransport.set(stream, transport);
+  return stream;
 }
 
+/** How long a cut answer waits to learn whether its transport went down with it. */
+const CAUSE_WAIT_MS = 250;
+
 /**
- * Why `socket`'s answer broke off. Asked a macrotask after the cut: ssh2 tears its channels down while
- * the connection closes, in the same tick as (or just before) the client's own 'end'/'close'.
+ * Why `socket`'s answer broke off. The streams of a transport that dies close in the same moment as (or
+ * just before) the transport reports it: ssh2 tears its channels down as its socket closes; ssh's
+ * forwarded connections close before Node sees the process exit. So wait briefly for the transport's
+ * `closed`: only a non-resumable answer waits, and by at most CAUSE_WAIT_MS.
  */
 function cutCause(socket: object | null | undefined): Promise<CutCause> {
-  return new Promise((resolve) =>
-    setImmediate(() => {
-      const client = socket ? channelClient.get(socket) : undefined;
-      resolve(client && lostClients.has(client) ? 'ssh' : 'upstream');
+  const transport = socket ? streamTransport.get(socket) : undefined;
+  if (!transport) return Promise.resolve('upstream');
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    transport.closed.then(() => 'ssh' as const),
+    new Promise<CutCause>((resolve) => {
+      timer = setTimeout(() => resolve('upstream'), CAUSE_WAIT_MS);
     }),
-  );
+  ]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -310,7 +311,8 @@ export async function upstreamRequest(
   const target = new URL(request.path, o.upstream);
   const headers: Record<string, string | string[]> = {
     ...request.headers,
-    host: o.upstream.host,
+    // An endpoint on a Unix socket has no host name of its own (RFC 9112 §3.2: Host is still required).
+    host: unixSocketOf(o.upstream) ? 'localhost' : o.upstream.host,
     authorization: `${token.type} ${token.value}`,
   };
   if (token.type === 'DPoP') headers['dpop'] = await o.proof(request.method, target.href, token.value);
@@ -359,22 +361,19 @@ function replayable(req: IncomingMessage): boolean {
   );
 }
 
+/** A stream to the upstream from whichever SSH transport is up (transport.ts). */
 async function tunnelStream(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): Promise<Duplex> {
-  const port = Number(o.upstream.port || (o.upstream.protocol === 'https:' ? 443 : 80));
-  const client = await o.supervisor.client();
+  const target = targetOf(o.upstream);
+  const transport = await o.supervisor.client();
   try {
-    const stream = (await forward(client, o.upstream.hostname, port)) as unknown as Duplex;
-    trackChannel(client as unknown as NodeJS.EventEmitter, stream);
-    return stream;
+    return trackChannel(transport, await transport.open(target));
   } catch (err) {
     // A refusal from the bastion (SSH_MSG_CHANNEL_OPEN_FAILURE) carries a reason code: that is the answer.
     // Without one the connection died before the channel opened ('Not connected', 'No response from
     // server'), so not a byte of the request has left: safe to wait for the re-dial and open it once more.
     if ((err as { reason?: unknown }).reason !== undefined) throw err;
-    const next = await o.supervisor.client(client);
-    const stream = (await forward(next, o.upstream.hostname, port)) as unknown as Duplex;
-    trackChannel(next as unknown as NodeJS.EventEmitter, stream);
-    return stream;
+    const next = await o.supervisor.client(transport);
+    return trackChannel(next, await next.open(target));
   }
 }
 

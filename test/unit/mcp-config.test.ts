@@ -6,26 +6,30 @@ import { main } from '../../src/cli/main.js';
 import { clientTarget, type McpClient, type ServerSpec } from '../../src/cli/mcp-config.js';
 import { tempDir, testDeps } from '../helpers/deps.js';
 
-test("mcp-config --transport http prints each client's config pointing at the tunnel, with no secret in it", async () => {
-  const dir = await tempDir();
-  const cases: Array<[string, RegExp]> = [
-    [
-      'claude-code',
-      /"mcpServers": \{\s+"mcp-secure": \{\s+"type": "http",\s+"url": "http:\/\/127\.0\.0\.1:7700\/mcp"/,
-    ],
-    ['cursor', /"mcpServers": \{\s+"mcp-secure": \{\s+"url": "http:\/\/127\.0\.0\.1:7700\/mcp"/],
-    ['vscode', /"servers": \{\s+"mcp-secure": \{\s+"type": "http"/],
-  ];
-  for (const [client, pattern] of cases) {
-    const deps = testDeps({ configDir: dir });
+const printed: Array<[string, RegExp]> = [
+  [
+    'claude-code',
+    /"mcpServers": \{\s+"mcp-secure": \{\s+"type": "http",\s+"url": "http:\/\/127\.0\.0\.1:7700\/mcp"/,
+  ],
+  ['cursor', /"mcpServers": \{\s+"mcp-secure": \{\s+"url": "http:\/\/127\.0\.0\.1:7700\/mcp"/],
+  ['vscode', /"servers": \{\s+"mcp-secure": \{\s+"type": "http"/],
+];
+for (const [client, pattern] of printed) {
+  test(`mcp-config --transport http prints ${client}'s config pointing at the tunnel, with no secret in it`, async () => {
+    const deps = testDeps({ configDir: await tempDir() });
     assert.equal(await main(['mcp-config', '--client', client, '--transport', 'http'], deps), 0, client);
     assert.match(deps.out(), pattern, client);
     assert.doesNotMatch(deps.out(), /authorization|token|eyJ/i);
-  }
-  const bad = testDeps({ configDir: dir });
+  });
+}
+
+test('mcp-config --client of an unknown client is a usage error', async () => {
+  const bad = testDeps({ configDir: await tempDir() });
   assert.equal(await main(['mcp-config', '--client', 'emacs'], bad), 2);
-  // Claude Desktop's file starts stdio servers only; the npx mcp-remote bridge it used to get is gone.
-  const desktop = testDeps({ configDir: dir });
+});
+
+test('mcp-config --client claude-desktop --transport http is a usage error: that file starts stdio servers only (no npx mcp-remote)', async () => {
+  const desktop = testDeps({ configDir: await tempDir() });
   assert.equal(await main(['mcp-config', '--client', 'claude-desktop', '--transport', 'http'], desktop), 2);
   assert.match(desktop.err(), /starts stdio servers only/);
 });
