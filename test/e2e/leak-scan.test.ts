@@ -50,6 +50,8 @@ before(async () => {
     identityFile: keyFile,
     fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: plane.url,
+    // The audit log's key, pinned as an admin would hand it out (audit tail refuses an unpinned one).
+    auditLogKey: plane.logKey.vkey,
   });
 });
 
