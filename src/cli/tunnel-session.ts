@@ -148,6 +148,6 @@ export async function openTunnelSession(o: TunnelSessionOptions) {
   await supervisor.start();
   ui.success(`SSH: ${hops.map(hopLabel).join(' → ')} (host keys verified)`);
 
-  const stats = { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: deps.now() };
+  const stats = { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: deps.now() };
   return { session, tenantSession, supervisor, dpopKey, first, stats };
 }
