@@ -32,7 +32,10 @@ const LITTLE = endianness() === 'LE';
 
 function hex32(bytes: number[]): string {
   const ordered = LITTLE ? [...bytes].reverse() : bytes;
-  return ordered.map((b) => b.toString(16).padStart(2, '0')).join('').toUpperCase();
+  return ordered
+    .map((b) => b.toString(16).padStart(2, '0'))
+    .join('')
+    .toUpperCase();
 }
 
 function ipv4Bytes(address: string): number[] | undefined {
@@ -97,7 +100,8 @@ function unmapped(address: string): string {
  */
 function needles(ends: SocketEnds): Array<{ table: 'v4' | 'v6'; text: string }> | undefined {
   const { remoteAddress, remotePort, localAddress, localPort } = ends;
-  if (!remoteAddress || !localAddress || remotePort === undefined || localPort === undefined) return undefined;
+  if (!remoteAddress || !localAddress || remotePort === undefined || localPort === undefined)
+    return undefined;
   const peer = unmapped(remoteAddress);
   const us = unmapped(localAddress);
   const out: Array<{ table: 'v4' | 'v6'; text: string }> = [];
@@ -229,7 +233,10 @@ export class PeerTable {
 }
 
 /** The user name of a uid from /etc/passwd, or undefined. */
-export async function userName(uid: number, readText: ReadText = (p) => readFile(p, 'utf8')): Promise<string | undefined> {
+export async function userName(
+  uid: number,
+  readText: ReadText = (p) => readFile(p, 'utf8'),
+): Promise<string | undefined> {
   const text = await readText('/etc/passwd').catch(() => '');
   for (const line of text.split('\n')) {
     const f = line.split(':');
@@ -239,7 +246,9 @@ export async function userName(uid: number, readText: ReadText = (p) => readFile
 }
 
 /** A process that holds one of these socket inodes, from /proc/PID/fd (only readable for our own processes, or as root). */
-export async function socketProcess(inodes: Set<string>): Promise<{ pid: number; command: string } | undefined> {
+export async function socketProcess(
+  inodes: Set<string>,
+): Promise<{ pid: number; command: string } | undefined> {
   const pids = await readdir('/proc').catch(() => [] as string[]);
   for (const pid of pids.filter((p) => /^\d+$/.test(p)).slice(0, 5000)) {
     const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
@@ -290,6 +299,8 @@ export async function portHolder(port: number): Promise<PortHolder | undefined> 
 
 /** "pid 123 (node squat.js)" / "user nobody (uid 65534), pid 123 (…)", for messages. */
 export function describeHolder(h: PortHolder): string {
-  const proc = h.process ? `pid ${h.process.pid} (${h.process.command})` : 'a process whose pid is hidden from you';
+  const proc = h.process
+    ? `pid ${h.process.pid} (${h.process.command})`
+    : 'a process whose pid is hidden from you';
   return h.same ? proc : `another user, ${h.user ?? 'unknown'} (uid ${h.uid}), ${proc}`;
 }

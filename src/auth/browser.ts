@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import type * as Client from 'openid-client';
 import { CliError } from '../errors.js';
 import { PeerTable } from '../peer.js';
@@ -51,8 +51,12 @@ async function defaultPeers(): Promise<{ table: PeerTable; uid: number } | undef
 
 function turnedAway(t: Turned): string | undefined {
   const parts = [
-    t.wrongState ? `${t.wrongState} callback${t.wrongState === 1 ? '' : 's'} with the wrong state (not this sign-in)` : '',
-    t.usedLink ? `${t.usedLink} request${t.usedLink === 1 ? '' : 's'} for the sign-in link after it was used` : '',
+    t.wrongState
+      ? `${t.wrongState} callback${t.wrongState === 1 ? '' : 's'} with the wrong state (not this sign-in)`
+      : '',
+    t.usedLink
+      ? `${t.usedLink} request${t.usedLink === 1 ? '' : 's'} for the sign-in link after it was used`
+      : '',
     t.otherUsers ? `${t.otherUsers} connection${t.otherUsers === 1 ? '' : 's'} from other users` : '',
   ].filter(Boolean);
   if (parts.length === 0) return undefined;

@@ -423,7 +423,9 @@ async function checkPort(eff: EffectiveProfile): Promise<Outcome> {
       fix: `ask them (or an admin) to stop it, or use another port: mcp-secure config set local_port ${port + 1}${profileHint(eff)}`,
     };
   }
-  const ours = holder?.process?.command.includes('mcp-secure') ? ' (an mcp-secure connect is already running?)' : '';
+  const ours = holder?.process?.command.includes('mcp-secure')
+    ? ' (an mcp-secure connect is already running?)'
+    : '';
   return {
     status: 'fail',
     detail: `127.0.0.1:${port} is taken${holder ? ` by ${describeHolder(holder)}` : ''}${ours}`,

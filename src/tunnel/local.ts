@@ -160,7 +160,10 @@ export function refuseRequest(req: IncomingMessage, allowed: Admission): [number
   }
   const site = req.headers['sec-fetch-site'];
   const mode = req.headers['sec-fetch-mode'];
-  if ((site !== undefined && site !== 'none') || (mode !== undefined && mode !== 'cors' && mode !== 'same-origin')) {
+  if (
+    (site !== undefined && site !== 'none') ||
+    (mode !== undefined && mode !== 'cors' && mode !== 'same-origin')
+  ) {
     return [403, 'requests from web pages are refused (browser fetch metadata)'];
   }
   const target = req.url ?? '';

@@ -142,16 +142,24 @@ test('browser flow: a callback with the wrong state is ignored with an error pag
     redirect.searchParams.set('code', 'attacker-code');
     redirect.searchParams.set('state', 'forged');
     // What a web page's port scan sends: a cross-site request with the wrong state.
-    const res = await fetch(redirect, { headers: { origin: 'http://127.0.0.1:9', 'sec-fetch-site': 'cross-site' } });
+    const res = await fetch(redirect, {
+      headers: { origin: 'http://127.0.0.1:9', 'sec-fetch-site': 'cross-site' },
+    });
     answered = { status: res.status, body: await res.text() };
-    signedIn = approveAuthorization(authorization.href, { username: alice.username, password: alice.password });
+    signedIn = approveAuthorization(authorization.href, {
+      username: alice.username,
+      password: alice.password,
+    });
     return true;
   });
   const tokens = await browserLogin(opts);
   await signedIn;
   assert.equal(tokens.claims()?.sub, alice.sub, 'signed in as alice');
   assert.equal(answered?.status, 400);
-  assert.match(answered?.body ?? '', /does not belong to the sign-in the terminal is waiting for; it was ignored/);
+  assert.match(
+    answered?.body ?? '',
+    /does not belong to the sign-in the terminal is waiting for; it was ignored/,
+  );
   assert.equal(opts.ui.warnings.length, 1);
   assert.match(opts.ui.warnings[0]!, /ignored 1 callback with the wrong state/);
 });
