@@ -79,7 +79,8 @@ function toolCall(id: number): string {
 
 /**
  * The upstream: a real MCP Streamable HTTP server (the SDK's transport, one session per tunnel path, JSON
- * answers) with an `echo` tool at /mcp, and a raw byte source (GET /blob?bytes=N) and sink (POST /sink).
+ * answers) with an `echo` tool at /mcp, and a raw byte source (GET /mcp?bytes=N) and sink (POST /mcp?sink)
+ * on the same path: the proxy forwards the MCP endpoint's path only.
  */
 async function runUpstreamChild(): Promise<void> {
   const [{ McpServer }, { StreamableHTTPServerTransport }, z, { randomUUID }] = await Promise.all([
@@ -140,14 +141,14 @@ async function runUpstreamChild(): Promise<void> {
   };
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://upstream');
-    if (url.pathname === '/mcp')
+    if (url.pathname !== '/mcp') res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+    else if (req.method === 'POST' && url.searchParams.has('sink')) sink(req, res);
+    else if (req.method === 'GET' && url.searchParams.has('bytes')) blob(url, res);
+    else
       mcp(req, res).catch((err: unknown) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end(String(err));
       });
-    else if (req.method === 'POST' && url.pathname === '/sink') sink(req, res);
-    else if (req.method === 'GET' && url.pathname === '/blob') blob(url, res);
-    else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
   });
   // Blocks of one path are separated by blocks of the others: keep idle connections well past Node's 5 s.
   server.keepAliveTimeout = 120_000;
@@ -512,7 +513,7 @@ async function callTool(port: number, agent: Agent | false, session: string, id:
   if (got.result?.content?.[0]?.text !== PAD) throw new Error(`unexpected answer: ${a.text.slice(0, 120)}`);
 }
 
-/** POST /sink with `bytes` of body, written in 64 KiB chunks with back-pressure. */
+/** POST /mcp?sink with `bytes` of body, written in 64 KiB chunks with back-pressure. */
 function upload(port: number, agent: Agent, bytes: number): Promise<void> {
   const chunk = Buffer.alloc(64 * 1024, 0x62);
   return new Promise((resolve, reject) => {
@@ -520,7 +521,7 @@ function upload(port: number, agent: Agent, bytes: number): Promise<void> {
       host: HOST,
       port,
       method: 'POST',
-      path: '/sink',
+      path: '/mcp?sink',
       agent,
       timeout: REQUEST_TIMEOUT_MS,
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes) },
@@ -550,7 +551,7 @@ function download(port: number, agent: Agent, bytes: number): Promise<void> {
       host: HOST,
       port,
       method: 'GET',
-      path: `/blob?bytes=${bytes}`,
+      path: `/mcp?bytes=${bytes}`,
       agent,
       timeout: REQUEST_TIMEOUT_MS,
     });
