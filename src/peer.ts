@@ -160,6 +160,7 @@ interface Pending {
 export class PeerTable {
   private waiting: Pending[] = [];
   private reading = false;
+  private scheduled = false;
   private readonly read: ReadText;
   /** Reads of the tables so far (for the benchmark and the tests). */
   reads = 0;
@@ -189,7 +190,14 @@ export class PeerTable {
     if (!n) return Promise.resolve({ known: false, reason: 'no-address' });
     return new Promise((resolve) => {
       this.waiting.push({ needles: n, resolve, tries: 0 });
-      this.pump();
+      // After the poll phase: libuv accepts a burst in one go, so every connection of it joins one read.
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          this.pump();
+        });
+      }
     });
   }
 

@@ -92,7 +92,11 @@ async function runBrowserLogin(decision: 'allow' | 'deny', log: string) {
 
 test('browser login: PKCE S256, loopback redirect on 127.0.0.1, success page, token in the keychain', async () => {
   const { url, link, page, result } = await runBrowserLogin('allow', join(user.tmp, 'browser-1.log'));
-  assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/start\/[A-Za-z0-9_-]{43}$/, 'the opener gets nothing reusable');
+  assert.match(
+    link,
+    /^http:\/\/127\.0\.0\.1:\d+\/start\/[A-Za-z0-9_-]{43}$/,
+    'the opener gets nothing reusable',
+  );
   assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
   assert.ok((url.searchParams.get('code_challenge') ?? '').length >= 43);
   assert.match(url.searchParams.get('redirect_uri') ?? '', /^http:\/\/127\.0\.0\.1:\d+\/callback$/);

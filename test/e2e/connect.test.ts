@@ -157,7 +157,10 @@ test('an MCP client lists and calls tools through 127.0.0.1 with no token; cross
 
 /** The test user with the MCP endpoint moved to another path of the control plane (the proxy serves only that path). */
 function withEndpoint(path: string): UserEnv {
-  return { ...user, env: (extra = {}) => user.env({ MCP_SECURE_MCP_URL: new URL(path, plane.url).href, ...extra }) };
+  return {
+    ...user,
+    env: (extra = {}) => user.env({ MCP_SECURE_MCP_URL: new URL(path, plane.url).href, ...extra }),
+  };
 }
 
 test("the proxy sets its own Authorization, drops the client's, refuses web pages, and streams SSE unbuffered", async () => {

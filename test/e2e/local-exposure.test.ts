@@ -132,7 +132,13 @@ before(async () => {
 
 after(async () => {
   for (const r of running) r.child.kill('SIGKILL');
-  for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  for (const c of closers.reverse()) {
+    try {
+      await c();
+    } catch {
+      // already gone
+    }
+  }
   await browser?.close();
   recording?.close();
   await bastion?.close();
