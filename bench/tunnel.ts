@@ -19,9 +19,10 @@
  * only drives the clients; the sandbox IdP and the Secret Service the CLI logs in with stay in this process
  * and are idle once both `connect` processes are listening (tenant tokens live 15 minutes).
  *
- * Usage: npm run bench:tunnel [-- --quick | --small] [-- --json FILE] [-- --cpu-prof DIR]
+ * Usage: npm run bench:tunnel [-- --quick | --small | --streams] [-- --json FILE] [-- --cpu-prof DIR]
  *   --quick        fewer requests (300 / 50 / 16 MiB / 50×10 / 200), a few seconds of measuring
  *   --small        the smallest run that still fills every row (npm test runs it so the bench cannot rot)
+ *   --streams      the full 200×10 many-streams and 1,000×2 burst phases, everything else --small
  *   --json FILE    also write the results as JSON
  *   --cpu-prof DIR run both `connect` processes under `node --cpu-prof` (profiles written to DIR on exit;
  *                  this slows them down: use it to see where the time goes, not for the numbers)
@@ -275,19 +276,41 @@ const SMALL_SIZES: Sizes = {
   hardLimitMs: 90_000,
 };
 
+/**
+ * `--streams`: the full many-streams and burst phases (200 × 10, 1,000 × 2) with everything else at its
+ * smallest, so they fit the time cap on a busy machine (used to measure the peer check's cost).
+ */
+const STREAMS_SIZES: Sizes = {
+  ...SMALL_SIZES,
+  clients: DEFAULT_SIZES.clients,
+  perClient: DEFAULT_SIZES.perClient,
+  concurrentRuns: DEFAULT_SIZES.concurrentRuns,
+  burstClients: DEFAULT_SIZES.burstClients,
+  burstPerClient: DEFAULT_SIZES.burstPerClient,
+  burstRuns: DEFAULT_SIZES.burstRuns,
+  budgetMs: {
+    ...SMALL_SIZES.budgetMs,
+    concurrent: DEFAULT_SIZES.budgetMs.concurrent,
+    burst: DEFAULT_SIZES.budgetMs.burst,
+  },
+  hardLimitMs: DEFAULT_SIZES.hardLimitMs,
+};
+
 interface Options {
   quick: boolean;
   small: boolean;
+  streams: boolean;
   json: string | undefined;
   cpuProf: string | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, small: false, json: undefined, cpuProf: undefined };
+  const o: Options = { quick: false, small: false, streams: false, json: undefined, cpuProf: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') o.quick = true;
     else if (a === '--small') o.small = true;
+    else if (a === '--streams') o.streams = true;
     else if (a === '--json' || a === '--cpu-prof') {
       const v = argv[++i];
       if (!v) throw new Error(`${a} needs a path`);
@@ -295,7 +318,7 @@ function parseArgs(argv: string[]): Options {
       else o.cpuProf = resolvePath(v);
     } else if (a === '--help' || a === '-h') {
       process.stdout.write(
-        'usage: node dist/bench/tunnel.js [--quick | --small] [--json FILE] [--cpu-prof DIR]\n',
+        'usage: node dist/bench/tunnel.js [--quick | --small | --streams] [--json FILE] [--cpu-prof DIR]\n',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
@@ -1338,8 +1361,14 @@ const CPU_HEAD = ['tunnel', 'sshd', 'upstream', 'client'];
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
-  const sizes = opts.small ? SMALL_SIZES : opts.quick ? QUICK_SIZES : DEFAULT_SIZES;
-  const mode = opts.small ? 'small' : opts.quick ? 'quick' : 'full';
+  const sizes = opts.small
+    ? SMALL_SIZES
+    : opts.quick
+      ? QUICK_SIZES
+      : opts.streams
+        ? STREAMS_SIZES
+        : DEFAULT_SIZES;
+  const mode = opts.small ? 'small' : opts.quick ? 'quick' : opts.streams ? 'streams' : 'full';
   if (process.platform !== 'linux') throw new Error('Linux only (CPU accounting reads /proc)');
   const t0 = performance.now();
   const watchdog = setTimeout(() => {
@@ -1508,8 +1537,8 @@ async function main(): Promise<number> {
       );
     };
     const mb = `${sizes.blobBytes / MiB} MiB × ${sizes.blobRuns} alternating (MB = 10^6 bytes)`;
-    thrTable(`2. Throughput down: GET /blob, ${mb}`, down);
-    thrTable(`2b. Throughput up: POST /sink, ${mb}`, up);
+    thrTable(`2. Throughput down: GET /mcp?bytes=N, ${mb}`, down);
+    thrTable(`2b. Throughput up: POST /mcp?sink, ${mb}`, up);
 
     const concTable = (title: string, r: { rows: Record<string, ConcurrentRow>; blocks: Blocks }) => {
       out.push('', `${title}${trunc(r.blocks)}`);

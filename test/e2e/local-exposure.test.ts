@@ -25,6 +25,7 @@ import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { type CliRun, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
 import { otherUserUnavailable, runAsNobody, scriptForNobody, startAsNobody } from '../helpers/other-user.js';
+import { tmuxServer } from '../helpers/tmux.js';
 
 const execFileAsync = promisify(execFile);
 const alice = USERS.find((u) => u.username === 'alice')!;
@@ -232,6 +233,32 @@ test('--json: a refused connection is an NDJSON event, and the closing event cou
   assert.ok(refused[0]!['pid'] === null || typeof refused[0]!['pid'] === 'number');
   const closed = events.find((e) => e['event'] === 'closed')!;
   assert.equal(closed['refused'], refused.length);
+});
+
+const tmuxSkip = await promisify(execFile)('tmux', ['-V']).then(
+  () => undefined,
+  () => 'tmux is not installed (Debian package tmux)',
+);
+
+test('on a terminal, the status line counts the refused connections', {
+  skip: nobodySkip ?? tmuxSkip,
+}, async () => {
+  const tmux = tmuxServer(`mcp-secure-refused-${process.pid}`);
+  try {
+    await tmux.start('s', user.env(), ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0']);
+    const screen = await tmux.waitFor('s', /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+    const [, address] = screen.match(/Listening on http:\/\/(127\.0\.0\.1:\d+)\/mcp/) ?? [];
+    assert.ok(address, screen);
+    const script = await scriptForNobody('rider.mjs', MCP_CALLER);
+    for (let i = 0; i < 2; i++) {
+      const r = await runAsNobody(script, [`http://${address}/mcp`]);
+      assert.match(r.stdout, /^REFUSED /m, `${r.code} ${r.stdout} ${r.stderr}`);
+    }
+    const after = await tmux.waitFor('s', /conns 0\/0 \(2 refused\)/);
+    assert.match(after, /acme · alice .* · conns 0\/0 \(2 refused\) · /);
+  } finally {
+    await tmux.kill();
+  }
 });
 
 test('--raw: another user gets the connection closed unanswered; our own user reaches the upstream', {
