@@ -22,7 +22,8 @@
  * Usage: npm run bench:tunnel [-- --quick | --small | --streams] [-- --json FILE] [-- --cpu-prof DIR]
  *   --quick        fewer requests (300 / 50 / 16 MiB / 50×10 / 200), a few seconds of measuring
  *   --small        the smallest run that still fills every row (npm test runs it so the bench cannot rot)
- *   --streams      the full 200×10 many-streams and 1,000×2 burst phases, everything else --small
+ *   --streams      the full 200×10 many-streams and 1,000×2 burst phases, everything else --small, and one
+ *                  more path: the proxy with --unsafe-any-local-user (no peer-uid check), for that check's cost
  *   --json FILE    also write the results as JSON
  *   --cpu-prof DIR run both `connect` processes under `node --cpu-prof` (profiles written to DIR on exit;
  *                  this slows them down: use it to see where the time goes, not for the numbers)
@@ -724,7 +725,7 @@ async function waitForPort(port: number, timeoutMs: number, alive: () => boolean
 // ---------------------------------------------------------------------------------------------------------
 // The measurements.
 
-type PathId = 'direct' | 'ssh-L' | 'ssh-L-aes' | 'raw' | 'proxy';
+type PathId = 'direct' | 'ssh-L' | 'ssh-L-aes' | 'raw' | 'proxy' | 'proxy-open';
 interface TunnelPath {
   id: PathId;
   label: string;
@@ -1278,8 +1279,8 @@ async function setUp(opts: Options): Promise<Setup> {
   if (login.code !== 0) throw new Error(`login failed (${login.code}): ${login.stderr.slice(-2000)}`);
 
   /** `connect`: ready when it prints "Listening on" (token exchanged, SSH chain up, port open). */
-  const startConnect = async (raw: boolean, profile = true) => {
-    const name = raw ? 'connect-raw' : 'connect-proxy';
+  const startConnect = async (raw: boolean, profile = true, extra: string[] = []) => {
+    const name = raw ? 'connect-raw' : extra.length ? 'connect-proxy-open' : 'connect-proxy';
     const prof =
       opts.cpuProf && profile
         ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`, `--cpu-prof-name=${name}.cpuprofile`]
@@ -1297,6 +1298,7 @@ async function setUp(opts: Options): Promise<Setup> {
         '--port',
         '0',
         ...(raw ? ['--raw'] : []),
+        ...extra,
       ],
       cliEnv,
     );
@@ -1309,6 +1311,8 @@ async function setUp(opts: Options): Promise<Setup> {
   };
   const raw = await startConnect(true);
   const proxy = await startConnect(false);
+  // --streams: the proxy once more without the peer-uid check, to measure what the check costs.
+  const open = opts.streams ? await startConnect(false, true, ['--unsafe-any-local-user']) : undefined;
 
   const agent = () => new Agent({ keepAlive: true, maxSockets: 1 });
   const paths: TunnelPath[] = (
@@ -1324,6 +1328,17 @@ async function setUp(opts: Options): Promise<Setup> {
       { id: 'ssh-L-aes', label: 'ssh -L (aes128-gcm)', port: sshAes.port, pid: sshAes.pid, agent: agent() },
       { id: 'raw', label: 'connect --raw', port: raw.port, pid: raw.pid, agent: agent() },
       { id: 'proxy', label: 'connect (proxy)', port: proxy.port, pid: proxy.pid, agent: agent() },
+      ...(open
+        ? [
+            {
+              id: 'proxy-open',
+              label: 'proxy, no peer check',
+              port: open.port,
+              pid: open.pid,
+              agent: agent(),
+            } as const,
+          ]
+        : []),
     ] as const
   ).map((p) => ({ ...p, session: '' }));
   cleanups.push({

@@ -196,11 +196,19 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
         },
         stats,
         now: deps.now,
-        ...(await peerCheck(ui, deps, event, opts.allowNonLoopback).then((c) => (c ? { peerCheck: c } : {}))),
+        ...(opts.anyLocalUser
+          ? {}
+          : await peerCheck(ui, deps, event, opts.allowNonLoopback).then((c) => (c ? { peerCheck: c } : {}))),
       },
       { host: opts.bind, port: opts.port ?? eff.profile.local_port, allowNonLoopback: opts.allowNonLoopback },
     );
     cleanups.push(() => listener.close());
+    if (opts.anyLocalUser) {
+      ui.warn(
+        '--unsafe-any-local-user: every user of this machine who can reach the port can use this session',
+      );
+      event('peer_check_off');
+    }
     if (!opts.raw) {
       // Tell `audit tail` (and the audit pane) where this session's proxy is: pid and port, no secret.
       const { announceConnect } = await import('../audit/live-tunnels.js');

@@ -206,6 +206,19 @@ test('another Unix user is refused by the proxy (initialize + whoami as nobody),
   assert.match(end.stderr, /Session ended \(interrupted\).*\(\d+ from other users refused\)/);
 });
 
+test('--unsafe-any-local-user: the named opt-out serves other users too, and says so', {
+  skip: nobodySkip,
+}, async () => {
+  const { run, address } = await connect('sandbox', ['--unsafe-any-local-user']);
+  await run.waitFor(
+    /warning: --unsafe-any-local-user: every user of this machine who can reach the port can use this session/,
+  );
+  const script = await scriptForNobody('rider.mjs', MCP_CALLER);
+  const attacker = await runAsNobody(script, [`http://${address}/mcp`]);
+  assert.match(attacker.stdout, /^ANSWERED 200 200 /m, attacker.stdout + attacker.stderr);
+  await stop(run);
+});
+
 test('--json: a refused connection is an NDJSON event, and the closing event counts it', {
   skip: nobodySkip,
 }, async () => {
