@@ -253,23 +253,35 @@ export async function userName(
   return undefined;
 }
 
-/** A process that holds one of these socket inodes, from /proc/PID/fd (only readable for our own processes, or as root). */
+/**
+ * A process that holds one of these socket inodes, from /proc/PID/fd (only readable for our own processes,
+ * or as root). Walked 32 processes at a time, each one's descriptors at once: a machine has thousands.
+ */
 export async function socketProcess(
   inodes: Set<string>,
 ): Promise<{ pid: number; command: string } | undefined> {
-  const pids = await readdir('/proc').catch(() => [] as string[]);
-  for (const pid of pids.filter((p) => /^\d+$/.test(p)).slice(0, 5000)) {
-    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
-    for (const fd of fds.slice(0, 10_000)) {
-      const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+  const pids = (await readdir('/proc').catch(() => [] as string[]))
+    .filter((p) => /^\d+$/.test(p))
+    .slice(0, 5000);
+  const holds = async (pid: string): Promise<boolean> => {
+    const fds = (await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])).slice(0, 10_000);
+    const links = await Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')));
+    return links.some((link) => {
       const m = link.match(/^socket:\[(\d+)\]$/);
-      if (m && inodes.has(m[1]!)) {
-        const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))
-          .split('\0')
-          .filter(Boolean)
-          .join(' ');
-        return { pid: Number(pid), command: sanitize(cmd || 'unknown', 60) };
-      }
+      return m !== null && inodes.has(m[1]!);
+    });
+  };
+  for (let i = 0; i < pids.length; i += 32) {
+    const chunk = pids.slice(i, i + 32);
+    const found = (await Promise.all(chunk.map(async (pid) => ((await holds(pid)) ? pid : undefined)))).find(
+      Boolean,
+    );
+    if (found) {
+      const cmd = (await readFile(`/proc/${found}/cmdline`, 'utf8').catch(() => ''))
+        .split('\0')
+        .filter(Boolean)
+        .join(' ');
+      return { pid: Number(found), command: sanitize(cmd || 'unknown', 60) };
     }
   }
   return undefined;
