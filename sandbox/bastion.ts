@@ -43,6 +43,17 @@ export interface BastionOptions {
   hostKey?: string;
   /** Default 0: any free port (kept across restart()). */
   port?: number;
+  /**
+   * TCP_NODELAY on the bastion's upstream sockets (default true). A request head and body that arrive as
+   * two SSH packets leave as two segments; with Nagle on, the second waits for the server's delayed ACK
+   * (~40 ms on Linux). false only to measure that (bench/stdio.ts --bastion-nagle).
+   */
+  noDelay?: boolean;
+  /**
+   * A second factor after the key (sshd's `AuthenticationMethods publickey,keyboard-interactive`): the key
+   * earns partial success (RFC 4252 §5.1), then a keyboard-interactive prompt (RFC 4256) wants `answer`.
+   */
+  secondFactor?: { prompt: string; answer: string };
 }
 
 export interface Bastion {
@@ -88,7 +99,8 @@ export async function startBastion(opts: BastionOptions): Promise<Bastion> {
     conn.on('close', () => {
       for (const s of own) s.destroy();
     });
-    conn.on('authentication', (ctx) => authenticate(ctx));
+    const state = { keyPassed: false };
+    conn.on('authentication', (ctx) => authenticate(ctx, state));
     conn.on('session', (_accept, reject) => reject());
     conn.on('tcpip', (accept, reject, info) => {
       const upstream = forward(accept, reject, info);
@@ -100,7 +112,15 @@ export async function startBastion(opts: BastionOptions): Promise<Bastion> {
     conn.on('request', (_accept, reject) => reject?.());
   }
 
-  function authenticate(ctx: AuthContext): void {
+  function authenticate(ctx: AuthContext, state: { keyPassed: boolean }): void {
+    const second = opts.secondFactor;
+    if (second && state.keyPassed && ctx.method === 'keyboard-interactive' && ctx.username === username) {
+      ctx.prompt([{ prompt: second.prompt, echo: false }], (answers) => {
+        if (answers[0] === second.answer) ctx.accept();
+        else ctx.reject(['keyboard-interactive']);
+      });
+      return;
+    }
     if (ctx.method !== 'publickey' || ctx.username !== username) {
       ctx.reject(['publickey']);
       return;
@@ -120,6 +140,11 @@ export async function startBastion(opts: BastionOptions): Promise<Bastion> {
       ctx.reject(['publickey']);
       return;
     }
+    if (second) {
+      state.keyPassed = true;
+      ctx.reject(['keyboard-interactive'], true);
+      return;
+    }
     ctx.accept();
   }
 
@@ -132,7 +157,7 @@ export async function startBastion(opts: BastionOptions): Promise<Bastion> {
       reject(); // SSH_MSG_CHANNEL_OPEN_FAILURE, as OpenSSH's PermitOpen answers
       return undefined;
     }
-    const upstream = net.connect({ host: info.destIP, port: info.destPort });
+    const upstream = net.connect({ host: info.destIP, port: info.destPort, noDelay: opts.noDelay !== false });
     upstreams.add(upstream);
     let opened = false;
     upstream.once('close', () => {

@@ -48,7 +48,7 @@ before(async () => {
   await writeSandboxProfile(idp, user.env(), 'sandbox', {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: plane.url,
   });
 });
@@ -135,8 +135,8 @@ test('the whole story with --debug leaks no token, code or key into any output o
   );
   assert.match(pretty.stdout, /run_workflow/);
   assert.equal((await cli(['audit', 'tail', '--tenant', 'acme', '--no-follow', '--json'])).code, 0);
-  assert.equal((await cli(['mcp-config', '--client', 'claude-code'])).code, 0);
-  assert.equal((await cli(['mcp-config', '--client', 'cursor', '--write'])).code, 0);
+  assert.equal((await cli(['mcp-config', '--client', 'claude-code', '--tenant', 'acme'])).code, 0);
+  assert.equal((await cli(['mcp-config', '--client', 'cursor', '--tenant', 'acme', '--write'])).code, 0);
 
   connect.child.kill('SIGINT');
   const ended = await connect.done;
