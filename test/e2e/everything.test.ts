@@ -291,7 +291,7 @@ test('directly: the reference transcript (every tool, resources, prompts, comple
 }, async () => {
   direct = await transcript('direct');
   const calls = direct['calls'] as Record<string, { result: { isError?: boolean }; progress: number[] }>;
-  assert.deepEqual((calls['get-sum']?.result as { content: unknown }).content, [
+  assert.deepEqual((calls['get-sum']!.result as { content: unknown }).content, [
     { type: 'text', text: 'The sum of 19 and 23 is 42.' },
   ]);
   assert.deepEqual(calls['trigger-long-running-operation']?.progress, [1, 2, 3]);

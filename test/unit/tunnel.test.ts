@@ -472,7 +472,7 @@ test('Nagle: the proxy and the stdio bridge send a request head and its JSON bod
       assert.equal(writes.length, 1, `${via}: ${JSON.stringify(writes)}`);
       assert.match(
         writes[0]!,
-        /^POST \/mcp HTTP\/1\.1\r\n[^]*authorization: Bearer tenant-token\r\n[^]*\r\n\r\n\{"jsonrpc"/i,
+        /^POST \/mcp HTTP\/1\.1\r\n[\s\S]*authorization: Bearer tenant-token\r\n[\s\S]*\r\n\r\n\{"jsonrpc"/i,
       );
       // The body's bytes arrive intact (latin1 carries each byte as one character).
       assert.ok(writes[0]!.endsWith(Buffer.from(body).toString('latin1')), via);
