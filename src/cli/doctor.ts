@@ -240,6 +240,13 @@ async function agentKeyCount(socket: string): Promise<number> {
 }
 
 async function checkAgent(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
+  // With the SSH CA, connect serves its own agent (a key in memory and its certificate): yours is not used.
+  if (eff.profile.ssh_ca_endpoint) {
+    return {
+      status: 'ok',
+      detail: 'not needed: connect gets a short-lived certificate from the SSH CA for a key held in memory',
+    };
+  }
   const socket = deps.env['SSH_AUTH_SOCK'];
   // The key files connect would offer besides the agent: identity_file, IdentityFile from ~/.ssh/config,
   // else ~/.ssh/id_ed25519, id_ecdsa, id_rsa (as OpenSSH does).
@@ -350,7 +357,7 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
     host: first.host,
     port: first.port,
     key,
-    knownHostsFiles: [knownHosts],
+    knownHostsFiles: [knownHosts, `${knownHosts}2`, '/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
     pinned,
   });
   const p = profileHint(eff);
@@ -408,6 +415,41 @@ async function checkPort(eff: EffectiveProfile): Promise<Outcome> {
     detail: `127.0.0.1:${port} is taken${holder ? ` by ${holder}` : ''}${ours}`,
     fix: `stop it, or use another port: connect --port ${port + 1} (or mcp-secure config set local_port ${port + 1}${profileHint(eff)})`,
   };
+}
+
+/** Which SSH transport connect will use, and why (open-tunnel.ts chooseTransport). */
+async function checkTransport(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
+  const { chooseTransport } = await import('./open-tunnel.js');
+  const choice = eff.profile.ssh_transport ?? 'auto';
+  let chosen: Awaited<ReturnType<typeof chooseTransport>>;
+  try {
+    chosen = await chooseTransport(choice, deps.env);
+  } catch (err) {
+    return { status: 'fail', detail: errText(err), fix: 'install openssh-client, or set ssh_transport ssh2' };
+  }
+  if (chosen.kind === 'ssh2') {
+    if (eff.profile.ssh_ca_endpoint) {
+      return {
+        status: 'fail',
+        detail: `ssh2 (${chosen.why}), but ssh_ca_endpoint needs OpenSSH: ssh2 cannot offer certificates`,
+        fix: 'install openssh-client and set ssh_transport auto',
+      };
+    }
+    return {
+      status: 'ok',
+      detail: `ssh2 in-process (${chosen.why}); no certificates, FIDO keys or post-quantum kex with it`,
+    };
+  }
+  const version = await new Promise<string>((resolve) => {
+    execFile(
+      chosen.ssh,
+      ['-V'],
+      { env: { ...deps.env } as NodeJS.ProcessEnv, timeout: CHECK_TIMEOUT_MS - 200 },
+      (err, stdout, stderr) => resolve(err ? '' : sanitize(`${stderr}${stdout}`.trim(), 60)),
+    );
+  });
+  const ca = eff.profile.ssh_ca_endpoint ? '; certificates from the SSH CA, no key on disk' : '';
+  return { status: 'ok', detail: `OpenSSH (${chosen.why}${version ? `, ${version}` : ''})${ca}` };
 }
 
 async function checkTmux(deps: Deps): Promise<Outcome> {
@@ -513,6 +555,13 @@ const CHECKS: readonly Check[] = [
     what: 'ssh-agent',
     timeoutFix: 'restart ssh-agent: eval "$(ssh-agent)" && ssh-add',
     run: checkAgent,
+  },
+  {
+    id: 'ssh-transport',
+    title: 'SSH transport',
+    what: 'ssh -V',
+    timeoutFix: 'check the OpenSSH client',
+    run: checkTransport,
   },
   {
     id: 'host-keys',

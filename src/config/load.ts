@@ -37,7 +37,8 @@ type NoDefault =
   | 'jump'
   | 'identity_file'
   | 'host_key_fingerprints'
-  | 'mcp_url';
+  | 'mcp_url'
+  | 'ssh_ca_endpoint';
 
 export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
   scopes: ['profile', 'email'],
@@ -48,6 +49,7 @@ export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
   dpop: true,
   admin_acr: 'phr',
   local_port: 7700,
+  ssh_transport: 'auto',
 };
 
 export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
@@ -69,6 +71,8 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   host_key_fingerprints: 'MCP_SECURE_HOST_KEY_FINGERPRINTS',
   mcp_url: 'MCP_SECURE_MCP_URL',
   local_port: 'MCP_SECURE_LOCAL_PORT',
+  ssh_transport: 'MCP_SECURE_SSH_TRANSPORT',
+  ssh_ca_endpoint: 'MCP_SECURE_SSH_CA_ENDPOINT',
 };
 
 export type Resolved = { [K in keyof Profile]?: { value: NonNullable<Profile[K]>; source: Source } };

@@ -50,6 +50,13 @@ export interface Profile {
   mcp_url?: string;
   /** The local port `connect` listens on (default 7700). */
   local_port?: number;
+  /** Which SSH client carries the tunnel: `auto` (OpenSSH where `ssh` is installed), `openssh`, `ssh2`. */
+  ssh_transport?: 'auto' | 'openssh' | 'ssh2';
+  /**
+   * The control plane's SSH CA (docs/protocol.md): connect gets a short-lived certificate for an
+   * in-memory key there, with the tenant token. A project file cannot set it (it receives the token).
+   */
+  ssh_ca_endpoint?: string;
 }
 
 export interface ConfigFile {
@@ -166,8 +173,28 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
     parse: (t) => t.split(/[\s,]+/).filter(Boolean),
   },
   mcp_url: {
-    expected: 'an http:// or https:// URL of the in-cluster MCP endpoint',
-    check: (v) => isString(v) && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
+    expected:
+      'an http:// or https:// URL of the in-cluster MCP endpoint, or http+unix://%2Fpath%2Fto.sock/mcp for a Unix socket on the bastion',
+    check: (v) =>
+      isString(v) &&
+      URL.canParse(v) &&
+      (/^https?:$/.test(new URL(v).protocol) ||
+        (new URL(v).protocol === 'http+unix:' && decodeURIComponent(new URL(v).host).startsWith('/'))),
+    parse: (t) => t,
+  },
+  ssh_transport: {
+    expected: '"auto", "openssh" or "ssh2"',
+    check: oneOf('auto', 'openssh', 'ssh2'),
+    parse: (t) => t,
+  },
+  ssh_ca_endpoint: {
+    expected: 'an https:// URL (http:// only on loopback)',
+    check: (v) =>
+      isString(v) &&
+      URL.canParse(v) &&
+      (new URL(v).protocol === 'https:' ||
+        (new URL(v).protocol === 'http:' &&
+          /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(new URL(v).hostname))),
     parse: (t) => t,
   },
   local_port: {

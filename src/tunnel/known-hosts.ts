@@ -37,7 +37,9 @@ function hashedMatches(entry: string, token: string): boolean {
 
 /** Does a comma-separated known_hosts host field name this host? Negations veto. */
 export function hostFieldMatches(field: string, host: string, port: number): boolean {
-  const token = hostToken(host, port);
+  // OpenSSH lower-cases the host name before it looks it up or hashes it (sshconnect.c get_hostfile_hostname
+  // via ssh.c lowercase(host)): a mixed-case HostName still finds its hashed entry.
+  const token = hostToken(host.toLowerCase(), port);
   let matched = false;
   for (const raw of field.split(',')) {
     const negated = raw.startsWith('!');
@@ -131,6 +133,30 @@ export async function verifyHostKey(o: VerifyOptions): Promise<HostKeyVerdict> {
   // A pin is for one hop only: a key pinned for one host proves nothing about another.
   if (pinsFor(o.pinned, o.host, o.port).includes(fp)) return { status: 'pinned' };
   return { status: 'unknown' };
+}
+
+/**
+ * The host-key algorithms to ask for, those of the key types known_hosts holds for this host first (what
+ * OpenSSH does, sshconnect2.c order_hostkeyalgs): otherwise a server with several host keys answers with the
+ * first one ssh2 prefers (ed25519) and a known ECDSA or RSA key looks "changed". ssh-rsa (SHA-1) is not
+ * offered (OpenSSH 8.8 dropped it too).
+ */
+export async function hostKeyAlgorithms(files: string[], host: string, port: number): Promise<string[]> {
+  const all = [
+    'ssh-ed25519',
+    'ecdsa-sha2-nistp256',
+    'ecdsa-sha2-nistp384',
+    'ecdsa-sha2-nistp521',
+    'rsa-sha2-512',
+    'rsa-sha2-256',
+  ];
+  const known = (await readEntries(files))
+    .filter((e) => e.marker === undefined && hostFieldMatches(e.hosts, host, port))
+    .map((e) => e.type);
+  const first = all.filter((alg) =>
+    known.some((t) => t === alg || (t === 'ssh-rsa' && alg.startsWith('rsa-sha2-'))),
+  );
+  return [...first, ...all.filter((a) => !first.includes(a))];
 }
 
 /** Records an accepted key, hashed like OpenSSH's HashKnownHosts (Debian's default). */

@@ -241,7 +241,7 @@ test('host keys: a changed key is refused loudly (exit 5); an unknown one needs 
   assert.match(changed.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED/);
   assert.match(
     changed.stderr,
-    /error: the host key of \[127\.0\.0\.1\]:\d+ has changed; refusing to connect — if you know why/,
+    /error: the host key of \[127\.0\.0\.1\]:\d+ has changed; refusing to connect.* — if you know why/,
   );
 });
 
@@ -368,9 +368,13 @@ test('--idle-timeout ends a session nobody uses (exit 0), and says so', async ()
   assert.ok(Date.now() - started < 20_000);
 });
 
-test("on a terminal, an unknown host key is shown with its fingerprint and accepted by the user's yes", async () => {
+test("on a terminal (ssh2 transport), an unknown host key is shown with its fingerprint and accepted by the user's yes", async () => {
   const tmux = tmuxServer('mcp-secure-tofu');
-  const u = await loggedInUser({ bastion: `${sshd.username}@127.0.0.1:${sshd.port}`, mcp_url: plane.url });
+  const u = await loggedInUser({
+    bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+    mcp_url: plane.url,
+    ssh_transport: 'ssh2',
+  });
   await tmux.start('tofu', u.env(), [
     '--profile',
     'sandbox',
@@ -397,7 +401,7 @@ test("on a terminal, an unknown host key is shown with its fingerprint and accep
   }
 });
 
-test('an encrypted identity file: its passphrase is asked on the terminal, never taken from argv; no terminal → exit 4', async () => {
+test('an encrypted identity file (ssh2 transport): its passphrase is asked on the terminal, never taken from argv; no terminal → exit 4', async () => {
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
   const exec = promisify(execFile);
@@ -406,6 +410,7 @@ test('an encrypted identity file: its passphrase is asked on the terminal, never
       bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
       host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
       mcp_url: plane.url,
+      ssh_transport: 'ssh2',
     },
     {
       keyName: 'id_encrypted',
@@ -438,6 +443,84 @@ test('an encrypted identity file: its passphrase is asked on the terminal, never
     await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
     const screen = await tmux.waitFor('pass', /Listening on/);
     assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+    assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
+  } finally {
+    await tmux.kill();
+  }
+});
+
+test("OpenSSH transport on a terminal: ssh itself shows an unknown host key's fingerprint and takes the user's yes", async () => {
+  const tmux = tmuxServer('mcp-secure-tofu-openssh');
+  const u = await loggedInUser({
+    bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+    mcp_url: plane.url,
+    ssh_transport: 'openssh',
+  });
+  await tmux.start('tofu', u.env(), [
+    '--profile',
+    'sandbox',
+    'connect',
+    '--tenant',
+    'acme',
+    '--port',
+    '0',
+    '--max-session',
+    '3',
+  ]);
+  try {
+    const asked = await tmux.waitFor('tofu', /Are you sure you want to continue connecting/);
+    assert.match(
+      asked,
+      new RegExp(`ED25519 key fingerprint is ${sshd.fingerprint.replace(/[+/]/g, '\\$&')}`),
+    );
+    await tmux.run('send-keys', '-t', 'tofu', 'yes', 'Enter');
+    const screen = await tmux.waitFor('tofu', /Listening on/);
+    assert.match(screen, /Permanently added '?\[127\.0\.0\.1\]:\d+/);
+    assert.match(screen, /OpenSSH transport/);
+  } finally {
+    await tmux.kill();
+  }
+});
+
+test('OpenSSH transport, an encrypted identity file: ssh asks for the passphrase on the terminal; no terminal → exit 4', async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const exec = promisify(execFile);
+  const u = await loggedInUser(
+    {
+      bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+      host_key_fingerprints: bastion.fingerprint,
+      mcp_url: plane.url,
+      ssh_transport: 'openssh',
+    },
+    {
+      keyName: 'id_encrypted',
+      prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
+    },
+  );
+  const noTty = await runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'], u.env());
+  assert.equal(noTty.code, 4, noTty.stderr);
+  assert.match(noTty.stderr, /error: .* refused authentication \(ssh: .*Permission denied/);
+
+  const tmux = tmuxServer('mcp-secure-pass-openssh');
+  await tmux.start('pass', u.env(), [
+    '--profile',
+    'sandbox',
+    'connect',
+    '--tenant',
+    'acme',
+    '--port',
+    '0',
+    '--max-session',
+    '3',
+  ]);
+  try {
+    assert.match(
+      await tmux.waitFor('pass', /Enter passphrase for/),
+      /Enter passphrase for key '.*id_encrypted'/,
+    );
+    await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
+    const screen = await tmux.waitFor('pass', /Listening on/);
     assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
   } finally {
     await tmux.kill();

@@ -89,6 +89,7 @@ const TITLES = {
   idp: /IdP discovery reachable/,
   keychain: /keychain usable/,
   agent: /ssh-agent holding keys/,
+  transport: /SSH transport/,
   hostKeys: /host keys known for every hop/,
   port: /local port free/,
   tmux: /tmux for --audit-pane/,
@@ -106,6 +107,11 @@ test('doctor passes against the sandbox: every check ✓, which keychain, exit 0
   assert.match(check(r.stdout, TITLES.keychain).line, /Secret Service/);
   assert.match(check(r.stdout, TITLES.agent).line, /holds 1 key/);
   assert.match(check(r.stdout, TITLES.hostKeys).line, /pinned/);
+  // ssh is installed here: OpenSSH, and why.
+  assert.match(
+    check(r.stdout, TITLES.transport).line,
+    /SSH transport: OpenSSH \(\/\S+\/ssh is installed, OpenSSH_/,
+  );
   assert.match(check(r.stdout, TITLES.port).line, new RegExp(`127\\.0\\.0\\.1:${localPort} is free`));
   assert.match(r.stdout, /All checks passed/);
 
@@ -120,6 +126,7 @@ test('doctor passes against the sandbox: every check ✓, which keychain, exit 0
       'idp',
       'keychain',
       'ssh-agent',
+      'ssh-transport',
       'host-keys',
       'port',
       'tmux',
@@ -293,4 +300,15 @@ test('a profile fit for login but not for connect: ⚠ config naming what connec
     check(r.stdout, TITLES.hostKeys).line,
     /^– host keys known for every hop: no bastion configured/,
   );
+});
+
+test('SSH transport: ssh2 in-process where no `ssh` is on PATH, and why; --ssh-transport openssh there is ✗', async () => {
+  const empty = join(user.root, 'empty-path');
+  await mkdir(empty, { recursive: true });
+  const r = await doctor({ PATH: empty });
+  assert.match(check(r.stdout, TITLES.transport).line, /SSH transport: ssh2 in-process \(no `ssh` on PATH/);
+  const forced = await doctor({ PATH: empty, MCP_SECURE_SSH_TRANSPORT: 'openssh' });
+  const line = check(forced.stdout, TITLES.transport);
+  assert.match(line.line, /^✗ SSH transport: the OpenSSH transport was chosen but no `ssh` is on PATH/);
+  assert.match(line.fix, /install openssh-client/);
 });

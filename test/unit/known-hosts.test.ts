@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import {
   fingerprint,
   hostFieldMatches,
+  hostKeyAlgorithms,
   isListed,
   recordHostKey,
   verifyHostKey,
@@ -148,6 +149,30 @@ test('ssh config: ServerAliveInterval and ServerAliveCountMax (how soon a dead p
   assert.deepEqual(pick('elsewhere'), [30, undefined]);
 });
 
+test('a hashed entry is found for a mixed-case host name (OpenSSH hashes the lower-cased name)', () => {
+  assert.equal(hostFieldMatches(hashed('bastion.example.com'), 'Bastion.Example.COM', 22), true);
+  assert.equal(hostFieldMatches(hashed('[bastion.example.com]:2222'), 'BASTION.example.com', 2222), true);
+});
+
+test('host-key algorithms: the types known_hosts holds for the host first; no ssh-rsa (SHA-1)', async () => {
+  const dir = await tempDir('mcp-secure-kh-');
+  const file = join(dir, 'known_hosts');
+  await writeFile(
+    file,
+    [
+      `[h]:2222 ecdsa-sha2-nistp256 ${blob('ecdsa-sha2-nistp256', 'E').toString('base64')}`,
+      `other ssh-ed25519 ${keyA.toString('base64')}`,
+      `rsa-only ssh-rsa ${blob('ssh-rsa', 'R').toString('base64')}`,
+    ].join('\n'),
+  );
+  const ecdsa = await hostKeyAlgorithms([file], 'h', 2222);
+  assert.equal(ecdsa[0], 'ecdsa-sha2-nistp256');
+  const rsa = await hostKeyAlgorithms([file], 'rsa-only', 22);
+  assert.deepEqual(rsa.slice(0, 2), ['rsa-sha2-512', 'rsa-sha2-256']);
+  const unknown = await hostKeyAlgorithms([file], 'nowhere', 22);
+  assert.equal(unknown[0], 'ssh-ed25519');
+  for (const list of [ecdsa, rsa, unknown]) assert.ok(!list.includes('ssh-rsa'));
+});
 const listedCases: Array<[string, string, number, boolean]> = [
   ['a plain entry', '10.0.0.5', 22, true],
   ['a hashed [host]:port entry', '127.0.0.1', 2200, true],
