@@ -12,8 +12,8 @@
  * generated config file passed with `-F` (ssh.c passes `-F` on to ProxyJump's children): the forced
  * options first (first value wins in ssh_config), then `Include` of the user's ~/.ssh/config and the
  * system /etc/ssh/ssh_config, then our defaults the user's files may override. The profile's pinned
- * fingerprints reach OpenSSH through `KnownHostsCommand`: a host key whose fingerprint is pinned is
- * printed as known; the known_hosts files are read first, so a pin never overrides a changed key there.
+ * fingerprints reach OpenSSH through `KnownHostsCommand`: a host key pinned for its host is printed as
+ * known only when no known_hosts file lists that host, so a pin never overrides a changed key there.
  *
  * No secret ever goes into ssh's argv or its files: the tenant token is never given to ssh at all.
  */
@@ -119,17 +119,28 @@ function q(value: string): string {
 }
 
 /**
- * The KnownHostsCommand helper (arguments `%I %f %H %t %K`): prints `%H %t %K` when `%f` is a pinned
- * fingerprint, and notes the host and fingerprint it was asked about (`seen`) so that a refusal can name
- * the fingerprint as the ssh2 transport does. OpenSSH ends the connection if this exits non-zero
+ * The KnownHostsCommand helper (arguments `%I %f %H %t %K`): prints `%H %t %K` when `%H=%f` is pinned (a
+ * pin names its hop, as known_hosts names it: `[host]:port` off port 22) and no known_hosts file lists
+ * that host; and notes the host and fingerprint it was asked about (`seen`) so that a refusal can name
+ * the fingerprint as the ssh2 transport does. OpenSSH accepts a key that any source lists, even when a
+ * known_hosts file holds another key for the host (hostfile.c check_hostkeys_by_key_or_type returns
+ * HOST_OK on the first equal key), so a pin printed for a listed host would override a changed key:
+ * `ssh-keygen -F` asks the files first. OpenSSH ends the connection if this exits non-zero
  * (ssh_config(5) KnownHostsCommand), so it never does.
  */
 const KNOWN_HOSTS_COMMAND = `#!/bin/sh
-# Written by mcp-secure for one session; prints a host key as known when its fingerprint is pinned.
+# Written by mcp-secure for one session; prints a host key as known when it is pinned for this host and
+# no known_hosts file lists the host (a pin never overrides known_hosts).
 d=$(dirname "$0")
 if [ "$1" = HOSTNAME ] && [ -n "$5" ]; then
   printf '%s %s\\n' "$3" "$2" >> "$d/seen"
-  grep -qxF -- "$2" "$d/pins" && printf '%s %s %s\\n' "$3" "$4" "$5"
+  if grep -qxF -- "$3=$2" "$d/pins"; then
+    listed=
+    while IFS= read -r f; do
+      if [ -n "$f" ] && [ -r "$f" ] && ssh-keygen -F "$3" -f "$f" >/dev/null 2>&1; then listed=1; fi
+    done < "$d/known-hosts-files"
+    [ -z "$listed" ] && printf '%s %s %s\\n' "$3" "$4" "$5"
+  fi
 fi
 exit 0
 `;
@@ -147,6 +158,18 @@ export async function writeSshConfig(o: OpenSshOptions): Promise<GeneratedConfig
   await writeFile(pins, o.pinned.map((p) => `${p}\n`).join(''), { mode: 0o600 });
   await writeFile(helper, KNOWN_HOSTS_COMMAND, { mode: 0o700 });
   const userSsh = join(o.home, '.ssh');
+  // The files the helper asks before it vouches for a pin: OpenSSH's defaults for this user and the system.
+  await writeFile(
+    join(o.dir, 'known-hosts-files'),
+    [
+      join(userSsh, 'known_hosts'),
+      join(userSsh, 'known_hosts2'),
+      '/etc/ssh/ssh_known_hosts',
+      '/etc/ssh/ssh_known_hosts2',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
   // OpenSSH finds ~ from the password database, not $HOME: when they differ (a test's home, a sudo -E),
   // name the files of the home the rest of the CLI uses, as the ssh2 transport does.
   const ownHome = o.home !== userInfo().homedir;
@@ -372,7 +395,7 @@ async function reportAdded(o: OpenSshOptions, before: number): Promise<void> {
   const file = userKnownHosts(o.home);
   if ((await fileSize(file)) <= before) return;
   for (const s of await seenKeys(o.dir)) {
-    if (o.pinned.includes(s.fingerprint)) continue;
+    if (o.pinned.includes(`${s.host}=${s.fingerprint}`)) continue;
     o.info(`Permanently added ${sanitize(s.host, 80)} (${s.fingerprint}) to ${file}.`);
     return;
   }
