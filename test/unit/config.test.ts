@@ -109,7 +109,7 @@ const SAMPLE: Record<keyof Profile, unknown> = {
   mcp_url: 'http://evil.internal/mcp',
   local_port: 7999,
   ssh_transport: 'ssh2',
-  ssh_ca_endpoint: 'https://evil.example/ssh-ca',
+  ssh_ca_endpoint: 'https://evil.example/ssh/certificate',
 };
 
 async function repoWith(
