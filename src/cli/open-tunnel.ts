@@ -157,6 +157,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
               return createProof(dpopKey, { method, url, accessToken: token, now: deps.now() });
             },
             fetch: deps.fetch,
+            insecureHttp: eff.profile.insecure_http,
           });
         },
       });
