@@ -196,6 +196,7 @@ const connectDefaults: ConnectOptions = {
   port: undefined,
   bind: '127.0.0.1',
   allowNonLoopback: false,
+  anyLocalUser: false,
   raw: false,
   acceptNewHostKey: false,
   maxSessionMs: undefined,
@@ -251,6 +252,11 @@ table<ConnectOptions>('connect', connectCommand, [
     name: '--bind non-loopback with the unsafe flag',
     argv: ['connect', '-t', 'acme', '--bind', '0.0.0.0', '--unsafe-allow-non-loopback'],
     wants: { ...connectDefaults, bind: '0.0.0.0', allowNonLoopback: true },
+  },
+  {
+    name: '--unsafe-any-local-user',
+    argv: ['connect', '-t', 'acme', '--unsafe-any-local-user'],
+    wants: { ...connectDefaults, anyLocalUser: true },
   },
   {
     name: '--bind ::1',
