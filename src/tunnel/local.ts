@@ -129,13 +129,22 @@ export function responseHeaders(headers: IncomingHttpHeaders): Record<string, st
   return out;
 }
 
+/** The control plane's audit paths `audit tail` and `audit verify` reach through a running proxy. */
+export const AUDIT_PATHS = [
+  '/audit/stream',
+  '/audit/log',
+  '/audit/checkpoint',
+  '/audit/proof/inclusion',
+  '/audit/proof/consistency',
+] as const;
+
 /** What a local request must match to be forwarded (filled in once the port is known). */
 export interface Admission {
   /** `Host` values naming this listener: 127.0.0.1:PORT, localhost:PORT, [::1]:PORT, the bind address. */
   hosts: Set<string>;
   /** The listener's own origins, http://HOST for each of `hosts`. */
   origins: Set<string>;
-  /** The request paths served, exactly as sent: the MCP endpoint's and the audit stream's. */
+  /** The request paths served, exactly as sent: the MCP endpoint's and the audit paths (AUDIT_PATHS). */
   paths: Set<string>;
 }
 
@@ -675,7 +684,8 @@ export async function listen(
   const allowed: Admission = {
     hosts: new Set(),
     origins: new Set(),
-    paths: new Set([o.upstream.pathname, '/audit/stream']),
+    // The MCP endpoint, the audit feed and its transparency log (docs/protocol.md §5), nothing else.
+    paths: new Set([o.upstream.pathname, ...AUDIT_PATHS]),
   };
   // The HTTP proxy never listens itself: admitted connections are handed to it ('connection' may be
   // emitted by users to inject sockets; node:http docs), so a refused peer never reaches its parser.

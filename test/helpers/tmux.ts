@@ -14,7 +14,9 @@ export interface Tmux {
   kill(): Promise<void>;
 }
 
-export function tmuxServer(socket: string): Tmux {
+/** `name` is suffixed with this process's pid: two test runs on one machine never share a tmux server. */
+export function tmuxServer(name: string): Tmux {
+  const socket = name.endsWith(`-${process.pid}`) ? name : `${name}-${process.pid}`;
   const run = (...args: string[]) => exec('tmux', ['-L', socket, ...args]);
   return {
     run,
