@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import type { AuditEvent, ChainProblem } from '../audit/chain.js';
 import type { OpenFeed } from '../audit/tail.js';
+import { agentGone } from '../auth/agent-client.js';
 import { checkTenantName } from '../auth/tenant.js';
 import { requireSetting } from '../config/require.js';
 import { CliError, sanitize, terminalSafeJson } from '../errors.js';
@@ -132,7 +133,6 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
       const { resolveHops } = await import('./connect.js');
       const { openTunnelSession } = await import('./tunnel-session.js');
       const { upstreamRequest } = await import('../tunnel/local.js');
-      const { createProof } = await import('../auth/dpop.js');
       const tunnel = await openTunnelSession({
         ui,
         deps,
@@ -147,6 +147,10 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         cleanups,
       });
       void tunnel.tenantSession.run().catch(() => undefined);
+      // The agent gone (killed, stopped) ends the feed: no more tokens or proofs can come.
+      tunnel.session.agent.onClose(() => {
+        if (!stop.signal.aborted) stop.abort(agentGone(tunnel.session.agent.pid, 'the audit feed'));
+      });
       const upstream = { supervisor: tunnel.supervisor, upstream: new URL(mcpUrl) };
       open = async (request, signal) =>
         awaitResponse(
@@ -157,8 +161,11 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
                 const t = tunnel.tenantSession.current();
                 return t ? { value: t.token, type: t.tokenType } : undefined;
               },
-              proof: (method, url, token) =>
-                createProof(tunnel.dpopKey!, { method, url, accessToken: token, now: deps.now() }),
+              proof: async (method, url, token) => {
+                if (!tunnel.proof)
+                  throw new CliError('error', 'the tenant token is DPoP-bound but the login has no DPoP key');
+                return tunnel.proof(method, url, token);
+              },
             },
             {
               method: 'GET',
@@ -216,6 +223,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
       signal: stop.signal,
       onResume: (n, delay, why) => ui.debug(`audit feed: resume ${n} in ${delay} ms (${why})`),
     });
+    if (stop.signal.reason instanceof CliError) throw stop.signal.reason;
     const v = result.verifier;
     const chain = v.ok
       ? ui.c.green(`chain verified${v.firstSeq !== undefined ? ` (#${v.firstSeq}–#${v.lastSeq})` : ''}`)

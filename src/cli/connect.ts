@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { agentGone } from '../auth/agent-client.js';
 import { isLoopbackHost } from '../auth/oidc.js';
 import type { Role } from '../auth/tenant.js';
 import { checkTenantName } from '../auth/tenant.js';
@@ -232,7 +233,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   const cleanups: Array<() => unknown> = [];
   try {
     const { openTunnelSession } = await import('./tunnel-session.js');
-    const { session, tenantSession, supervisor, dpopKey, stats } = await openTunnelSession({
+    const { session, tenantSession, supervisor, proof, stats } = await openTunnelSession({
       ui,
       deps,
       eff,
@@ -245,7 +246,6 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       quietEvents: json,
       cleanups,
     });
-    const { createProof } = await import('../auth/dpop.js');
     const { listen } = await import('../tunnel/local.js');
 
     const listener = await listen(
@@ -258,9 +258,9 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
           return t ? { value: t.token, type: t.tokenType } : undefined;
         },
         proof: async (method, url, token) => {
-          if (!dpopKey)
-            throw new CliError('error', 'the tenant token is DPoP-bound but the DPoP key is missing');
-          return createProof(dpopKey, { method, url, accessToken: token, now: deps.now() });
+          if (!proof)
+            throw new CliError('error', 'the tenant token is DPoP-bound but the login has no DPoP key');
+          return proof(method, url, token);
         },
         stats,
         now: deps.now,
@@ -322,6 +322,16 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
         reason = 'fatal';
         fatal = err;
       }),
+      // The agent gone (killed, stopped): no token renewal and no DPoP proof can come any more.
+      new Promise<void>((resolve) =>
+        session.agent.onClose(() => {
+          if (!signal.aborted) {
+            reason = 'fatal';
+            fatal = agentGone(session.agent.pid, 'the session');
+          }
+          resolve();
+        }),
+      ),
       supervisor.done().catch((err: unknown) => {
         if (signal.aborted) return;
         reason = 'fatal';

@@ -185,6 +185,29 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     .addOption(storageOption())
     .action(lazy(() => import('./status.js')));
 
+  const agent = program
+    .command('agent')
+    .description('the per-user process that holds your logins in memory (started on demand)');
+  agent
+    .command('start')
+    .description('start the agent now (commands that need a login start it anyway)')
+    .action(lazy(() => import('./agent.js').then((m) => ({ run: m.runStart }))));
+  agent
+    .command('status')
+    .description(
+      'whether the agent runs, its pid and socket, and which logins it holds (exit 3: not running)',
+    )
+    .action(lazy(() => import('./agent.js').then((m) => ({ run: m.runStatus }))));
+  agent
+    .command('stop')
+    .description('stop the agent: the logins it holds only in memory end')
+    .action(lazy(() => import('./agent.js').then((m) => ({ run: m.runStop }))));
+  agent
+    .command('run', { hidden: true })
+    .description('run the agent in the foreground (what on-demand start runs, detached)')
+    .option('--quiet-start', 'print nothing (the detached agent has no terminal)')
+    .action(lazy(() => import('./agent.js').then((m) => ({ run: m.runServe }))));
+
   const config = program
     .command('config')
     .description('show the effective profile and where each value comes from; change profiles')
@@ -266,6 +289,9 @@ const EXAMPLES: Readonly<Record<string, string[]>> = {
     'mcp-secure mcp-config --client vscode --port 7701',
   ],
   logout: ['mcp-secure logout', 'mcp-secure logout --profile work'],
+  agent: ['mcp-secure agent status', 'mcp-secure agent stop       # the logins it holds only in memory end'],
+  start: ['mcp-secure agent start'],
+  stop: ['mcp-secure agent stop'],
   status: ['mcp-secure status', 'mcp-secure status --json | jq .access_expires_at'],
   config: [
     'mcp-secure config',

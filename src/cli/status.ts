@@ -1,10 +1,16 @@
-import { accountFor, loadLogin } from '../auth/session.js';
+import type { LoginFacts } from '../auth/agent-protocol.js';
 import { readTenantState } from '../auth/tenant-state.js';
 import type { Deps } from '../io.js';
-import { openStore } from '../secrets/select.js';
 import { STORE_DESCRIPTIONS } from '../secrets/store.js';
 import { loadProfile, profileFlags } from './context.js';
+import { keptIn } from './login.js';
 import { type GlobalOptions, relativeTime, Ui } from './ui.js';
+
+interface StatusAnswer {
+  logged_in: boolean;
+  login?: LoginFacts;
+  reason?: 'not_logged_in' | 'login_ended';
+}
 
 export async function run(
   globals: GlobalOptions,
@@ -14,9 +20,27 @@ export async function run(
 ) {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, profileFlags(options));
-  const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
-  if (opened.fallbackReason !== undefined) ui.debug(`keychain probe: ${opened.fallbackReason}`);
-  const login = await loadLogin(opened.store, eff.name);
+  const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+  // The agent knows (it holds the login, or reads the keychain for it): this process loads neither the
+  // keychain binding nor openid-client, so `status` costs little more than Node's start-up.
+  const configured = eff.profile.issuer !== undefined && eff.profile.client_id !== undefined;
+  const { findAgent, ensureAgent } = await import('../auth/agent-client.js');
+  const agent = !configured
+    ? undefined
+    : eff.profile.storage === 'memory'
+      ? await findAgent(deps)
+      : await ensureAgent(deps);
+  let answer: StatusAnswer = { logged_in: false, reason: 'not_logged_in' };
+  if (agent) {
+    try {
+      const { profileRef } = await import('../auth/manager.js');
+      answer = await agent.request<StatusAnswer>('status', { ref: profileRef(eff) }, { signal: deps.signal });
+    } finally {
+      agent.close();
+    }
+  }
+  const login = answer.logged_in ? answer.login : undefined;
+  const ended = answer.reason === 'login_ended';
   const now = deps.now();
   const tenants = login ? await readTenantState(deps.configDir, eff.name) : {};
   const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
@@ -28,19 +52,21 @@ export async function run(
       profile: eff.name,
       issuer: eff.profile.issuer ?? null,
       logged_in: login !== undefined,
-      store: opened.store.kind,
-      store_description: STORE_DESCRIPTIONS[opened.store.kind],
+      ...(ended ? { login_ended: true } : {}),
+      agent_pid: agent?.pid ?? null,
+      store: login?.store ?? null,
+      store_description: login && agent ? keptIn(login, agent.pid, STORE_DESCRIPTIONS) : null,
       ...(login
         ? {
             login_issuer: login.issuer,
             user: login.user,
             flow: login.flow,
             logged_in_at: iso(login.logged_in_at),
-            access_expires_at: iso(login.access_expires_at),
-            access_token_valid: login.access_expires_at !== undefined ? login.access_expires_at > now : null,
-            refresh_token: Boolean(login.refresh_token),
-            scope: login.scope ?? null,
-            dpop: Boolean(login.dpop_jwk),
+            access_expires_at: iso(login.access_expires_at ?? undefined),
+            access_token_valid: login.access_expires_at !== null ? login.access_expires_at > now : null,
+            refresh_token: login.refresh_token,
+            scope: login.scope,
+            dpop: login.dpop,
             tenants,
           }
         : {}),
@@ -52,16 +78,16 @@ export async function run(
   const row = (label: string, value: string) => ui.out(`${c.dim(`${label}:`.padEnd(16))}${value}`);
   row('Profile', eff.name);
   row('Issuer', eff.profile.issuer ?? c.yellow('(not configured)'));
-  row('Token store', STORE_DESCRIPTIONS[opened.store.kind]);
-  if (!login) {
+  if (!login || !agent) {
     row('Logged in', c.yellow('no'));
     ui.info(
-      opened.store.kind === 'memory'
-        ? 'No OS keychain is usable here, so no login outlives its command. Run `mcp-secure login` inside the command that needs it.'
-        : `Not logged in — run \`mcp-secure login${eff.name === 'default' ? '' : ` --profile ${eff.name}`}\`.`,
+      ended
+        ? `Your login ended with the mcp-secure agent that held its DPoP key (a reboot, \`agent stop\`); the refresh token left in the keychain is useless without that key — run \`mcp-secure login${p}\`.`
+        : `Not logged in — run \`mcp-secure login${p}\`.`,
     );
     return 4;
   }
+  row('Token store', keptIn(login, agent.pid, STORE_DESCRIPTIONS));
   const u = login.user;
   const who = [
     u.name,
@@ -75,7 +101,7 @@ export async function run(
     'Logged in',
     `${new Date(login.logged_in_at).toISOString()} (${relativeTime(login.logged_in_at, now)}, ${login.flow} flow)`,
   );
-  if (login.access_expires_at !== undefined) {
+  if (login.access_expires_at !== null) {
     const valid = login.access_expires_at > now;
     const when = `${new Date(login.access_expires_at).toISOString()} (${relativeTime(login.access_expires_at, now)})`;
     row(
@@ -88,11 +114,16 @@ export async function run(
   row(
     'Refresh token',
     login.refresh_token
-      ? 'present (value never shown)'
+      ? 'present in the agent (value never shown)'
       : c.yellow('none: log in again when the access token expires'),
   );
   if (login.scope) row('Scope', login.scope);
-  row('DPoP', login.dpop_jwk ? 'tokens bound to a key kept with the refresh token' : 'not used');
+  row(
+    'DPoP',
+    login.dpop
+      ? 'tokens bound to a non-extractable key in the agent; the login ends with the agent'
+      : 'not used: the refresh token alone is the login',
+  );
   for (const [tenant, t] of Object.entries(tenants)) {
     const exp = Date.parse(t.expires_at);
     const when = exp > now ? `expires ${relativeTime(exp, now)}` : c.dim(`expired ${relativeTime(exp, now)}`);

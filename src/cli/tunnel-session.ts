@@ -36,21 +36,27 @@ export async function openTunnelSession(o: TunnelSessionOptions) {
   const { ui, deps, eff, hops, signal, event, cleanups } = o;
   const json = o.quietEvents;
   const opts = { tenant: o.tenant, role: o.role, acceptNewHostKey: o.acceptNewHostKey };
-  const [{ openIdpSession, obtainTenantToken, stepUp }, { TenantSession }, { recordTenantToken }] =
-    await Promise.all([
-      import('../auth/manager.js'),
-      import('../auth/tenant-session.js'),
-      import('../auth/tenant-state.js'),
-    ]);
+  const [
+    { openAgentSession, obtainTenantToken, proofSigner, stepUp },
+    { TenantSession },
+    { recordTenantToken },
+  ] = await Promise.all([
+    import('../auth/manager.js'),
+    import('../auth/tenant-session.js'),
+    import('../auth/tenant-state.js'),
+  ]);
   const manager = { deps, eff, ui };
   let step = ui.waiting(`Getting a tenant token for ${opts.tenant}…`);
-  const session = await openIdpSession(manager);
+  // One connection to the agent for the whole session: tenant tokens and DPoP proofs come over it, and
+  // the refresh token and the key stay there. It closes with the session.
+  const session = await openAgentSession(manager);
+  cleanups.push(() => session.agent.close());
   const elevated = opts.role === 'admin' ? await stepUp(session, manager) : undefined;
   const tenantSession = new TenantSession({
     obtain: async () => {
       const t = await obtainTenantToken(
         session,
-        { tenant: opts.tenant, role: opts.role, ...(elevated ? { elevatedToken: elevated } : {}) },
+        { tenant: opts.tenant, role: opts.role, ...(elevated ? { elevation: elevated } : {}) },
         manager,
       );
       ui.addSecret(t.token);
@@ -88,7 +94,7 @@ export async function openTunnelSession(o: TunnelSessionOptions) {
   ui.success(
     `Tenant token for ${opts.tenant} (${first.roles.join(', ')}), expires in ${mmss(first.expiresAt - deps.now())}`,
   );
-  const dpopKey = first.tokenType === 'DPoP' ? await session.dpopKey() : undefined;
+  const proof = first.tokenType === 'DPoP' ? proofSigner(session) : undefined;
 
   const { dialChain, hopLabel } = await import('../tunnel/ssh.js');
   const { Supervisor } = await import('../tunnel/supervisor.js');
@@ -149,5 +155,5 @@ export async function openTunnelSession(o: TunnelSessionOptions) {
   ui.success(`SSH: ${hops.map(hopLabel).join(' → ')} (host keys verified)`);
 
   const stats = { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: deps.now() };
-  return { session, tenantSession, supervisor, dpopKey, first, stats };
+  return { session, tenantSession, supervisor, proof, first, stats };
 }

@@ -44,6 +44,9 @@ export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
   dpop: true,
   admin_acr: 'phr',
   local_port: 7700,
+  // A working day: an agent nobody has used for that long belongs to someone who has left. Its
+  // memory-only logins end with it (logins in the keychain without DPoP come back on the next command).
+  agent_idle_timeout: 8 * 3600,
 };
 
 export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
@@ -64,6 +67,7 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   host_key_fingerprints: 'MCP_SECURE_HOST_KEY_FINGERPRINTS',
   mcp_url: 'MCP_SECURE_MCP_URL',
   local_port: 'MCP_SECURE_LOCAL_PORT',
+  agent_idle_timeout: 'MCP_SECURE_AGENT_IDLE_TIMEOUT',
 };
 
 /** Keys a project file (which comes with a repository someone else wrote) may not set: unsafe modes. */
