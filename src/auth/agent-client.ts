@@ -301,8 +301,8 @@ function readHello(socket: Socket): Promise<Hello> {
   });
 }
 
-export function pathsFor(deps: Pick<Deps, 'env' | 'configDir' | 'platform' | 'homedir'>): AgentPaths {
-  return agentPaths(deps.env, deps.configDir, deps.platform, deps.homedir);
+export function pathsFor(deps: Pick<Deps, 'env' | 'configDir'>): AgentPaths {
+  return agentPaths(deps.env, deps.configDir);
 }
 
 function isAbsent(err: unknown): boolean {

@@ -12,7 +12,6 @@
 import { createHash } from 'node:crypto';
 import { lstat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { defaultConfigDir } from '../config/paths.js';
 import { CliError } from '../errors.js';
 
 export interface AgentPaths {
@@ -25,25 +24,15 @@ export interface AgentPaths {
 }
 
 /**
- * One agent per user and config directory: the default config directory gets `agent.sock`, any other
- * (MCP_SECURE_CONFIG_DIR, the demo's and the tests' throwaway ones) a name from its hash, so a throwaway
- * config never talks to the user's own agent.
+ * One agent per user and config directory: the socket's name comes from the config directory's hash, so
+ * a throwaway config (MCP_SECURE_CONFIG_DIR, the demo's, the tests') never talks to the user's own agent.
  */
-export function agentPaths(
-  env: Readonly<Record<string, string | undefined>>,
-  configDir: string,
-  platform: NodeJS.Platform,
-  home: string,
-): AgentPaths {
+export function agentPaths(env: Readonly<Record<string, string | undefined>>, configDir: string): AgentPaths {
   // XDG Base Directory spec: a relative XDG_RUNTIME_DIR is invalid and ignored.
   const runtimeDir = env['XDG_RUNTIME_DIR']?.startsWith('/') ? env['XDG_RUNTIME_DIR'] : undefined;
   const runtime = runtimeDir !== undefined;
   const dir = runtimeDir !== undefined ? join(runtimeDir, 'mcp-secure') : join(configDir, 'state', 'agent');
-  const standard = defaultConfigDir({ ...env, MCP_SECURE_CONFIG_DIR: undefined }, platform, home);
-  const name =
-    configDir === standard
-      ? 'agent'
-      : `agent-${createHash('sha256').update(configDir).digest('hex').slice(0, 12)}`;
+  const name = `agent-${createHash('sha256').update(configDir).digest('hex').slice(0, 12)}`;
   return {
     dir,
     socket: join(dir, `${name}.sock`),

@@ -71,7 +71,8 @@ export interface AgentOptions {
 
 interface Held {
   ref: ProfileRef;
-  idp: Idp;
+  /** Discovery, done once when first needed (`status` needs none). */
+  idp: Idp | undefined;
   login: StoredLogin;
   key: DpopKey | undefined;
   /** The persistent store the login is also in, or undefined (memory only: this agent). */
@@ -451,11 +452,11 @@ export class Agent {
       case 'status':
         return this.#status(refOf(params));
       case 'login':
-        return this.#login(conn, id, params, signal);
+        return this.#withDebug(conn, id, params, () => this.#login(conn, id, params, signal));
       case 'stepup':
         return this.#stepUp(conn, id, params, signal);
       case 'exchange':
-        return this.#exchange(conn, params, signal);
+        return this.#withDebug(conn, id, params, () => this.#exchange(conn, params, signal));
       case 'proof':
         return this.#proof(params);
       case 'logout':
@@ -506,17 +507,48 @@ export class Agent {
     };
   }
 
-  async #idp(ref: ProfileRef): Promise<Idp> {
+  async #idp(ref: ProfileRef, debug?: (line: string) => void): Promise<Idp> {
     return connectIdp({
       issuer: ref.issuer,
       clientId: ref.client_id,
       insecureHttp: ref.insecure_http,
       fetch: this.#o.deps.fetch,
+      ...(debug ? { debug } : {}),
     });
   }
 
+  /** The held login's IdP (discovery metadata kept for the agent's life). */
+  async #idpOf(h: Held): Promise<Idp> {
+    h.idp ??= await this.#idp(h.ref, (line) => {
+      for (const sink of this.#debugSinks) sink(line);
+    });
+    return h.idp;
+  }
+
+  /**
+   * `--debug` clients of the moment get the agent's request lines (method, endpoint, status; never a
+   * body). Two at once may see each other's lines: they carry nothing secret.
+   */
+  readonly #debugSinks = new Set<(line: string) => void>();
+
+  async #withDebug<T>(
+    conn: Conn,
+    id: number,
+    params: Record<string, unknown>,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    if (params['debug'] !== true) return fn();
+    const sink = (line: string) => this.#event(conn, id, 'debug', { line });
+    this.#debugSinks.add(sink);
+    try {
+      return await fn();
+    } finally {
+      this.#debugSinks.delete(sink);
+    }
+  }
+
   /** The login of a profile: held in memory, or loaded from the keychain (then kept). */
-  async #get(ref: ProfileRef): Promise<Held> {
+  async #get(ref: ProfileRef, options: { anyIssuer?: boolean } = {}): Promise<Held> {
     let held = this.#held.get(ref.profile);
     if (!held && ref.storage !== 'memory') {
       const opened = await openStore(ref.storage, this.#o.deps, accountFor(ref.profile), { purpose: 'read' });
@@ -534,7 +566,7 @@ export class Agent {
           } else if (login.dpop_jkt) {
             throw loginEnded(ref.profile);
           }
-          held = { ref, idp: await this.#idp(ref), login, key, store: opened.store, refreshing: undefined };
+          held = { ref, idp: undefined, login, key, store: opened.store, refreshing: undefined };
           // Two requests may have loaded it at once: keep the first.
           held = this.#held.get(ref.profile) ?? held;
           this.#held.set(ref.profile, held);
@@ -542,34 +574,46 @@ export class Agent {
       }
     }
     if (!held) throw notLoggedIn(ref.profile);
-    if (held.login.client_id !== ref.client_id || !sameIssuer(held, ref)) {
+    if (!options.anyIssuer && (held.login.client_id !== ref.client_id || !sameIssuer(held, ref))) {
       throw new RequestError({
         kind: 'auth',
         message: `the login of profile ${ref.profile} is for ${held.login.issuer}, but the profile names ${ref.issuer}`,
         hint: `run \`mcp-secure login${profileFlag(ref.profile)}\``,
       });
     }
+    // The latest full profile (its flags, e.g. --insecure-http) is what discovery uses.
+    if (!options.anyIssuer) held.ref = ref;
     return held;
   }
 
   async #status(ref: ProfileRef): Promise<unknown> {
     try {
-      const held = await this.#get(ref);
+      // `status` shows the login even when the profile now names another IdP (and warns).
+      const held = await this.#get(ref, { anyIssuer: true });
       return { logged_in: true, login: this.#facts(held) };
     } catch (err) {
       if (
         err instanceof RequestError &&
         (err.wire.code === 'not_logged_in' || err.wire.code === 'login_ended')
       ) {
-        return { logged_in: false, reason: err.wire.code };
+        // Where a login would be kept, so `status` can say so (a probe the agent does, not the CLI).
+        const store =
+          ref.storage === 'memory'
+            ? 'memory'
+            : (await openStore(ref.storage, this.#o.deps, accountFor(ref.profile), { purpose: 'read' })).store
+                .kind;
+        return { logged_in: false, reason: err.wire.code, store };
       }
       throw err;
     }
   }
 
+  #event(conn: Conn, id: number, name: string, data: Record<string, unknown> = {}): void {
+    this.#send(conn, { v: PROTOCOL_VERSION, id, event: name, data });
+  }
+
   #loginUi(conn: Conn, id: number, debug: boolean): LoginUi {
-    const event = (name: string, data: Record<string, unknown> = {}) =>
-      this.#send(conn, { v: PROTOCOL_VERSION, id, event: name, data });
+    const event = (name: string, data: Record<string, unknown> = {}) => this.#event(conn, id, name, data);
     return {
       showDeviceCode: (info: DeviceCodeInfo) => event('device_code', { ...info }),
       showBrowserUrl: (url: string, opened: boolean) => event('browser_url', { url, opened }),
@@ -642,7 +686,9 @@ export class Agent {
     const opened =
       ref.storage === 'memory' ? undefined : await openStore(ref.storage, deps, accountFor(ref.profile));
     const store = opened && opened.store.kind !== 'memory' ? opened.store : undefined;
-    const idp = await this.#idp(ref);
+    const idp = await this.#idp(ref, (line) => {
+      for (const sink of this.#debugSinks) sink(line);
+    });
     const scopes = Array.isArray(params['scopes'])
       ? params['scopes'].filter((s) => typeof s === 'string')
       : [];
@@ -725,13 +771,14 @@ export class Agent {
         hint: `run \`mcp-secure login${profileFlag(h.ref.profile)}\``,
       });
     }
+    const idp = await this.#idpOf(h);
     let tokens: Client.TokenEndpointResponse & Client.TokenEndpointResponseHelpers;
     try {
-      tokens = await h.idp.client.refreshTokenGrant(
-        h.idp.config,
+      tokens = await idp.client.refreshTokenGrant(
+        idp.config,
         latest.refresh_token,
         undefined,
-        dpopOptions(h.idp, h.key?.pair),
+        dpopOptions(idp, h.key?.pair),
       );
     } catch (err) {
       if (oauthError(err)?.error === 'invalid_grant') {
@@ -754,7 +801,10 @@ export class Agent {
       ...(expiresAt !== undefined ? { access_expires_at: expiresAt } : {}),
     };
     h.login = next;
-    if (h.store) await saveLogin(h.store, h.ref.profile, next);
+    // The rotated refresh token to the keychain too. A keychain that refuses now (locked by a screen
+    // lock) does not fail this request: the agent holds the current token, and the next refresh tries
+    // again; only a restart in between would find the spent one there (and say to log in again).
+    if (h.store) await saveLogin(h.store, h.ref.profile, next).catch(() => undefined);
     return next.access_token;
   }
 
@@ -767,14 +817,15 @@ export class Agent {
     const ref = refOf(params);
     const held = await this.#get(ref);
     const acr = typeof params['admin_acr'] === 'string' ? params['admin_acr'] : undefined;
+    const idp = await this.#idpOf(held);
     const { tokens } = await this.#signIn(
       conn,
       id,
       params,
       signal,
-      held.idp,
+      idp,
       'openid',
-      dpopOptions(held.idp, held.key?.pair),
+      dpopOptions(idp, held.key?.pair),
       {
         max_age: '0',
         ...(acr ? { acr_values: acr } : {}),
@@ -809,15 +860,16 @@ export class Agent {
     }
     const endpoint =
       typeof params['exchange_endpoint'] === 'string' ? params['exchange_endpoint'] : undefined;
-    return exchangeForTenant(held.idp, {
+    const idp = await this.#idpOf(held);
+    return exchangeForTenant(idp, {
       tenant,
       resource,
       role,
       subjectToken,
       user: held.login.user,
       now: this.#o.deps.now,
-      dpop: dpopOptions(held.idp, held.key?.pair),
-      config: exchangeConfig(held.idp, endpoint),
+      dpop: dpopOptions(idp, held.key?.pair),
+      config: exchangeConfig(idp, endpoint),
     });
   }
 
@@ -855,8 +907,14 @@ export class Agent {
     let revoked = false;
     let problem: string | undefined;
     if (held) {
-      const { idp, login } = held;
-      if (!idp.config.serverMetadata().revocation_endpoint) {
+      const { login } = held;
+      const idp = await this.#idpOf(held).catch((err: unknown) => {
+        problem = err instanceof CliError ? err.message : String(err);
+        return undefined;
+      });
+      if (!idp) {
+        // Could not reach the IdP: deleted here regardless (problem says why it was not revoked).
+      } else if (!idp.config.serverMetadata().revocation_endpoint) {
         problem = 'the IdP does not offer token revocation (RFC 7009)';
       } else {
         try {

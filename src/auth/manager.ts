@@ -17,6 +17,8 @@ export interface ManagerOptions {
   deps: Deps;
   eff: EffectiveProfile;
   ui: LoginUi & { debug(line: string): void };
+  /** `--debug`: the agent sends its request lines (never a body or a token) along. */
+  debug?: boolean;
 }
 
 export function profileRef(eff: EffectiveProfile): ProfileRef {
@@ -164,8 +166,14 @@ export async function obtainTenantToken(
       role: request.role,
       ...(elevation ? { elevation } : {}),
       ...(endpoint ? { exchange_endpoint: endpoint } : {}),
+      debug: manager.debug === true,
     },
-    { signal: manager.deps.signal },
+    {
+      signal: manager.deps.signal,
+      onEvent: (name, data) => {
+        if (name === 'debug') manager.ui.debug(String(data['line']));
+      },
+    },
   );
 }
 

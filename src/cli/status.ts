@@ -10,6 +10,8 @@ interface StatusAnswer {
   logged_in: boolean;
   login?: LoginFacts;
   reason?: 'not_logged_in' | 'login_ended';
+  /** Where a login would be kept (when there is none). */
+  store?: LoginFacts['store'];
 }
 
 export async function run(
@@ -23,18 +25,21 @@ export async function run(
   const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
   // The agent knows (it holds the login, or reads the keychain for it): this process loads neither the
   // keychain binding nor openid-client, so `status` costs little more than Node's start-up.
-  const configured = eff.profile.issuer !== undefined && eff.profile.client_id !== undefined;
   const { findAgent, ensureAgent } = await import('../auth/agent-client.js');
-  const agent = !configured
-    ? undefined
-    : eff.profile.storage === 'memory'
-      ? await findAgent(deps)
-      : await ensureAgent(deps);
+  const agent = eff.profile.storage === 'memory' ? await findAgent(deps) : await ensureAgent(deps);
   let answer: StatusAnswer = { logged_in: false, reason: 'not_logged_in' };
   if (agent) {
     try {
-      const { profileRef } = await import('../auth/manager.js');
-      answer = await agent.request<StatusAnswer>('status', { ref: profileRef(eff) }, { signal: deps.signal });
+      // The issuer and client may be unset here: status shows whatever login the profile has.
+      const ref = {
+        profile: eff.name,
+        issuer: eff.profile.issuer ?? '',
+        client_id: eff.profile.client_id ?? '',
+        insecure_http: eff.profile.insecure_http,
+        storage: eff.profile.storage,
+        dpop: eff.profile.dpop,
+      };
+      answer = await agent.request<StatusAnswer>('status', { ref }, { signal: deps.signal });
     } finally {
       agent.close();
     }
@@ -54,7 +59,7 @@ export async function run(
       logged_in: login !== undefined,
       ...(ended ? { login_ended: true } : {}),
       agent_pid: agent?.pid ?? null,
-      store: login?.store ?? null,
+      store: login?.store ?? answer.store ?? null,
       store_description: login && agent ? keptIn(login, agent.pid, STORE_DESCRIPTIONS) : null,
       ...(login
         ? {
@@ -79,6 +84,7 @@ export async function run(
   row('Profile', eff.name);
   row('Issuer', eff.profile.issuer ?? c.yellow('(not configured)'));
   if (!login || !agent) {
+    if (answer.store) row('Token store', STORE_DESCRIPTIONS[answer.store]);
     row('Logged in', c.yellow('no'));
     ui.info(
       ended

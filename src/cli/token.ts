@@ -40,7 +40,7 @@ export async function runToken(globals: GlobalOptions, opts: TokenOptions, deps:
   const eff = await loadProfile(deps, globals, opts.flags);
   const { profileRef, obtainTenantToken } = await import('../auth/manager.js');
   const { ensureAgent } = await import('../auth/agent-client.js');
-  const manager = { deps, eff, ui };
+  const manager = { deps, eff, ui, debug: globals.debug };
   const ref = profileRef(eff);
   const agent = await ensureAgent(deps);
   let token: Awaited<ReturnType<typeof obtainTenantToken>>;

@@ -45,7 +45,7 @@ export async function openTunnelSession(o: TunnelSessionOptions) {
     import('../auth/tenant-session.js'),
     import('../auth/tenant-state.js'),
   ]);
-  const manager = { deps, eff, ui };
+  const manager = { deps, eff, ui, debug: ui.opts.debug };
   let step = ui.waiting(`Getting a tenant token for ${opts.tenant}…`);
   // One connection to the agent for the whole session: tenant tokens and DPoP proofs come over it, and
   // the refresh token and the key stay there. It closes with the session.
