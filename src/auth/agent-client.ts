@@ -311,9 +311,7 @@ function isAbsent(err: unknown): boolean {
 }
 
 /** The running agent, or undefined when none is (no directory, no socket, or a stale one). */
-export async function findAgent(
-  deps: Pick<Deps, 'env' | 'configDir' | 'platform' | 'homedir'>,
-): Promise<AgentConnection | undefined> {
+export async function findAgent(deps: Pick<Deps, 'env' | 'configDir'>): Promise<AgentConnection | undefined> {
   const paths = pathsFor(deps);
   if (!(await checkAgentDir(paths, false))) return undefined;
   if (!(await checkAgentFile(paths.socket, 'socket'))) return undefined;

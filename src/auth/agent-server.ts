@@ -553,7 +553,7 @@ export class Agent {
     if (!held && ref.storage !== 'memory') {
       const opened = await openStore(ref.storage, this.#o.deps, accountFor(ref.profile), { purpose: 'read' });
       if (opened.store.kind !== 'memory') {
-        const login = await loadLogin(opened.store, ref.profile);
+        const login = this.#ours(await loadLogin(opened.store, ref.profile));
         if (login) {
           let key: DpopKey | undefined;
           if (login.dpop_jwk) {
@@ -584,6 +584,16 @@ export class Agent {
     // The latest full profile (its flags, e.g. --insecure-http) is what discovery uses.
     if (!options.anyIssuer) held.ref = ref;
     return held;
+  }
+
+  /**
+   * A keychain item is per profile name, and the keychain per user: another config directory's profile of
+   * the same name (MCP_SECURE_CONFIG_DIR, a second HOME) may have written it. Such an item is not ours to
+   * use or to revoke. Items from before v0.2 name no directory and are taken as ours.
+   */
+  #ours(login: StoredLogin | undefined): StoredLogin | undefined {
+    if (!login || login.config_dir === undefined || login.config_dir === this.#o.deps.configDir) return login;
+    return undefined;
   }
 
   async #status(ref: ProfileRef): Promise<unknown> {
@@ -708,7 +718,7 @@ export class Agent {
     // leaves an old token valid at the IdP that nothing here can reach any more.
     const before =
       this.#held.get(ref.profile)?.login ??
-      (store ? await loadLogin(store, ref.profile).catch(() => undefined) : undefined);
+      (store ? this.#ours(await loadLogin(store, ref.profile).catch(() => undefined)) : undefined);
     const claims = tokens.claims() as Record<string, unknown> | undefined;
     const now = deps.now();
     const expiresAt = accessExpiresAt(now, tokens.expiresIn());
@@ -716,6 +726,7 @@ export class Agent {
       v: 1,
       issuer: idp.issuer,
       client_id: ref.client_id,
+      config_dir: deps.configDir,
       ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
       access_token: tokens.access_token,
       ...(expiresAt !== undefined ? { access_expires_at: expiresAt } : {}),
@@ -938,7 +949,9 @@ export class Agent {
       const opened = await openStore(ref.storage, this.#o.deps, accountFor(ref.profile), { purpose: 'read' });
       if (opened.store.kind !== 'memory') store = opened.store;
     }
-    const deleted = store ? await deleteLogin(store, ref.profile) : false;
+    // Only our own item: another config directory's profile of the same name is left alone.
+    const mine = store && (held || this.#ours(await loadLogin(store, ref.profile).catch(() => undefined)));
+    const deleted = store && mine ? await deleteLogin(store, ref.profile) : false;
     this.#held.delete(ref.profile);
     // The last login gone: nothing left to hold.
     if (this.#held.size === 0) this.#afterReply = () => void this.stop('its last login was logged out');

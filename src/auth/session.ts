@@ -38,6 +38,8 @@ export interface StoredLogin {
   dpop_jwk?: webcrypto.JsonWebKey;
   /** Authentication context class of the login, from the ID token. */
   acr?: string;
+  /** The config directory whose profile this is (keychain items are per profile name only). */
+  config_dir?: string;
 }
 
 /**

@@ -168,8 +168,6 @@ test('DPoP: a bound tenant token is refused without a proof from its key, accept
   const agent = await findAgent({
     env: user.env(),
     configDir: user.configDir,
-    platform: process.platform,
-    homedir: user.home,
   });
   assert.ok(agent, 'the agent that holds the login is running');
   const { proof: right } = await agent.request<{ proof: string }>('proof', {
