@@ -109,7 +109,7 @@ test('device login as alice, status, logout: the token lives in the Secret Servi
   assert.equal(logout.code, 0, logout.stderr);
   assert.match(
     logout.stderr,
-    /Logged out of profile sandbox: tokens revoked at the IdP and deleted from OS keychain/,
+    /Logged out of profile sandbox: tokens revoked at the IdP and deleted from the agent's memory and OS keychain/,
   );
   assert.ok(idp.revokedCount() > revokedBefore, 'the IdP saw the revocation');
   assert.equal(await keyring.lookup(ITEM), null, 'logout removed the item from the Secret Service');
