@@ -290,8 +290,16 @@ const EXAMPLES: Readonly<Record<string, string[]>> = {
   ],
   logout: ['mcp-secure logout', 'mcp-secure logout --profile work'],
   agent: ['mcp-secure agent status', 'mcp-secure agent stop       # the logins it holds only in memory end'],
-  start: ['mcp-secure agent start'],
-  stop: ['mcp-secure agent stop'],
+  'agent start': ['mcp-secure agent start', 'mcp-secure agent start --json   # {"pid": …, "socket": …}'],
+  'agent status': ['mcp-secure agent status', 'mcp-secure agent status --json | jq .profiles'],
+  'agent run': [
+    'mcp-secure agent run                     # in the foreground, e.g. under a service manager',
+    'MCP_SECURE_AGENT_IDLE_TIMEOUT=0 mcp-secure agent run',
+  ],
+  'agent stop': [
+    'mcp-secure agent stop',
+    'mcp-secure agent stop --profile work   # the same agent: one per config dir',
+  ],
   status: ['mcp-secure status', 'mcp-secure status --json | jq .access_expires_at'],
   config: [
     'mcp-secure config',
@@ -318,7 +326,8 @@ const EXAMPLES: Readonly<Record<string, string[]>> = {
 };
 
 function addExamples(cmd: Command): void {
-  const examples = EXAMPLES[cmd.name()];
+  const parent = cmd.parent?.parent ? `${cmd.parent.name()} ` : '';
+  const examples = EXAMPLES[`${parent}${cmd.name()}`] ?? EXAMPLES[cmd.name()];
   if (examples) cmd.addHelpText('after', `\nExamples:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n`);
   for (const sub of cmd.commands) addExamples(sub);
 }
