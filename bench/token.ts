@@ -24,7 +24,10 @@ function runOnce(
 ): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = TIME
-      ? spawn(TIME, ['-f', 'cpu %U %S', process.execPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+      ? spawn(TIME, ['-f', 'cpu %U %S', process.execPath, ...args], {
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
       : spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';

@@ -56,7 +56,7 @@ export async function runStatus(
       `Running since:  ${new Date(info.started_at).toISOString()} (${relativeTime(info.started_at, now)})`,
     );
     ui.out(
-      `Idle timeout:   ${info.idle_timeout_s === 0 ? 'never' : `${Math.round(info.idle_timeout_s / 60)} min without any client`}`,
+      `Idle timeout:   ${info.idle_timeout_s === 0 ? 'never' : `${info.idle_timeout_s % 3600 === 0 ? `${info.idle_timeout_s / 3600} h` : `${Math.round(info.idle_timeout_s / 60)} min`} without any client`}`,
     );
     if (info.profiles.length === 0) ui.out('Logins held:    none');
     for (const p of info.profiles) {

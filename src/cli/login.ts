@@ -3,6 +3,7 @@ import type { LoginFlow } from '../config/schema.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import { loadProfile, profileFlags } from './context.js';
+import { keptIn } from './kept-in.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
 export interface LoginOptions {
@@ -116,19 +117,4 @@ interface LoginAnswer {
   login: LoginFacts;
   replaced: 'revoked' | 'not_revocable' | 'revoke_failed' | null;
   fallback_reason?: string;
-}
-
-/** Where the login is, in words: the agent's memory, and the keychain where one is used. */
-export function keptIn(
-  login: Pick<LoginFacts, 'store' | 'dpop'>,
-  pid: number,
-  descriptions: Readonly<Record<LoginFacts['store'], string>>,
-): string {
-  const agent = `held in memory by the agent (pid ${pid})`;
-  if (login.store === 'memory') {
-    return `${agent}${login.dpop ? ', bound to a DPoP key that never leaves it' : ''}`;
-  }
-  return login.dpop
-    ? `${agent}, bound to a DPoP key that never leaves it; the refresh token also in ${descriptions[login.store]} (useless without the key)`
-    : `${agent} and ${descriptions[login.store]} (kept across restarts)`;
 }

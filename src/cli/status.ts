@@ -3,7 +3,7 @@ import { readTenantState } from '../auth/tenant-state.js';
 import type { Deps } from '../io.js';
 import { STORE_DESCRIPTIONS } from '../secrets/store.js';
 import { loadProfile, profileFlags } from './context.js';
-import { keptIn } from './login.js';
+import { keptIn } from './kept-in.js';
 import { type GlobalOptions, relativeTime, Ui } from './ui.js';
 
 interface StatusAnswer {
