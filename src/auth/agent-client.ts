@@ -376,7 +376,8 @@ export async function ensureAgent(deps: Deps): Promise<AgentConnection> {
         );
       }
       if (deps.now() > deadline) break;
-      await deps.sleep(delay);
+      if (deps.signal.aborted) throw new CliError('interrupted', 'interrupted');
+      await deps.sleep(delay, deps.signal).catch(() => undefined);
       delay = Math.min(delay * 2, 100);
     }
     throw new CliError(

@@ -3,6 +3,7 @@
  * agent's Unix socket, one object a line, every object carrying `v` (the protocol version). Kept free of
  * heavy imports: every client command loads it.
  */
+import { StringDecoder } from 'node:string_decoder';
 import type { ErrorKind } from '../errors.js';
 
 /** Bumped on any incompatible change; a CLI and an agent of different versions refuse each other. */
@@ -49,13 +50,15 @@ export type ClientMessage =
 /** Splits a byte stream into lines; refuses lines over the bound. */
 export class LineReader {
   #buf = '';
+  // A multi-byte character split across two reads must not become two replacement characters.
+  readonly #decoder = new StringDecoder('utf8');
   constructor(
     readonly onLine: (line: string) => void,
     readonly onOverflow: () => void,
   ) {}
 
   push(chunk: Buffer | string): void {
-    this.#buf += chunk.toString();
+    this.#buf += typeof chunk === 'string' ? chunk : this.#decoder.write(chunk);
     for (let i = 0; i < 10_000; i++) {
       const nl = this.#buf.indexOf('\n');
       if (nl < 0) break;
