@@ -341,7 +341,7 @@ export async function ensureAgent(deps: Deps): Promise<AgentConnection> {
       detached: true,
       stdio: ['ignore', 'ignore', 'pipe'],
       // The agent must serve this command's config directory, whatever its own defaults would say.
-    env: { ...deps.env, MCP_SECURE_CONFIG_DIR: deps.configDir } as NodeJS.ProcessEnv,
+      env: { ...deps.env, MCP_SECURE_CONFIG_DIR: deps.configDir } as NodeJS.ProcessEnv,
       cwd: '/',
     },
   );

@@ -38,7 +38,7 @@ import {
   newDpopKey,
   signProof,
 } from './dpop.js';
-import type { DeviceCodeInfo, LoginUi } from './flows.js';
+import type { DeviceCodeInfo, LoginUi } from './login-ui.js';
 import { connectIdp, type Idp, mapIdpError, oauthError } from './oidc.js';
 import {
   accessExpiresAt,
@@ -48,8 +48,9 @@ import {
   type StoredLogin,
   saveLogin,
   userFromClaims,
-} from './session.js';
+} from './stored-login.js';
 import { checkTenantName, exchangeForTenant, type Role, type TenantToken } from './tenant.js';
+import { exchangeConfig, tenantTokenVerifier } from './tenant-access.js';
 
 /** Refresh the IdP access token when it has less than this left. */
 const ACCESS_TOKEN_MARGIN_MS = 60_000;
@@ -872,6 +873,9 @@ export class Agent {
     const endpoint =
       typeof params['exchange_endpoint'] === 'string' ? params['exchange_endpoint'] : undefined;
     const idp = await this.#idpOf(held);
+    const exchangeIssuer =
+      typeof params['exchange_issuer'] === 'string' ? params['exchange_issuer'] : undefined;
+    const verifier = await tenantTokenVerifier(idp, exchangeIssuer, held.ref.insecure_http);
     return exchangeForTenant(idp, {
       tenant,
       resource,
@@ -880,7 +884,8 @@ export class Agent {
       user: held.login.user,
       now: this.#o.deps.now,
       dpop: dpopOptions(idp, held.key?.pair),
-      config: exchangeConfig(idp, endpoint),
+      config: exchangeConfig(idp, endpoint, held.ref.insecure_http),
+      verifier,
     });
   }
 
@@ -968,24 +973,6 @@ export class Agent {
 function sameIssuer(held: Held, ref: ProfileRef): boolean {
   const norm = (s: string) => s.replace(/\/+$/, '');
   return norm(held.login.issuer) === norm(ref.issuer) || norm(held.ref.issuer) === norm(ref.issuer);
-}
-
-/** The IdP configuration exchanges go to: the token endpoint, or the profile's exchange_endpoint. */
-function exchangeConfig(idp: Idp, endpoint: string | undefined): Client.Configuration {
-  if (!endpoint) return idp.config;
-  const { client } = idp;
-  // serverMetadata() carries helper methods; the constructor wants the plain JSON document.
-  const metadata = JSON.parse(JSON.stringify(idp.config.serverMetadata())) as Client.ServerMetadata;
-  const config = new client.Configuration(
-    { ...metadata, token_endpoint: endpoint },
-    idp.config.clientMetadata().client_id,
-    undefined,
-    client.None(),
-  );
-  if (new URL(endpoint).protocol === 'http:') client.allowInsecureRequests(config);
-  const customFetch = idp.config[client.customFetch];
-  if (customFetch) config[client.customFetch] = customFetch;
-  return config;
 }
 
 function alive(pid: number): boolean {

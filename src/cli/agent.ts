@@ -5,15 +5,11 @@
 import type { AgentInfo } from '../auth/agent-protocol.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
+import type { AgentOptions } from './commands/agent.js';
 import { loadProfile } from './context.js';
 import { type GlobalOptions, relativeTime, Ui } from './ui.js';
 
-export async function runStart(
-  globals: GlobalOptions,
-  _o: Record<string, unknown>,
-  _a: string[],
-  deps: Deps,
-) {
+async function runStart(globals: GlobalOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
   const { ensureAgent, findAgent } = await import('../auth/agent-client.js');
   const before = await findAgent(deps);
@@ -28,12 +24,7 @@ export async function runStart(
   return 0;
 }
 
-export async function runStatus(
-  globals: GlobalOptions,
-  _o: Record<string, unknown>,
-  _a: string[],
-  deps: Deps,
-) {
+async function runStatus(globals: GlobalOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
   const { findAgent, pathsFor } = await import('../auth/agent-client.js');
   const agent = await findAgent(deps);
@@ -70,7 +61,7 @@ export async function runStatus(
   }
 }
 
-export async function runStop(globals: GlobalOptions, _o: Record<string, unknown>, _a: string[], deps: Deps) {
+async function runStop(globals: GlobalOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
   const { findAgent } = await import('../auth/agent-client.js');
   const agent = await findAgent(deps);
@@ -91,13 +82,7 @@ export async function runStop(globals: GlobalOptions, _o: Record<string, unknown
 }
 
 /** The agent itself, in the foreground (what on-demand start runs detached; also for a service manager). */
-export async function runServe(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _a: string[],
-  deps: Deps,
-) {
-  const quiet = options['quietStart'] === true;
+async function runServe(globals: GlobalOptions, quiet: boolean, deps: Deps) {
   const say = (line: string) => {
     if (!quiet) deps.stderr.write(`${line}\n`);
   };
@@ -126,4 +111,17 @@ export async function runServe(
   await agent.finished;
   if (deps.signal.aborted) throw new CliError('interrupted', 'interrupted');
   return 0;
+}
+
+export function runAgent(globals: GlobalOptions, opts: AgentOptions, deps: Deps): Promise<number> {
+  switch (opts.action) {
+    case 'start':
+      return runStart(globals, deps);
+    case 'status':
+      return runStatus(globals, deps);
+    case 'stop':
+      return runStop(globals, deps);
+    case 'run':
+      return runServe(globals, opts.quietStart, deps);
+  }
 }

@@ -8,6 +8,7 @@ import {
 import { PROFILE_KEYS, PROFILE_NAME, type Profile } from '../config/schema.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
+import type { ConfigOptions } from './commands/config.js';
 import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
@@ -28,9 +29,10 @@ function describe(source: Source | undefined): string {
 }
 
 /** `mcp-secure config`: the effective profile, each value with where it came from. */
-export async function runShow(globals: GlobalOptions, _o: Record<string, unknown>, _a: string[], deps: Deps) {
+async function runShow(globals: GlobalOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const eff = await loadProfile(deps, globals);
+  // `config` shows what an unapproved project file would set without asking: it is how the user reviews it.
+  const eff = await loadProfile(deps, globals, undefined, { untrusted: 'ignore' });
   const keys = Object.keys(PROFILE_KEYS) as Array<keyof Profile>;
   if (globals.json) {
     ui.json({
@@ -38,6 +40,7 @@ export async function runShow(globals: GlobalOptions, _o: Record<string, unknown
       profile_source: describe(eff.nameSource),
       user_file: eff.userFile,
       project_file: eff.projectFile ?? null,
+      project_keys_ignored: eff.ignored,
       values: Object.fromEntries(
         keys.map((k) => [k, { value: eff.profile[k] ?? null, source: describe(eff.sources[k]?.source) }]),
       ),
@@ -54,6 +57,11 @@ export async function runShow(globals: GlobalOptions, _o: Record<string, unknown
   }
   ui.out(c.dim(`User file: ${eff.userFile}`));
   if (eff.projectFile) ui.out(c.dim(`Project file: ${eff.projectFile}`));
+  if (eff.ignored.length > 0) {
+    ui.warn(
+      `not trusted yet, so ignored: ${eff.ignored.join(', ')} from ${eff.projectFile} (run a command such as \`mcp-secure status\` in a terminal to review and trust it)`,
+    );
+  }
   if (!eff.defined && eff.name !== 'default') {
     ui.warn(`profile "${eff.name}" is not defined in any config file.`);
   }
@@ -61,18 +69,12 @@ export async function runShow(globals: GlobalOptions, _o: Record<string, unknown
 }
 
 async function targetProfile(globals: GlobalOptions, deps: Deps): Promise<string> {
-  return (await loadProfile(deps, globals)).name;
+  return (await loadProfile(deps, globals, undefined, { untrusted: 'ignore' })).name;
 }
 
 /** `mcp-secure config set KEY VALUE`: non-interactive, validated before anything is written. */
-export async function runSet(
-  globals: GlobalOptions,
-  _o: Record<string, unknown>,
-  args: string[],
-  deps: Deps,
-) {
+async function runSet(globals: GlobalOptions, key: string, text: string, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const [key, text] = args as [string, string];
   const value = parseProfileValue(key, text);
   const name = await targetProfile(globals, deps);
   const file = await updateUserConfig(deps.configDir, (config) => {
@@ -84,14 +86,8 @@ export async function runSet(
   return 0;
 }
 
-export async function runUnset(
-  globals: GlobalOptions,
-  _o: Record<string, unknown>,
-  args: string[],
-  deps: Deps,
-) {
+async function runUnset(globals: GlobalOptions, key: string, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const [key] = args as [string];
   parseProfileValue(key, '');
   const name = await targetProfile(globals, deps);
   const file = await updateUserConfig(deps.configDir, (config) => {
@@ -104,14 +100,8 @@ export async function runUnset(
   return 0;
 }
 
-export async function runUse(
-  globals: GlobalOptions,
-  _o: Record<string, unknown>,
-  args: string[],
-  deps: Deps,
-) {
+async function runUse(globals: GlobalOptions, name: string, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const [name] = args as [string];
   if (!PROFILE_NAME.test(name)) {
     throw new CliError('usage', `invalid profile name "${name.slice(0, 64)}"`, {
       hint: 'use letters, digits, ".", "_" or "-"',
@@ -129,11 +119,11 @@ export async function runUse(
   return 0;
 }
 
-export async function runList(globals: GlobalOptions, _o: Record<string, unknown>, _a: string[], deps: Deps) {
+async function runList(globals: GlobalOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const eff = await loadProfile(deps, globals);
+  const eff = await loadProfile(deps, globals, undefined, { untrusted: 'ignore' });
   const user = await readConfigFile(eff.userFile);
-  const project = eff.projectFile ? await readConfigFile(eff.projectFile) : undefined;
+  const project = eff.projectFile ? await readConfigFile(eff.projectFile, 'project') : undefined;
   const rows = [
     ...Object.entries(user?.profiles ?? {}).map(([name, p]) => ({
       name,
@@ -158,4 +148,20 @@ export async function runList(globals: GlobalOptions, _o: Record<string, unknown
     );
   }
   return 0;
+}
+
+/** `mcp-secure config …`: the validated options of commands/config.ts. */
+export async function runConfig(globals: GlobalOptions, opts: ConfigOptions, deps: Deps): Promise<number> {
+  switch (opts.action) {
+    case 'show':
+      return runShow(globals, deps);
+    case 'set':
+      return runSet(globals, opts.key, opts.value, deps);
+    case 'unset':
+      return runUnset(globals, opts.key, deps);
+    case 'use':
+      return runUse(globals, opts.profile, deps);
+    case 'list':
+      return runList(globals, deps);
+  }
 }

@@ -6,11 +6,12 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { EffectiveProfile } from '../config/load.js';
+import { profileArg } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
+import type { DoctorOptions } from './commands/doctor.js';
 import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
@@ -68,7 +69,7 @@ async function bounded(
 }
 
 function profileHint(eff: EffectiveProfile): string {
-  return eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+  return profileArg(eff.name);
 }
 
 /** Example values for the settings `config` checks, as the fix shows them. */
@@ -118,7 +119,7 @@ interface Discovery extends Outcome {
 
 async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
   const issuer = eff.profile.issuer!;
-  const { checkIssuerUrl } = await import('../auth/oidc.js');
+  const { checkIssuerUrl, readCapped } = await import('../auth/oidc.js');
   const url = checkIssuerUrl(issuer, eff.profile.insecure_http === true);
   const well = new URL(`${url.href.replace(/\/$/, '')}/.well-known/openid-configuration`);
   const started = deps.now();
@@ -149,8 +150,10 @@ async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
   }
   let doc: { issuer?: unknown; device_authorization_endpoint?: unknown; token_endpoint?: unknown };
   try {
-    doc = (await res.json()) as typeof doc;
-  } catch {
+    doc = (await (await readCapped(res, well.href)).json()) as typeof doc;
+  } catch (err) {
+    if (err instanceof CliError)
+      return { ...clock, status: 'fail', detail: err.message, fix: err.hint ?? '' };
     return {
       ...clock,
       status: 'fail',
@@ -215,39 +218,41 @@ async function checkKeychain(eff: EffectiveProfile, deps: Deps): Promise<Outcome
   return { status: 'ok', detail: `${which} (write, read and delete of a probe item worked)` };
 }
 
-/** Asks the agent for its identities (SSH2_AGENTC_REQUEST_IDENTITIES) and counts them. */
-function agentKeyCount(socket: string): Promise<number> {
+/**
+ * Asks the agent for its identities with ssh2's own agent client (AgentProtocol: the same code `connect`
+ * uses, so the count is of keys `connect` can offer), over a socket bounded in time.
+ */
+async function agentKeyCount(socket: string): Promise<number> {
+  const { default: ssh2 } = await import('ssh2');
   return new Promise((resolve, reject) => {
     const conn = createConnection(socket);
-    let buf = Buffer.alloc(0);
-    conn.setTimeout(CHECK_TIMEOUT_MS - 200, () => conn.destroy(new Error('ssh-agent did not answer')));
+    const end = (settle: () => void) => {
+      conn.destroy();
+      settle();
+    };
+    conn.setTimeout(CHECK_TIMEOUT_MS - 200, () => end(() => reject(new Error('ssh-agent did not answer'))));
     conn.once('error', reject);
-    conn.once('connect', () => conn.write(Buffer.from([0, 0, 0, 1, 11])));
-    conn.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (buf.length < 4) return;
-      const len = buf.readUInt32BE(0);
-      if (len > 1 << 20) {
-        conn.destroy();
-        reject(new Error('ssh-agent sent an oversized answer'));
-        return;
-      }
-      if (buf.length < 4 + len) return;
-      conn.end();
-      // 12 = SSH2_AGENT_IDENTITIES_ANSWER, then uint32 nkeys.
-      if (buf[4] !== 12 || len < 5) reject(new Error(`ssh-agent answered message type ${buf[4]}`));
-      else resolve(buf.readUInt32BE(5));
-    });
+    const agent = new ssh2.AgentProtocol(true);
+    agent.once('error', (err: Error) => end(() => reject(err)));
+    agent.pipe(conn).pipe(agent);
+    agent.getIdentities((err, keys) => end(() => (err ? reject(err) : resolve(keys?.length ?? 0))));
   });
 }
 
 async function checkAgent(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
+  // With the SSH CA, connect serves its own agent (a key in memory and its certificate): yours is not used.
+  if (eff.profile.ssh_ca_endpoint) {
+    return {
+      status: 'ok',
+      detail: 'not needed: connect gets a short-lived certificate from the SSH CA for a key held in memory',
+    };
+  }
   const socket = deps.env['SSH_AUTH_SOCK'];
   // The key files connect would offer besides the agent: identity_file, IdentityFile from ~/.ssh/config,
   // else ~/.ssh/id_ed25519, id_ecdsa, id_rsa (as OpenSSH does).
-  const own = eff.profile.identity_file?.replace(/^~(?=\/|$)/, deps.homedir || homedir());
+  const own = eff.profile.identity_file?.replace(/^~(?=\/|$)/, deps.homedir);
   const candidates = eff.profile.bastion
-    ? (await (await import('./connect.js')).resolveHops(eff, deps)).flatMap((h) => h.identityFiles)
+    ? (await (await import('../tunnel/hops.js')).resolveHops(eff, deps)).flatMap((h) => h.identityFiles)
     : own
       ? [own]
       : [];
@@ -328,12 +333,12 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
     return { status: 'skip', detail: 'no bastion configured' };
   }
   const [{ resolveHops }, { hopLabel }, kh] = await Promise.all([
-    import('./connect.js'),
+    import('../tunnel/hops.js'),
     import('../tunnel/ssh.js'),
     import('../tunnel/known-hosts.js'),
   ]);
   const hops = await resolveHops(eff, deps);
-  const knownHosts = join(deps.homedir || homedir(), '.ssh', 'known_hosts');
+  const knownHosts = join(deps.homedir, '.ssh', 'known_hosts');
   const pinned = eff.profile.host_key_fingerprints ?? [];
   const lines: string[] = [];
   const first = hops[0]!;
@@ -352,7 +357,7 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
     host: first.host,
     port: first.port,
     key,
-    knownHostsFiles: [knownHosts],
+    knownHostsFiles: [knownHosts, `${knownHosts}2`, '/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
     pinned,
   });
   const p = profileHint(eff);
@@ -360,7 +365,7 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
     return {
       status: 'fail',
       detail: `${hopLabel(first)}: host key ${fp} is not in ${knownHosts} nor pinned`,
-      fix: `check ${fp} with your admins, then pin it (mcp-secure config set host_key_fingerprints ${fp}${p}) or accept it once (connect --accept-new-host-key)`,
+      fix: `check ${fp} with your admins, then pin it (mcp-secure config set host_key_fingerprints ${kh.hostToken(first.host, first.port)}=${fp}${p}) or accept it once (connect --accept-new-host-key)`,
     };
   }
   if (verdict.status === 'changed' || verdict.status === 'revoked') {
@@ -372,25 +377,14 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
   }
   lines.push(`${hopLabel(first)} ${verdict.status === 'pinned' ? 'pinned' : 'in known_hosts'}`);
   // Later hops are reached only through the earlier ones (after authentication): check they are listed.
-  let text = '';
-  try {
-    text = await readFile(knownHosts, 'utf8');
-  } catch {
-    // no known_hosts: only pins can vouch for the later hops
-  }
+  // (no known_hosts: only pins can vouch for the later hops)
   for (const hop of hops.slice(1)) {
-    const listed = text
-      .split('\n')
-      .map((l) => l.trim().split(/\s+/))
-      .some((f) => {
-        const field = f[0]?.startsWith('@') ? f[1] : f[0];
-        return field !== undefined && f[0] !== '@revoked' && kh.hostFieldMatches(field, hop.host, hop.port);
-      });
-    if (!listed && pinned.length <= 1) {
+    const listed = await kh.isListed([knownHosts], hop.host, hop.port);
+    if (!listed && kh.pinsFor(pinned, hop.host, hop.port).length === 0) {
       return {
         status: 'fail',
         detail: `${hopLabel(hop)}: no host key in ${knownHosts} nor pinned for it`,
-        fix: `pin its SHA256 fingerprint (mcp-secure config set host_key_fingerprints "…"${p}) or accept it once (connect --accept-new-host-key)`,
+        fix: `pin its SHA256 fingerprint (mcp-secure config set host_key_fingerprints "${kh.hostToken(hop.host, hop.port)}=SHA256:…"${p}) or accept it once (connect --accept-new-host-key)`,
       };
     }
     lines.push(`${hopLabel(hop)} ${listed ? 'in known_hosts' : 'pinned (checked at connect)'}`);
@@ -423,6 +417,41 @@ async function checkPort(eff: EffectiveProfile): Promise<Outcome> {
   };
 }
 
+/** Which SSH transport connect will use, and why (open-tunnel.ts chooseTransport). */
+async function checkTransport(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
+  const { chooseTransport } = await import('./open-tunnel.js');
+  const choice = eff.profile.ssh_transport ?? 'auto';
+  let chosen: Awaited<ReturnType<typeof chooseTransport>>;
+  try {
+    chosen = await chooseTransport(choice, deps.env);
+  } catch (err) {
+    return { status: 'fail', detail: errText(err), fix: 'install openssh-client, or set ssh_transport ssh2' };
+  }
+  if (chosen.kind === 'ssh2') {
+    if (eff.profile.ssh_ca_endpoint) {
+      return {
+        status: 'fail',
+        detail: `ssh2 (${chosen.why}), but ssh_ca_endpoint needs OpenSSH: ssh2 cannot offer certificates`,
+        fix: 'install openssh-client and set ssh_transport auto',
+      };
+    }
+    return {
+      status: 'ok',
+      detail: `ssh2 in-process (${chosen.why}); no certificates, FIDO keys or post-quantum kex with it`,
+    };
+  }
+  const version = await new Promise<string>((resolve) => {
+    execFile(
+      chosen.ssh,
+      ['-V'],
+      { env: { ...deps.env } as NodeJS.ProcessEnv, timeout: CHECK_TIMEOUT_MS - 200 },
+      (err, stdout, stderr) => resolve(err ? '' : sanitize(`${stderr}${stdout}`.trim(), 60)),
+    );
+  });
+  const ca = eff.profile.ssh_ca_endpoint ? '; certificates from the SSH CA, no key on disk' : '';
+  return { status: 'ok', detail: `OpenSSH (${chosen.why}${version ? `, ${version}` : ''})${ca}` };
+}
+
 async function checkTmux(deps: Deps): Promise<Outcome> {
   const env = { ...deps.env } as NodeJS.ProcessEnv;
   const version = await new Promise<string | Error>((resolve) => {
@@ -443,6 +472,45 @@ async function checkTmux(deps: Deps): Promise<Outcome> {
   return { status: 'ok', detail: `${sanitize(version, 40)}${inside}` };
 }
 
+async function checkConfigDir(deps: Deps): Promise<Outcome> {
+  const { tightenConfigDir } = await import('../config/load.js');
+  const dir = await tightenConfigDir(deps.configDir, deps.platform);
+  switch (dir.status) {
+    case 'missing':
+      return { status: 'ok', detail: `${deps.configDir} does not exist yet (created 0700)` };
+    case 'private':
+      return { status: 'ok', detail: `${deps.configDir} is yours alone (0700)` };
+    case 'tightened':
+      return { status: 'ok', detail: `${deps.configDir} was 0${dir.from.toString(8)}; made it 0700` };
+    case 'loose':
+      return {
+        status: 'fail',
+        detail: `${deps.configDir} is mode 0${dir.mode.toString(8)} and ${dir.reason}: others can see your profiles and tenants`,
+        fix: `chmod 700 '${deps.configDir}' as its owner, or set MCP_SECURE_CONFIG_DIR to a directory of your own`,
+      };
+  }
+}
+
+async function checkCoreDumps(deps: Deps): Promise<Outcome> {
+  const { coreDumpState } = await import('./hardening.js');
+  const state = coreDumpState(deps.platform);
+  switch (state.status) {
+    case 'off':
+      return { status: 'ok', detail: 'core dumps are off (ulimit -c 0)' };
+    case 'filtered':
+      return {
+        status: 'ok',
+        detail: `a crash dumps no memory (coredump_filter 0; ulimit -c ${state.softLimit})`,
+      };
+    case 'exposed':
+      return {
+        status: 'warn',
+        detail: `a crash could write tokens and the DPoP key into a core file (${state.reason}; ulimit -c ${state.softLimit})`,
+        fix: 'turn core dumps off in your shell profile: ulimit -c 0 (macOS: also `sudo launchctl limit core 0`)',
+      };
+  }
+}
+
 function checkClock(d: Discovery | undefined): Outcome {
   if (!d || d.idpDate === undefined || d.localDate === undefined) {
     return { status: 'skip', detail: 'needs an IdP answer with a Date header' };
@@ -460,12 +528,65 @@ function checkClock(d: Discovery | undefined): Outcome {
   return { status: 'ok', detail: `within ${Math.max(1, seconds)} s of the IdP's clock` };
 }
 
-export async function run(
-  globals: GlobalOptions,
-  _options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-): Promise<number> {
+/**
+ * The independent checks, in the order doctor prints them (after config and the IdP, before the clock):
+ * each a function over the library code `connect` itself uses, with what to do when it does not answer.
+ */
+interface Check {
+  id: string;
+  title: string;
+  /** What did not answer, for the timeout's message. */
+  what: string;
+  timeoutFix: string;
+  run(eff: EffectiveProfile, deps: Deps): Promise<Outcome>;
+}
+
+const CHECKS: readonly Check[] = [
+  {
+    id: 'keychain',
+    title: 'keychain usable',
+    what: 'the keychain',
+    timeoutFix: 'unlock your keychain, or `mcp-secure config set storage memory`',
+    run: checkKeychain,
+  },
+  {
+    id: 'ssh-agent',
+    title: 'ssh-agent holding keys',
+    what: 'ssh-agent',
+    timeoutFix: 'restart ssh-agent: eval "$(ssh-agent)" && ssh-add',
+    run: checkAgent,
+  },
+  {
+    id: 'ssh-transport',
+    title: 'SSH transport',
+    what: 'ssh -V',
+    timeoutFix: 'check the OpenSSH client',
+    run: checkTransport,
+  },
+  {
+    id: 'host-keys',
+    title: 'host keys known for every hop',
+    what: 'the SSH host',
+    timeoutFix: 'check the bastion address, your network or VPN',
+    run: checkHostKeys,
+  },
+  {
+    id: 'port',
+    title: 'local port free',
+    what: 'the port check',
+    timeoutFix: 'try again',
+    run: (e) => checkPort(e),
+  },
+  {
+    id: 'tmux',
+    title: 'tmux for --audit-pane',
+    what: 'tmux',
+    timeoutFix: 'install tmux',
+    run: (_e, d) => checkTmux(d),
+  },
+];
+
+export async function runDoctor(globals: GlobalOptions, _opts: DoctorOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const results: CheckResult[] = [];
   const add = (id: string, title: string, o: Outcome) => results.push({ id, title, ...o });
@@ -485,33 +606,20 @@ export async function run(
     add('config', 'config valid', config);
     const hasIdp = e.profile.issuer !== undefined && e.profile.client_id !== undefined;
     const idpFix = 'check the issuer URL, your network or VPN';
-    const [idp, keychain, agent, hostKeys, port, tmux] = await Promise.all([
+    // Every check at once, each bounded in time; the results in the table's order.
+    const [idp, ...outcomes] = await Promise.all([
       hasIdp
         ? (bounded(CHECK_TIMEOUT_MS, 'the IdP', idpFix, () => checkIdp(e, deps)) as Promise<Discovery>)
         : Promise.resolve<Discovery>({ status: 'skip', detail: 'no issuer configured' }),
-      bounded(
-        CHECK_TIMEOUT_MS,
-        'the keychain',
-        'unlock your keychain, or `mcp-secure config set storage memory`',
-        () => checkKeychain(e, deps),
-      ),
-      bounded(CHECK_TIMEOUT_MS, 'ssh-agent', 'restart ssh-agent: eval "$(ssh-agent)" && ssh-add', () =>
-        checkAgent(e, deps),
-      ),
-      bounded(CHECK_TIMEOUT_MS, 'the SSH host', 'check the bastion address, your network or VPN', () =>
-        checkHostKeys(e, deps),
-      ),
-      bounded(CHECK_TIMEOUT_MS, 'the port check', 'try again', () => checkPort(e)),
-      bounded(CHECK_TIMEOUT_MS, 'tmux', 'install tmux', () => checkTmux(deps)),
+      ...CHECKS.map((c) => bounded(CHECK_TIMEOUT_MS, c.what, c.timeoutFix, () => c.run(e, deps))),
     ]);
     add('idp', 'IdP discovery reachable', idp);
-    add('keychain', 'keychain usable', keychain);
-    add('ssh-agent', 'ssh-agent holding keys', agent);
-    add('host-keys', 'host keys known for every hop', hostKeys);
-    add('port', 'local port free', port);
-    add('tmux', 'tmux for --audit-pane', tmux);
+    for (const [i, c] of CHECKS.entries()) add(c.id, c.title, outcomes[i]!);
+    // The clock is judged against the IdP's Date header: after discovery.
     add('clock', 'clock in sync with the IdP', checkClock(idp.status === 'skip' ? undefined : idp));
   }
+  add('config-dir', 'config directory private', await checkConfigDir(deps));
+  add('core-dumps', 'no secrets in core dumps', await checkCoreDumps(deps));
   const failed = results.filter((r) => r.status === 'fail').length;
   if (globals.json) {
     ui.json({

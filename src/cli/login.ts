@@ -1,39 +1,16 @@
 import type { LoginFacts } from '../auth/agent-protocol.js';
-import type { LoginFlow } from '../config/schema.js';
-import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
-import { loadProfile, profileFlags } from './context.js';
+import type { LoginOptions } from './commands/login.js';
+import { loadProfile } from './context.js';
 import { keptIn } from './kept-in.js';
 import { type GlobalOptions, Ui } from './ui.js';
-
-export interface LoginOptions {
-  flow: LoginFlow;
-  flags: ReturnType<typeof profileFlags>;
-}
-
-export function parseLoginOptions(options: Record<string, unknown>): LoginOptions {
-  if (options['device'] && options['browser']) {
-    throw new CliError('usage', '--device and --browser cannot be used together', { hint: 'pick one' });
-  }
-  const flow: LoginFlow = options['device'] ? 'device' : options['browser'] ? 'browser' : 'auto';
-  return { flow, flags: profileFlags(options) };
-}
-
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
-  return runLogin(globals, parseLoginOptions(options), deps);
-}
 
 export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
   const [{ profileRef, loginHandlers }, { ensureAgent }, { resolveFlow }, { STORE_DESCRIPTIONS }] =
     await Promise.all([
-      import('../auth/manager.js'),
+      import('../auth/tenant-access.js'),
       import('../auth/agent-client.js'),
       import('../auth/interactive.js'),
       import('../secrets/store.js'),

@@ -1,7 +1,8 @@
 import { clearTenantState } from '../auth/tenant-state.js';
 import type { Deps } from '../io.js';
 import { STORE_DESCRIPTIONS } from '../secrets/store.js';
-import { loadProfile, profileFlags } from './context.js';
+import type { LogoutOptions } from './commands/logout.js';
+import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
 interface LogoutAnswer {
@@ -12,16 +13,11 @@ interface LogoutAnswer {
   warning?: string;
 }
 
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
+export async function runLogout(globals: GlobalOptions, opts: LogoutOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const eff = await loadProfile(deps, globals, profileFlags(options));
+  const eff = await loadProfile(deps, globals, opts.flags);
   const [{ profileRef }, { findAgent, ensureAgent }] = await Promise.all([
-    import('../auth/manager.js'),
+    import('../auth/tenant-access.js'),
     import('../auth/agent-client.js'),
   ]);
   const ref = profileRef(eff);

@@ -2,7 +2,8 @@ import type { LoginFacts } from '../auth/agent-protocol.js';
 import { readTenantState } from '../auth/tenant-state.js';
 import type { Deps } from '../io.js';
 import { STORE_DESCRIPTIONS } from '../secrets/store.js';
-import { loadProfile, profileFlags } from './context.js';
+import type { StatusOptions } from './commands/status.js';
+import { loadProfile } from './context.js';
 import { keptIn } from './kept-in.js';
 import { type GlobalOptions, relativeTime, Ui } from './ui.js';
 
@@ -14,14 +15,9 @@ interface StatusAnswer {
   store?: LoginFacts['store'];
 }
 
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
+export async function runStatus(globals: GlobalOptions, opts: StatusOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const eff = await loadProfile(deps, globals, profileFlags(options));
+  const eff = await loadProfile(deps, globals, opts.flags);
   const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
   // The agent knows (it holds the login, or reads the keychain for it): this process loads neither the
   // keychain binding nor openid-client, so `status` costs little more than Node's start-up.

@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
+import type { webcrypto } from 'node:crypto';
 import { test } from 'node:test';
 import type { TokenEndpointResponse } from 'openid-client';
-import { checkTenantName, checkTenantToken, type TenantToken } from '../../src/auth/tenant.js';
-import { type SessionEvent, TenantSession } from '../../src/auth/tenant-session.js';
+import {
+  checkTenantName,
+  checkTenantToken,
+  type TenantToken,
+  verifyTenantSignature,
+} from '../../src/auth/tenant.js';
+import { type RefresherEvent, TenantRefresher } from '../../src/auth/tenant-refresher.js';
 import { CliError } from '../../src/errors.js';
 
 function jwt(claims: Record<string, unknown>): string {
@@ -28,31 +34,103 @@ const good = {
   roles: ['member'],
 };
 
-test('a tenant token is used only if it names the tenant and audience asked for and expires soon', () => {
-  const answer = (claims: Record<string, unknown> | string): TokenEndpointResponse => ({
-    access_token: typeof claims === 'string' ? claims : jwt(claims),
-    token_type: 'bearer',
-  });
+const answer = (claims: Record<string, unknown> | string): TokenEndpointResponse => ({
+  access_token: typeof claims === 'string' ? claims : jwt(claims),
+  token_type: 'bearer',
+});
+
+test('a tenant token is used if it names the tenant and audience asked for and expires soon', () => {
   const ok = checkTenantToken(answer(good), request);
   assert.equal(ok.tenant, 'acme');
   assert.equal(ok.expiresAt, NOW + 900_000);
-  const refused: Array<[string, Record<string, unknown> | string, RegExp]> = [
-    ['another tenant', { ...good, tenant: 'globex' }, /names tenant "globex", not acme/],
-    ['two tenants', { ...good, tenant: ['acme', 'globex'] }, /names tenant/],
-    ['no tenant', { ...good, tenant: undefined }, /names tenant/],
-    ['another audience', { ...good, aud: 'https://other/mcp' }, /audience/],
-    ['no expiry', { ...good, exp: undefined }, /no expiry/],
-    ['24 hours', { ...good, exp: NOW / 1000 + 86_400 }, /lives 1440 min/],
-    ['already expired', { ...good, exp: NOW / 1000 - 5 }, /already expired/],
-    ['opaque', 'opaque-token-value', /not a JWT/],
-  ];
-  for (const [name, claims, message] of refused) {
+});
+
+const refused: Array<[string, Record<string, unknown> | string, RegExp]> = [
+  ['another tenant', { ...good, tenant: 'globex' }, /names tenant "globex", not acme/],
+  ['two tenants', { ...good, tenant: ['acme', 'globex'] }, /names tenant/],
+  ['no tenant', { ...good, tenant: undefined }, /names tenant/],
+  ['another audience', { ...good, aud: 'https://other/mcp' }, /audience/],
+  ['no expiry', { ...good, exp: undefined }, /no expiry/],
+  ['24 hours', { ...good, exp: NOW / 1000 + 86_400 }, /lives 1440 min/],
+  ['already expired', { ...good, exp: NOW / 1000 - 5 }, /already expired/],
+  ['opaque', 'opaque-token-value', /not a JWT/],
+  ['a tenants claim besides tenant', { ...good, tenants: ['acme', 'globex'] }, /carries a "tenants" claim/],
+  ['an extra audience', { ...good, aud: ['https://mcp.example/mcp', 'https://other/mcp'] }, /not exactly/],
+  ['no audience', { ...good, aud: undefined }, /audience/],
+];
+for (const [name, claims, message] of refused) {
+  test(`a tenant token is refused: ${name}`, () => {
     assert.throws(
       () => checkTenantToken(answer(claims), request),
       (err: unknown) => err instanceof CliError && err.exitCode === 5 && message.test(err.message),
       name,
     );
-  }
+  });
+}
+
+test('a tenant token whose aud is a one-element list of the resource is used', () => {
+  assert.equal(checkTenantToken(answer({ ...good, aud: [good.aud] }), request).tenant, 'acme');
+});
+
+/** The signature check against a JWKS, with keys made here: the issuer's, and a stranger's. */
+async function signatureCase(
+  sign: (
+    jose: typeof import('jose'),
+    keys: { issuer: webcrypto.CryptoKey; stranger: webcrypto.CryptoKey },
+  ) => Promise<string>,
+) {
+  const jose = await import('jose');
+  const issuer = await jose.generateKeyPair('ES256');
+  const stranger = await jose.generateKeyPair('ES256');
+  const jwk = { ...(await jose.exportJWK(issuer.publicKey)), kid: 'k1', alg: 'ES256' };
+  const token = await sign(jose, { issuer: issuer.privateKey, stranger: stranger.privateKey });
+  return verifyTenantSignature(token, {
+    ...request,
+    verifier: { issuer: 'https://idp.example', keys: jose.createLocalJWKSet({ keys: [jwk] }) },
+  });
+}
+
+const signed =
+  (iss: string, alg = 'ES256') =>
+  async (jose: typeof import('jose'), key: webcrypto.CryptoKey | Uint8Array) =>
+    new jose.SignJWT(good).setProtectedHeader({ alg, kid: 'k1' }).setIssuer(iss).sign(key);
+
+test("tenant token signature: signed by the issuer's key, with its iss: accepted", async () => {
+  await signatureCase((jose, k) => signed('https://idp.example')(jose, k.issuer));
+});
+
+const badSignatures: Array<[string, Parameters<typeof signatureCase>[0], RegExp]> = [
+  [
+    'alg none',
+    async (jose) => `${new jose.UnsecuredJWT(good).setIssuer('https://idp.example').encode()}`,
+    /unsigned or signed with an algorithm not allowed/,
+  ],
+  [
+    'HS256 with a shared secret',
+    (jose) => signed('https://idp.example', 'HS256')(jose, new TextEncoder().encode('x'.repeat(32))),
+    /unsigned or signed with an algorithm not allowed/,
+  ],
+  [
+    "a stranger's key under the issuer's kid",
+    (jose, k) => signed('https://idp.example')(jose, k.stranger),
+    /not signed by a key of https:\/\/idp\.example/,
+  ],
+  [
+    'another iss',
+    (jose, k) => signed('https://evil.example')(jose, k.issuer),
+    /issued by someone else than https:\/\/idp\.example/,
+  ],
+];
+for (const [name, sign, message] of badSignatures) {
+  test(`tenant token signature: ${name} is refused (exit 5)`, async () => {
+    await assert.rejects(
+      signatureCase(sign),
+      (err: unknown) => err instanceof CliError && err.exitCode === 5 && message.test(err.message),
+    );
+  });
+}
+
+test('a tenant token is refused: member roles when admin was asked for', () => {
   assert.throws(
     () => checkTenantToken(answer(good), { ...request, role: 'admin' }),
     (err: unknown) =>
@@ -60,26 +138,31 @@ test('a tenant token is used only if it names the tenant and audience asked for 
   );
 });
 
-test('tenant names: lower-case letters, digits and dashes, bounded; anything else is a usage error', () => {
-  for (const ok of ['acme', 'globex', 'a', 'team-42', 'x'.repeat(63)]) assert.equal(checkTenantName(ok), ok);
-  for (const bad of [
-    'Acme',
-    'ac me',
-    '-acme',
-    'acme-',
-    'ac_me',
-    '',
-    'x'.repeat(64),
-    'acme\u001b[31m',
-    '../etc',
-  ]) {
+for (const ok of ['acme', 'globex', 'a', 'team-42', 'x'.repeat(63)]) {
+  test(`tenant names: ${JSON.stringify(ok.slice(0, 20))} (length ${ok.length}) is one`, () => {
+    assert.equal(checkTenantName(ok), ok);
+  });
+}
+
+for (const bad of [
+  'Acme',
+  'ac me',
+  '-acme',
+  'acme-',
+  'ac_me',
+  '',
+  'x'.repeat(64),
+  'acme\u001b[31m',
+  '../etc',
+]) {
+  test(`tenant names: ${JSON.stringify(bad.slice(0, 20))} (length ${bad.length}) is a usage error`, () => {
     assert.throws(
       () => checkTenantName(bad),
       (err: unknown) => err instanceof CliError && err.exitCode === 2,
       bad,
     );
-  }
-});
+  });
+}
 
 /** A clock that only moves when the session sleeps: no real waiting. */
 function fakeClock(start: number) {
@@ -110,16 +193,16 @@ function token(issuedAt: number, lifetimeMs = 900_000, n = 0): TenantToken {
   };
 }
 
-test('refresh at 80% of the lifetime with bounded jitter, on a fake clock', async () => {
-  for (const [random, expected] of [
-    [0.5, 720_000],
-    [0, 675_000],
-    [0.999999, 765_000],
-  ] as const) {
+for (const [random, expected] of [
+  [0.5, 720_000],
+  [0, 675_000],
+  [0.999999, 765_000],
+] as const) {
+  test(`refresh at 80% of the lifetime with bounded jitter, on a fake clock: random ${random}`, async () => {
     const clock = fakeClock(NOW);
     const controller = new AbortController();
     let n = 0;
-    const session = new TenantSession({
+    const session = new TenantRefresher({
       obtain: async () => {
         n += 1;
         if (n === 4) controller.abort(new Error('stop'));
@@ -134,17 +217,17 @@ test('refresh at 80% of the lifetime with bounded jitter, on a fake clock', asyn
     assert.equal(n, 4);
     assert.equal(Math.round(clock.sleeps[0]!), expected, `random ${random}`);
     assert.equal(session.current()?.token, 't4');
-  }
-});
+  });
+}
 
 test('IdP unreachable during a refresh: back off, keep the current token until it really expires', async () => {
   const clock = fakeClock(NOW);
   const controller = new AbortController();
-  const events: SessionEvent[] = [];
+  const events: RefresherEvent[] = [];
   let calls = 0;
   let validDuringOutage = 0;
-  let session: TenantSession;
-  session = new TenantSession({
+  let session: TenantRefresher;
+  session = new TenantRefresher({
     obtain: async () => {
       calls += 1;
       if (calls === 1) return token(clock.now(), 900_000, 1);
@@ -174,7 +257,7 @@ test('IdP unreachable during a refresh: back off, keep the current token until i
 test('an error retrying cannot fix (login revoked) ends the session', async () => {
   const clock = fakeClock(NOW);
   let calls = 0;
-  const session = new TenantSession({
+  const session = new TenantRefresher({
     obtain: async () => {
       calls += 1;
       if (calls === 1) return token(clock.now());

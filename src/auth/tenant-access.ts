@@ -1,8 +1,11 @@
 /**
- * The client side of the session: every command that needs the login asks the agent (started on
- * demand). The agent keeps the refresh token, the IdP access token and the DPoP key; a command receives
- * only what it needs itself (a tenant token, a proof), and `status` only facts.
+ * Tenant access. The client side: every command that needs the login asks the agent (started on demand),
+ * which keeps the refresh token, the IdP access token and the DPoP key; a command receives only what it
+ * needs itself (a tenant token, a proof), and `status` only facts. The agent side: where exchanges go and
+ * who must have signed a tenant token. Glossary: docs/architecture.md.
  */
+
+import type * as Client from 'openid-client';
 import type { EffectiveProfile } from '../config/load.js';
 import { requireIdp, requireSetting } from '../config/require.js';
 import { CliError } from '../errors.js';
@@ -10,8 +13,9 @@ import type { Deps } from '../io.js';
 import { type AgentConnection, ensureAgent } from './agent-client.js';
 import type { LoginFacts, ProfileRef, WireTenantToken } from './agent-protocol.js';
 import { accessTokenHash } from './dpop.js';
-import type { DeviceCodeInfo, LoginUi, Waiting } from './flows.js';
-import { checkTenantName, type Role, type TenantToken } from './tenant.js';
+import type { DeviceCodeInfo, LoginUi, Waiting } from './login-ui.js';
+import { checkCredentialUrl, guardedFetch, type Idp } from './oidc.js';
+import { checkTenantName, type Role, type TenantToken, type TokenVerifier } from './tenant.js';
 
 export interface ManagerOptions {
   deps: Deps;
@@ -166,6 +170,9 @@ export async function obtainTenantToken(
       role: request.role,
       ...(elevation ? { elevation } : {}),
       ...(endpoint ? { exchange_endpoint: endpoint } : {}),
+      ...(manager.eff.profile.exchange_issuer
+        ? { exchange_issuer: manager.eff.profile.exchange_issuer }
+        : {}),
       debug: manager.debug === true,
     },
     {
@@ -192,4 +199,104 @@ export function proofSigner(session: AgentSession) {
     );
     return proof;
   };
+}
+
+// --- The agent side ---
+
+/** The IdP configuration exchanges go to: the token endpoint, or the profile's exchange_endpoint. */
+export function exchangeConfig(idp: Idp, endpoint: string | undefined, insecureHttp: boolean) {
+  if (!endpoint) return idp.config;
+  // The same rule as for the IdP: https, or loopback http with the named opt-in; checked before any token
+  // is sent (guardedFetch checks it again on the request itself).
+  const url = checkCredentialUrl(endpoint, insecureHttp, 'exchange_endpoint');
+  const { client } = idp;
+  // serverMetadata() carries helper methods; the constructor wants the plain JSON document.
+  const metadata = JSON.parse(JSON.stringify(idp.config.serverMetadata())) as Client.ServerMetadata;
+  const config = new client.Configuration(
+    { ...metadata, token_endpoint: endpoint },
+    idp.config.clientMetadata().client_id,
+    undefined,
+    client.None(),
+  );
+  if (url.protocol === 'http:') client.allowInsecureRequests(config);
+  const customFetch = idp.config[client.customFetch];
+  if (customFetch) config[client.customFetch] = customFetch;
+  return config;
+}
+
+/** One verifier per IdP connection and issuer, so a long `connect` reuses the cached JWKS. */
+const verifiers = new WeakMap<Idp, Map<string, Promise<TokenVerifier>>>();
+
+/**
+ * Who must have signed the tenant token: the IdP (its discovery's jwks_uri), or `exchange_issuer` from
+ * the user's config when the exchange endpoint belongs to someone else (its own discovery names its JWKS).
+ */
+export function tenantTokenVerifier(
+  idp: Idp,
+  exchangeIssuer: string | undefined,
+  insecureHttp: boolean,
+): Promise<TokenVerifier> {
+  const issuer = exchangeIssuer ?? idp.issuer;
+  let byIssuer = verifiers.get(idp);
+  if (!byIssuer) {
+    byIssuer = new Map();
+    verifiers.set(idp, byIssuer);
+  }
+  let verifier = byIssuer.get(issuer);
+  if (!verifier) {
+    verifier = buildVerifier(idp, issuer, insecureHttp);
+    verifier.catch(() => byIssuer?.delete(issuer));
+    byIssuer.set(issuer, verifier);
+  }
+  return verifier;
+}
+
+async function buildVerifier(idp: Idp, issuer: string, insecureHttp: boolean): Promise<TokenVerifier> {
+  const { client } = idp;
+  const fetcher =
+    idp.config[client.customFetch] ?? guardedFetch(globalThis.fetch, { insecureHttp, debug: undefined });
+  let jwksUri: unknown;
+  if (issuer === idp.issuer) {
+    jwksUri = idp.config.serverMetadata().jwks_uri;
+  } else {
+    const base = checkCredentialUrl(issuer, insecureHttp, 'exchange_issuer').href.replace(/\/$/, '');
+    const where = `${base}/.well-known/openid-configuration`;
+    let doc: { issuer?: unknown; jwks_uri?: unknown };
+    try {
+      const res = await fetcher(where, {
+        method: 'GET',
+        headers: { accept: 'application/json' },
+        redirect: 'manual',
+      } as never);
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      doc = (await res.json()) as typeof doc;
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      throw new CliError('error', `cannot read the discovery document of exchange_issuer ${issuer}`, {
+        hint: 'check exchange_issuer in your config (`mcp-secure config`): it must serve /.well-known/openid-configuration',
+        cause: err,
+      });
+    }
+    if (doc.issuer !== issuer && doc.issuer !== base) {
+      throw new CliError('trust', `the discovery document of ${issuer} names another issuer; refusing it`, {
+        hint: 'set exchange_issuer exactly as that issuer names itself',
+      });
+    }
+    jwksUri = doc.jwks_uri;
+  }
+  if (typeof jwksUri !== 'string' || !URL.canParse(jwksUri)) {
+    throw new CliError('error', `${issuer} names no JWKS, so tenant tokens cannot be checked`, {
+      hint: 'the tenant token issuer must publish jwks_uri in its discovery document; tell its operators',
+    });
+  }
+  const jose = await import('jose');
+  const keys = jose.createRemoteJWKSet(new URL(jwksUri), {
+    timeoutDuration: 15_000,
+    // A token signed with a kid we have not seen makes jose fetch the JWKS again, but by default not within
+    // 30 s of the last fetch: a key rotated right after `connect` started would refuse the next renewal.
+    // Exchanges are minutes apart, so a 1 s cooldown only stops a burst.
+    cooldownDuration: 1_000,
+    [jose.customFetch]: fetcher as never,
+  });
+  return { issuer, keys };
 }
