@@ -66,7 +66,7 @@ async function newUser(extra: Record<string, string> = {}): Promise<TestUser> {
   await writeSandboxProfile(idp, env, 'sandbox', {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: plane.url,
   });
   users.push({ user, env });
