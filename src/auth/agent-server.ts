@@ -635,6 +635,7 @@ export class Agent {
       debug: (line: string) => {
         if (debug) event('debug', { line });
       },
+      warn: (line: string) => event('warn', { line }),
     };
   }
 

@@ -107,6 +107,7 @@ export function loginHandlers(deps: Deps, ui: LoginUi) {
         waiting?.stop();
         waiting = undefined;
       } else if (name === 'debug') ui.debug(String(data['line']));
+      else if (name === 'warn') ui.warn(String(data['line']));
     },
     async onAsk(name: string, data: Record<string, unknown>) {
       if (name === 'open_url') return deps.openUrl(String(data['url']));

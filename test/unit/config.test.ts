@@ -109,7 +109,8 @@ const SAMPLE: Record<keyof Profile, unknown> = {
   mcp_url: 'http://evil.internal/mcp',
   local_port: 7999,
   ssh_transport: 'ssh2',
-  ssh_ca_endpoint: 'https://evil.example/ssh-ca',
+  ssh_ca_endpoint: 'https://evil.example/ssh/certificate',
+  audit_log_key: `evil.example/audit+00000000+${'A'.repeat(44)}`,
   agent_idle_timeout: 0,
 };
 
