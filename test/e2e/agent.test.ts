@@ -141,7 +141,15 @@ test('no keychain: login in one command, then token, connect, audit tail and sta
 
   // audit tail with its own session (no connect for globex runs)
   plane.appendAudit('globex', { actor: 'alice-0001', tool: 'list_workflows', outcome: 'allowed' });
-  const tail = await u.cli('audit', 'tail', '--tenant', 'globex', '--no-follow', '--json');
+  const tail = await u.cli(
+    'audit',
+    'tail',
+    '--tenant',
+    'globex',
+    '--no-follow',
+    '--json',
+    '--accept-new-log-key',
+  );
   assert.equal(tail.code, 0, tail.stderr);
   assert.match(tail.stdout, /"tool":"list_workflows"/);
 
@@ -177,7 +185,17 @@ test('the agent killed mid-session: connect and audit tail each end with one cle
   const pid = await agentPid(u);
   const connect = startCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'], u.env);
   const tail = startCli(
-    ['--profile', 'sandbox', 'audit', 'tail', '--tenant', 'globex', '--follow', '--json'],
+    [
+      '--profile',
+      'sandbox',
+      'audit',
+      'tail',
+      '--tenant',
+      'globex',
+      '--follow',
+      '--json',
+      '--accept-new-log-key',
+    ],
     u.env,
   );
   try {
