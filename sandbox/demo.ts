@@ -3,8 +3,9 @@
  * each step: doctor, a device login (approved by a headless helper, as a person would on a phone),
  * tenant tokens (and a refused tenant), `connect`, MCP calls through the tunnel (one cross-tenant call
  * denied), the audit lines of both, a clean Ctrl-C, status, logout. It uses a throwaway config directory
- * and, when the machine has no session keychain, a throwaway Secret Service (gnome-keyring in a private
- * D-Bus session), so nothing of yours is touched.
+ * (so its own agent, which holds the login) and, when the machine has no session keychain but gnome-keyring
+ * is installed, a throwaway Secret Service (gnome-keyring in a private D-Bus session); with neither, the
+ * agent alone holds the login. Nothing of yours is touched.
  *
  * MCP_SECURE_DEMO_BIN runs another mcp-secure (e.g. one installed from the packed tarball) instead of
  * this checkout's bin/mcp-secure.js.
@@ -182,8 +183,8 @@ async function demo(): Promise<number> {
   const configDir = await mkdtemp(join(tmpdir(), 'mcp-secure-demo-'));
   let keyring: SecretService | undefined;
   let stack: { close(): Promise<void> } | undefined;
+  const env: NodeJS.ProcessEnv = { ...process.env, MCP_SECURE_CONFIG_DIR: configDir };
   try {
-    const env: NodeJS.ProcessEnv = { ...process.env, MCP_SECURE_CONFIG_DIR: configDir };
     if (!env['DBUS_SESSION_BUS_ADDRESS'] && (await haveSecretServiceTools())) {
       keyring = await startSecretService();
       Object.assign(env, keyring.env);
@@ -230,6 +231,9 @@ async function demo(): Promise<number> {
     });
     await approving;
     if (login.code !== 0) return login.code;
+    note(
+      'the login is held by the mcp-secure agent, a background process `login` started; the next commands are its clients',
+    );
 
     step(
       'Tenant tokens (RFC 8693 token exchange)',
@@ -260,11 +264,19 @@ async function demo(): Promise<number> {
     if (logout.code !== 0) return logout.code;
     const after = await run([...profile, 'status'], env, { comment: 'exit 4: not logged in any more' });
     if (after.code !== 4) return 1;
+    const stopped = await run(['agent', 'stop'], env, {
+      comment: 'the agent, which had nothing left to hold',
+    });
+    if (stopped.code !== 0) return stopped.code;
     process.stdout.write(
       `\n${bold(`Done in ${elapsed()}`)}: doctor, device login (approved headlessly), tenant tokens and a refused tenant,\nconnect, MCP calls through the tunnel with a denied cross-tenant call, their audit lines, a clean Ctrl-C,\nstatus and logout (revocations seen by the IdP: ${idp.revokedCount()}). Next: README.md "Quick start" for your own IdP.\n`,
     );
     return 0;
   } finally {
+    // Whatever happened above, no agent of this demo outlives it.
+    await new Promise((resolve) =>
+      spawn(process.execPath, [BIN, 'agent', 'stop'], { env, stdio: 'ignore' }).once('close', resolve),
+    );
     await stack?.close();
     await keyring?.stop();
     await rm(configDir, { recursive: true, force: true });

@@ -1,18 +1,20 @@
 /**
- * DPoP (RFC 9449) keys. A DPoP-bound refresh token needs the same key pair for every later refresh, so
- * the private key is stored next to the refresh token, in the same store (keychain or memory), as a JWK.
- * It is re-imported non-extractable; only the public half can be exported again.
+ * DPoP (RFC 9449) keys, held by the agent only. The private key is generated non-extractable
+ * (WebCrypto `extractable: false`): not even the agent can export it, so it never reaches the keychain, a
+ * file or the socket. A DPoP-bound refresh token is useless without it, which is the point: a copy of the
+ * keychain item refreshes nothing. When the agent ends, the key ends, and so does the login.
  */
-import { createHash, KeyObject, randomUUID, sign, webcrypto } from 'node:crypto';
+import { createHash, randomUUID, webcrypto } from 'node:crypto';
 import type * as Client from 'openid-client';
 import type { Idp } from './oidc.js';
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
 
 export interface DpopKey {
   pair: webcrypto.CryptoKeyPair;
-  /** The private JWK, for the store. */
-  jwk: webcrypto.JsonWebKey;
+  /** RFC 7638 thumbprint of the public key (the `jkt` the IdP binds tokens to). */
+  jkt: string;
 }
 
 /** Whether the IdP advertises DPoP with an algorithm we use (ES256). */
@@ -21,40 +23,63 @@ export function idpSupportsDpop(idp: Idp): boolean {
   return Array.isArray(algs) && algs.includes('ES256');
 }
 
-export async function newDpopKey(): Promise<DpopKey> {
-  const pair = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const jwk = await webcrypto.subtle.exportKey('jwk', pair.privateKey);
-  return { pair: await importDpopKey(jwk), jwk };
+/** RFC 7638 §3.2: SHA-256 over the required members in lexicographic order, no whitespace. */
+export function thumbprint(jwk: { crv?: string; kty?: string; x?: string; y?: string }): string {
+  const canonical = JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y });
+  return createHash('sha256').update(canonical).digest('base64url');
 }
 
-export async function importDpopKey(jwk: webcrypto.JsonWebKey): Promise<webcrypto.CryptoKeyPair> {
+/** A new key pair whose private half cannot be exported (`extractable: false`). */
+export async function newDpopKey(): Promise<DpopKey> {
+  const pair = (await webcrypto.subtle.generateKey(ALG, false, [
+    'sign',
+    'verify',
+  ])) as webcrypto.CryptoKeyPair;
+  const publicJwk = await webcrypto.subtle.exportKey('jwk', pair.publicKey);
+  return { pair, jkt: thumbprint(publicJwk) };
+}
+
+/**
+ * A key pair from a v0.1 login, whose private JWK was stored in the keychain: imported non-extractable so
+ * that from now on it lives only in the agent (the keychain item is rewritten without it).
+ */
+export async function importLegacyDpopKey(jwk: webcrypto.JsonWebKey): Promise<DpopKey> {
   const { d: _d, key_ops: _ops, ext: _ext, ...publicJwk } = jwk;
   const [privateKey, publicKey] = await Promise.all([
     webcrypto.subtle.importKey('jwk', { ...jwk, key_ops: ['sign'] }, ALG, false, ['sign']),
     webcrypto.subtle.importKey('jwk', { ...publicJwk, key_ops: ['verify'] }, ALG, true, ['verify']),
   ]);
-  return { privateKey, publicKey };
+  return { pair: { privateKey, publicKey }, jkt: thumbprint(publicJwk) };
 }
 
 export function dpopOptions(idp: Idp, key: webcrypto.CryptoKeyPair | undefined): Client.DPoPOptions {
   return key ? { DPoP: idp.client.getDPoPHandle(idp.config, key as Client.CryptoKeyPair) } : {};
 }
 
-// Per key and per token, what does not change between proofs: the header with the public JWK, the signing
-// KeyObject and `ath`. Signing synchronously with node:crypto avoids three thread-pool round trips per
-// request (measured by bench/tunnel.ts: ~190 µs → ~35 µs a proof).
+// The header with the public JWK does not change between proofs of one key.
 const proofHeaders = new WeakMap<webcrypto.CryptoKey, string>();
-const signingKeys = new WeakMap<webcrypto.CryptoKey, KeyObject>();
-// `ath` of the token last used with each key (no module-wide state shared between keys).
-const lastAth = new WeakMap<webcrypto.CryptoKey, { token: string; ath: string }>();
+
+/** `ath` (RFC 9449 §4.2): base64url(SHA-256(access token)). Clients compute it; the agent signs it. */
+export function accessTokenHash(accessToken: string): string {
+  return createHash('sha256').update(accessToken).digest('base64url');
+}
+
+/** RFC 9449 §4.2: `htu` is the target URI without query and fragment. */
+export function proofTarget(url: string): string {
+  const htu = new URL(url);
+  htu.search = '';
+  htu.hash = '';
+  return htu.href;
+}
 
 /**
  * A DPoP proof for one request to a resource server (RFC 9449 §4.2, §7): the key's public JWK in the
  * header, the method, the URL without query or fragment, a fresh jti, and `ath`, the token's hash.
+ * Signed with WebCrypto: node:crypto's KeyObject.from() would need the key extractable (DEP0204).
  */
-export async function createProof(
+export async function signProof(
   pair: webcrypto.CryptoKeyPair,
-  request: { method: string; url: string; accessToken: string; now: number },
+  request: { htm: string; htu: string; ath: string; now: number },
 ): Promise<string> {
   const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
   let header = proofHeaders.get(pair.publicKey);
@@ -63,29 +88,13 @@ export async function createProof(
     header = enc({ typ: 'dpop+jwt', alg: 'ES256', jwk: { kty, crv, x, y } });
     proofHeaders.set(pair.publicKey, header);
   }
-  let key = signingKeys.get(pair.privateKey);
-  if (key === undefined) {
-    key = KeyObject.from(pair.privateKey);
-    signingKeys.set(pair.privateKey, key);
-  }
-  let ath = lastAth.get(pair.privateKey);
-  if (ath?.token !== request.accessToken) {
-    ath = {
-      token: request.accessToken,
-      ath: createHash('sha256').update(request.accessToken).digest('base64url'),
-    };
-    lastAth.set(pair.privateKey, ath);
-  }
-  const htu = new URL(request.url);
-  htu.search = '';
-  htu.hash = '';
   const payload = enc({
     jti: randomUUID(),
-    htm: request.method.toUpperCase(),
-    htu: htu.href,
+    htm: request.htm.toUpperCase(),
+    htu: proofTarget(request.htu),
     iat: Math.floor(request.now / 1000),
-    ath: ath.ath,
+    ath: request.ath,
   });
-  const signature = sign('sha256', Buffer.from(`${header}.${payload}`), { key, dsaEncoding: 'ieee-p1363' });
-  return `${header}.${payload}.${signature.toString('base64url')}`;
+  const signature = await webcrypto.subtle.sign(SIGN, pair.privateKey, Buffer.from(`${header}.${payload}`));
+  return `${header}.${payload}.${Buffer.from(signature).toString('base64url')}`;
 }

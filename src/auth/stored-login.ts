@@ -1,6 +1,7 @@
 /**
- * What a login leaves behind: one item per profile in the token store. It holds the refresh token and
- * what is needed to use it (issuer, client, scope) plus non-secret facts for `status`.
+ * What a login leaves behind: one item per profile in the token store (the agent's memory, and the OS
+ * keychain where one is usable). It holds the refresh token and what is needed to use it (issuer, client,
+ * scope) plus non-secret facts for `status`; never a private key.
  */
 import type { webcrypto } from 'node:crypto';
 import { CliError } from '../errors.js';
@@ -28,10 +29,17 @@ export interface StoredLogin {
   /** Epoch seconds, from the ID token. */
   auth_time?: number;
   flow: 'device' | 'browser';
-  /** DPoP private key (JWK) the refresh token is bound to; kept in the same store. */
+  /**
+   * RFC 7638 thumbprint of the DPoP key the tokens are bound to. The private key itself is never stored:
+   * it lives only in the agent's memory, so a stored login with a `dpop_jkt` needs that agent.
+   */
+  dpop_jkt?: string;
+  /** v0.1 kept the private key here; read once to move it into the agent, never written again. */
   dpop_jwk?: webcrypto.JsonWebKey;
   /** Authentication context class of the login, from the ID token. */
   acr?: string;
+  /** The config directory whose profile this is (keychain items are per profile name only). */
+  config_dir?: string;
 }
 
 /**

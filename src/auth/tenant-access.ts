@@ -1,78 +1,40 @@
 /**
- * Tenant access: from the effective profile to an open login (the stored login, its access token kept
- * valid under a lock) and from there to checked tenant tokens, with the admin step-up. Used by `token`
- * and by the tunnel (`connect`, `audit tail`). Glossary: docs/architecture.md.
+ * Tenant access. The client side: every command that needs the login asks the agent (started on demand),
+ * which keeps the refresh token, the IdP access token and the DPoP key; a command receives only what it
+ * needs itself (a tenant token, a proof), and `status` only facts. The agent side: where exchanges go and
+ * who must have signed a tenant token. Glossary: docs/architecture.md.
  */
-import { join } from 'node:path';
+
 import type * as Client from 'openid-client';
 import type { EffectiveProfile } from '../config/load.js';
-import { profileArg, requireIdp, requireSetting } from '../config/require.js';
+import { requireIdp, requireSetting } from '../config/require.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
-import { openStore } from '../secrets/select.js';
-import { interactiveLogin } from './interactive.js';
-import type { LoginUi } from './login-ui.js';
-import { checkCredentialUrl, connectIdp, guardedFetch, type Idp } from './oidc.js';
-import { accountFor, loadLogin } from './stored-login.js';
-import {
-  checkTenantName,
-  exchangeForTenant,
-  OpenLogin,
-  type Role,
-  type TenantToken,
-  type TokenVerifier,
-} from './tenant.js';
+import { type AgentConnection, ensureAgent } from './agent-client.js';
+import type { LoginFacts, ProfileRef, WireTenantToken } from './agent-protocol.js';
+import { accessTokenHash } from './dpop.js';
+import type { DeviceCodeInfo, LoginUi, Waiting } from './login-ui.js';
+import { checkCredentialUrl, guardedFetch, type Idp } from './oidc.js';
+import { checkTenantName, type Role, type TenantToken, type TokenVerifier } from './tenant.js';
 
-export interface TenantAccessOptions {
+export interface ManagerOptions {
   deps: Deps;
   eff: EffectiveProfile;
-  ui: LoginUi;
+  ui: LoginUi & { debug(line: string): void };
+  /** `--debug`: the agent sends its request lines (never a body or a token) along. */
+  debug?: boolean;
 }
 
-export async function openLogin({ deps, eff, ui }: TenantAccessOptions): Promise<OpenLogin> {
+export function profileRef(eff: EffectiveProfile): ProfileRef {
   const { issuer, clientId } = requireIdp(eff);
-  // The keychain and the IdP's discovery are independent: ask both at once.
-  const idpPromise = connectIdp({
-    issuer,
-    clientId,
-    insecureHttp: eff.profile.insecure_http,
-    fetch: deps.fetch,
-    debug: (line) => ui.debug(line),
-  });
-  idpPromise.catch(() => undefined);
-  const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
-  const login = await loadLogin(opened.store, eff.name);
-  const p = profileArg(eff.name);
-  if (!login) {
-    throw new CliError('auth', `not logged in (profile ${eff.name})`, {
-      hint:
-        opened.store.kind === 'memory'
-          ? 'no OS keychain is usable here, so logins do not outlive their command; unlock or install a keychain'
-          : `run \`mcp-secure login${p}\``,
-    });
-  }
-  const idp = await idpPromise;
-  if (login.issuer !== idp.issuer || login.client_id !== clientId) {
-    throw new CliError(
-      'auth',
-      `the stored login is for ${login.issuer}, but profile ${eff.name} names ${idp.issuer}`,
-      {
-        hint: `run \`mcp-secure login${p}\``,
-      },
-    );
-  }
-  return new OpenLogin({
-    idp,
-    store: opened.store,
+  return {
     profile: eff.name,
-    login,
-    lockDir: join(deps.configDir, 'locks'),
-    now: deps.now,
-    sleep: deps.sleep,
-    signal: deps.signal,
-    debug: (line) => ui.debug(line),
+    issuer,
+    client_id: clientId,
+    insecure_http: eff.profile.insecure_http,
+    storage: eff.profile.storage,
     dpop: eff.profile.dpop,
-  });
+  };
 }
 
 export function requireResource(eff: EffectiveProfile): string {
@@ -84,8 +46,166 @@ export function requireResource(eff: EffectiveProfile): string {
   );
 }
 
+/** The agent's session for one profile: the connection, and the login's facts (checked logged in). */
+export interface AgentSession {
+  agent: AgentConnection;
+  ref: ProfileRef;
+  login: LoginFacts;
+}
+
+/** Connects to (or starts) the agent and checks the profile is logged in there. */
+export async function openAgentSession({ deps, eff, ui }: ManagerOptions): Promise<AgentSession> {
+  const ref = profileRef(eff);
+  const agent = await ensureAgent(deps);
+  ui.debug(`agent pid ${agent.pid} (${agent.paths.socket})`);
+  try {
+    const answer = await agent.request<StatusAnswer>('status', { ref }, { signal: deps.signal });
+    const login = checked(answer, eff.name);
+    return { agent, ref, login };
+  } catch (err) {
+    agent.close();
+    throw err;
+  }
+}
+
+interface StatusAnswer {
+  logged_in: boolean;
+  login?: LoginFacts;
+  reason?: 'not_logged_in' | 'login_ended';
+}
+
+function checked(answer: StatusAnswer, profile: string): LoginFacts {
+  if (answer.logged_in && answer.login) return answer.login;
+  const p = profile === 'default' ? '' : ` --profile ${profile}`;
+  throw notLoggedInError(profile, answer.reason === 'login_ended', p);
+}
+
+function notLoggedInError(profile: string, ended: boolean, p: string): CliError {
+  return ended
+    ? new CliError(
+        'auth',
+        `your login (profile ${profile}) ended with the mcp-secure agent that held its DPoP key (a reboot, a logout of your session, \`agent stop\`); the refresh token in the keychain is useless without that key`,
+        { hint: `run \`mcp-secure login${p}\`` },
+      )
+    : new CliError('auth', `not logged in (profile ${profile})`, { hint: `run \`mcp-secure login${p}\`` });
+}
+
+/** Forwards the agent's login events to the terminal; answers "open a browser" here. */
+export function loginHandlers(deps: Deps, ui: LoginUi) {
+  let waiting: Waiting | undefined;
+  return {
+    signal: deps.signal,
+    // A login waits for a person: bounded by the login's own timeout in the agent, plus a margin.
+    timeoutMs: 24 * 3600_000,
+    onEvent(name: string, data: Record<string, unknown>) {
+      if (name === 'device_code') void ui.showDeviceCode(data as unknown as DeviceCodeInfo);
+      else if (name === 'browser_url') ui.showBrowserUrl(String(data['url']), data['opened'] === true);
+      else if (name === 'waiting') {
+        waiting?.stop();
+        waiting = ui.waiting(String(data['text']));
+      } else if (name === 'waiting_stop') {
+        waiting?.stop();
+        waiting = undefined;
+      } else if (name === 'debug') ui.debug(String(data['line']));
+      else if (name === 'warn') ui.warn(String(data['line']));
+    },
+    async onAsk(name: string, data: Record<string, unknown>) {
+      if (name === 'open_url') return deps.openUrl(String(data['url']));
+      return null;
+    },
+    stop() {
+      waiting?.stop();
+    },
+  };
+}
+
+/** A fresh, strong sign-in (max_age=0 and the configured acr_values) for the admin role, kept by the agent for this connection only. */
+export async function stepUp(
+  session: Pick<AgentSession, 'agent' | 'ref'>,
+  { deps, eff, ui }: ManagerOptions,
+): Promise<string> {
+  const { resolveFlow } = await import('./interactive.js');
+  const handlers = loginHandlers(deps, ui);
+  try {
+    const { elevation } = await session.agent.request<{ elevation: string }>(
+      'stepup',
+      {
+        ref: session.ref,
+        flow: await resolveFlow(eff.profile.login_flow, deps),
+        timeout_ms: eff.profile.login_timeout * 1000,
+        admin_acr: eff.profile.admin_acr,
+        debug: true,
+      },
+      handlers,
+    );
+    return elevation;
+  } finally {
+    handlers.stop();
+  }
+}
+
+export interface TenantRequest {
+  tenant: string;
+  role: Role;
+  /** For admin: the elevation of an earlier step-up in this same tenant session. */
+  elevation?: string;
+}
+
+/** A fresh, checked tenant token from the agent (for admin, from a step-up: the one given, or a new one). */
+export async function obtainTenantToken(
+  session: Pick<AgentSession, 'agent' | 'ref'>,
+  request: TenantRequest,
+  manager: ManagerOptions,
+): Promise<TenantToken> {
+  const tenant = checkTenantName(request.tenant);
+  const resource = requireResource(manager.eff);
+  const elevation =
+    request.role === 'admin' ? (request.elevation ?? (await stepUp(session, manager))) : undefined;
+  const endpoint = manager.eff.profile.exchange_endpoint;
+  return session.agent.request<WireTenantToken>(
+    'exchange',
+    {
+      ref: session.ref,
+      tenant,
+      resource,
+      role: request.role,
+      ...(elevation ? { elevation } : {}),
+      ...(endpoint ? { exchange_endpoint: endpoint } : {}),
+      ...(manager.eff.profile.exchange_issuer
+        ? { exchange_issuer: manager.eff.profile.exchange_issuer }
+        : {}),
+      debug: manager.debug === true,
+    },
+    {
+      signal: manager.deps.signal,
+      onEvent: (name, data) => {
+        if (name === 'debug') manager.ui.debug(String(data['line']));
+      },
+    },
+  );
+}
+
+/**
+ * A DPoP proof from the agent for one request with a tenant token. `ath` is computed here (this
+ * process holds the tenant token anyway), so the agent gets nothing it does not need.
+ */
+export function proofSigner(session: AgentSession) {
+  let last: { token: string; ath: string } | undefined;
+  return async (method: string, url: string, token: string): Promise<string> => {
+    if (last?.token !== token) last = { token, ath: accessTokenHash(token) };
+    const { proof } = await session.agent.request<{ proof: string }>(
+      'proof',
+      { profile: session.ref.profile, htm: method, htu: url, ath: last.ath },
+      { timeoutMs: 10_000 },
+    );
+    return proof;
+  };
+}
+
+// --- The agent side ---
+
 /** The IdP configuration exchanges go to: the token endpoint, or the profile's exchange_endpoint. */
-function exchangeConfig(idp: Idp, endpoint: string | undefined, insecureHttp: boolean) {
+export function exchangeConfig(idp: Idp, endpoint: string | undefined, insecureHttp: boolean) {
   if (!endpoint) return idp.config;
   // The same rule as for the IdP: https, or loopback http with the named opt-in; checked before any token
   // is sent (guardedFetch checks it again on the request itself).
@@ -105,61 +225,6 @@ function exchangeConfig(idp: Idp, endpoint: string | undefined, insecureHttp: bo
   return config;
 }
 
-export interface TenantRequest {
-  tenant: string;
-  role: Role;
-  /** For admin: the token of an earlier step-up in this same tenant session. */
-  elevatedToken?: string;
-}
-
-/**
- * A fresh, strong sign-in (max_age=0 and the configured acr_values) for the admin role. Its token is
- * kept by the caller for one tenant session only, never stored, so the elevation cannot carry over.
- */
-export async function stepUp(session: OpenLogin, { deps, eff, ui }: TenantAccessOptions): Promise<string> {
-  const { tokens } = await interactiveLogin({
-    idp: session.idp,
-    deps,
-    ui,
-    flow: eff.profile.login_flow,
-    scope: 'openid',
-    timeoutMs: eff.profile.login_timeout * 1000,
-    dpop: await session.dpop(),
-    extraParams: { max_age: '0', acr_values: eff.profile.admin_acr },
-  });
-  return tokens.access_token;
-}
-
-/** A fresh, checked tenant token (for admin, from a step-up: the one given, or a new one). */
-export async function obtainTenantToken(
-  session: OpenLogin,
-  request: TenantRequest,
-  manager: TenantAccessOptions,
-): Promise<TenantToken> {
-  const tenant = checkTenantName(request.tenant);
-  const resource = requireResource(manager.eff);
-  const subjectToken =
-    request.role === 'admin'
-      ? (request.elevatedToken ?? (await stepUp(session, manager)))
-      : await session.accessToken();
-  const verifier = await tenantTokenVerifier(session.idp, manager.eff);
-  return exchangeForTenant(session.idp, {
-    tenant,
-    resource,
-    role: request.role,
-    subjectToken,
-    user: session.login.user,
-    now: manager.deps.now,
-    dpop: await session.dpop(),
-    config: exchangeConfig(
-      session.idp,
-      manager.eff.profile.exchange_endpoint,
-      manager.eff.profile.insecure_http,
-    ),
-    verifier,
-  });
-}
-
 /** One verifier per IdP connection and issuer, so a long `connect` reuses the cached JWKS. */
 const verifiers = new WeakMap<Idp, Map<string, Promise<TokenVerifier>>>();
 
@@ -167,8 +232,12 @@ const verifiers = new WeakMap<Idp, Map<string, Promise<TokenVerifier>>>();
  * Who must have signed the tenant token: the IdP (its discovery's jwks_uri), or `exchange_issuer` from
  * the user's config when the exchange endpoint belongs to someone else (its own discovery names its JWKS).
  */
-export function tenantTokenVerifier(idp: Idp, eff: EffectiveProfile): Promise<TokenVerifier> {
-  const issuer = eff.profile.exchange_issuer ?? idp.issuer;
+export function tenantTokenVerifier(
+  idp: Idp,
+  exchangeIssuer: string | undefined,
+  insecureHttp: boolean,
+): Promise<TokenVerifier> {
+  const issuer = exchangeIssuer ?? idp.issuer;
   let byIssuer = verifiers.get(idp);
   if (!byIssuer) {
     byIssuer = new Map();
@@ -176,7 +245,7 @@ export function tenantTokenVerifier(idp: Idp, eff: EffectiveProfile): Promise<To
   }
   let verifier = byIssuer.get(issuer);
   if (!verifier) {
-    verifier = buildVerifier(idp, issuer, eff.profile.insecure_http);
+    verifier = buildVerifier(idp, issuer, insecureHttp);
     verifier.catch(() => byIssuer?.delete(issuer));
     byIssuer.set(issuer, verifier);
   }

@@ -1,22 +1,17 @@
 /**
- * From a stored login to a tenant token: a valid IdP access token (refreshed under a cross-process lock,
- * the rotated refresh token stored before anything else), then RFC 8693 token exchange for a short-lived
- * token that names exactly one tenant. The answer is checked before use; anything off is refused.
+ * RFC 8693 token exchange for a short-lived token that names exactly one tenant (done by the agent, which
+ * holds the IdP access token). The answer is checked before use, its signature included; anything off is
+ * refused.
  */
 import type * as Client from 'openid-client';
 import { CliError, sanitize } from '../errors.js';
-import type { TokenStore } from '../secrets/store.js';
-import { dpopOptions, importDpopKey } from './dpop.js';
-import { withLock } from './lock.js';
 import { type Idp, mapIdpError, oauthError } from './oidc.js';
-import { accessExpiresAt, loadLogin, type StoredLogin, saveLogin, type UserInfo } from './stored-login.js';
+import type { UserInfo } from './stored-login.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 /** A tenant token that lives longer than this is refused: these are meant to live minutes, not days. */
 export const MAX_TENANT_TOKEN_LIFETIME_S = 3600;
-/** Refresh the IdP access token when it has less than this left. */
-const ACCESS_TOKEN_MARGIN_MS = 60_000;
 
 export type Role = 'member' | 'admin';
 
@@ -40,124 +35,6 @@ export { checkTenantName } from '../config/schema.js';
 export function describeUser(user: UserInfo): string {
   return user.preferred_username ?? user.email ?? user.name ?? user.sub;
 }
-
-export interface OpenLoginOptions {
-  idp: Idp;
-  store: TokenStore;
-  profile: string;
-  login: StoredLogin;
-  lockDir: string;
-  now(): number;
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-  signal?: AbortSignal;
-  debug?(line: string): void;
-  /** Use the stored DPoP key (when the login has one). */
-  dpop: boolean;
-}
-
-/** The user's IdP session: a valid access token on demand, refreshed without burning the refresh token. */
-export class OpenLogin {
-  readonly idp: Idp;
-  #login: StoredLogin;
-  #key: CryptoKeyPairLike | undefined;
-  readonly #o: OpenLoginOptions;
-
-  constructor(options: OpenLoginOptions) {
-    this.idp = options.idp;
-    this.#login = options.login;
-    this.#o = options;
-  }
-
-  get login(): StoredLogin {
-    return this.#login;
-  }
-
-  /** The login's DPoP key pair, if it has one and DPoP is on. */
-  async dpopKey(): Promise<CryptoKeyPairLike | undefined> {
-    if (!this.#o.dpop || !this.#login.dpop_jwk) return undefined;
-    this.#key ??= await importDpopKey(this.#login.dpop_jwk);
-    return this.#key;
-  }
-
-  /** The DPoP options for requests made with this login's key, if it has one. */
-  async dpop(): Promise<Client.DPoPOptions> {
-    return dpopOptions(this.idp, await this.dpopKey());
-  }
-
-  #fresh(login: StoredLogin): boolean {
-    return (
-      login.access_expires_at !== undefined &&
-      login.access_expires_at - this.#o.now() > ACCESS_TOKEN_MARGIN_MS
-    );
-  }
-
-  async accessToken(): Promise<string> {
-    if (this.#fresh(this.#login)) return this.#login.access_token;
-    const o = this.#o;
-    return withLock(
-      {
-        dir: o.lockDir,
-        name: `refresh-${o.profile}`,
-        now: o.now,
-        sleep: o.sleep,
-        ...(o.signal ? { signal: o.signal } : {}),
-      },
-      async () => {
-        // Another process may have refreshed while we waited: read the store again first.
-        const latest = await loadLogin(o.store, o.profile);
-        if (!latest) {
-          throw new CliError('auth', `not logged in (profile ${o.profile})`, {
-            hint: 'run `mcp-secure login`',
-          });
-        }
-        this.#login = latest;
-        if (this.#fresh(latest)) {
-          o.debug?.('another process refreshed the login; using its access token');
-          return latest.access_token;
-        }
-        if (!latest.refresh_token) {
-          throw new CliError('auth', 'the login has expired and there is no refresh token', {
-            hint: 'run `mcp-secure login`',
-          });
-        }
-        let tokens: Client.TokenEndpointResponse & Client.TokenEndpointResponseHelpers;
-        try {
-          tokens = await this.idp.client.refreshTokenGrant(
-            this.idp.config,
-            latest.refresh_token,
-            undefined,
-            await this.dpop(),
-          );
-        } catch (err) {
-          const oauth = oauthError(err);
-          if (oauth?.error === 'invalid_grant') {
-            throw new CliError('auth', 'your login has expired or was revoked at the IdP', {
-              hint: 'run `mcp-secure login`',
-              cause: err,
-            });
-          }
-          throw mapIdpError(err, latest.issuer, 'refresh');
-        }
-        const expiresAt = accessExpiresAt(o.now(), tokens.expiresIn());
-        // The old expiry belongs to the old token: without a new one, the new token's is unknown.
-        const { access_expires_at: _old, ...rest } = latest;
-        const next: StoredLogin = {
-          ...rest,
-          access_token: tokens.access_token,
-          // A rotated refresh token replaces the old one in the same write: the old one is spent.
-          ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
-          ...(expiresAt !== undefined ? { access_expires_at: expiresAt } : {}),
-        };
-        await saveLogin(o.store, o.profile, next);
-        this.#login = next;
-        o.debug?.('refreshed the IdP access token');
-        return next.access_token;
-      },
-    );
-  }
-}
-
-type CryptoKeyPairLike = Awaited<ReturnType<typeof importDpopKey>>;
 
 function decodeJwtPayload(token: string): Record<string, unknown> | undefined {
   const parts = token.split('.');

@@ -10,6 +10,7 @@ import type { AuditEvent, ChainProblem } from '../audit/chain.js';
 import type { Checkpoint } from '../audit/checkpoint.js';
 import type { OpenFeed } from '../audit/tail.js';
 import type { LogProblem, StreamTree } from '../audit/transparency.js';
+import { agentGone } from '../auth/agent-client.js';
 import type { EffectiveProfile } from '../config/load.js';
 import { requireSetting } from '../config/require.js';
 import { CliError, sanitize, terminalSafeJson } from '../errors.js';
@@ -58,6 +59,8 @@ export async function openControlPlane(o: {
   sshTransport: AuditOptions['sshTransport'];
   signal: AbortSignal;
   cleanups: Array<() => unknown>;
+  /** Called when the agent goes away under the session (no more tokens or proofs can come). */
+  onAgentGone?: (err: CliError) => void;
 }): Promise<ControlPlaneRequest> {
   const { ui, deps, eff } = o;
   const { findConnect } = await import('../audit/live-tunnels.js');
@@ -70,7 +73,6 @@ export async function openControlPlane(o: {
   const { resolveHops } = await import('../tunnel/hops.js');
   const { openTunnel } = await import('./open-tunnel.js');
   const { upstreamRequest } = await import('../tunnel/local.js');
-  const { createProof } = await import('../auth/dpop.js');
   const mcpUrl = requireSetting(
     eff,
     'mcp_url',
@@ -93,6 +95,9 @@ export async function openControlPlane(o: {
     cleanups: o.cleanups,
   });
   void tunnel.refresher.run().catch(() => undefined);
+  tunnel.session.agent.onClose(() => {
+    if (!o.signal.aborted) o.onAgentGone?.(agentGone(tunnel.session.agent.pid, 'the audit feed'));
+  });
   const upstream = { supervisor: tunnel.supervisor, upstream: new URL(mcpUrl) };
   return async (path, headers, signal) =>
     awaitResponse(
@@ -103,8 +108,11 @@ export async function openControlPlane(o: {
             const t = tunnel.refresher.current();
             return t ? { value: t.token, type: t.tokenType } : undefined;
           },
-          proof: (method, url, token) =>
-            createProof(tunnel.dpopKey!, { method, url, accessToken: token, now: deps.now() }),
+          proof: async (method, url, token) => {
+            if (!tunnel.proof)
+              throw new CliError('error', 'the tenant token is DPoP-bound but the login has no DPoP key');
+            return tunnel.proof(method, url, token);
+          },
         },
         { method: 'GET', path, headers, signal },
       ),
@@ -159,6 +167,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
       sshTransport: opts.sshTransport,
       signal: stop.signal,
       cleanups,
+      onAgentGone: (err) => stop.abort(err),
     });
     const open: OpenFeed = (req, signal) =>
       request(
@@ -361,6 +370,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
       signal: stop.signal,
       onResume: (n, delay, why) => ui.debug(`audit feed: resume ${n} in ${delay} ms (${why})`),
     });
+    if (stop.signal.reason instanceof CliError) throw stop.signal.reason;
     const v = result.verifier;
     const chain = v.ok
       ? ui.c.green(`chain verified${v.firstSeq !== undefined ? ` (#${v.firstSeq}–#${v.lastSeq})` : ''}`)

@@ -2,6 +2,7 @@
  * `mcp-secure connect --tenant acme`: a tenant token, the SSH chain, and a listener on 127.0.0.1:7700
  * that behaves like the in-cluster MCP endpoint for as long as the session lasts.
  */
+import { agentGone } from '../auth/agent-client.js';
 import { profileArg, requireSetting } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
@@ -164,7 +165,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   const cleanups: Array<() => unknown> = [];
   try {
     const { openTunnel } = await import('./open-tunnel.js');
-    const { session, refresher, supervisor, dpopKey, stats, transport } = await openTunnel({
+    const { session, refresher, supervisor, proof, stats, transport } = await openTunnel({
       ui,
       deps,
       eff,
@@ -179,7 +180,6 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       quietEvents: json,
       cleanups,
     });
-    const { createProof } = await import('../auth/dpop.js');
     const { listen } = await import('../tunnel/local.js');
 
     const listener = await listen(
@@ -192,9 +192,9 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
           return t ? { value: t.token, type: t.tokenType } : undefined;
         },
         proof: async (method, url, token) => {
-          if (!dpopKey)
-            throw new CliError('error', 'the tenant token is DPoP-bound but the DPoP key is missing');
-          return createProof(dpopKey, { method, url, accessToken: token, now: deps.now() });
+          if (!proof)
+            throw new CliError('error', 'the tenant token is DPoP-bound but the login has no DPoP key');
+          return proof(method, url, token);
         },
         stats,
         now: deps.now,
@@ -265,6 +265,16 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
         reason = 'fatal';
         fatal = err;
       }),
+      // The agent gone (killed, stopped): no token renewal and no DPoP proof can come any more.
+      new Promise<void>((resolve) =>
+        session.agent.onClose(() => {
+          if (!signal.aborted) {
+            reason = 'fatal';
+            fatal = agentGone(session.agent.pid, 'the session');
+          }
+          resolve();
+        }),
+      ),
       supervisor.done().catch((err: unknown) => {
         if (signal.aborted) return;
         reason = 'fatal';

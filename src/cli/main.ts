@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { CliError, EXIT_CODES, redact, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
+import { agentCommand } from './commands/agent.js';
 import { auditCommand } from './commands/audit.js';
 import { completionCommand } from './commands/completion.js';
 import { configCommand } from './commands/config.js';
@@ -75,6 +76,7 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     mcpConfigCommand(ctx),
     logoutCommand(ctx),
     statusCommand(ctx),
+    agentCommand(ctx),
     configCommand(ctx),
     doctorCommand(ctx),
     completionCommand(ctx),

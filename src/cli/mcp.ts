@@ -5,6 +5,8 @@
  * request (tunnel-session.ts, tunnel/local.ts) — but no TCP listener: JSON-RPC on stdin/stdout, talk on
  * stderr. Ends when the MCP client closes stdin (the session is ended upstream with DELETE first).
  */
+
+import { agentGone } from '../auth/agent-client.js';
 import { requireSetting } from '../config/require.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
@@ -49,7 +51,13 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
   const cleanups: Array<() => unknown> = [];
   try {
     const { openTunnel } = await import('./open-tunnel.js');
-    const { refresher, supervisor, dpopKey, stats } = await openTunnel({
+    const {
+      session: agentSession,
+      refresher,
+      supervisor,
+      proof,
+      stats,
+    } = await openTunnel({
       ui,
       deps,
       eff,
@@ -66,7 +74,6 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
       cleanups,
       interactive: false,
     });
-    const { createProof } = await import('../auth/dpop.js');
     const { tunnelFetch } = await import('../tunnel/fetch.js');
     const fetch = tunnelFetch({
       supervisor,
@@ -76,9 +83,9 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
         return t ? { value: t.token, type: t.tokenType } : undefined;
       },
       proof: async (method, url, token) => {
-        if (!dpopKey)
-          throw new CliError('error', 'the tenant token is DPoP-bound but the DPoP key is missing');
-        return createProof(dpopKey, { method, url, accessToken: token, now: deps.now() });
+        if (!proof)
+          throw new CliError('error', 'the tenant token is DPoP-bound but the login has no DPoP key');
+        return proof(method, url, token);
       },
       stats,
       now: deps.now,
@@ -95,6 +102,8 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
       };
       // Both settle once the session's signal aborts; either failing before that ends the bridge.
       Promise.all([refresher.run().catch(fail), supervisor.done().catch(fail)]).then(() => resolve());
+      // The agent gone (killed, stopped): no token renewal and no DPoP proof can come any more.
+      agentSession.agent.onClose(() => fail(agentGone(agentSession.agent.pid, 'the stdio MCP session')));
     });
     const { runBridge } = await bridgeModule;
     const result = await runBridge({

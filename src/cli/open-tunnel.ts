@@ -45,22 +45,28 @@ export async function openTunnel(o: OpenTunnelOptions) {
   const { ui, deps, eff, hops, signal, event, cleanups } = o;
   const json = o.quietEvents;
   const opts = { tenant: o.tenant, role: o.role, acceptNewHostKey: o.acceptNewHostKey };
-  const [{ openLogin, obtainTenantToken, stepUp }, { TenantRefresher }, { recordTenantToken }] =
-    await Promise.all([
-      import('../auth/tenant-access.js'),
-      import('../auth/tenant-refresher.js'),
-      import('../auth/tenant-state.js'),
-    ]);
-  const manager = { deps, eff, ui };
+  const [
+    { openAgentSession, obtainTenantToken, proofSigner, stepUp },
+    { TenantRefresher },
+    { recordTenantToken },
+  ] = await Promise.all([
+    import('../auth/tenant-access.js'),
+    import('../auth/tenant-refresher.js'),
+    import('../auth/tenant-state.js'),
+  ]);
+  const manager = { deps, eff, ui, debug: ui.opts.debug };
   let renewCertificate: (() => Promise<void>) | undefined;
   let step = ui.waiting(`Getting a tenant token for ${opts.tenant}…`);
-  const session = await openLogin(manager);
+  // One connection to the agent for the whole session: tenant tokens and DPoP proofs come over it; the
+  // refresh token and the key stay there. It closes with the session.
+  const session = await openAgentSession(manager);
+  cleanups.push(() => session.agent.close());
   const elevated = opts.role === 'admin' ? await stepUp(session, manager) : undefined;
   const refresher = new TenantRefresher({
     obtain: async () => {
       const t = await obtainTenantToken(
         session,
-        { tenant: opts.tenant, role: opts.role, ...(elevated ? { elevatedToken: elevated } : {}) },
+        { tenant: opts.tenant, role: opts.role, ...(elevated ? { elevation: elevated } : {}) },
         manager,
       );
       ui.addSecret(t.token);
@@ -100,7 +106,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
   ui.success(
     `Tenant token for ${opts.tenant} (${first.roles.join(', ')}), expires in ${mmss(first.expiresAt - deps.now())}`,
   );
-  const dpopKey = first.tokenType === 'DPoP' ? await session.dpopKey() : undefined;
+  const proof = first.tokenType === 'DPoP' ? proofSigner(session) : undefined;
 
   const { dialChain, hopLabel } = await import('../tunnel/ssh.js');
   const { Supervisor } = await import('../tunnel/supervisor.js');
@@ -133,13 +139,11 @@ export async function openTunnel(o: OpenTunnelOptions) {
     if (caEndpoint) {
       // No SSH key on disk (agent.ts): an in-memory key, a certificate from the control plane's CA for
       // as long as the tenant token lasts, served by our own agent to this session's ssh only.
-      const [{ SessionIdentity, serveAgent }, { requestSshCertificate }, { createProof }, { writeFile }] =
-        await Promise.all([
-          import('../tunnel/agent.js'),
-          import('../auth/ssh-ca.js'),
-          import('../auth/dpop.js'),
-          import('node:fs/promises'),
-        ]);
+      const [{ SessionIdentity, serveAgent }, { requestSshCertificate }, { writeFile }] = await Promise.all([
+        import('../tunnel/agent.js'),
+        import('../auth/ssh-ca.js'),
+        import('node:fs/promises'),
+      ]);
       const sessionIdentity = new SessionIdentity({
         now: deps.now,
         certify: async (publicKeyLine) => {
@@ -153,8 +157,8 @@ export async function openTunnel(o: OpenTunnelOptions) {
             publicKeyLine,
             token: { value: t.token, type: t.tokenType },
             proof: async (method, url, token) => {
-              if (!dpopKey) throw new Error('the tenant token is DPoP-bound but the DPoP key is missing');
-              return createProof(dpopKey, { method, url, accessToken: token, now: deps.now() });
+              if (!proof) throw new Error('the tenant token is DPoP-bound but the login has no DPoP key');
+              return proof(method, url, token);
             },
             fetch: deps.fetch,
             insecureHttp: eff.profile.insecure_http,
@@ -279,7 +283,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
   );
 
   const stats = { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: deps.now() };
-  return { session, refresher, supervisor, dpopKey, first, stats, transport: chosen.kind };
+  return { session, refresher, supervisor, proof, first, stats, transport: chosen.kind };
 }
 
 export type ChosenTransport = { kind: 'openssh'; ssh: string; why: string } | { kind: 'ssh2'; why: string };

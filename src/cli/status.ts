@@ -1,19 +1,47 @@
-import { accountFor, loadLogin } from '../auth/stored-login.js';
+import type { LoginFacts } from '../auth/agent-protocol.js';
 import { readTenantState } from '../auth/tenant-state.js';
-import { profileArg } from '../config/require.js';
 import type { Deps } from '../io.js';
-import { openStore } from '../secrets/select.js';
 import { STORE_DESCRIPTIONS } from '../secrets/store.js';
 import type { StatusOptions } from './commands/status.js';
 import { loadProfile } from './context.js';
+import { keptIn } from './kept-in.js';
 import { type GlobalOptions, relativeTime, Ui } from './ui.js';
+
+interface StatusAnswer {
+  logged_in: boolean;
+  login?: LoginFacts;
+  reason?: 'not_logged_in' | 'login_ended';
+  /** Where a login would be kept (when there is none). */
+  store?: LoginFacts['store'];
+}
 
 export async function runStatus(globals: GlobalOptions, opts: StatusOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
-  const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
-  if (opened.fallbackReason !== undefined) ui.debug(`keychain probe: ${opened.fallbackReason}`);
-  const login = await loadLogin(opened.store, eff.name);
+  const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+  // The agent knows (it holds the login, or reads the keychain for it): this process loads neither the
+  // keychain binding nor openid-client, so `status` costs little more than Node's start-up.
+  const { findAgent, ensureAgent } = await import('../auth/agent-client.js');
+  const agent = eff.profile.storage === 'memory' ? await findAgent(deps) : await ensureAgent(deps);
+  let answer: StatusAnswer = { logged_in: false, reason: 'not_logged_in' };
+  if (agent) {
+    try {
+      // The issuer and client may be unset here: status shows whatever login the profile has.
+      const ref = {
+        profile: eff.name,
+        issuer: eff.profile.issuer ?? '',
+        client_id: eff.profile.client_id ?? '',
+        insecure_http: eff.profile.insecure_http,
+        storage: eff.profile.storage,
+        dpop: eff.profile.dpop,
+      };
+      answer = await agent.request<StatusAnswer>('status', { ref }, { signal: deps.signal });
+    } finally {
+      agent.close();
+    }
+  }
+  const login = answer.logged_in ? answer.login : undefined;
+  const ended = answer.reason === 'login_ended';
   const now = deps.now();
   const tenants = login ? await readTenantState(deps.configDir, eff.name) : {};
   const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
@@ -25,19 +53,21 @@ export async function runStatus(globals: GlobalOptions, opts: StatusOptions, dep
       profile: eff.name,
       issuer: eff.profile.issuer ?? null,
       logged_in: login !== undefined,
-      store: opened.store.kind,
-      store_description: STORE_DESCRIPTIONS[opened.store.kind],
+      ...(ended ? { login_ended: true } : {}),
+      agent_pid: agent?.pid ?? null,
+      store: login?.store ?? answer.store ?? null,
+      store_description: login && agent ? keptIn(login, agent.pid, STORE_DESCRIPTIONS) : null,
       ...(login
         ? {
             login_issuer: login.issuer,
             user: login.user,
             flow: login.flow,
             logged_in_at: iso(login.logged_in_at),
-            access_expires_at: iso(login.access_expires_at),
-            access_token_valid: login.access_expires_at !== undefined ? login.access_expires_at > now : null,
-            refresh_token: Boolean(login.refresh_token),
-            scope: login.scope ?? null,
-            dpop: Boolean(login.dpop_jwk),
+            access_expires_at: iso(login.access_expires_at ?? undefined),
+            access_token_valid: login.access_expires_at !== null ? login.access_expires_at > now : null,
+            refresh_token: login.refresh_token,
+            scope: login.scope,
+            dpop: login.dpop,
             tenants,
           }
         : {}),
@@ -49,16 +79,17 @@ export async function runStatus(globals: GlobalOptions, opts: StatusOptions, dep
   const row = (label: string, value: string) => ui.out(`${c.dim(`${label}:`.padEnd(16))}${value}`);
   row('Profile', eff.name);
   row('Issuer', eff.profile.issuer ?? c.yellow('(not configured)'));
-  row('Token store', STORE_DESCRIPTIONS[opened.store.kind]);
-  if (!login) {
+  if (!login || !agent) {
+    if (answer.store) row('Token store', STORE_DESCRIPTIONS[answer.store]);
     row('Logged in', c.yellow('no'));
     ui.info(
-      opened.store.kind === 'memory'
-        ? 'No OS keychain is usable here, so no login outlives its command. Run `mcp-secure login` inside the command that needs it.'
-        : `Not logged in — run \`mcp-secure login${profileArg(eff.name)}\`.`,
+      ended
+        ? `Your login ended with the mcp-secure agent that held its DPoP key (a reboot, \`agent stop\`); the refresh token left in the keychain is useless without that key — run \`mcp-secure login${p}\`.`
+        : `Not logged in — run \`mcp-secure login${p}\`.`,
     );
     return 4;
   }
+  row('Token store', keptIn(login, agent.pid, STORE_DESCRIPTIONS));
   const u = login.user;
   const who = [
     u.name,
@@ -72,7 +103,7 @@ export async function runStatus(globals: GlobalOptions, opts: StatusOptions, dep
     'Logged in',
     `${new Date(login.logged_in_at).toISOString()} (${relativeTime(login.logged_in_at, now)}, ${login.flow} flow)`,
   );
-  if (login.access_expires_at !== undefined) {
+  if (login.access_expires_at !== null) {
     const valid = login.access_expires_at > now;
     const when = `${new Date(login.access_expires_at).toISOString()} (${relativeTime(login.access_expires_at, now)})`;
     row(
@@ -85,11 +116,16 @@ export async function runStatus(globals: GlobalOptions, opts: StatusOptions, dep
   row(
     'Refresh token',
     login.refresh_token
-      ? 'present (value never shown)'
+      ? 'present in the agent (value never shown)'
       : c.yellow('none: log in again when the access token expires'),
   );
   if (login.scope) row('Scope', login.scope);
-  row('DPoP', login.dpop_jwk ? 'tokens bound to a key kept with the refresh token' : 'not used');
+  row(
+    'DPoP',
+    login.dpop
+      ? 'tokens bound to a non-extractable key in the agent; the login ends with the agent'
+      : 'not used: the refresh token alone is the login',
+  );
   for (const [tenant, t] of Object.entries(tenants)) {
     const exp = Date.parse(t.expires_at);
     const when = exp > now ? `expires ${relativeTime(exp, now)}` : c.dim(`expired ${relativeTime(exp, now)}`);

@@ -7,11 +7,19 @@ import { type GlobalOptions, relativeTime, Ui } from './ui.js';
 export async function runToken(globals: GlobalOptions, opts: TokenOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
-  const { openLogin, obtainTenantToken } = await import('../auth/tenant-access.js');
-  const manager = { deps, eff, ui };
-  const session = await openLogin(manager);
-  const token = await obtainTenantToken(session, { tenant: opts.tenant, role: opts.role }, manager);
-  ui.addSecret(token.token, session.login.access_token, session.login.refresh_token);
+  const { profileRef, obtainTenantToken } = await import('../auth/tenant-access.js');
+  const { ensureAgent } = await import('../auth/agent-client.js');
+  const manager = { deps, eff, ui, debug: globals.debug };
+  const ref = profileRef(eff);
+  const agent = await ensureAgent(deps);
+  let token: Awaited<ReturnType<typeof obtainTenantToken>>;
+  try {
+    // No status round trip first: the exchange itself says "not logged in" when that is so.
+    token = await obtainTenantToken({ agent, ref }, { tenant: opts.tenant, role: opts.role }, manager);
+  } finally {
+    agent.close();
+  }
+  ui.addSecret(token.token);
   await (await import('../auth/tenant-state.js')).recordTenantToken(deps.configDir, eff.name, token);
 
   if (deps.stdoutIsTTY) {

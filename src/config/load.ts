@@ -51,6 +51,9 @@ export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
   admin_acr: 'phr',
   local_port: 7700,
   ssh_transport: 'auto',
+  // A working day: an agent nobody has used for that long belongs to someone who has left. Its
+  // memory-only logins end with it (logins in the keychain without DPoP come back on the next command).
+  agent_idle_timeout: 8 * 3600,
 };
 
 export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
@@ -74,6 +77,7 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   local_port: 'MCP_SECURE_LOCAL_PORT',
   ssh_transport: 'MCP_SECURE_SSH_TRANSPORT',
   ssh_ca_endpoint: 'MCP_SECURE_SSH_CA_ENDPOINT',
+  agent_idle_timeout: 'MCP_SECURE_AGENT_IDLE_TIMEOUT',
   audit_log_key: 'MCP_SECURE_AUDIT_LOG_KEY',
 };
 

@@ -62,6 +62,8 @@ export interface Profile {
    * in-memory key there, with the tenant token. A project file cannot set it (it receives the token).
    */
   ssh_ca_endpoint?: string;
+  /** Seconds without any client after which the agent ends (and its memory-only logins with it); 0: never. */
+  agent_idle_timeout?: number;
 }
 
 export interface ConfigFile {
@@ -211,6 +213,16 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
     expected: 'a port number between 1 and 65535',
     check: (v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535,
     parse: (t) => (t.trim() === '' ? t : Number(t)),
+  },
+  agent_idle_timeout: {
+    expected: 'a number of seconds (0: never), or a duration such as 30m or 8h',
+    check: (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 30 * 86400,
+    parse: (t) => {
+      const m = /^\s*(\d+)\s*([smhd]?)\s*$/.exec(t);
+      if (!m) return t;
+      const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+      return Number(m[1]) * unit;
+    },
   },
 };
 

@@ -24,7 +24,7 @@ export const STORE_DESCRIPTIONS: Readonly<Record<StoreKind, string>> = {
   'kernel-keyring': 'Linux kernel keyring (in memory, lost at reboot)',
   'macos-keychain': 'OS keychain (macOS Keychain)',
   'windows-credential-manager': 'OS keychain (Windows Credential Manager)',
-  memory: 'memory only (lost when this process exits)',
+  memory: "memory only (the agent's; lost when it ends)",
 };
 
 /** Whether a login stored here survives this process. */

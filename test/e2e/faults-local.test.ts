@@ -12,10 +12,11 @@ import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { ControlPlane } from '../../sandbox/control-plane.js';
+import { deviceLogin } from '../../sandbox/device-login.js';
 import type { SecretService } from '../../sandbox/keychain.js';
 import { BIN, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
-import { type AliceStack, aliceStack } from '../helpers/stack.js';
+import { type AliceStack, alice, aliceStack } from '../helpers/stack.js';
 import { tmuxServer } from '../helpers/tmux.js';
 
 let stack: AliceStack;
@@ -160,6 +161,10 @@ test('Ctrl-C or SIGTERM at a terminal prompt during connect (the identity file p
 });
 
 test('a keychain that does not answer: one line within seconds, never a silent fallback to memory; it works again once the keychain does', async () => {
+  // A login made without DPoP comes back from the keychain after the agent ends: that is the read that
+  // meets the hung keychain.
+  assert.equal((await deviceLogin(user.env(), alice, { args: ['--no-dpop'] })).code, 0);
+  assert.equal((await runCli(['agent', 'stop'], user.env())).code, 0);
   keyring.freeze();
   try {
     // D-Bus gives up on an unanswered call after a few seconds; the CLI's own bound is 5 s per call.

@@ -103,10 +103,14 @@ test('device flow: Ctrl-C cancels cleanly with exit code 130', async () => {
     ],
     deps,
   );
-  for (let i = 0; i < 100 && !/user_code=/.test(deps.err()); i++) await new Promise((r) => setTimeout(r, 20));
+  // The agent starts first (a process of its own): allow a loaded machine some seconds, bounded.
+  for (let i = 0; i < 750 && !/user_code=/.test(deps.err()); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.match(deps.err(), /user_code=/, 'the code was shown before Ctrl-C');
   controller.abort(new Error('SIGINT'));
   assert.equal(await code, 130);
   assert.match(deps.err(), /error: (interrupted|login cancelled)/);
+  // This test's agent (in its own config dir) has nothing to hold: stop it.
+  assert.equal(await main(['agent', 'stop'], testDeps({ configDir: dir })), 0);
 });
 
 function browserOptions(openUrl: (url: string) => Promise<boolean>, timeoutMs = 60_000) {

@@ -148,15 +148,18 @@ test('the whole story with --debug leaks no token, code or key into any output o
     { what: 'connect (stderr)', text: ended.stderr },
   );
 
-  // What the keychain holds for this login: its refresh and access tokens and the DPoP private key.
+  // What the keychain holds for this login: its refresh and access tokens and the DPoP key's thumbprint;
+  // the private key lives only in the agent, non-extractable.
   const item = await keyring.lookup({ service: 'mcp-secure', username: 'profile:sandbox' });
   assert.ok(item, 'the login is in the keychain');
   const stored = JSON.parse(item) as {
     refresh_token?: string;
     access_token: string;
-    dpop_jwk?: Record<string, string>;
+    dpop_jkt?: string;
+    dpop_jwk?: unknown;
   };
-  assert.ok(stored.dpop_jwk?.['d'], 'the login is DPoP-bound, so there is a private key to look for');
+  assert.ok(stored.dpop_jkt, 'the login is DPoP-bound');
+  assert.equal(stored.dpop_jwk, undefined, 'no private key in the keychain');
 
   // The files as they are during a session (logout clears state), then again after logout.
   const snapshots: Array<{ file: string; text: string }> = [];
@@ -172,10 +175,6 @@ test('the whole story with --debug leaks no token, code or key into any output o
   for (const s of idp.issuedSecrets()) secrets.set(s, 'issued by the IdP');
   if (stored.refresh_token) secrets.set(stored.refresh_token, 'refresh token (keychain)');
   secrets.set(stored.access_token, 'access token (keychain)');
-  for (const part of ['d', 'p', 'q', 'dp', 'dq', 'qi'] as const) {
-    const v = stored.dpop_jwk?.[part];
-    if (v) secrets.set(v, `DPoP private key (${part})`);
-  }
   // The SSH private key's body, line by line (the armour lines are not secret).
   for (const line of key.privateKey.split('\n')) {
     if (line.length >= 20 && !line.startsWith('-----')) secrets.set(line, 'SSH private key');

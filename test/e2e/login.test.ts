@@ -70,7 +70,10 @@ test('device login as alice, status, logout: the token lives in the Secret Servi
     login.stderr,
     /✓ Logged in to http:\/\/127\.0\.0\.1:\d+ as Alice Example <alice@example\.com>/,
   );
-  assert.match(login.stderr, /Token kept in: OS keychain \(Secret Service\)/);
+  assert.match(
+    login.stderr,
+    /Token kept in: held in memory by the agent \(pid \d+\), bound to a DPoP key that never leaves it; the refresh token also in OS keychain \(Secret Service\) \(useless without the key\)/,
+  );
   assert.equal(login.stdout, '');
 
   // Read the item back through the Secret Service, as any other client would.
@@ -83,9 +86,12 @@ test('device login as alice, status, logout: the token lives in the Secret Servi
   const status = await cli(['--profile', 'sandbox', 'status']);
   assert.equal(status.code, 0, status.stderr);
   assert.match(status.stdout, /User: +Alice Example <alice@example\.com> \(alice\)/);
-  assert.match(status.stdout, /Token store: +OS keychain \(Secret Service\)/);
+  assert.match(
+    status.stdout,
+    /Token store: +held in memory by the agent \(pid \d+\), .* also in OS keychain \(Secret Service\)/,
+  );
   assert.match(status.stdout, /Access token: +valid, expires .* \(in 10 min\)/);
-  assert.match(status.stdout, /Refresh token: +present \(value never shown\)/);
+  assert.match(status.stdout, /Refresh token: +present in the agent \(value never shown\)/);
 
   const json = await cli(['--profile', 'sandbox', '--json', 'status']);
   const parsed = JSON.parse(json.stdout);
@@ -103,7 +109,7 @@ test('device login as alice, status, logout: the token lives in the Secret Servi
   assert.equal(logout.code, 0, logout.stderr);
   assert.match(
     logout.stderr,
-    /Logged out of profile sandbox: tokens revoked at the IdP and deleted from OS keychain/,
+    /Logged out of profile sandbox: tokens revoked at the IdP and deleted from the agent's memory and OS keychain/,
   );
   assert.ok(idp.revokedCount() > revokedBefore, 'the IdP saw the revocation');
   assert.equal(await keyring.lookup(ITEM), null, 'logout removed the item from the Secret Service');
@@ -182,6 +188,8 @@ test('a new login over an existing one revokes the old refresh token at the IdP'
 
 test('with no keychain at all: auto says "memory only" once; --storage keychain refuses', async () => {
   const noBus = { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/bus' };
+  // The agent uses the session of the command that started it: start a fresh one without D-Bus.
+  await cli(['agent', 'stop']);
   const forced = await runCli(
     ['--profile', 'sandbox', 'login', '--device', '--storage', 'keychain'],
     user.env(noBus),
@@ -192,13 +200,19 @@ test('with no keychain at all: auto says "memory only" once; --storage keychain 
   const status = await runCli(['--profile', 'sandbox', 'status'], user.env(noBus));
   assert.equal(status.code, 4);
   assert.match(status.stdout, /Token store: +memory only/);
+  await runCli(['agent', 'stop'], user.env(noBus));
 });
 
 test('a locked keychain is reported as locked, not silently replaced', async () => {
   const locked = await startSecretService();
   try {
-    assert.equal((await deviceLogin([], alice, 'allow', locked.env)).code, 0);
+    // An agent started in this other session, as a user with that keychain would have.
+    await cli(['agent', 'stop']);
+    assert.equal((await deviceLogin(['--no-dpop'], alice, 'allow', locked.env)).code, 0);
     await locked.lock(); // as a screen lock would
+    // While the agent holds the login a locked keychain does not matter; once it must read it, it does.
+    assert.equal((await runCli(['--profile', 'sandbox', 'status'], user.env(locked.env))).code, 0);
+    await runCli(['agent', 'stop'], user.env(locked.env));
     for (const args of [['status'], ['login', '--device'], ['logout']]) {
       const result = await runCli(['--profile', 'sandbox', ...args], user.env(locked.env));
       assert.equal(result.code, 1, args.join(' '));
@@ -208,6 +222,7 @@ test('a locked keychain is reported as locked, not silently replaced', async () 
       );
     }
   } finally {
+    await runCli(['agent', 'stop'], user.env(locked.env));
     await locked.stop();
   }
 });

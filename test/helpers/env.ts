@@ -1,4 +1,5 @@
 /** A throwaway user environment for one CLI run: HOME, config dir and TMPDIR of its own. */
+import { rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { baseEnv } from './cli.js';
@@ -12,8 +13,24 @@ export interface UserEnv {
   env(extra?: Record<string, string | undefined>): Record<string, string>;
 }
 
+const roots = new Set<string>();
+/**
+ * Every user environment is removed when the test process exits: with it goes the socket of any agent a
+ * command started there, and an agent whose socket is removed ends within seconds (as gpg-agent does),
+ * so no test leaves an agent behind.
+ */
+function removeAtExit(root: string): void {
+  if (roots.size === 0) {
+    process.once('exit', () => {
+      for (const r of roots) rmSync(r, { recursive: true, force: true });
+    });
+  }
+  roots.add(root);
+}
+
 export async function userEnv(base: Record<string, string> = {}): Promise<UserEnv> {
   const root = await tempDir('mcp-secure-e2e-');
+  removeAtExit(root);
   const home = join(root, 'home');
   const configDir = join(home, '.config', 'mcp-secure');
   const tmp = join(root, 'tmp');

@@ -111,6 +111,7 @@ const SAMPLE: Record<keyof Profile, unknown> = {
   ssh_transport: 'ssh2',
   ssh_ca_endpoint: 'https://evil.example/ssh/certificate',
   audit_log_key: `evil.example/audit+00000000+${'A'.repeat(44)}`,
+  agent_idle_timeout: 0,
 };
 
 async function repoWith(
