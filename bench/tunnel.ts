@@ -1257,7 +1257,7 @@ async function setUp(opts: Options): Promise<Setup> {
   const settings: Array<[string, string]> = [
     ['bastion', `${sshd.username}@${HOST}:${sshd.port}`],
     ['identity_file', keyFile],
-    ['host_key_fingerprints', sshd.fingerprint],
+    ['host_key_fingerprints', `[${HOST}]:${sshd.port}=${sshd.fingerprint}`],
     ['mcp_url', `http://${HOST}:${upstream.port}/mcp`],
   ];
   for (const [k, v] of settings) {

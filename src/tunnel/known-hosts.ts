@@ -100,7 +100,17 @@ export interface VerifyOptions {
   port: number;
   key: Buffer;
   knownHostsFiles: string[];
+  /** `HOST=SHA256:…` pins from the profile; only those for this hop count. */
   pinned: readonly string[];
+}
+
+/** The fingerprints pinned for this hop: entries `HOST=SHA256:…` whose HOST is the hop's known_hosts token. */
+export function pinsFor(pins: readonly string[], host: string, port: number): string[] {
+  const token = hostToken(host, port);
+  return pins.flatMap((pin) => {
+    const at = pin.lastIndexOf('=');
+    return at > 0 && pin.slice(0, at) === token ? [pin.slice(at + 1)] : [];
+  });
 }
 
 export async function verifyHostKey(o: VerifyOptions): Promise<HostKeyVerdict> {
@@ -112,14 +122,16 @@ export async function verifyHostKey(o: VerifyOptions): Promise<HostKeyVerdict> {
   // A revoked key is refused even when pinned.
   const revoked = entries.find((e) => e.marker === '@revoked' && e.key === blob);
   if (revoked) return { status: 'revoked', file: revoked.file, line: revoked.line };
-  if (o.pinned.includes(fp)) return { status: 'pinned' };
   const plain = entries.filter((e) => e.marker === undefined);
   const match = plain.find((e) => e.key === blob);
   if (match) return { status: 'known', file: match.file, line: match.line };
   // OpenSSH treats a known host with a different key of the same type as changed; another type of key
-  // for the same host is also suspicious enough to refuse (a downgrade would look just like it).
+  // for the same host is also suspicious enough to refuse (a downgrade would look just like it). A pin
+  // never overrides this: a pin comes from a config file, known_hosts from the user's own past connections.
   const other = plain[0];
   if (other) return { status: 'changed', file: other.file, line: other.line, knownType: other.type };
+  // A pin is for one hop only: a key pinned for one host proves nothing about another.
+  if (pinsFor(o.pinned, o.host, o.port).includes(fp)) return { status: 'pinned' };
   return { status: 'unknown' };
 }
 

@@ -62,7 +62,7 @@ before(async () => {
   await config(user, {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identity_file: keyFile,
-    host_key_fingerprints: `${bastion.fingerprint} ${sshd.fingerprint}`,
+    host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint} [127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
     mcp_url: plane.url,
   });
   assert.equal((await deviceLogin(user.env(), alice)).code, 0);
@@ -198,7 +198,7 @@ test('two hops: the ssh2 bastion as jump host, then the real OpenSSH sshd', asyn
   const u = await loggedInUser({
     jump: `${bastion.username}@127.0.0.1:${bastion.port}`,
     bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-    host_key_fingerprints: `${bastion.fingerprint} ${sshd.fingerprint}`,
+    host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint} [127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
     mcp_url: plane.url,
   });
 
@@ -266,7 +266,7 @@ for (const transport of ['openssh', 'ssh2'] as const) {
 test('bad input: upstream refused → 502 JSON-RPC with the tunnel up; busy port names its holder; non-loopback bind refused', async () => {
   const u = await loggedInUser({
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    host_key_fingerprints: bastion.fingerprint,
+    host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
     mcp_url: `http://127.0.0.1:${plane.port + 1}/mcp`, // a destination the bastion does not allow
   });
   const { run, local } = await connect([], u);
@@ -313,7 +313,7 @@ test('keys from ssh-agent (where hardware keys live); --json prints NDJSON event
   await writeSandboxProfile(idp, u.env());
   await config(u, {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    host_key_fingerprints: bastion.fingerprint,
+    host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
     mcp_url: plane.url,
   });
   const sock = join(u.tmp, 'agent.sock');
@@ -410,7 +410,7 @@ test('an encrypted identity file (ssh2 transport): its passphrase is asked on th
   const u = await loggedInUser(
     {
       bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-      host_key_fingerprints: bastion.fingerprint,
+      host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
       mcp_url: plane.url,
       ssh_transport: 'ssh2',
     },

@@ -50,7 +50,7 @@ before(async () => {
   await writeSandboxProfile(idp, user.env(), 'sandbox', {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: 'http://mcp.internal:4000/mcp',
   });
   const r = await runCli(
@@ -94,6 +94,8 @@ const TITLES = {
   port: /local port free/,
   tmux: /tmux for --audit-pane/,
   clock: /clock in sync with the IdP/,
+  configDir: /config directory private/,
+  coreDumps: /no secrets in core dumps/,
 };
 
 test('doctor passes against the sandbox: every check ✓, which keychain, exit 0; --json says the same', async () => {
@@ -119,7 +121,19 @@ test('doctor passes against the sandbox: every check ✓, which keychain, exit 0
   assert.equal(report.ok, true);
   assert.deepEqual(
     report.checks.map((c) => c.id),
-    ['config', 'idp', 'keychain', 'ssh-agent', 'ssh-transport', 'host-keys', 'port', 'tmux', 'clock'],
+    [
+      'config',
+      'idp',
+      'keychain',
+      'ssh-agent',
+      'ssh-transport',
+      'host-keys',
+      'port',
+      'tmux',
+      'clock',
+      'config-dir',
+      'core-dumps',
+    ],
   );
   assert.ok(report.checks.every((c) => c.status === 'ok'));
 });
@@ -202,13 +216,16 @@ test('no ssh-agent, or an agent without keys: ✗ with `ssh-add`; with an identi
 });
 
 test("an unknown host key: ✗ host keys with the bastion's fingerprint and how to trust it", async () => {
-  const other = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+  const other = `[127.0.0.1]:${bastion.port}=SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`;
   const r = await doctor({ MCP_SECURE_HOST_KEY_FINGERPRINTS: other });
   assert.equal(r.code, 1);
   const c = check(r.stdout, TITLES.hostKeys);
   assert.ok(c.line.startsWith('✗ host keys known for every hop: '), c.line);
   assert.ok(c.line.includes(`host key ${bastion.fingerprint} is not in`), c.line);
-  assert.ok(c.fix.includes(`config set host_key_fingerprints ${bastion.fingerprint}`), c.fix);
+  assert.ok(
+    c.fix.includes(`config set host_key_fingerprints [127.0.0.1]:${bastion.port}=${bastion.fingerprint}`),
+    c.fix,
+  );
   assert.match(c.fix, /--accept-new-host-key/);
   // A bastion that is down is a different failure with a different fix.
   const closed = await listenOn(0);

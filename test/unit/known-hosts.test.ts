@@ -67,13 +67,19 @@ test('verdicts: known, changed, revoked, pinned, unknown; a recorded key is hash
     verifyHostKey({ host: '127.0.0.1', port, key, knownHostsFiles: [file], pinned });
   assert.equal((await v(2200, keyA)).status, 'known');
   assert.equal((await v(2200, keyB)).status, 'revoked', 'revoked wins, even over a pin');
-  assert.equal((await v(2200, keyB, [fingerprint(keyB)])).status, 'revoked');
+  assert.equal((await v(2200, keyB, [`[127.0.0.1]:2200=${fingerprint(keyB)}`])).status, 'revoked');
   const other = blob('ssh-ed25519', 'C'.repeat(32));
   const changed = await v(2300, other);
   assert.equal(changed.status, 'changed');
   assert.equal(changed.status === 'changed' && changed.line, 4);
-  assert.equal((await v(2300, other, [fingerprint(other)])).status, 'pinned');
+  // A pin never overrides known_hosts: a changed key stays refused however it is pinned.
+  assert.equal((await v(2300, other, [`[127.0.0.1]:2300=${fingerprint(other)}`])).status, 'changed');
   assert.equal((await v(2400, other)).status, 'unknown');
+  assert.equal((await v(2400, other, [`[127.0.0.1]:2400=${fingerprint(other)}`])).status, 'pinned');
+  // A pin is for its hop only: pinned for another port or host, or without a host, it is no pin here.
+  assert.equal((await v(2400, other, [`[127.0.0.1]:2401=${fingerprint(other)}`])).status, 'unknown');
+  assert.equal((await v(2400, other, [`127.0.0.2=${fingerprint(other)}`])).status, 'unknown');
+  assert.equal((await v(2400, other, [fingerprint(other)])).status, 'unknown');
   await recordHostKey(file, '127.0.0.1', 2400, other);
   assert.equal((await v(2400, other)).status, 'known');
   assert.match(await readFile(file, 'utf8'), /\n\|1\|[^ ]+ ssh-ed25519 /);
