@@ -119,8 +119,8 @@ function q(value: string): string {
 }
 
 /**
- * The KnownHostsCommand helper (arguments `%I %f %H %t %K`): prints `%H %t %K` when `%f` is a pinned
- * fingerprint, and notes the host and fingerprint it was asked about (`seen`) so that a refusal can name
+ * The KnownHostsCommand helper (arguments `%I %f %H %t %K`): prints `%H %t %K` when `%H=%f` is one of the
+ * profile's per-hop pins (`HOST=SHA256:…`, HOST as known_hosts names the hop, which is what %H is), and notes the host and fingerprint it was asked about (`seen`) so that a refusal can name
  * the fingerprint as the ssh2 transport does. OpenSSH ends the connection if this exits non-zero
  * (ssh_config(5) KnownHostsCommand), so it never does.
  */
@@ -129,7 +129,7 @@ const KNOWN_HOSTS_COMMAND = `#!/bin/sh
 d=$(dirname "$0")
 if [ "$1" = HOSTNAME ] && [ -n "$5" ]; then
   printf '%s %s\\n' "$3" "$2" >> "$d/seen"
-  grep -qxF -- "$2" "$d/pins" && printf '%s %s %s\\n' "$3" "$4" "$5"
+  grep -qxF -- "$3=$2" "$d/pins" && printf '%s %s %s\\n' "$3" "$4" "$5"
 fi
 exit 0
 `;
@@ -372,7 +372,7 @@ async function reportAdded(o: OpenSshOptions, before: number): Promise<void> {
   const file = userKnownHosts(o.home);
   if ((await fileSize(file)) <= before) return;
   for (const s of await seenKeys(o.dir)) {
-    if (o.pinned.includes(s.fingerprint)) continue;
+    if (o.pinned.includes(`${s.host}=${s.fingerprint}`)) continue;
     o.info(`Permanently added ${sanitize(s.host, 80)} (${s.fingerprint}) to ${file}.`);
     return;
   }

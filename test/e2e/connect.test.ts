@@ -491,7 +491,7 @@ test('OpenSSH transport, an encrypted identity file: ssh asks for the passphrase
   const u = await loggedInUser(
     {
       bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-      host_key_fingerprints: bastion.fingerprint,
+      host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
       mcp_url: plane.url,
       ssh_transport: 'openssh',
     },

@@ -103,7 +103,7 @@ test('no SSH key on disk: an in-memory key, a certificate from the sandbox CA, a
 }, async () => {
   const u = await loggedIn({
     bastion: `${caSshd.username}@127.0.0.1:${caSshd.port}`,
-    host_key_fingerprints: caSshd.fingerprint,
+    host_key_fingerprints: `[127.0.0.1]:${caSshd.port}=${caSshd.fingerprint}`,
     mcp_url: plane.url,
     ssh_ca_endpoint: plane.sshCaEndpoint,
     ssh_transport: 'openssh',
@@ -165,7 +165,7 @@ test('ssh_ca_endpoint with the ssh2 transport: one line naming the OpenSSH trans
 }, async () => {
   const u = await loggedIn({
     bastion: `${caSshd.username}@127.0.0.1:${caSshd.port}`,
-    host_key_fingerprints: caSshd.fingerprint,
+    host_key_fingerprints: `[127.0.0.1]:${caSshd.port}=${caSshd.fingerprint}`,
     mcp_url: plane.url,
     ssh_ca_endpoint: plane.sshCaEndpoint,
     ssh_transport: 'ssh2',
@@ -194,7 +194,7 @@ async function certFileUser(validAfter: number, validBefore: number): Promise<Us
   await writeSandboxProfile(idp, u.env());
   for (const [k, v] of Object.entries({
     bastion: `${caSshd.username}@127.0.0.1:${caSshd.port}`,
-    host_key_fingerprints: caSshd.fingerprint,
+    host_key_fingerprints: `[127.0.0.1]:${caSshd.port}=${caSshd.fingerprint}`,
     mcp_url: plane.url,
     identity_file: keyFile,
     ssh_transport: 'openssh',
@@ -367,7 +367,7 @@ for (const transport of ['openssh', 'ssh2'] as const) {
           where === 'ipv6' ? `http://[::1]:${r.port}/mcp` : `http+unix://${encodeURIComponent(sock)}/mcp`;
         for (const [k, v] of Object.entries({
           bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-          host_key_fingerprints: sshd.fingerprint,
+          host_key_fingerprints: `[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
           mcp_url: mcpUrl,
           identity_file: keyFile,
           ssh_transport: transport,
@@ -419,7 +419,7 @@ for (const transport of ['openssh', 'ssh2'] as const) {
       await writeSandboxProfile(idp, u.env());
       for (const [k, v] of Object.entries({
         bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-        host_key_fingerprints: sshd.fingerprint,
+        host_key_fingerprints: `[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
         mcp_url: plane.url,
         identity_file: keyFile,
         ssh_transport: transport,
@@ -465,7 +465,7 @@ test('a 2FA bastion (publickey, then keyboard-interactive): ssh asks for the cod
     await writeSandboxProfile(idp, u.env());
     for (const [k, v] of Object.entries({
       bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-      host_key_fingerprints: bastion.fingerprint,
+      host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
       mcp_url: plane.url,
       identity_file: keyFile,
       ssh_transport: 'openssh',
