@@ -618,3 +618,64 @@ for (const transport of ['openssh', 'ssh2'] as const) {
     });
   }
 }
+
+/** A host CA: sshd presents a host certificate; known_hosts trusts the CA with `@cert-authority`. */
+const HOST_CA_CASES: Array<{ name: string; trusted: 'same' | 'other'; code: number }> = [
+  {
+    name: 'a host certificate from a CA in known_hosts (@cert-authority): accepted without a prompt',
+    trusted: 'same',
+    code: 0,
+  },
+  {
+    name: 'a host certificate from another CA than the @cert-authority one: refused (exit 5)',
+    trusted: 'other',
+    code: 5,
+  },
+];
+for (const c of HOST_CA_CASES) {
+  test(`openssh transport: ${c.name}`, { skip }, async () => {
+    const { createSshCa } = await import('../../sandbox/ssh-ca.js');
+    const hostCa = createSshCa('host-ca');
+    const otherCa = createSshCa('other-ca');
+    const nowSec = Math.floor(Date.now() / 1000);
+    const sshd = await startSshd({
+      authorizedKeys: [userKey.public],
+      permitOpen: [{ host: '127.0.0.1', port: plane.port }],
+      hostCertificate: (publicKey) =>
+        hostCa.issue({
+          publicKey,
+          type: 'host',
+          keyId: 'bastion',
+          principals: ['127.0.0.1'],
+          validAfter: nowSec - 60,
+          validBefore: nowSec + 3600,
+        }),
+    });
+    try {
+      const u = await userEnv(keyring.env);
+      const keyFile = join(u.home, 'id_user');
+      await writeFile(keyFile, userKey.private, { mode: 0o600 });
+      await mkdir(join(u.home, '.ssh'), { recursive: true, mode: 0o700 });
+      const ca = c.trusted === 'same' ? hostCa : otherCa;
+      await writeFile(join(u.home, '.ssh', 'known_hosts'), `@cert-authority * ${ca.publicKeyLine}\n`);
+      await writeSandboxProfile(idp, u.env());
+      for (const [k, v] of Object.entries({
+        bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+        mcp_url: plane.url,
+        identity_file: keyFile,
+        ssh_transport: 'openssh',
+      })) {
+        assert.equal((await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env())).code, 0);
+      }
+      assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+      const r = await runCli(
+        ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1'],
+        u.env(),
+      );
+      assert.equal(r.code, c.code, r.stderr);
+      assert.doesNotMatch(r.stderr, /Permanently added/, 'nothing recorded: the CA vouches for the host');
+    } finally {
+      await sshd.close();
+    }
+  });
+}
