@@ -31,6 +31,7 @@ import {
 } from './audit.js';
 import { createTokenVerifier, sendJson, TokenVerificationError, type VerifiedToken } from './resource.js';
 import { createSshCa, type SshCa } from './ssh-ca.js';
+import { generateLogKey, type LogFault, type LogKey, serveTlog } from './tlog.js';
 
 export interface AuditRecord {
   ts: string;
@@ -53,6 +54,10 @@ export interface ControlPlaneOptions {
   heartbeatMs?: number;
   /** How soon a token with an unknown kid may refetch the IdP's JWKS, in ms (default 30000). */
   jwksCooldownMs?: number;
+  /** The audit log's signing key (default: a new one, named `logName`). */
+  logKey?: LogKey;
+  /** The audit log's name; tenant origins are `<name>/<tenant>` (default mcp-secure.sandbox/audit). */
+  logName?: string;
 }
 
 export interface ControlPlane {
@@ -81,6 +86,10 @@ export interface ControlPlane {
   setStreamFault(fault: AuditStreamFault | undefined): void;
   /** Audit streams open right now. */
   openStreams(): number;
+  /** The key that signs the audit log's checkpoints; `vkey` is what a client pins. */
+  logKey: LogKey;
+  /** Test hook: makes the checkpoint and proof endpoints misbehave; undefined to behave again. */
+  setLogFault(fault: LogFault | undefined): void;
   close(): Promise<void>;
 }
 
@@ -145,6 +154,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const audit = new AuditLog();
   const sshCa = createSshCa();
   const faults = new StreamFaults();
+  const logName = opts.logName ?? 'mcp-secure.sandbox/audit';
+  const logKey = opts.logKey ?? generateLogKey(logName);
+  let logFault: LogFault | undefined;
   let streams = 0;
   const listeners = new Set<(r: AuditRecord) => void>();
   const sessions = new Map<string, Session>();
@@ -189,7 +201,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     if (!token) return;
     if (url.pathname === '/mcp') await mcp(req, res, token);
     else if (url.pathname === '/audit/stream') auditStream(req, res, url, token);
-    else if (url.pathname === '/slow-sse') await slowSse(res);
+    else if (url.pathname.startsWith('/audit/')) {
+      const served = serveTlog(req, res, url, token.tenant, {
+        log: audit,
+        key: logKey,
+        name: logName,
+        fault: () => logFault,
+      });
+      if (!served) sendJson(res, 404, { error: 'not_found' });
+    } else if (url.pathname === '/slow-sse') await slowSse(res);
     else if (url.pathname === '/ssh/certificate') await sshCertificate(req, res, token);
     else await echoHeaders(req, res);
   }
@@ -448,6 +468,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         tenant,
       }),
     setStreamFault: (fault) => faults.set(fault),
+    logKey,
+    setLogFault: (fault) => {
+      logFault = fault;
+    },
     openStreams: () => streams,
     async close() {
       const open = [...sessions.values()];
@@ -464,6 +488,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 const ROUTES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   '/mcp': ['POST', 'GET', 'DELETE'],
   '/audit/stream': ['GET'],
+  '/audit/log': ['GET'],
+  '/audit/checkpoint': ['GET'],
+  '/audit/proof/inclusion': ['GET'],
+  '/audit/proof/consistency': ['GET'],
   '/slow-sse': ['GET'],
   '/echo-headers': ['POST'],
   '/ssh/certificate': ['POST'],

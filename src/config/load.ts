@@ -38,7 +38,8 @@ type NoDefault =
   | 'identity_file'
   | 'host_key_fingerprints'
   | 'mcp_url'
-  | 'ssh_ca_endpoint';
+  | 'ssh_ca_endpoint'
+  | 'audit_log_key';
 
 export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
   scopes: ['profile', 'email'],
@@ -73,6 +74,7 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   local_port: 'MCP_SECURE_LOCAL_PORT',
   ssh_transport: 'MCP_SECURE_SSH_TRANSPORT',
   ssh_ca_endpoint: 'MCP_SECURE_SSH_CA_ENDPOINT',
+  audit_log_key: 'MCP_SECURE_AUDIT_LOG_KEY',
 };
 
 export type Resolved = { [K in keyof Profile]?: { value: NonNullable<Profile[K]>; source: Source } };

@@ -7,13 +7,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Command } from 'commander';
 import { CommanderError } from 'commander';
-import { type AuditOptions, auditCommand } from '../../src/cli/commands/audit.js';
+import { type AuditOptions, type AuditVerifyOptions, auditCommand } from '../../src/cli/commands/audit.js';
 import { type CompletionOptions, completionCommand } from '../../src/cli/commands/completion.js';
 import { type ConfigOptions, configCommand } from '../../src/cli/commands/config.js';
 import { type ConnectOptions, connectCommand } from '../../src/cli/commands/connect.js';
 import { doctorCommand } from '../../src/cli/commands/doctor.js';
 import { type LoginOptions, loginCommand } from '../../src/cli/commands/login.js';
 import { type LogoutOptions, logoutCommand } from '../../src/cli/commands/logout.js';
+import { type McpOptions, mcpCommand } from '../../src/cli/commands/mcp.js';
 import { type McpConfigOptions, mcpConfigCommand } from '../../src/cli/commands/mcp-config.js';
 import type { CommandContext, Runner } from '../../src/cli/commands/shared.js';
 import { type StatusOptions, statusCommand } from '../../src/cli/commands/status.js';
@@ -195,6 +196,7 @@ const connectDefaults: ConnectOptions = {
   port: undefined,
   bind: '127.0.0.1',
   allowNonLoopback: false,
+  anyLocalUser: false,
   raw: false,
   acceptNewHostKey: false,
   maxSessionMs: undefined,
@@ -252,6 +254,11 @@ table<ConnectOptions>('connect', connectCommand, [
     wants: { ...connectDefaults, bind: '0.0.0.0', allowNonLoopback: true },
   },
   {
+    name: '--unsafe-any-local-user',
+    argv: ['connect', '-t', 'acme', '--unsafe-any-local-user'],
+    wants: { ...connectDefaults, anyLocalUser: true },
+  },
+  {
     name: '--bind ::1',
     argv: ['connect', '-t', 'acme', '--bind', '::1'],
     wants: { ...connectDefaults, bind: '::1' },
@@ -299,11 +306,17 @@ const tailDefaults: AuditOptions = {
   quiet: false,
   pretty: false,
   acceptNewHostKey: false,
+  acceptNewLogKey: false,
   sshTransport: undefined,
   flags: noFlags,
 };
 
 table<AuditOptions>('audit tail', auditCommand, [
+  {
+    name: '--accept-new-log-key',
+    argv: ['audit', 'tail', '-t', 'acme', '--accept-new-log-key'],
+    wants: { ...tailDefaults, acceptNewLogKey: true },
+  },
   { name: 'tenant only', argv: ['audit', 'tail', '-t', 'acme'], wants: tailDefaults },
   {
     name: 'filters',
@@ -357,9 +370,62 @@ table<AuditOptions>('audit tail', auditCommand, [
   },
 ]);
 
+const verifyDefaults: AuditVerifyOptions = {
+  tenant: 'acme',
+  acceptNewHostKey: false,
+  acceptNewLogKey: false,
+  sshTransport: undefined,
+  flags: noFlags,
+};
+
+table<AuditVerifyOptions>('audit verify', (ctx, runF) => auditCommand(ctx, undefined, runF), [
+  { name: 'tenant only', argv: ['audit', 'verify', '-t', 'acme'], wants: verifyDefaults },
+  {
+    name: 'first contact flags',
+    argv: ['audit', 'verify', '--tenant', 'acme', '--accept-new-log-key', '--accept-new-host-key'],
+    wants: { ...verifyDefaults, acceptNewLogKey: true, acceptNewHostKey: true },
+  },
+  {
+    name: 'no tenant',
+    argv: ['audit', 'verify'],
+    wantsErr: { code: 'usage', message: /--tenant <name>' not specified/ },
+  },
+  {
+    name: 'a bad tenant name',
+    argv: ['audit', 'verify', '-t', 'Not A Tenant'],
+    wantsErr: { code: 'usage', message: /invalid tenant name/ },
+  },
+]);
+
+table<McpOptions>('mcp', mcpCommand, [
+  {
+    name: 'tenant only',
+    argv: ['mcp', '--tenant', 'acme'],
+    wants: {
+      tenant: 'acme',
+      role: 'member',
+      acceptNewHostKey: false,
+      sshTransport: undefined,
+      flags: noFlags,
+    },
+  },
+  {
+    name: 'every flag',
+    argv: ['mcp', '-t', 'acme', '--role', 'admin', '--accept-new-host-key', '--ssh-transport', 'ssh2'],
+    wants: { tenant: 'acme', role: 'admin', acceptNewHostKey: true, sshTransport: 'ssh2', flags: noFlags },
+  },
+  {
+    name: 'no tenant',
+    argv: ['mcp'],
+    wantsErr: { code: 'usage', message: /--tenant <name>' not specified/ },
+  },
+]);
+
 const mcpDefaults: McpConfigOptions = {
   client: 'claude-code',
-  name: 'mcp-secure',
+  transport: 'stdio',
+  tenant: 'acme',
+  name: undefined,
   port: undefined,
   scope: undefined,
   write: false,
@@ -367,13 +433,31 @@ const mcpDefaults: McpConfigOptions = {
 };
 
 table<McpConfigOptions>('mcp-config', mcpConfigCommand, [
-  { name: 'client only', argv: ['mcp-config', '--client', 'claude-code'], wants: mcpDefaults },
+  {
+    name: 'client and tenant',
+    argv: ['mcp-config', '--client', 'claude-code', '-t', 'acme'],
+    wants: mcpDefaults,
+  },
+  {
+    name: 'stdio without a tenant',
+    argv: ['mcp-config', '--client', 'claude-code'],
+    wantsErr: { code: 'usage', message: /which tenant\?/ },
+  },
+  {
+    name: 'stdio with a port',
+    argv: ['mcp-config', '--client', 'cursor', '-t', 'acme', '--port', '7701'],
+    wantsErr: { code: 'usage', message: /--port is for --transport http/ },
+  },
   {
     name: 'every flag',
     argv: [
       'mcp-config',
       '--client',
       'vscode',
+      '--transport',
+      'http',
+      '--tenant',
+      'globex',
       '--name',
       'corp',
       '--port',
@@ -383,7 +467,16 @@ table<McpConfigOptions>('mcp-config', mcpConfigCommand, [
       '--write',
       '--dry-run',
     ],
-    wants: { client: 'vscode', name: 'corp', port: 7701, scope: 'user', write: true, dryRun: true },
+    wants: {
+      client: 'vscode',
+      transport: 'http',
+      tenant: 'globex',
+      name: 'corp',
+      port: 7701,
+      scope: 'user',
+      write: true,
+      dryRun: true,
+    },
   },
   {
     name: 'no client',
@@ -397,12 +490,12 @@ table<McpConfigOptions>('mcp-config', mcpConfigCommand, [
   },
   {
     name: 'bad name',
-    argv: ['mcp-config', '--client', 'cursor', '--name', 'a b'],
+    argv: ['mcp-config', '--client', 'cursor', '-t', 'acme', '--name', 'a b'],
     wantsErr: { code: 'usage', message: /invalid --name "a b"/ },
   },
   {
     name: 'bad port',
-    argv: ['mcp-config', '--client', 'cursor', '--port', '0'],
+    argv: ['mcp-config', '--client', 'cursor', '--transport', 'http', '--port', '0'],
     wantsErr: { code: 'usage', message: /invalid --port/ },
   },
 ]);

@@ -110,6 +110,7 @@ const SAMPLE: Record<keyof Profile, unknown> = {
   local_port: 7999,
   ssh_transport: 'ssh2',
   ssh_ca_endpoint: 'https://evil.example/ssh/certificate',
+  audit_log_key: `evil.example/audit+00000000+${'A'.repeat(44)}`,
 };
 
 async function repoWith(
