@@ -79,6 +79,8 @@ export interface SshdOptions {
   extraConfig?: string[];
   /** More host keys besides the ed25519 one (generated with ssh-keygen), as many real sshds have. */
   extraHostKeyTypes?: Array<'ecdsa' | 'rsa'>;
+  /** A host certificate for the ed25519 host key (HostCertificate): given its public key line, the cert line. */
+  hostCertificate?(publicKeyLine: string): string;
 }
 
 export interface HostKeyInfo {
@@ -154,7 +156,11 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
       extraKeyFiles.push(file);
       extraPublic.push({ type: parsed.type, blob: parsed.getPublicSSH(), line });
     }
-    const hostBlob = parseAuthorizedKey(await readFile(`${keyFile}.pub`, 'utf8')).getPublicSSH();
+    const hostPublicLine = (await readFile(`${keyFile}.pub`, 'utf8')).trim();
+    const hostBlob = parseAuthorizedKey(hostPublicLine).getPublicSSH();
+    const hostCertFile = opts.hostCertificate ? `${keyFile}-cert.pub` : undefined;
+    if (hostCertFile && opts.hostCertificate)
+      await writeFile(hostCertFile, `${opts.hostCertificate(hostPublicLine)}\n`);
 
     await ensurePrivsepDir();
     const authorizedKeysFile = path.join(dir, 'authorized_keys');
@@ -203,6 +209,7 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
         listenAddress,
         port,
         keyFile,
+        hostCertFile,
         extraKeyFiles,
         authorizedKeysFile,
         pidFile,
@@ -263,6 +270,7 @@ interface ConfigInput {
   listenAddress: string;
   port: number;
   keyFile: string;
+  hostCertFile: string | undefined;
   extraKeyFiles: string[];
   authorizedKeysFile: string;
   pidFile: string;
@@ -282,6 +290,7 @@ function config(c: ConfigInput): string {
     `ListenAddress ${c.listenAddress}:${c.port}`,
     'AddressFamily inet',
     `HostKey ${c.keyFile}`,
+    ...(c.hostCertFile ? [`HostCertificate ${c.hostCertFile}`] : []),
     ...c.extraKeyFiles.map((f) => `HostKey ${f}`),
     `PidFile ${c.pidFile}`,
     `AuthorizedKeysFile ${c.ca && !c.ca.keys ? 'none' : c.authorizedKeysFile}`,

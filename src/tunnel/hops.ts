@@ -15,7 +15,11 @@ function expandHome(path: string, home: string): string {
   return path.replace(/^~(?=\/|$)/, home);
 }
 
-/** The hops from the profile and ~/.ssh/config: jump hosts first, the bastion last. */
+/**
+ * The hops from the profile and ~/.ssh/config: jump hosts first, the bastion last. Where `ssh` is installed
+ * the configuration is OpenSSH's own answer (`ssh -G`: Include, Match, tokens, canonicalisation exactly as
+ * ssh does them); elsewhere the in-process parser (ssh-config.ts).
+ */
 export async function resolveHops(eff: EffectiveProfile, deps: Deps): Promise<Hop[]> {
   const bastion = requireSetting(
     eff,
@@ -23,6 +27,9 @@ export async function resolveHops(eff: EffectiveProfile, deps: Deps): Promise<Ho
     'the SSH host the MCP endpoint is reached from',
     'user@bastion.example.com',
   );
+  const { findSsh } = await import('./openssh.js');
+  const ssh = await findSsh(deps.env);
+  if (ssh) return resolveWithSshG(ssh, bastion, eff, deps);
   const { loadSshConfig } = await import('../tunnel/ssh-config.js');
   const home = deps.homedir;
   const resolve = await loadSshConfig(home);
@@ -46,4 +53,73 @@ export async function resolveHops(eff: EffectiveProfile, deps: Deps): Promise<Ho
     ...(spec.serverAliveCountMax !== undefined ? { keepaliveCountMax: spec.serverAliveCountMax } : {}),
   });
   return [...jumps.map((j) => toHop(resolve(j))), toHop(main)];
+}
+
+const MAX_JUMP_DEPTH = 8;
+
+/** `ssh -G` for one destination, reading the same files the OpenSSH transport's generated config does. */
+async function sshG(ssh: string, destination: string, deps: Deps): Promise<Map<string, string[]>> {
+  const { sshG: run, sshDestination } = await import('./openssh.js');
+  const { readFile } = await import('node:fs/promises');
+  const userConfig = join(deps.homedir, '.ssh', 'config');
+  // OpenSSH finds ~ from the password database; name the home the CLI uses (openssh.ts does the same).
+  const ownHome = deps.homedir !== userInfo().homedir;
+  const exists = await readFile(userConfig, 'utf8').then(
+    () => true,
+    () => false,
+  );
+  const args = ownHome ? ['-F', exists ? userConfig : '/dev/null'] : [];
+  return run(ssh, [...args, '--', sshDestination(destination)], deps.env);
+}
+
+async function resolveWithSshG(
+  ssh: string,
+  bastion: string,
+  eff: EffectiveProfile,
+  deps: Deps,
+): Promise<Hop[]> {
+  const home = deps.homedir;
+  const own = eff.profile.identity_file ? [expandHome(eff.profile.identity_file, home)] : [];
+  const one = (key: string, m: Map<string, string[]>) => m.get(key)?.[0];
+  // ssh -G prints ~ as is in some paths and expanded from the password database in others: both name the
+  // home the rest of the CLI uses (they differ only when $HOME is not the account's home).
+  const passwdHome = userInfo().homedir;
+  const ownHome = (f: string) =>
+    expandHome(f, home).replace(
+      new RegExp(`^${passwdHome.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=/\\.ssh/)`),
+      home,
+    );
+  const toHop = (m: Map<string, string[]>): Hop => {
+    const interval = Number(one('serveraliveinterval', m));
+    const countMax = Number(one('serveralivecountmax', m));
+    const proxy = one('proxycommand', m);
+    const alias = one('hostkeyalias', m);
+    const known = [
+      ...(one('userknownhostsfile', m)?.split(/\s+/) ?? []),
+      ...(one('globalknownhostsfile', m)?.split(/\s+/) ?? []),
+    ].map((f) => ownHome(f));
+    return {
+      host: one('hostname', m) ?? bastion,
+      port: Number(one('port', m) ?? 22),
+      user: one('user', m) ?? deps.env['USER'] ?? userInfo().username,
+      identityFiles: [...own, ...(m.get('identityfile') ?? []).map((f) => ownHome(f))],
+      ...(Number.isFinite(interval) ? { keepaliveIntervalMs: interval * 1000 } : {}),
+      ...(Number.isFinite(countMax) && countMax > 0 ? { keepaliveCountMax: countMax } : {}),
+      ...(proxy && proxy !== 'none' ? { proxyCommand: proxy } : {}),
+      ...(alias && alias !== 'none' ? { hostKeyAlias: alias } : {}),
+      ...(known.length ? { knownHostsFiles: known } : {}),
+      ...(one('identitiesonly', m) === 'yes' ? { identitiesOnly: true } : {}),
+    };
+  };
+  // ProxyJump like OpenSSH: the first jump with its own jumps, the others as given, then the host.
+  const chain = async (destination: string, depth: number): Promise<Hop[]> => {
+    const m = await sshG(ssh, destination, deps);
+    const jumpText = depth === 0 && eff.profile.jump ? eff.profile.jump.join(',') : one('proxyjump', m);
+    const jumps = jumpText && jumpText !== 'none' ? jumpText.split(',').filter(Boolean) : [];
+    if (jumps.length === 0 || depth >= MAX_JUMP_DEPTH) return [toHop(m)];
+    const first = await chain(jumps[0]!, depth + 1);
+    const rest = await Promise.all(jumps.slice(1).map(async (j) => toHop(await sshG(ssh, j, deps))));
+    return [...first, ...rest, toHop(m)];
+  };
+  return chain(bastion, 0);
 }

@@ -22,7 +22,7 @@ import { constants, watch } from 'node:fs';
 import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { CliError, sanitize } from '../errors.js';
 import type { Transport, UpstreamTarget } from './transport.js';
@@ -127,20 +127,24 @@ function q(value: string): string {
  * the fingerprint as the ssh2 transport does. OpenSSH ends the connection if this exits non-zero
  * (ssh_config(5) KnownHostsCommand), so it never does.
  */
-const KNOWN_HOSTS_COMMAND = `#!/bin/sh
-# Written by mcp-secure for one session; prints a host key as known when its fingerprint is pinned.
+function knownHostsCommand(sshKeygen: string): string {
+  return `#!/bin/sh
+# Written by mcp-secure for one session; prints a host key as known when its fingerprint is pinned for the
+# host and no known_hosts file lists the host at all: OpenSSH accepts a host when any source matches, so a
+# pin printed next to a changed key in known_hosts would override it. A pin never does.
 d=$(dirname "$0")
 if [ "$1" = HOSTNAME ] && [ -n "$5" ]; then
   printf '%s %s\\n' "$3" "$2" >> "$d/seen"
   if grep -qxF -- "$3=$2" "$d/pins"; then
     while IFS= read -r f; do
-      [ -f "$f" ] && ssh-keygen -F "$3" -f "$f" >/dev/null 2>&1 && exit 0
+      [ -f "$f" ] && ${JSON.stringify(sshKeygen)} -F "$3" -f "$f" >/dev/null 2>&1 && exit 0
     done < "$d/known-hosts-files"
     printf '%s %s %s\\n' "$3" "$4" "$5"
   fi
 fi
 exit 0
 `;
+}
 
 export interface GeneratedConfig {
   configFile: string;
@@ -153,8 +157,16 @@ export async function writeSshConfig(o: OpenSshOptions): Promise<GeneratedConfig
   const helper = join(o.dir, 'known-hosts-command');
   const configFile = join(o.dir, 'ssh_config');
   await writeFile(pins, o.pinned.map((p) => `${p}\n`).join(''), { mode: 0o600 });
-  await writeFile(helper, KNOWN_HOSTS_COMMAND, { mode: 0o700 });
   const userSsh = join(o.home, '.ssh');
+  await writeFile(helper, knownHostsCommand(join(dirname(o.ssh), 'ssh-keygen')), { mode: 0o700 });
+  // The files OpenSSH reads (ssh_config(5) defaults; the home the CLI uses): the helper's "listed at all".
+  const files = [
+    join(userSsh, 'known_hosts'),
+    join(userSsh, 'known_hosts2'),
+    '/etc/ssh/ssh_known_hosts',
+    '/etc/ssh/ssh_known_hosts2',
+  ];
+  await writeFile(join(o.dir, 'known-hosts-files'), files.map((f) => `${f}\n`).join(''), { mode: 0o600 });
   // OpenSSH finds ~ from the password database, not $HOME: when they differ (a test's home, a sudo -E),
   // name the files of the home the rest of the CLI uses, as the ssh2 transport does.
   const ownHome = o.home !== userInfo().homedir;

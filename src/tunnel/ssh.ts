@@ -34,6 +34,14 @@ export interface Hop {
   keepaliveIntervalMs?: number;
   /** Unanswered keepalives before the hop counts as dead (ServerAliveCountMax); default 3. */
   keepaliveCountMax?: number;
+  /** ProxyCommand from ~/.ssh/config: ssh2 cannot run it (the OpenSSH transport does). */
+  proxyCommand?: string;
+  /** HostKeyAlias: the name looked up in known_hosts instead of the host. */
+  hostKeyAlias?: string;
+  /** UserKnownHostsFile + GlobalKnownHostsFile for this hop (from `ssh -G`), instead of the defaults. */
+  knownHostsFiles?: string[];
+  /** IdentitiesOnly: only the identity files, not every key in the agent (MaxAuthTries). */
+  identitiesOnly?: boolean;
 }
 
 export function hopLabel(hop: Hop): string {
@@ -88,7 +96,8 @@ export function isEncryptedKey(text: string): boolean {
 async function authMethods(hop: Hop, o: DialOptions): Promise<AuthMethod[]> {
   const methods: AuthMethod[] = [];
   // The agent first: that is where hardware keys live.
-  if (o.agentSocket) methods.push({ type: 'agent', username: hop.user, agent: o.agentSocket });
+  if (o.agentSocket && !hop.identitiesOnly)
+    methods.push({ type: 'agent', username: hop.user, agent: o.agentSocket });
   for (const file of hop.identityFiles) {
     let text: string;
     try {
@@ -143,12 +152,15 @@ async function decideHostKey(
   refuse: (err: CliError) => void,
 ): Promise<boolean> {
   const fp = fingerprint(key);
-  const name = hostToken(hop.host, hop.port);
+  // HostKeyAlias replaces host and port in the lookup (ssh_config(5)).
+  const lookupHost = hop.hostKeyAlias ?? hop.host;
+  const lookupPort = hop.hostKeyAlias ? 22 : hop.port;
+  const name = hostToken(lookupHost, lookupPort);
   const verdict: HostKeyVerdict = await verifyHostKey({
-    host: hop.host,
-    port: hop.port,
+    host: lookupHost,
+    port: lookupPort,
     key,
-    knownHostsFiles: o.knownHostsFiles,
+    knownHostsFiles: hop.knownHostsFiles ?? o.knownHostsFiles,
     pinned: o.pinned,
   });
   switch (verdict.status) {
@@ -191,7 +203,7 @@ async function decideHostKey(
         );
         return false;
       }
-      await recordHostKey(o.knownHostsWrite, hop.host, hop.port, key);
+      await recordHostKey(hop.knownHostsFiles?.[0] ?? o.knownHostsWrite, lookupHost, lookupPort, key);
       o.info(`Permanently added ${name} (${fp}) to ${o.knownHostsWrite}.`);
       return true;
     }
@@ -209,7 +221,24 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
       client.end();
       reject(err);
     };
-    Promise.all([authMethods(hop, o), hostKeyAlgorithms(o.knownHostsFiles, hop.host, hop.port)]).then(
+    if (hop.proxyCommand) {
+      fail(
+        new CliError(
+          'usage',
+          `${hopLabel(hop)} is reached through a ProxyCommand in ~/.ssh/config, which the ssh2 transport cannot run`,
+          { hint: 'use the OpenSSH transport: install openssh-client and pass --ssh-transport openssh' },
+        ),
+      );
+      return;
+    }
+    Promise.all([
+      authMethods(hop, o),
+      hostKeyAlgorithms(
+        hop.knownHostsFiles ?? o.knownHostsFiles,
+        hop.hostKeyAlias ?? hop.host,
+        hop.hostKeyAlias ? 22 : hop.port,
+      ),
+    ]).then(
       ([methods, serverHostKey]) => {
         client.once('ready', () => {
           settled = true;

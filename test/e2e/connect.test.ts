@@ -255,21 +255,23 @@ test('host keys: a changed key is refused loudly (exit 5); an unknown one needs 
   );
 });
 
-test('the bastion dies mid-session and comes back: the next MCP call works without restarting connect', async () => {
-  const { run, local } = await connect();
-  const first = await mcpClient(local);
-  assert.match(text(await first.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
-  await first.close().catch(() => undefined);
-  await bastion.stop();
-  await run.waitFor(/SSH connection lost/, 10_000).catch(() => undefined);
-  await bastion.restart();
-  const second = await mcpClient(local);
-  assert.match(text(await second.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
-  await second.close();
-  const result = await stop(run);
-  assert.equal(result.code, 130);
-  assert.match(result.stderr, /[1-9]\d* re-dials/);
-});
+for (const transport of ['openssh', 'ssh2'] as const) {
+  test(`the bastion dies mid-session and comes back (${transport} transport): the next MCP call works without restarting connect`, async () => {
+    const { run, local } = await connect(['--ssh-transport', transport]);
+    const first = await mcpClient(local);
+    assert.match(text(await first.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
+    await first.close().catch(() => undefined);
+    await bastion.stop();
+    await run.waitFor(/SSH connection lost/, 10_000).catch(() => undefined);
+    await bastion.restart();
+    const second = await mcpClient(local);
+    assert.match(text(await second.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
+    await second.close();
+    const result = await stop(run);
+    assert.equal(result.code, 130);
+    assert.match(result.stderr, /[1-9]\d* re-dials/);
+  });
+}
 
 test('bad input: upstream refused → 502 JSON-RPC with the tunnel up; busy port names its holder; non-loopback bind refused', async () => {
   const u = await loggedInUser({

@@ -130,7 +130,8 @@ test('Ctrl-C or SIGTERM at a terminal prompt during connect (the identity file p
   await writeFile(encrypted, keyText, { mode: 0o600 });
   await promisify(execFile)('ssh-keygen', ['-p', '-q', '-f', encrypted, '-P', '', '-N', 'secret words']);
   const tmux = tmuxServer('mcp-secure-faults-local');
-  const env = user.env({ MCP_SECURE_IDENTITY_FILE: encrypted });
+  // ssh2's own prompt (the OpenSSH transport's ssh asks on the terminal itself: connect.test.ts).
+  const env = user.env({ MCP_SECURE_IDENTITY_FILE: encrypted, MCP_SECURE_SSH_TRANSPORT: 'ssh2' });
   const vars = Object.entries(env)
     .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
     .join(' ');

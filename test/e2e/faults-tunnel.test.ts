@@ -107,6 +107,13 @@ before(async () => {
   await writeSandboxProfile(idp, user.env());
   const set = await runCli(['--profile', 'sandbox', 'config', 'set', 'identity_file', keyFile], user.env());
   assert.equal(set.code, 0, set.stderr);
+  // These faults are the ssh2 transport's (hostile servers it talks to in-process); the OpenSSH transport's
+  // errors are openssh.test.ts's.
+  const transport = await runCli(
+    ['--profile', 'sandbox', 'config', 'set', 'ssh_transport', 'ssh2'],
+    user.env(),
+  );
+  assert.equal(transport.code, 0, transport.stderr);
   assert.equal((await deviceLogin(user.env(), alice)).code, 0);
 });
 
