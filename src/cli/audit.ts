@@ -91,18 +91,35 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         cleanups,
       });
       void tunnel.refresher.run().catch(() => undefined);
-      const upstream = { supervisor: tunnel.supervisor, upstream: new URL(mcpUrl) };
+      const token = () => {
+        const t = tunnel.refresher.current();
+        return t ? { value: t.token, type: t.tokenType } : undefined;
+      };
+      const proof = (method: string, url: string, value: string) =>
+        createProof(tunnel.dpopKey!, { method, url, accessToken: value, now: deps.now() });
+      const { upstreamTls } = await import('./upstream-tls.js');
+      const tlsSetup = await upstreamTls({
+        eff,
+        deps,
+        ui,
+        upstream: new URL(mcpUrl),
+        unsafeSkipVerify: opts.unsafeSkipTlsVerify,
+        token,
+        proof,
+      });
+      const upstream = { supervisor: tunnel.supervisor, upstream: new URL(mcpUrl), tls: tlsSetup?.tls };
+      if (tlsSetup) {
+        // Checked once first: a bad certificate is one line and exit 5, not a resume loop.
+        const { openChannel } = await import('../tunnel/local.js');
+        await tlsSetup.tls.probe(await openChannel(upstream));
+      }
       open = async (request, signal) =>
         awaitResponse(
           await upstreamRequest(
             {
               ...upstream,
-              token: () => {
-                const t = tunnel.refresher.current();
-                return t ? { value: t.token, type: t.tokenType } : undefined;
-              },
-              proof: (method, url, token) =>
-                createProof(tunnel.dpopKey!, { method, url, accessToken: token, now: deps.now() }),
+              token,
+              proof,
             },
             {
               method: 'GET',

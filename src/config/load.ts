@@ -33,7 +33,11 @@ type NoDefault =
   | 'jump'
   | 'identity_file'
   | 'host_key_fingerprints'
-  | 'mcp_url';
+  | 'mcp_url'
+  | 'mcp_ca_file'
+  | 'client_cert_endpoint'
+  | 'client_cert_file'
+  | 'client_key_file';
 
 export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
   scopes: ['profile', 'email'],
@@ -64,10 +68,24 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   host_key_fingerprints: 'MCP_SECURE_HOST_KEY_FINGERPRINTS',
   mcp_url: 'MCP_SECURE_MCP_URL',
   local_port: 'MCP_SECURE_LOCAL_PORT',
+  mcp_ca_file: 'MCP_SECURE_MCP_CA_FILE',
+  client_cert_endpoint: 'MCP_SECURE_CLIENT_CERT_ENDPOINT',
+  client_cert_file: 'MCP_SECURE_CLIENT_CERT_FILE',
+  client_key_file: 'MCP_SECURE_CLIENT_KEY_FILE',
 };
 
-/** Keys a project file (which comes with a repository someone else wrote) may not set: unsafe modes. */
-const NOT_FROM_PROJECT: ReadonlySet<keyof Profile> = new Set(['insecure_http']);
+/**
+ * Keys a project file (which comes with a repository someone else wrote) may not set: unsafe modes, and
+ * what moves trust — the CA the MCP server is verified against, where a client certificate comes from
+ * (it is asked for with the tenant token), which certificate and key are presented.
+ */
+const NOT_FROM_PROJECT: ReadonlySet<keyof Profile> = new Set([
+  'insecure_http',
+  'mcp_ca_file',
+  'client_cert_endpoint',
+  'client_cert_file',
+  'client_key_file',
+]);
 
 export type Resolved = { [K in keyof Profile]?: { value: NonNullable<Profile[K]>; source: Source } };
 
@@ -186,9 +204,13 @@ export async function loadEffectiveProfile(options: LoadOptions): Promise<Effect
       set(key, value, { kind: 'env', detail: ENV_VARS[key] });
     } else if (projectProfile?.[key] !== undefined && projectFile) {
       if (NOT_FROM_PROJECT.has(key)) {
-        throw new CliError('trust', `project config ${projectFile} sets ${key}, an unsafe mode`, {
-          hint: `remove it there; set it in your own config (\`mcp-secure config set ${key} true\`) if you mean it`,
-        });
+        throw new CliError(
+          'trust',
+          `project config ${projectFile} sets ${key}, an unsafe mode or a trust setting only your own config may set`,
+          {
+            hint: `remove it there; set it in your own config (\`mcp-secure config set ${key} …\`) if you mean it`,
+          },
+        );
       }
       set(key, projectProfile[key], { kind: 'project', detail: projectFile });
     } else if (userProfile?.[key] !== undefined) {

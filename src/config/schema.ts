@@ -40,6 +40,14 @@ export interface Profile {
   mcp_url?: string;
   /** The local port `connect` listens on (default 7700). */
   local_port?: number;
+  /** A PEM CA bundle the https:// mcp_url's certificate must chain to, instead of the system store. */
+  mcp_ca_file?: string;
+  /** Where a short-lived client certificate is issued for the tenant token (mTLS; docs/protocol.md §4). */
+  client_cert_endpoint?: string;
+  /** A client certificate (PEM) the user already has, with its key (client_key_file). */
+  client_cert_file?: string;
+  /** The key of client_cert_file (PEM; an encrypted key is asked for on the terminal). */
+  client_key_file?: string;
 }
 
 export interface ConfigFile {
@@ -137,6 +145,14 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
     check: (v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535,
     parse: (t) => (t.trim() === '' ? t : Number(t)),
   },
+  mcp_ca_file: { expected: 'a path to a PEM CA bundle', check: isString, parse: (t) => t },
+  client_cert_endpoint: {
+    expected: 'an https:// URL (http:// only on loopback)',
+    check: (v) => isString(v) && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
+    parse: (t) => t,
+  },
+  client_cert_file: { expected: 'a path to a PEM certificate', check: isString, parse: (t) => t },
+  client_key_file: { expected: 'a path to a PEM private key', check: isString, parse: (t) => t },
 };
 
 /** Tenant names: lower-case letters, digits and dashes, as the control plane names them. */

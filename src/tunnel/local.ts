@@ -20,6 +20,7 @@ import { isLoopbackHost } from '../net.js';
 import { ChannelAgent } from './pool.js';
 import { forward } from './ssh.js';
 import type { Supervisor } from './supervisor.js';
+import type { UpstreamTls } from './tls.js';
 
 export interface Stats {
   open: number;
@@ -45,6 +46,8 @@ export interface ListenerOptions {
   proof(method: string, url: string, token: string): Promise<string>;
   stats: Stats;
   now(): number;
+  /** TLS inside the channel for an https:// upstream (tls.ts); absent for http:// and for --raw. */
+  tls?: UpstreamTls | undefined;
 }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and the credentials a local client might send: never forwarded.
@@ -117,7 +120,7 @@ function lostAnswerEvent(id: string | number): string {
 }
 
 /** What a request through the tunnel needs: the chain, the upstream, and the current token. */
-export type UpstreamOptions = Pick<ListenerOptions, 'supervisor' | 'upstream' | 'token' | 'proof'>;
+export type UpstreamOptions = Pick<ListenerOptions, 'supervisor' | 'upstream' | 'token' | 'proof' | 'tls'>;
 
 /**
  * One HTTP request to the upstream through the tunnel, with the tenant token (and DPoP proof) set. Used
@@ -165,7 +168,7 @@ export async function upstreamRequest(
 
 /** One keep-alive pool of upstream channels per tunnel (pool.ts). */
 const agents = new WeakMap<Supervisor, ChannelAgent>();
-function channelAgent(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): ChannelAgent {
+function channelAgent(o: Pick<ListenerOptions, 'supervisor' | 'upstream' | 'tls'>): ChannelAgent {
   let agent = agents.get(o.supervisor);
   if (!agent) {
     agent = new ChannelAgent(() => tunnelStream(o));
@@ -188,7 +191,16 @@ function replayable(req: IncomingMessage): boolean {
   );
 }
 
-async function tunnelStream(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): Promise<Duplex> {
+/** A stream to the upstream through the tunnel: the channel, wrapped in TLS for an https:// upstream. */
+export async function tunnelStream(
+  o: Pick<ListenerOptions, 'supervisor' | 'upstream' | 'tls'>,
+): Promise<Duplex> {
+  const channel = await openChannel(o);
+  return o.tls ? o.tls.wrap(channel) : channel;
+}
+
+/** The bare channel to the upstream's host and port (a re-dial waited for once when it is down). */
+export async function openChannel(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): Promise<Duplex> {
   const port = Number(o.upstream.port || (o.upstream.protocol === 'https:' ? 443 : 80));
   const client = await o.supervisor.client();
   try {
@@ -311,7 +323,8 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
 function rawForward(o: ListenerOptions): Server {
   return createNetServer((socket) => {
     socket.setNoDelay(true);
-    tunnelStream(o).then(
+    // --raw forwards bytes: a TLS upstream is the local client's to speak (like `ssh -L`).
+    openChannel(o).then(
       (stream) => {
         count(stream, o.stats, 'bytesIn', o.now);
         count(socket, o.stats, 'bytesOut', o.now);

@@ -98,6 +98,21 @@ test('a project file cannot switch on an unsafe mode', async () => {
   );
 });
 
+for (const key of ['mcp_ca_file', 'client_cert_endpoint', 'client_cert_file', 'client_key_file']) {
+  test(`a project file cannot set ${key} (it moves trust)`, async () => {
+    const dir = await tempDir();
+    const value = key === 'client_cert_endpoint' ? 'http://127.0.0.1:1/tls/client-certificate' : '/tmp/x.pem';
+    await writeFile(
+      join(dir, '.mcp-secure.json'),
+      JSON.stringify({ profiles: { default: { [key]: value } } }),
+    );
+    await assert.rejects(
+      loadEffectiveProfile({ configDir: join(dir, 'cfg'), cwd: dir, env: {} }),
+      (err: unknown) => err instanceof CliError && err.kind === 'trust' && err.message.includes(key),
+    );
+  });
+}
+
 test('`config set/use/unset` work non-interactively, validate first, and write a 0600 file', async () => {
   const dir = await tempDir();
   const deps = testDeps({ configDir: dir });

@@ -25,6 +25,8 @@ export interface AuditOptions {
   quiet: boolean;
   pretty: boolean;
   acceptNewHostKey: boolean;
+  /** UNSAFE: no certificate check on an https:// mcp_url. */
+  unsafeSkipTlsVerify: boolean;
   flags: ProfileFlags;
 }
 
@@ -62,6 +64,7 @@ export function auditTailCommand(ctx: CommandContext, runF?: Runner<AuditOptions
     .option('--quiet', 'no terminal bell on denials')
     .option('--pretty', 'aligned lines for people even when stdout is not a terminal')
     .option('--accept-new-host-key', 'trust an unknown SSH host key on first use and record it')
+    .option('--unsafe-skip-tls-verify', "UNSAFE: do not verify the https:// MCP server's certificate")
     .addOption(storageOption())
     .addHelpText(
       'after',
@@ -84,6 +87,7 @@ export function auditTailCommand(ctx: CommandContext, runF?: Runner<AuditOptions
         quiet: flags.quiet === true,
         pretty: flags.pretty === true,
         acceptNewHostKey: flags.acceptNewHostKey === true,
+        unsafeSkipTlsVerify: flags.unsafeSkipTlsVerify === true,
         flags: profileFlags(flags),
       };
       return act(ctx, cmd, opts, async () => runF ?? (await import('../audit.js')).run);

@@ -28,6 +28,8 @@ export interface ConnectOptions {
   maxSessionMs: number | undefined;
   idleTimeoutMs: number | undefined;
   auditPane: boolean;
+  /** UNSAFE: no certificate check on an https:// mcp_url. */
+  unsafeSkipTlsVerify: boolean;
   flags: ProfileFlags;
 }
 
@@ -44,6 +46,10 @@ export function connectCommand(ctx: CommandContext, runF?: Runner<ConnectOptions
     .option(
       '--unsafe-allow-non-loopback',
       'UNSAFE: allow --bind on a non-loopback address (anyone reaching it uses your session)',
+    )
+    .option(
+      '--unsafe-skip-tls-verify',
+      "UNSAFE: do not verify the https:// MCP server's certificate (anyone inside the cluster's path can read the session)",
     )
     .option('--raw', 'a plain TCP forward like `ssh -L` (the client brings its own token)')
     .option(
@@ -80,6 +86,7 @@ function connectOptions(flags: {
   maxSession?: string | undefined;
   idleTimeout?: string | undefined;
   auditPane?: true | undefined;
+  unsafeSkipTlsVerify?: true | undefined;
   dpop: boolean;
   storage?: 'auto' | 'keychain' | 'memory' | undefined;
 }): ConnectOptions {
@@ -122,6 +129,7 @@ function connectOptions(flags: {
       ? parseDuration(flags.idleTimeout, '--idle-timeout', TUNNEL_LIFE)
       : undefined,
     auditPane: flags.auditPane === true,
+    unsafeSkipTlsVerify: flags.unsafeSkipTlsVerify === true,
     flags: profileFlags(flags),
   };
 }
