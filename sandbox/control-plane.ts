@@ -32,6 +32,7 @@ import {
   streamAudit,
 } from './audit.js';
 import { createTokenVerifier, sendJson, TokenVerificationError, type VerifiedToken } from './resource.js';
+import { createSshCa, type SshCa } from './ssh-ca.js';
 import { type Ca, createCa, thumbprint } from './x509.js';
 
 export interface AuditRecord {
@@ -110,6 +111,13 @@ export interface ControlPlane {
   auditUrl: string;
   /** The per-tenant hash chains behind /audit/stream: every record whose tenant is known. */
   audit: AuditLog;
+  /**
+   * The SSH CA (docs/protocol.md "SSH certificates"): POST /ssh/certificate with the tenant token and an
+   * ed25519 public key → a user certificate valid until the token expires, principal = the token's user.
+   */
+  sshCa: SshCa;
+  /** http://127.0.0.1:PORT/ssh/certificate (the profile's ssh_ca_endpoint). */
+  sshCaEndpoint: string;
   /** Test hook: appends a synthetic event to the tenant's chain (not to records()); defaults fill the rest. */
   appendAudit(tenant: string, partial?: Partial<Omit<AuditEntry, 'tenant'>>): AuditEvent;
   /** Test hook: makes /audit/stream misbehave from the next connection on; undefined to behave again. */
@@ -178,6 +186,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   });
   const log: AuditRecord[] = [];
   const audit = new AuditLog();
+  const sshCa = createSshCa();
   const faults = new StreamFaults();
   let streams = 0;
   const listeners = new Set<(r: AuditRecord) => void>();
@@ -233,6 +242,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
   async function issueClientCert(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', certOrigin);
+    // The SSH CA here too: over mTLS the main listener wants a certificate a client cannot have yet.
+    if (url.pathname === '/ssh/certificate' && req.method === 'POST') {
+      const token = await authenticate(req, res, `${certOrigin}${url.pathname}`);
+      if (token) await sshCertificate(req, res, token);
+      return;
+    }
     if (url.pathname !== CLIENT_CERT_PATH) {
       sendJson(res, 404, { error: 'not_found' });
       return;
@@ -367,6 +382,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     if (url.pathname === '/mcp') await mcp(req, res, token);
     else if (url.pathname === '/audit/stream') auditStream(req, res, url, token);
     else if (url.pathname === '/slow-sse') await slowSse(res);
+    else if (url.pathname === '/ssh/certificate') await sshCertificate(req, res, token);
     else await echoHeaders(req, res);
   }
 
@@ -504,6 +520,78 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
   }
 
+  /**
+   * Issues an OpenSSH user certificate for the caller's public key: valid from a minute ago (clock skew)
+   * until the tenant token expires, never longer; the one principal is the token's user; the only extension
+   * is permit-port-forwarding (no pty, no agent or X11 forwarding, no user rc).
+   */
+  async function sshCertificate(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    token: VerifiedToken,
+  ): Promise<void> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_CA_BODY) {
+        sendJson(res, 413, { error: 'payload_too_large' }, { connection: 'close' });
+        return;
+      }
+      chunks.push(chunk as Buffer);
+    }
+    const caller = callerOf(token);
+    let publicKey: unknown;
+    try {
+      publicKey = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { public_key?: unknown }).public_key;
+    } catch {
+      publicKey = undefined;
+    }
+    const now = Math.floor(Date.now() / 1000);
+    let certificate: string;
+    try {
+      if (typeof publicKey !== 'string') throw new Error('public_key missing');
+      certificate = sshCa.issue({
+        publicKey,
+        type: 'user',
+        keyId: `${caller.actor}@${caller.tenant}`,
+        // The token's subject: the stable name the IdP gives the user (sshd's AuthorizedPrincipalsFile
+        // maps it to the account the tunnel logs in as).
+        principals: [token.sub],
+        validAfter: now - 60,
+        validBefore: token.exp,
+        extensions: ['permit-port-forwarding'],
+      });
+    } catch (err) {
+      record({
+        tenant: caller.tenant,
+        actor: caller.actor,
+        tool: 'ssh_certificate',
+        downstream: 'ssh-ca',
+        outcome: 'denied',
+        reason: 'not an ed25519 public key',
+      });
+      sendJson(res, 400, {
+        error: 'invalid_request',
+        error_description: err instanceof Error ? err.message : 'bad key',
+      });
+      return;
+    }
+    record({
+      tenant: caller.tenant,
+      actor: caller.actor,
+      tool: 'ssh_certificate',
+      downstream: 'ssh-ca',
+      outcome: 'allowed',
+    });
+    sendJson(res, 200, {
+      certificate,
+      principals: [token.sub],
+      valid_after: now - 60,
+      valid_before: token.exp,
+    });
+  }
+
   async function echoHeaders(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let size = 0;
     for await (const chunk of req) {
@@ -556,6 +644,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     auditUrl: `${origin}/audit/stream`,
     audit,
+    sshCa,
+    sshCaEndpoint: `${tlsSetup ? certOrigin : origin}/ssh/certificate`,
     appendAudit: (tenant, partial = {}) =>
       audit.append({
         ts: new Date().toISOString(),
@@ -655,7 +745,10 @@ const ROUTES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   '/audit/stream': ['GET'],
   '/slow-sse': ['GET'],
   '/echo-headers': ['POST'],
+  '/ssh/certificate': ['POST'],
 });
+
+const MAX_CA_BODY = 8 * 1024;
 
 function callerOf(token: VerifiedToken): Caller {
   const username = token.claims['preferred_username'];

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { haveSshd } from '../../sandbox/sshd.js';
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
-const PATHS = ['direct', 'ssh-L', 'ssh-L-aes', 'raw', 'proxy'];
+const PATHS = ['direct', 'ssh-L', 'ssh-L-aes', 'raw', 'proxy', 'raw-openssh', 'proxy-openssh'];
 
 interface Row {
   errors: number;
@@ -68,7 +68,14 @@ test('npm run bench --small: every bench, every row, valid JSON', {
       '== targets (small run',
     ])
       assert.ok(stdout.includes(heading), `no "${heading}" in the output`);
-    for (const label of ['direct', 'ssh -L (aes128-gcm)', 'connect --raw', 'connect (proxy)'])
+    for (const label of [
+      'direct',
+      'ssh -L (aes128-gcm)',
+      'connect --raw (ssh2)',
+      'connect (proxy, ssh2)',
+      'connect --raw (OpenSSH)',
+      'connect (proxy, OpenSSH)',
+    ])
       assert.ok(stdout.includes(label), `no row for ${label}`);
 
     const r = JSON.parse(await readFile(json, 'utf8')) as Results;
@@ -98,7 +105,7 @@ test('npm run bench --small: every bench, every row, valid JSON', {
     }
     for (const id of ['raw', 'proxy'])
       assert.ok(Number(t['concurrent']!.rows[id]!['peak_rss_mib']) > 0, `no peak RSS for ${id}`);
-    for (const id of ['ssh-L', 'raw', 'proxy'])
+    for (const id of ['ssh-L', 'raw', 'proxy', 'proxy-openssh'])
       assert.ok(t.ready[id]!.median_ms > 0, `no ready time for ${id}`);
 
     const names = r.results.startup.rows.map((x) => x.name);

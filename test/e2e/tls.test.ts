@@ -89,7 +89,7 @@ before(async () => {
   await writeSandboxProfile(idp, user.env(), 'sandbox', {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: good.url.replace('127.0.0.1', 'localhost'),
   });
   assert.equal((await deviceLogin(user.env(), alice)).code, 0);
@@ -106,7 +106,9 @@ after(async () => {
 
 /** The settings of one case, as environment variables (they override the user's config file). */
 function env(settings: Record<string, string>): Record<string, string> {
-  const out = { ...user.env() };
+  // ssh2 as the transport: on main the OpenSSH transport's KnownHostsCommand does not match HOST=SHA256
+  // pins yet (reported); TLS wraps whichever stream the transport gives either way.
+  const out: Record<string, string> = { ...user.env(), MCP_SECURE_SSH_TRANSPORT: 'ssh2' };
   for (const [k, v] of Object.entries(settings)) out[`MCP_SECURE_${k.toUpperCase()}`] = v;
   return out;
 }
@@ -214,7 +216,7 @@ test('--unsafe-skip-tls-verify is the only way past a bad certificate, and it sa
   await stop(run);
 });
 
-test('a project file cannot set mcp_ca_file (exit 5 before any connection)', async () => {
+test('a project file cannot set mcp_ca_file (exit 2 before any connection)', async () => {
   const dir = join(user.home, 'repo');
   await mkdir(dir, { recursive: true });
   await writeFile(
@@ -236,7 +238,7 @@ test('a project file cannot set mcp_ca_file (exit 5 before any connection)', asy
     err += d.toString();
   });
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  assert.equal(code, 5, err);
+  assert.equal(code, 2, err);
   assert.match(err, /sets mcp_ca_file/);
 });
 

@@ -201,6 +201,7 @@ const connectDefaults: ConnectOptions = {
   idleTimeoutMs: undefined,
   auditPane: false,
   unsafeSkipTlsVerify: false,
+  sshTransport: undefined,
   flags: noFlags,
 };
 
@@ -220,6 +221,16 @@ table<ConnectOptions>('connect', connectCommand, [
     name: '--port',
     argv: ['connect', '-t', 'acme', '--port', '7701'],
     wants: { ...connectDefaults, port: 7701 },
+  },
+  {
+    name: '--ssh-transport ssh2',
+    argv: ['connect', '-t', 'acme', '--ssh-transport', 'ssh2'],
+    wants: { ...connectDefaults, sshTransport: 'ssh2' },
+  },
+  {
+    name: '--ssh-transport not a transport',
+    argv: ['connect', '-t', 'acme', '--ssh-transport', 'putty'],
+    wantsErr: { code: 'usage', message: /--ssh-transport.*putty|Allowed choices/ },
   },
   {
     name: '--port not a number',
@@ -295,6 +306,7 @@ const tailDefaults: AuditOptions = {
   pretty: false,
   acceptNewHostKey: false,
   unsafeSkipTlsVerify: false,
+  sshTransport: undefined,
   flags: noFlags,
 };
 

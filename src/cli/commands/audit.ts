@@ -10,6 +10,7 @@ import {
   parseDuration,
   profileFlags,
   type Runner,
+  sshTransportOption,
   storageOption,
   tenantOption,
 } from './shared.js';
@@ -27,6 +28,7 @@ export interface AuditOptions {
   acceptNewHostKey: boolean;
   /** UNSAFE: no certificate check on an https:// mcp_url. */
   unsafeSkipTlsVerify: boolean;
+  sshTransport: 'auto' | 'openssh' | 'ssh2' | undefined;
   flags: ProfileFlags;
 }
 
@@ -65,6 +67,7 @@ export function auditTailCommand(ctx: CommandContext, runF?: Runner<AuditOptions
     .option('--pretty', 'aligned lines for people even when stdout is not a terminal')
     .option('--accept-new-host-key', 'trust an unknown SSH host key on first use and record it')
     .option('--unsafe-skip-tls-verify', "UNSAFE: do not verify the https:// MCP server's certificate")
+    .addOption(sshTransportOption())
     .addOption(storageOption())
     .addHelpText(
       'after',
@@ -88,6 +91,7 @@ export function auditTailCommand(ctx: CommandContext, runF?: Runner<AuditOptions
         pretty: flags.pretty === true,
         acceptNewHostKey: flags.acceptNewHostKey === true,
         unsafeSkipTlsVerify: flags.unsafeSkipTlsVerify === true,
+        sshTransport: flags.sshTransport,
         flags: profileFlags(flags),
       };
       return act(ctx, cmd, opts, async () => runF ?? (await import('../audit.js')).run);

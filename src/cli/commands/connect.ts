@@ -13,6 +13,7 @@ import {
   profileFlags,
   type Runner,
   roleOption,
+  sshTransportOption,
   storageOption,
   tenantOption,
 } from './shared.js';
@@ -30,6 +31,8 @@ export interface ConnectOptions {
   auditPane: boolean;
   /** UNSAFE: no certificate check on an https:// mcp_url. */
   unsafeSkipTlsVerify: boolean;
+  /** `--ssh-transport`: undefined leaves it to the profile's ssh_transport (default auto). */
+  sshTransport: 'auto' | 'openssh' | 'ssh2' | undefined;
   flags: ProfileFlags;
 }
 
@@ -59,6 +62,7 @@ export function connectCommand(ctx: CommandContext, runF?: Runner<ConnectOptions
     .option('--max-session <duration>', 'end the session after this long (e.g. 8h)')
     .option('--idle-timeout <duration>', 'end the session after this long without traffic (e.g. 30m)')
     .option('--audit-pane', 'show the audit feed of this tenant in a second tmux pane')
+    .addOption(sshTransportOption())
     .option('--no-dpop', 'do not use DPoP for this session')
     .addOption(storageOption())
     .addHelpText(
@@ -87,6 +91,7 @@ function connectOptions(flags: {
   idleTimeout?: string | undefined;
   auditPane?: true | undefined;
   unsafeSkipTlsVerify?: true | undefined;
+  sshTransport?: 'auto' | 'openssh' | 'ssh2' | undefined;
   dpop: boolean;
   storage?: 'auto' | 'keychain' | 'memory' | undefined;
 }): ConnectOptions {
@@ -130,6 +135,7 @@ function connectOptions(flags: {
       : undefined,
     auditPane: flags.auditPane === true,
     unsafeSkipTlsVerify: flags.unsafeSkipTlsVerify === true,
+    sshTransport: flags.sshTransport,
     flags: profileFlags(flags),
   };
 }
