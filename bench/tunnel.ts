@@ -138,7 +138,7 @@ async function runUpstreamChild(): Promise<void> {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
     writeBytes(res, n, chunk);
   };
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://upstream');
     if (url.pathname === '/mcp')
       mcp(req, res).catch((err: unknown) => {
@@ -148,7 +148,17 @@ async function runUpstreamChild(): Promise<void> {
     else if (req.method === 'POST' && url.pathname === '/sink') sink(req, res);
     else if (req.method === 'GET' && url.pathname === '/blob') blob(url, res);
     else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-  });
+  };
+  // The https upstream (the https row): the same server behind TLS, its certificate from the parent's CA.
+  const tlsKey = process.env['BENCH_TLS_KEY'];
+  const tlsCert = process.env['BENCH_TLS_CERT'];
+  const server =
+    tlsKey && tlsCert
+      ? (await import('node:https')).createServer(
+          { key: tlsKey, cert: tlsCert, minVersion: 'TLSv1.2' },
+          handler,
+        )
+      : createServer(handler);
   // Blocks of one path are separated by blocks of the others: keep idle connections well past Node's 5 s.
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 121_000;
@@ -668,11 +678,17 @@ function watch(command: string, args: string[], env: NodeJS.ProcessEnv): Watched
   };
 }
 
-async function startUpstream(): Promise<{ port: number; pid: number | undefined }> {
-  const child = spawn(process.execPath, [SELF, '--upstream-child'], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function startUpstream(tls?: {
+  keyPem: string;
+  certPem: string;
+}): Promise<{ port: number; pid: number | undefined }> {
+  const child = spawn(process.execPath, [SELF, '--upstream-child'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    ...(tls ? { env: { ...process.env, BENCH_TLS_KEY: tls.keyPem, BENCH_TLS_CERT: tls.certPem } } : {}),
+  });
   killOnExit.add(child);
   cleanups.push({
-    name: 'upstream',
+    name: tls ? 'upstream (https)' : 'upstream',
     run: async () => {
       child.stdin?.end();
       await stopChild(child, 'SIGTERM', 3000);
@@ -715,7 +731,15 @@ async function waitForPort(port: number, timeoutMs: number, alive: () => boolean
 // ---------------------------------------------------------------------------------------------------------
 // The measurements.
 
-type PathId = 'direct' | 'ssh-L' | 'ssh-L-aes' | 'raw' | 'proxy' | 'raw-openssh' | 'proxy-openssh';
+type PathId =
+  | 'direct'
+  | 'ssh-L'
+  | 'ssh-L-aes'
+  | 'raw'
+  | 'proxy'
+  | 'proxy-https'
+  | 'raw-openssh'
+  | 'proxy-openssh';
 interface TunnelPath {
   id: PathId;
   label: string;
@@ -1160,6 +1184,16 @@ async function setUp(opts: Options): Promise<Setup> {
   await mkdir(tmp, { recursive: true });
 
   const upstream = await startUpstream();
+  // The https row: the same upstream behind TLS with a certificate from a CA made now (sandbox/x509.ts).
+  const { createCa } = await import('../sandbox/x509.js');
+  const benchCa = await createCa('mcp-secure bench CA');
+  const serverCert = await benchCa.issue({
+    subject: `CN=${HOST}`,
+    ips: [HOST],
+    usage: 'server',
+    notAfter: new Date(Date.now() + 86_400_000),
+  });
+  const upstreamTls = await startUpstream({ keyPem: serverCert.keyPem!, certPem: serverCert.certPem });
 
   const key = generateEd25519('mcp-secure-bench');
   const keyFile = join(home, 'id_bench');
@@ -1167,9 +1201,14 @@ async function setUp(opts: Options): Promise<Setup> {
   await chmod(keyFile, 0o600);
   const sshd = await startSshd({
     authorizedKeys: [key.public],
-    permitOpen: [{ host: HOST, port: upstream.port }],
+    permitOpen: [
+      { host: HOST, port: upstream.port },
+      { host: HOST, port: upstreamTls.port },
+    ],
   });
   cleanups.push({ name: 'sshd', run: () => sshd.close() });
+  const caFile = join(home, 'bench-ca.pem');
+  await writeFile(caFile, benchCa.certPem);
 
   // OpenSSH's client: no user or system config, this one key, this one known host, never a prompt.
   const knownHosts = join(home, 'known_hosts');
@@ -1271,8 +1310,13 @@ async function setUp(opts: Options): Promise<Setup> {
   if (login.code !== 0) throw new Error(`login failed (${login.code}): ${login.stderr.slice(-2000)}`);
 
   /** `connect`: ready when it prints "Listening on" (token exchanged, SSH chain up, port open). */
-  const startConnect = async (raw: boolean, profile = true, transport: 'ssh2' | 'openssh' = 'ssh2') => {
-    const name = `${raw ? 'connect-raw' : 'connect-proxy'}-${transport}`;
+  const startConnect = async (
+    raw: boolean,
+    profile = true,
+    transport: 'ssh2' | 'openssh' = 'ssh2',
+    https = false,
+  ) => {
+    const name = `${raw ? 'connect-raw' : 'connect-proxy'}-${transport}${https ? '-https' : ''}`;
     const prof =
       opts.cpuProf && profile
         ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`, `--cpu-prof-name=${name}.cpuprofile`]
@@ -1293,7 +1337,13 @@ async function setUp(opts: Options): Promise<Setup> {
         transport,
         ...(raw ? ['--raw'] : []),
       ],
-      cliEnv,
+      https
+        ? {
+            ...cliEnv,
+            MCP_SECURE_MCP_URL: `https://${HOST}:${upstreamTls.port}/mcp`,
+            MCP_SECURE_MCP_CA_FILE: caFile,
+          }
+        : cliEnv,
     );
     const t0 = performance.now();
     // SIGINT: the CLI's own clean shutdown (exit 130), which also lets --cpu-prof write its profile.
@@ -1306,6 +1356,7 @@ async function setUp(opts: Options): Promise<Setup> {
   };
   const raw = await startConnect(true);
   const proxy = await startConnect(false);
+  const proxyHttps = await startConnect(false, true, 'ssh2', true);
   const rawOpenssh = await startConnect(true, true, 'openssh');
   const proxyOpenssh = await startConnect(false, true, 'openssh');
 
@@ -1323,6 +1374,13 @@ async function setUp(opts: Options): Promise<Setup> {
       { id: 'ssh-L-aes', label: 'ssh -L (aes128-gcm)', port: sshAes.port, pid: sshAes.pid, agent: agent() },
       { id: 'raw', label: 'connect --raw (ssh2)', port: raw.port, pid: raw.pid, agent: agent() },
       { id: 'proxy', label: 'connect (proxy, ssh2)', port: proxy.port, pid: proxy.pid, agent: agent() },
+      {
+        id: 'proxy-https',
+        label: 'connect (proxy, ssh2, https upstream)',
+        port: proxyHttps.port,
+        pid: proxyHttps.pid,
+        agent: agent(),
+      },
       {
         id: 'raw-openssh',
         label: 'connect --raw (OpenSSH)',

@@ -718,7 +718,7 @@ async function planeTls(o: ControlPlaneTls): Promise<TlsSetup> {
     usage: 'server',
     ...(o.fault === 'expired'
       ? { notBefore: new Date(now - 2 * 86_400_000), notAfter: new Date(now - 86_400_000) }
-      : { notAfter: new Date(now + 7 * 86_400_000) }),
+      : { notAfter: new Date(now + 29 * 86_400_000) }),
   });
   return {
     names,

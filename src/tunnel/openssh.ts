@@ -129,7 +129,8 @@ const KNOWN_HOSTS_COMMAND = `#!/bin/sh
 d=$(dirname "$0")
 if [ "$1" = HOSTNAME ] && [ -n "$5" ]; then
   printf '%s %s\\n' "$3" "$2" >> "$d/seen"
-  grep -qxF -- "$2" "$d/pins" && printf '%s %s %s\\n' "$3" "$4" "$5"
+  # Pins are HOST=SHA256:… (config/schema.ts PIN), HOST as known_hosts names the hop, like %H.
+  grep -qxF -- "$3=$2" "$d/pins" && printf '%s %s %s\\n' "$3" "$4" "$5"
 fi
 exit 0
 `;

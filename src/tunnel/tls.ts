@@ -110,6 +110,12 @@ const CLIENT_CERT_REFUSED = new Set([
   'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
 ]);
 
+/** Did the server refuse (or ask for) a client certificate? (doctor probes without one.) */
+export function isClientCertRefusal(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  return CLIENT_CERT_REFUSED.has(String(cause?.code ?? (err as { code?: unknown }).code ?? ''));
+}
+
 /** A failed TLS connection as one line naming what failed; trust failures exit 5. */
 export function tlsFailure(
   err: unknown,

@@ -106,9 +106,9 @@ after(async () => {
 
 /** The settings of one case, as environment variables (they override the user's config file). */
 function env(settings: Record<string, string>): Record<string, string> {
-  // ssh2 as the transport: on main the OpenSSH transport's KnownHostsCommand does not match HOST=SHA256
-  // pins yet (reported); TLS wraps whichever stream the transport gives either way.
-  const out: Record<string, string> = { ...user.env(), MCP_SECURE_SSH_TRANSPORT: 'ssh2' };
+  // The default transport (OpenSSH here: TLS over the Unix socket ssh -L forwards); the bench's https row
+  // runs over ssh2's channel.
+  const out: Record<string, string> = { ...user.env() };
   for (const [k, v] of Object.entries(settings)) out[`MCP_SECURE_${k.toUpperCase()}`] = v;
   return out;
 }
@@ -377,6 +377,49 @@ test('audit tail over https: the feed through TLS; a bad certificate is exit 5, 
   );
   assert.equal(bad.code, 5, bad.stderr);
   assert.match(bad.stderr, /not signed by a CA you trust/);
+});
+
+test('doctor: the MCP server certificate through the tunnel ✓ with its issuer and expiry; ✗ with the reason for an unknown CA', async () => {
+  const ok = await runCli(['--profile', 'sandbox', 'doctor', '--json'], env({ mcp_ca_file: caFile }));
+  const report = JSON.parse(ok.stdout) as { checks: Array<{ id: string; status: string; detail: string }> };
+  const tlsCheck = report.checks.find((c) => c.id === 'upstream-tls');
+  assert.equal(tlsCheck?.status, 'ok', ok.stdout);
+  assert.match(
+    tlsCheck!.detail,
+    /localhost: TLSv1\.3, issued by CN=mcp-secure sandbox server CA, valid until 20/,
+  );
+  const bad = await runCli(['--profile', 'sandbox', 'doctor', '--json'], env({}));
+  const badCheck = (JSON.parse(bad.stdout) as typeof report).checks.find((c) => c.id === 'upstream-tls');
+  assert.equal(badCheck?.status, 'fail', bad.stdout);
+  assert.match(badCheck!.detail, /not signed by a CA you trust/);
+  assert.equal(bad.code, 1);
+});
+
+test('doctor: a provided client certificate close to its end is ⚠ with its expiry', async () => {
+  const issued = await planes.mtls.tls!.issueClient({
+    username: alice.username,
+    sub: alice.sub,
+    tenant: 'acme',
+    notAfter: new Date(Date.now() + 2 * 86_400_000),
+  });
+  const certFile = join(user.home, 'soon.crt');
+  const keyFile = join(user.home, 'soon.key');
+  await writeFile(certFile, issued.certPem);
+  await writeFile(keyFile, issued.keyPem!, { mode: 0o600 });
+  const r = await runCli(
+    ['--profile', 'sandbox', 'doctor', '--json'],
+    env({
+      mcp_ca_file: mtlsCaFile,
+      mcp_url: planes.mtls.url,
+      client_cert_file: certFile,
+      client_key_file: keyFile,
+    }),
+  );
+  const c = (
+    JSON.parse(r.stdout) as { checks: Array<{ id: string; status: string; detail: string }> }
+  ).checks.find((x) => x.id === 'upstream-tls');
+  assert.equal(c?.status, 'warn', r.stdout);
+  assert.match(c!.detail, /soon\.crt expires in 1 days/);
 });
 
 async function filesUnder(dir: string, depth = 0): Promise<string[]> {
