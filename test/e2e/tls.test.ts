@@ -423,6 +423,30 @@ test('doctor: a provided client certificate close to its end is ⚠ with its exp
   assert.match(c!.detail, /soon\.crt expires in 1 days/);
 });
 
+test('the stdio mode (mcp) over https with mTLS: an MCP client spawning it lists tools; an unknown CA is exit 5', async () => {
+  const { StdioClientTransport } = await import('@modelcontextprotocol/sdk/client/stdio.js');
+  const client = new Client({ name: 'tls-stdio', version: '1.0.0' });
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [BIN, '--profile', 'sandbox', 'mcp', '--tenant', 'acme'],
+    env: env({
+      mcp_ca_file: mtlsCaFile,
+      mcp_url: planes.mtls.url,
+      client_cert_endpoint: planes.mtls.clientCertUrl,
+    }),
+    stderr: 'pipe',
+  });
+  await client.connect(transport);
+  try {
+    assert.ok((await client.listTools()).tools.some((t) => t.name === 'list_workflows'));
+  } finally {
+    await client.close();
+  }
+  const bad = await runCli(['--profile', 'sandbox', 'mcp', '--tenant', 'acme'], env({}));
+  assert.equal(bad.code, 5, bad.stderr);
+  assert.match(bad.stderr, /not signed by a CA you trust/);
+});
+
 async function filesUnder(dir: string, depth = 0): Promise<string[]> {
   if (depth > 6) return [];
   const out: string[] = [];
