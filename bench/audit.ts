@@ -59,6 +59,7 @@ try {
     identityFile: keyFile,
     fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: plane.url,
+    auditLogKey: plane.logKey.vkey,
   });
   const login = await deviceLogin(env, USERS[0]!);
   if (login.code !== 0) throw new Error(`login failed: ${login.stderr}`);
@@ -124,6 +125,7 @@ try {
     // between two timer ticks, which left the 25%/100% figures without a sample.
     if (now - lastSyncSample > 10_000_000n) {
       lastSyncSample = now;
+      sampleCpu();
       const rss = kibSync(child.pid!, 'VmRSS');
       if (rss) samples.push({ at: lines, rssMiB: rss / 1024 });
     }
@@ -133,8 +135,20 @@ try {
     stderr += d.toString();
   });
 
+  // CPU seconds of the audit tail process (utime + stime, /proc/PID/stat fields 14 and 15, in clock ticks
+  // of 1/100 s): events per CPU second is the CLI's own cost, whatever else the machine is doing.
+  let cpuTicks = 0;
+  const sampleCpu = () => {
+    try {
+      const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      cpuTicks = Math.max(cpuTicks, Number(f[11]) + Number(f[12]));
+    } catch {
+      // the process is gone: keep the last sample
+    }
+  };
   const sampler = setInterval(
     async () => {
+      sampleCpu();
       const rss = await kib(child.pid!, 'VmRSS');
       const hwm = await kib(child.pid!, 'VmHWM');
       if (hwm) peak = Math.max(peak, hwm);
@@ -146,8 +160,42 @@ try {
   clearInterval(sampler);
   const total = Number(process.hrtime.bigint() - started) / 1e9;
   const streaming = firstAt ? Number(lastAt - firstAt) / 1e9 : total;
-  connect.kill('SIGINT');
+  if (code !== 0) connect.kill('SIGINT');
   if (code !== 0) throw new Error(`audit tail exited ${code}: ${stderr.slice(-500)}`);
+  // audit verify: from the checkpoint this tail remembered (events) to one of events + 1000, no streaming.
+  // BENCH_AUDIT_TAIL_ONLY=1 leaves it out (to run this same bench against a CLI without it).
+  let verifyMs = Number.NaN;
+  let coreMs = Number.NaN;
+  let proofLength = 0;
+  let verifyErr = '';
+  if (process.env['BENCH_AUDIT_TAIL_ONLY'] !== '1') {
+    for (let i = 0; i < 1000; i++) plane.appendAudit('acme', { actor: 'alice-0001', tool: 'list_workflows' });
+    const verifyStart = process.hrtime.bigint();
+    const verify = spawn(
+      process.execPath,
+      [BIN, '--profile', 'sandbox', 'audit', 'verify', '--tenant', 'acme'],
+      {
+        env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    verify.stderr.on('data', (d: Buffer) => {
+      verifyErr += d.toString();
+    });
+    const verifyCode = await new Promise<number | null>((resolve) => verify.once('close', resolve));
+    verifyMs = Number(process.hrtime.bigint() - verifyStart) / 1e6;
+    if (verifyCode !== 0) throw new Error(`audit verify exited ${verifyCode}: ${verifyErr}`);
+    // The verification itself, in this process: the sandbox's proof and the client's check of it.
+    const { verifyConsistency } = await import('../src/audit/merkle.js');
+    const tree = plane.audit.tree('acme');
+    const coreStart = process.hrtime.bigint();
+    const proof = tree.consistency(events, events + 1000);
+    proofLength = proof.length;
+    const ok = verifyConsistency(events, events + 1000, tree.root(events), tree.root(events + 1000), proof);
+    coreMs = Number(process.hrtime.bigint() - coreStart) / 1e6;
+    if (!ok) throw new Error('the consistency proof did not verify');
+  }
+  connect.kill('SIGINT');
   const at = (q: number) => samples.find((s) => s.at >= events * q)?.rssMiB.toFixed(0) ?? '?';
   process.stdout.write(
     [
@@ -155,8 +203,11 @@ try {
       `  lines on stdout: ${lines} (last: ${tailBytes.trim().split('\n').pop()?.slice(0, 60)}…)`,
       `  wall time: ${total.toFixed(2)} s from spawn to exit; ${streaming.toFixed(2)} s from first to last event`,
       `  rate: ${Math.round(events / total)} events/s overall, ${Math.round(events / streaming)} events/s while streaming`,
+      `  audit tail CPU: ${(cpuTicks / 100).toFixed(1)} s → ${Math.round(events / (cpuTicks / 100))} events per CPU second (load average ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]})`,
       `  peak RSS (VmHWM): ${(peak / 1024).toFixed(1)} MiB; RSS at 25/50/75/100%: ${at(0.25)} / ${at(0.5)} / ${at(0.75)} / ${samples.at(-1)?.rssMiB.toFixed(0) ?? '?'} MiB`,
       `  summary: ${stderr.trim().split('\n').pop()}`,
+      `audit verify ${events} → ${events + 1000}: ${verifyMs.toFixed(0)} ms for the whole command (start-up, proxy, checkpoint, proof); proof + check ${coreMs.toFixed(2)} ms (${proofLength} hashes)`,
+      `  ${verifyErr.trim().split('\n').pop()}`,
     ].join('\n') + '\n',
   );
   if (jsonFile) {
@@ -173,6 +224,10 @@ try {
       events_per_s: events / total,
       events_per_s_streaming: events / streaming,
       peak_rss_mib: peak / 1024,
+      cpu_s: cpuTicks / 100,
+      events_per_cpu_s: events / (cpuTicks / 100),
+      verify_ms: verifyMs,
+      verify_core_ms: coreMs,
       rss_mib_at: { '25%': q(0.25), '50%': q(0.5), '75%': q(0.75), '100%': samples.at(-1)?.rssMiB ?? null },
     };
     await writeFile(jsonFile, `${JSON.stringify(result, null, 2)}\n`);

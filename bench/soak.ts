@@ -116,6 +116,7 @@ try {
     identityFile: keyFile,
     fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: plane.url,
+    auditLogKey: plane.logKey.vkey,
   });
   const login = await deviceLogin(env, USERS.find((u) => u.username === 'alice')!);
   if (login.code !== 0) throw new Error(`login failed: ${login.stderr}`);

@@ -19,9 +19,11 @@
  * only drives the clients; the sandbox IdP and the Secret Service the CLI logs in with stay in this process
  * and are idle once both `connect` processes are listening (tenant tokens live 15 minutes).
  *
- * Usage: npm run bench:tunnel [-- --quick | --small] [-- --json FILE] [-- --cpu-prof DIR]
+ * Usage: npm run bench:tunnel [-- --quick | --small | --streams] [-- --json FILE] [-- --cpu-prof DIR]
  *   --quick        fewer requests (300 / 50 / 16 MiB / 50×10 / 200), a few seconds of measuring
  *   --small        the smallest run that still fills every row (npm test runs it so the bench cannot rot)
+ *   --streams      the full 200×10 many-streams and 1,000×2 burst phases, everything else --small, and one
+ *                  more path: the proxy with --unsafe-any-local-user (no peer-uid check), for that check's cost
  *   --json FILE    also write the results as JSON
  *   --cpu-prof DIR run both `connect` processes under `node --cpu-prof` (profiles written to DIR on exit;
  *                  this slows them down: use it to see where the time goes, not for the numbers)
@@ -79,7 +81,8 @@ function toolCall(id: number): string {
 
 /**
  * The upstream: a real MCP Streamable HTTP server (the SDK's transport, one session per tunnel path, JSON
- * answers) with an `echo` tool at /mcp, and a raw byte source (GET /blob?bytes=N) and sink (POST /sink).
+ * answers) with an `echo` tool at /mcp, and a raw byte source (GET /mcp?bytes=N) and sink (POST /mcp?sink)
+ * on the same path: the proxy forwards the MCP endpoint's path only.
  */
 async function runUpstreamChild(): Promise<void> {
   const [{ McpServer }, { StreamableHTTPServerTransport }, z, { randomUUID }] = await Promise.all([
@@ -140,14 +143,14 @@ async function runUpstreamChild(): Promise<void> {
   };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://upstream');
-    if (url.pathname === '/mcp')
+    if (url.pathname !== '/mcp') res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+    else if (req.method === 'POST' && url.searchParams.has('sink')) sink(req, res);
+    else if (req.method === 'GET' && url.searchParams.has('bytes')) blob(url, res);
+    else
       mcp(req, res).catch((err: unknown) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end(String(err));
       });
-    else if (req.method === 'POST' && url.pathname === '/sink') sink(req, res);
-    else if (req.method === 'GET' && url.pathname === '/blob') blob(url, res);
-    else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
   };
   // The https upstream (the https row): the same server behind TLS, its certificate from the parent's CA.
   const tlsKey = process.env['BENCH_TLS_KEY'];
@@ -286,19 +289,38 @@ const SMALL_SIZES: Sizes = {
   hardLimitMs: 120_000,
 };
 
+/**
+ * `--streams`: the full many-streams and burst phases (200 × 10, 1,000 × 2) with everything else at its
+ * smallest, so they fit the time cap on a busy machine (used to measure the peer check's cost).
+ */
+const STREAMS_SIZES: Sizes = {
+  ...SMALL_SIZES,
+  clients: DEFAULT_SIZES.clients,
+  perClient: DEFAULT_SIZES.perClient,
+  concurrentRuns: DEFAULT_SIZES.concurrentRuns,
+  burstClients: DEFAULT_SIZES.burstClients,
+  burstPerClient: DEFAULT_SIZES.burstPerClient,
+  burstRuns: DEFAULT_SIZES.burstRuns,
+  // Room for every round of six paths even on a loaded machine: a truncated round compares nothing.
+  budgetMs: { ...SMALL_SIZES.budgetMs, concurrent: 180_000, burst: 120_000 },
+  hardLimitMs: 480_000,
+};
+
 interface Options {
   quick: boolean;
   small: boolean;
+  streams: boolean;
   json: string | undefined;
   cpuProf: string | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, small: false, json: undefined, cpuProf: undefined };
+  const o: Options = { quick: false, small: false, streams: false, json: undefined, cpuProf: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') o.quick = true;
     else if (a === '--small') o.small = true;
+    else if (a === '--streams') o.streams = true;
     else if (a === '--json' || a === '--cpu-prof') {
       const v = argv[++i];
       if (!v) throw new Error(`${a} needs a path`);
@@ -306,7 +328,7 @@ function parseArgs(argv: string[]): Options {
       else o.cpuProf = resolvePath(v);
     } else if (a === '--help' || a === '-h') {
       process.stdout.write(
-        'usage: node dist/bench/tunnel.js [--quick | --small] [--json FILE] [--cpu-prof DIR]\n',
+        'usage: node dist/bench/tunnel.js [--quick | --small | --streams] [--json FILE] [--cpu-prof DIR]\n',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
@@ -539,7 +561,7 @@ async function callTool(port: number, agent: Agent | false, session: string, id:
   if (got.result?.content?.[0]?.text !== PAD) throw new Error(`unexpected answer: ${a.text.slice(0, 120)}`);
 }
 
-/** POST /sink with `bytes` of body, written in 64 KiB chunks with back-pressure. */
+/** POST /mcp?sink with `bytes` of body, written in 64 KiB chunks with back-pressure. */
 function upload(port: number, agent: Agent, bytes: number): Promise<void> {
   const chunk = Buffer.alloc(64 * 1024, 0x62);
   return new Promise((resolve, reject) => {
@@ -547,7 +569,7 @@ function upload(port: number, agent: Agent, bytes: number): Promise<void> {
       host: HOST,
       port,
       method: 'POST',
-      path: '/sink',
+      path: '/mcp?sink',
       agent,
       timeout: REQUEST_TIMEOUT_MS,
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes) },
@@ -577,7 +599,7 @@ function download(port: number, agent: Agent, bytes: number): Promise<void> {
       host: HOST,
       port,
       method: 'GET',
-      path: `/blob?bytes=${bytes}`,
+      path: `/mcp?bytes=${bytes}`,
       agent,
       timeout: REQUEST_TIMEOUT_MS,
     });
@@ -741,7 +763,8 @@ type PathId =
   | 'proxy'
   | 'proxy-https'
   | 'raw-openssh'
-  | 'proxy-openssh';
+  | 'proxy-openssh'
+  | 'proxy-open';
 interface TunnelPath {
   id: PathId;
   label: string;
@@ -1316,9 +1339,10 @@ async function setUp(opts: Options): Promise<Setup> {
     raw: boolean,
     profile = true,
     transport: 'ssh2' | 'openssh' = 'ssh2',
+    extra: string[] = [],
     https = false,
   ) => {
-    const name = `${raw ? 'connect-raw' : 'connect-proxy'}-${transport}${https ? '-https' : ''}`;
+    const name = `${raw ? 'connect-raw' : extra.length ? 'connect-proxy-open' : 'connect-proxy'}-${transport}${https ? '-https' : ''}`;
     const prof =
       opts.cpuProf && profile
         ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`, `--cpu-prof-name=${name}.cpuprofile`]
@@ -1338,6 +1362,7 @@ async function setUp(opts: Options): Promise<Setup> {
         '--ssh-transport',
         transport,
         ...(raw ? ['--raw'] : []),
+        ...extra,
       ],
       https
         ? {
@@ -1358,9 +1383,13 @@ async function setUp(opts: Options): Promise<Setup> {
   };
   const raw = await startConnect(true);
   const proxy = await startConnect(false);
-  const proxyHttps = await startConnect(false, true, 'ssh2', true);
+  const proxyHttps = await startConnect(false, true, 'ssh2', [], true);
   const rawOpenssh = await startConnect(true, true, 'openssh');
   const proxyOpenssh = await startConnect(false, true, 'openssh');
+  // --streams: the proxy once more without the peer-uid check, to measure what the check costs.
+  const open = opts.streams
+    ? await startConnect(false, true, 'ssh2', ['--unsafe-any-local-user'])
+    : undefined;
 
   const agent = () => new Agent({ keepAlive: true, maxSockets: 1 });
   const paths: TunnelPath[] = (
@@ -1399,6 +1428,18 @@ async function setUp(opts: Options): Promise<Setup> {
         childPid: proxyOpenssh.childPid,
         agent: agent(),
       },
+      ...(open
+        ? [
+            {
+              id: 'proxy-open',
+              label: 'proxy, ssh2, no peer check',
+              port: open.port,
+              pid: open.pid,
+              childPid: open.childPid,
+              agent: agent(),
+            } as const,
+          ]
+        : []),
     ] as const
   ).map((p) => ({ ...p, session: '' }));
   cleanups.push({
@@ -1437,8 +1478,14 @@ const CPU_HEAD = ['tunnel', 'sshd', 'upstream', 'client'];
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
-  const sizes = opts.small ? SMALL_SIZES : opts.quick ? QUICK_SIZES : DEFAULT_SIZES;
-  const mode = opts.small ? 'small' : opts.quick ? 'quick' : 'full';
+  const sizes = opts.small
+    ? SMALL_SIZES
+    : opts.quick
+      ? QUICK_SIZES
+      : opts.streams
+        ? STREAMS_SIZES
+        : DEFAULT_SIZES;
+  const mode = opts.small ? 'small' : opts.quick ? 'quick' : opts.streams ? 'streams' : 'full';
   if (process.platform !== 'linux') throw new Error('Linux only (CPU accounting reads /proc)');
   const t0 = performance.now();
   const watchdog = setTimeout(() => {
@@ -1608,8 +1655,8 @@ async function main(): Promise<number> {
       );
     };
     const mb = `${sizes.blobBytes / MiB} MiB × ${sizes.blobRuns} alternating (MB = 10^6 bytes)`;
-    thrTable(`2. Throughput down: GET /blob, ${mb}`, down);
-    thrTable(`2b. Throughput up: POST /sink, ${mb}`, up);
+    thrTable(`2. Throughput down: GET /mcp?bytes=N, ${mb}`, down);
+    thrTable(`2b. Throughput up: POST /mcp?sink, ${mb}`, up);
 
     const concTable = (title: string, r: { rows: Record<string, ConcurrentRow>; blocks: Blocks }) => {
       out.push('', `${title}${trunc(r.blocks)}`);

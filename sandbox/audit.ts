@@ -9,6 +9,7 @@
 
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { leafHash, MerkleTree } from './merkle.js';
 import { sendJson } from './resource.js';
 
 export type AuditOutcome = 'allowed' | 'denied' | 'error';
@@ -84,6 +85,13 @@ type Listener = (event: AuditEvent) => void;
 interface Chain {
   events: AuditEvent[];
   listeners: Set<Listener>;
+  /** The same events as an RFC 9162 Merkle tree (sandbox/tlog.ts): leaf = canonicalJson(event). */
+  tree: MerkleTree;
+}
+
+/** The Merkle leaf of an event (docs/protocol.md §5, "Transparency log"): its canonical JSON, all fields. */
+export function leafData(e: AuditEvent): string {
+  return canonicalJson(e);
 }
 
 /**
@@ -113,6 +121,7 @@ export class AuditLog {
     const prev = last?.hash ?? GENESIS;
     const event: AuditEvent = Object.freeze({ ...body, prev, hash: chainHash(prev, body) });
     chain.events.push(event);
+    chain.tree.append(leafHash(leafData(event)));
     for (const cb of [...chain.listeners]) {
       try {
         cb(event);
@@ -148,6 +157,38 @@ export class AuditLog {
     return this.#chains.get(tenant)?.events.length ?? 0;
   }
 
+  /** The tenant's Merkle tree (read-only use: checkpoints and proofs). */
+  tree(tenant: string): MerkleTree {
+    return this.#chain(tenant).tree;
+  }
+
+  /**
+   * Test fault: history rewritten. Event `seq` gets `change` applied, and it and every later event are
+   * re-chained and re-hashed into the tree, as an operator who can write the store would do to make the
+   * rewrite look seamless. Live subscribers are not told (nothing new was appended).
+   */
+  rewrite(tenant: string, seq: number, change: Partial<AuditEntry>): void {
+    const chain = this.#chain(tenant);
+    if (!(seq >= 1 && seq <= chain.events.length)) throw new RangeError('rewrite: no such event');
+    const old = chain.events.splice(seq - 1);
+    chain.tree.truncate(seq - 1);
+    old.forEach((e, i) => {
+      const { prev: _p, hash: _h, ...body } = e;
+      const changed: AuditEventBody = i === 0 ? { ...body, ...change, seq: e.seq, tenant } : body;
+      const prev = chain.events.at(-1)?.hash ?? GENESIS;
+      const event: AuditEvent = Object.freeze({ ...changed, prev, hash: chainHash(prev, changed) });
+      chain.events.push(event);
+      chain.tree.append(leafHash(leafData(event)));
+    });
+  }
+
+  /** Test fault: a rollback. The tenant's log forgets every event after `size`. */
+  truncate(tenant: string, size: number): void {
+    const chain = this.#chain(tenant);
+    chain.events.length = Math.min(chain.events.length, Math.max(0, size));
+    chain.tree.truncate(chain.events.length);
+  }
+
   /** Tenants with at least one event. */
   tenants(): string[] {
     return [...this.#chains].filter(([, c]) => c.events.length > 0).map(([t]) => t);
@@ -165,7 +206,7 @@ export class AuditLog {
   #chain(tenant: string): Chain {
     let chain = this.#chains.get(tenant);
     if (!chain) {
-      chain = { events: [], listeners: new Set() };
+      chain = { events: [], listeners: new Set(), tree: new MerkleTree() };
       this.#chains.set(tenant, chain);
     }
     return chain;
@@ -205,8 +246,19 @@ export type AuditStreamFault =
   | { kind: 'malformed'; seq: number }
   /** Like cut-after, but the last frame is cut at `at` (0–1) of its length: the cut lands inside an event. */
   | { kind: 'cut-inside'; events: number; at: number }
-  /** Send event `seq` with its data padded past `bytes` (an event larger than a client's limit), on every connection. */
-  | { kind: 'oversize'; seq: number; bytes: number }
+  /**
+   * Send event `seq` with its data padded past `bytes` (an event larger than a client's limit), on every
+   * connection. With `replay`, every connection also ignores Last-Event-ID and starts again at event 1.
+   */
+  | { kind: 'oversize'; seq: number; bytes: number; replay?: boolean }
+  /**
+   * Cut the first connection after event `seq`; on the next one ignore Last-Event-ID and re-send from
+   * event `seq` on, event `seq` with its outcome changed and its hash recomputed (a feed that quietly
+   * replaces what a client already showed).
+   */
+  | { kind: 'resend-changed'; seq: number }
+  /** A hostile feed: send `frames` verbatim (SSE text), then `: live`, instead of the log. */
+  | { kind: 'raw'; frames: string }
   /** Send the headers, then nothing at all (no heartbeat); for the next `connections` ones, or all. */
   | { kind: 'silent'; connections?: number }
   /** Answer this status instead of the stream; for the next `connections` ones, or all. */
@@ -219,6 +271,12 @@ interface ConnectionFault {
   cutAfter?: number;
   /** With cutAfter: the share of the last frame that is sent before the cut (default all of it). */
   cutAt?: number;
+  /** Start after this seq whatever the client asked for. */
+  startAfter?: number;
+  /** Send this event with its outcome changed and its hash recomputed. */
+  changeSeq?: number;
+  /** Send these frames instead of the log. */
+  raw?: string;
 }
 
 /** The fault in force and what it has already done: one-shot faults fire once per setting, not per connection. */
@@ -227,11 +285,13 @@ export class StreamFaults {
   #fired = false;
   #left = Number.POSITIVE_INFINITY;
   #random: () => number = () => 0;
+  #connections = 0;
 
   set(fault: AuditStreamFault | undefined): void {
     if (fault !== undefined) validateFault(fault);
     this.#fault = fault === undefined ? undefined : { ...fault };
     this.#fired = false;
+    this.#connections = 0;
     this.#left =
       fault && (fault.kind === 'silent' || fault.kind === 'status') && fault.connections !== undefined
         ? fault.connections
@@ -250,6 +310,14 @@ export class StreamFaults {
         return { cutAfter: f.events, cutAt: f.at };
       case 'cut-random':
         return { cutAfter: 1 + Math.floor(this.#random() * 7) };
+      case 'oversize':
+        return f.replay ? { startAfter: 0 } : {};
+      case 'resend-changed':
+        this.#connections += 1;
+        if (this.#connections === 1) return { cutAfter: f.seq };
+        return this.#connections === 2 ? { startAfter: f.seq - 1, changeSeq: f.seq } : {};
+      case 'raw':
+        return { raw: f.frames };
       case 'silent':
       case 'status':
         if (this.#left <= 0) return {};
@@ -283,6 +351,10 @@ function validateFault(f: AuditStreamFault): void {
         return count(f.events, 1);
       case 'cut-random':
         return typeof f.seed === 'number' && Number.isFinite(f.seed);
+      case 'resend-changed':
+        return count(f.seq, 1);
+      case 'raw':
+        return typeof f.frames === 'string' && f.frames.length <= 1024 * 1024;
       case 'tamper':
       case 'drop':
       case 'swap':
@@ -291,7 +363,12 @@ function validateFault(f: AuditStreamFault): void {
       case 'cut-inside':
         return count(f.events, 1) && typeof f.at === 'number' && f.at >= 0 && f.at < 1;
       case 'oversize':
-        return count(f.seq, 1) && count(f.bytes, 1) && f.bytes <= 64 * 1024 * 1024;
+        return (
+          count(f.seq, 1) &&
+          count(f.bytes, 1) &&
+          f.bytes <= 64 * 1024 * 1024 &&
+          (f.replay === undefined || typeof f.replay === 'boolean')
+        );
       case 'silent':
         return f.connections === undefined || count(f.connections, 1);
       case 'status':
@@ -397,12 +474,16 @@ export function streamAudit(
     opts.onClose?.();
   });
   if (fault.silent) return;
+  if (fault.raw !== undefined) {
+    res.write(`${fault.raw}: live\n\n`);
+    return;
+  }
 
   // Backlog and live tail without a gap or a repeat: both are read in this same synchronous turn, so no
   // event can be appended between choosing the backlog and the live cursor.
   const backlog = 'since' in start ? log.sinceTime(tenant, start.since) : [];
   let backlogAt = 0;
-  let cursor = 'since' in start ? log.size(tenant) : start.after;
+  let cursor = fault.startAfter ?? ('since' in start ? log.size(tenant) : start.after);
   let sent = 0;
   let held: AuditEvent | undefined;
   let draining = false;
@@ -440,6 +521,14 @@ export function streamAudit(
       return true;
     } else if (faults.take('tamper', e.seq)) {
       text = frame(e, JSON.stringify({ ...e, outcome: e.outcome === 'allowed' ? 'denied' : 'allowed' }));
+      sent += 1;
+    } else if (fault.changeSeq === e.seq) {
+      const { prev, hash: _h, ...body } = e;
+      const changed = {
+        ...body,
+        outcome: e.outcome === 'allowed' ? ('denied' as const) : ('allowed' as const),
+      };
+      text = frame(e, JSON.stringify({ ...changed, prev, hash: chainHash(prev, changed) }));
       sent += 1;
     } else if (faults.take('malformed', e.seq)) {
       text = frame(e, '{not json');

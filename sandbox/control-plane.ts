@@ -33,6 +33,7 @@ import {
 } from './audit.js';
 import { createTokenVerifier, sendJson, TokenVerificationError, type VerifiedToken } from './resource.js';
 import { createSshCa, type SshCa } from './ssh-ca.js';
+import { generateLogKey, type LogFault, type LogKey, serveTlog } from './tlog.js';
 import { type Ca, createCa, thumbprint } from './x509.js';
 
 export interface AuditRecord {
@@ -58,6 +59,10 @@ export interface ControlPlaneOptions {
   jwksCooldownMs?: number;
   /** Serve /mcp over HTTPS with a server certificate from a CA generated at start-up (docs/protocol.md §4). */
   tls?: ControlPlaneTls;
+  /** The audit log's signing key (default: a new one, named `logName`). */
+  logKey?: LogKey;
+  /** The audit log's name; tenant origins are `<name>/<tenant>` (default mcp-secure.sandbox/audit). */
+  logName?: string;
 }
 
 /** A deliberately bad server certificate, for testing that a client refuses it. */
@@ -124,6 +129,10 @@ export interface ControlPlane {
   setStreamFault(fault: AuditStreamFault | undefined): void;
   /** Audit streams open right now. */
   openStreams(): number;
+  /** The key that signs the audit log's checkpoints; `vkey` is what a client pins. */
+  logKey: LogKey;
+  /** Test hook: makes the checkpoint and proof endpoints misbehave; undefined to behave again. */
+  setLogFault(fault: LogFault | undefined): void;
   close(): Promise<void>;
 }
 
@@ -188,6 +197,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const audit = new AuditLog();
   const sshCa = createSshCa();
   const faults = new StreamFaults();
+  const logName = opts.logName ?? 'mcp-secure.sandbox/audit';
+  const logKey = opts.logKey ?? generateLogKey(logName);
+  let logFault: LogFault | undefined;
   let streams = 0;
   const listeners = new Set<(r: AuditRecord) => void>();
   const sessions = new Map<string, Session>();
@@ -381,7 +393,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
     if (url.pathname === '/mcp') await mcp(req, res, token);
     else if (url.pathname === '/audit/stream') auditStream(req, res, url, token);
-    else if (url.pathname === '/slow-sse') await slowSse(res);
+    else if (url.pathname.startsWith('/audit/')) {
+      const served = serveTlog(req, res, url, token.tenant, {
+        log: audit,
+        key: logKey,
+        name: logName,
+        fault: () => logFault,
+      });
+      if (!served) sendJson(res, 404, { error: 'not_found' });
+    } else if (url.pathname === '/slow-sse') await slowSse(res);
     else if (url.pathname === '/ssh/certificate') await sshCertificate(req, res, token);
     else await echoHeaders(req, res);
   }
@@ -657,6 +677,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         tenant,
       }),
     setStreamFault: (fault) => faults.set(fault),
+    logKey,
+    setLogFault: (fault) => {
+      logFault = fault;
+    },
     openStreams: () => streams,
     async close() {
       const open = [...sessions.values()];
@@ -743,6 +767,10 @@ async function planeTls(o: ControlPlaneTls): Promise<TlsSetup> {
 const ROUTES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   '/mcp': ['POST', 'GET', 'DELETE'],
   '/audit/stream': ['GET'],
+  '/audit/log': ['GET'],
+  '/audit/checkpoint': ['GET'],
+  '/audit/proof/inclusion': ['GET'],
+  '/audit/proof/consistency': ['GET'],
   '/slow-sse': ['GET'],
   '/echo-headers': ['POST'],
   '/ssh/certificate': ['POST'],

@@ -28,6 +28,8 @@ export interface SandboxTunnel {
   sshCaEndpoint?: string;
   fingerprints: string[];
   mcpUrl: string;
+  /** The audit log's checkpoint verifier key (ControlPlane.logKey.vkey), pinned like the host key. */
+  auditLogKey?: string;
 }
 
 export const SANDBOX_MCP_RESOURCE = 'https://mcp.sandbox.internal/mcp';
@@ -55,6 +57,7 @@ export async function writeSandboxProfile(
           // The bastion's host key, pinned: nothing is added to your ~/.ssh/known_hosts.
           ['host_key_fingerprints', tunnel.fingerprints.join(' ')],
           ['mcp_url', tunnel.mcpUrl],
+          ...(tunnel.auditLogKey ? [['audit_log_key', tunnel.auditLogKey]] : []),
         ] as Array<[string, string]>)
       : []),
   ];

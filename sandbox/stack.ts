@@ -82,6 +82,7 @@ export async function startStack(options: {
     identityFile: keyFile,
     fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: plane.url,
+    auditLogKey: plane.logKey.vkey,
   });
   return {
     idp,

@@ -4,7 +4,13 @@
  * The verifier keeps its state across reconnects, so a gap, a reordering or a changed event is caught
  * wherever the stream was cut.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
+
+// crypto.hash (Node >= 20.12): a one-shot digest, about twice as fast as createHash on short input.
+const oneShot = (crypto as { hash?: (alg: string, data: string, enc: 'hex') => string }).hash;
+const sha256hex: (text: string) => string = oneShot
+  ? (text) => oneShot('sha256', text, 'hex')
+  : (text) => crypto.createHash('sha256').update(text).digest('hex');
 
 export const GENESIS = '0'.repeat(64);
 
@@ -34,12 +40,44 @@ export function canonicalJson(value: unknown): string {
 }
 
 export function chainHash(prev: string, rest: Record<string, unknown>): string {
-  return createHash('sha256')
-    .update(prev + canonicalJson(rest))
-    .digest('hex');
+  return sha256hex(prev + canonicalJson(rest));
+}
+
+const KNOWN = new Set([
+  'seq',
+  'ts',
+  'tenant',
+  'actor',
+  'tool',
+  'downstream',
+  'outcome',
+  'reason',
+  'cross_tenant',
+  'prev',
+  'hash',
+]);
+
+/**
+ * The canonical JSON of an event without prev and hash (what the chain hashes) and of the whole event
+ * (the Merkle leaf, docs/protocol.md §5): for the known fields written directly in sorted key order, the
+ * same text canonicalJson gives (checked in test/unit/tlog.test.ts), else canonicalJson itself.
+ */
+export function canonicalEvent(e: AuditEvent): { rest: string; full: string } {
+  const keys = Object.keys(e);
+  if (keys.some((k) => !KNOWN.has(k))) {
+    const { prev, hash, ...rest } = e;
+    return { rest: canonicalJson(rest), full: canonicalJson(e) };
+  }
+  const j = JSON.stringify;
+  const a = `{"actor":${j(e.actor)},${e.cross_tenant !== undefined ? `"cross_tenant":${e.cross_tenant},` : ''}"downstream":${j(e.downstream)},`;
+  const b = `"outcome":${j(e.outcome)},`;
+  const c = `${e.reason !== undefined ? `"reason":${j(e.reason)},` : ''}"seq":${e.seq},"tenant":${j(e.tenant)},"tool":${j(e.tool)},"ts":${j(e.ts)}}`;
+  // prev and hash are checked to be 64 hex digits by parseEvent: nothing in them needs escaping.
+  return { rest: a + b + c, full: `${a}"hash":"${e.hash}",${b}"prev":"${e.prev}",${c}` };
 }
 
 const MAX_FIELD = 4096;
+const TEXT_FIELDS = ['ts', 'tenant', 'actor', 'tool', 'downstream', 'prev', 'hash'] as const;
 const OUTCOMES = new Set(['allowed', 'denied', 'error']);
 
 /** Parses and checks the shape of one event; a string says what is wrong with it. */
@@ -53,7 +91,7 @@ export function parseEvent(data: string): AuditEvent | string {
   if (!v || typeof v !== 'object' || Array.isArray(v)) return 'not a JSON object';
   const e = v as Record<string, unknown>;
   if (!Number.isSafeInteger(e['seq']) || (e['seq'] as number) < 1) return 'seq is not a positive integer';
-  for (const k of ['ts', 'tenant', 'actor', 'tool', 'downstream', 'prev', 'hash'] as const) {
+  for (const k of TEXT_FIELDS) {
     if (typeof e[k] !== 'string') return `${k} is missing`;
     if ((e[k] as string).length > MAX_FIELD) return `${k} is absurdly long`;
   }
@@ -75,7 +113,9 @@ export type ChainProblem =
   | { kind: 'changed'; seq: number }
   | { kind: 'broken'; seq: number }
   | { kind: 'malformed'; id: string | undefined; why: string }
-  | { kind: 'tenant'; seq: number; tenant: string };
+  | { kind: 'tenant'; seq: number; tenant: string }
+  /** An event already shown, sent again with other content (or too long ago to compare). */
+  | { kind: 'resent'; seq: number; changed: boolean };
 
 export function describeProblem(p: ChainProblem): string {
   switch (p.kind) {
@@ -91,10 +131,16 @@ export function describeProblem(p: ChainProblem): string {
       return `event ${p.id ?? '(no id)'} is malformed (${p.why}); skipped`;
     case 'tenant':
       return `event ${p.seq} names tenant ${p.tenant}, not this feed's`;
+    case 'resent':
+      return p.changed
+        ? `event ${p.seq} was sent again with different content: the feed changed an event already shown`
+        : `event ${p.seq} was sent again long after it was shown and could not be compared`;
   }
 }
 
 const MAX_MISSING = 10_000;
+/** The hashes of the last RECENT events delivered: a re-sent one is compared with them. */
+const RECENT = 4096;
 
 export class ChainVerifier {
   lastSeq = 0;
@@ -104,6 +150,10 @@ export class ChainVerifier {
   readonly #tenant: string;
   /** Seqs skipped by a gap: if one arrives late it was reordered, not a duplicate. Bounded. */
   readonly #missing = new Set<number>();
+  readonly #recent: string[] = new Array<string>(RECENT);
+  readonly #recentSeq = new Float64Array(RECENT);
+  /** The canonical JSON of the whole event last checked (its Merkle leaf). */
+  lastFull = '';
 
   /** `anchored`: the feed starts mid-chain (`--since`), so the first event's prev is taken on trust. */
   constructor(tenant: string, anchored = false) {
@@ -121,15 +171,28 @@ export class ChainVerifier {
       this.problems.push(p);
       report(p);
     };
-    const { prev, hash, ...rest } = e;
+    const { prev, hash } = e;
+    const canon = canonicalEvent(e);
+    const intact = sha256hex(prev + canon.rest) === hash;
+    this.lastFull = canon.full;
     if (e.seq <= this.lastSeq) {
-      if (!this.#missing.delete(e.seq)) return false; // a resume that overlapped: already delivered
+      if (!this.#missing.delete(e.seq)) {
+        // A resume that overlapped: already delivered. The same event again is dropped; another one under
+        // that seq is flagged, never silently dropped (it is not shown twice either).
+        const slot = e.seq % RECENT;
+        const known = this.#recentSeq[slot] === e.seq ? this.#recent[slot] : undefined;
+        if (known === hash && intact) return false;
+        flag({ kind: 'resent', seq: e.seq, changed: known !== undefined || !intact });
+        return false;
+      }
       flag({ kind: 'reordered', expected: this.lastSeq + 1, got: e.seq });
-      if (chainHash(prev, rest) !== hash) flag({ kind: 'changed', seq: e.seq });
+      if (!intact) flag({ kind: 'changed', seq: e.seq });
       return true;
     }
+    this.#recent[e.seq % RECENT] = hash;
+    this.#recentSeq[e.seq % RECENT] = e.seq;
     if (e.tenant !== this.#tenant) flag({ kind: 'tenant', seq: e.seq, tenant: e.tenant });
-    if (chainHash(prev, rest) !== hash) flag({ kind: 'changed', seq: e.seq });
+    if (!intact) flag({ kind: 'changed', seq: e.seq });
     const expected = this.lastSeq + 1;
     const anchored = this.firstSeq !== undefined || this.lastHash === GENESIS;
     if (anchored && e.seq > expected) {

@@ -6,7 +6,9 @@ import type { AuditEvent } from './chain.js';
 const pad = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n));
 
 export function prettyLine(e: AuditEvent, c: ChalkInstance): string {
-  const time = e.ts.length >= 19 ? e.ts.slice(11, 19) : pad(e.ts, 8);
+  // Every server string on this line goes through sanitize (issue 13 item 5): the time too.
+  const ts = sanitize(e.ts, 40);
+  const time = ts.length >= 19 ? ts.slice(11, 19) : pad(ts, 8);
   const outcome =
     e.outcome === 'allowed'
       ? c.green(pad('allowed', 7))

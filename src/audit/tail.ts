@@ -30,6 +30,15 @@ export interface TailOptions {
   random(): number;
   signal: AbortSignal;
   onResume?(attempt: number, delayMs: number, why: string): void;
+  /** Each delivered event with its canonical JSON (the Merkle leaf), in delivery order. */
+  onEvent?(e: AuditEvent, full: string): void;
+  /** Called when the backlog is over (`: live`), before --no-follow stops: a checkpoint may be due. */
+  onLive?(): Promise<void>;
+  /**
+   * Connections in a row that were answered but brought no new event and never reached the live tail
+   * (a feed that ignores Last-Event-ID and re-sends what was received, or stalls): then give up, exit 1.
+   */
+  maxStalls?: number;
 }
 
 export interface TailResult {
@@ -44,7 +53,12 @@ export async function tail(o: TailOptions): Promise<TailResult> {
   let resumes = 0;
   let failures = 0;
   let lastEventId: string | undefined;
+  let stalls = 0;
+  const maxStalls = o.maxStalls ?? 8;
   for (let round = 0; round < 1_000_000 && !o.signal.aborted; round++) {
+    const seqBefore = verifier.lastSeq;
+    let answered = false;
+    let wentLive = false;
     const conn = new AbortController();
     const abortConn = () => conn.abort();
     o.signal.addEventListener('abort', abortConn, { once: true });
@@ -70,11 +84,13 @@ export async function tail(o: TailOptions): Promise<TailResult> {
         throw new Error(`the feed answered HTTP ${res.statusCode}`);
       }
       failures = 0;
+      answered = true;
       res.setEncoding('utf8');
       let out: string[] = [];
       const parser = new SseParser({
         // `: live` marks the end of the backlog (docs/protocol.md §5): --no-follow stops there.
         comment: (text) => {
+          if (text === 'live') wentLive = true;
           if (text === 'live' && !o.follow) {
             done = true;
             res.destroy();
@@ -90,6 +106,7 @@ export async function tail(o: TailOptions): Promise<TailResult> {
           }
           if (verifier.check(e, o.problem)) {
             delivered += 1;
+            o.onEvent?.(e, verifier.lastFull);
             const text = o.deliver(e, m.data);
             if (text) out.push(text);
           }
@@ -155,7 +172,11 @@ export async function tail(o: TailOptions): Promise<TailResult> {
         clearTimeout(timer);
         clearTimeout(quiet);
       }
-      if (!o.follow && done) return { verifier, delivered, resumes };
+      if (!o.follow && done) {
+        await o.onLive?.();
+        return { verifier, delivered, resumes };
+      }
+      if (wentLive) await o.onLive?.();
     } catch (err) {
       if (err instanceof CliError) throw err;
       if (o.signal.aborted) break;
@@ -165,6 +186,17 @@ export async function tail(o: TailOptions): Promise<TailResult> {
       o.signal.removeEventListener('abort', abortConn);
     }
     if (o.signal.aborted) break;
+    // Bounded: a feed that answers but never moves on (re-sending from the start whatever Last-Event-ID
+    // says, or an event it cannot deliver) would otherwise be asked again forever (issue 13 item 9).
+    if (answered && verifier.lastSeq === seqBefore && !wentLive) stalls += 1;
+    else if (answered) stalls = 0;
+    if (stalls >= maxStalls) {
+      throw new CliError(
+        'error',
+        `the audit feed of ${o.tenant} made no progress in ${stalls} reconnections in a row (last: ${why}); giving up after event ${verifier.lastSeq}`,
+        { hint: "the control plane's feed does not resume after Last-Event-ID: report it to its operators" },
+      );
+    }
     resumes += 1;
     const base = Math.min(100 * 2 ** Math.min(failures, 9), 30_000);
     const delayMs = Math.round(base * (0.5 + o.random() / 2));

@@ -2,11 +2,19 @@
  * Authorization code + PKCE (S256) with a loopback redirect (RFC 8252 §7.3): a listener on 127.0.0.1 and
  * an OS-chosen port, bound before the browser opens. The callback URL given to openid-client is rebuilt
  * from the registered redirect_uri, never from the Host header.
+ *
+ * The browser is opened on a one-time link to this listener, `/start/<random>`, which redirects (302) to
+ * the authorization URL once and is 404 afterwards: the opener's argv is world-readable in /proc, and the
+ * authorization URL (state, nonce, PKCE challenge, port) in it let another local user sign the login in as
+ * themselves (login CSRF, RFC 6749 §10.12). Where the kernel can tell (Linux), the listener also serves only
+ * connections from our own uid (peer.ts), so another user cannot even use the link first.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import type * as Client from 'openid-client';
 import { CliError } from '../errors.js';
+import { PeerTable } from '../peer.js';
 import type { TokenResponse } from './device.js';
 import type { LoginUi } from './login-ui.js';
 import { type Idp, mapIdpError, oauthError } from './oidc.js';
@@ -23,6 +31,36 @@ export interface BrowserLoginOptions {
   dpop?: Client.DPoPOptions;
   /** Extra authorization request parameters (step-up: max_age, acr_values). */
   extraParams?: Record<string, string>;
+  /** Who may connect to the loopback listener; default: our own uid where /proc says, anyone elsewhere. */
+  peers?: { table: Pick<PeerTable, 'owner'>; uid: number } | 'any';
+}
+
+/** What the listener turned away during one login, reported when it ends. */
+interface Turned {
+  wrongState: number;
+  usedLink: number;
+  otherUsers: number;
+}
+
+/** Our own uid and the socket table, where this platform can tell who connects (Linux). */
+async function defaultPeers(): Promise<{ table: PeerTable; uid: number } | undefined> {
+  const table = new PeerTable();
+  if (typeof process.getuid !== 'function' || !(await table.available())) return undefined;
+  return { table, uid: process.getuid() };
+}
+
+function turnedAway(t: Turned): string | undefined {
+  const parts = [
+    t.wrongState
+      ? `${t.wrongState} callback${t.wrongState === 1 ? '' : 's'} with the wrong state (not this sign-in)`
+      : '',
+    t.usedLink
+      ? `${t.usedLink} request${t.usedLink === 1 ? '' : 's'} for the sign-in link after it was used`
+      : '',
+    t.otherUsers ? `${t.otherUsers} connection${t.otherUsers === 1 ? '' : 's'} from other users` : '',
+  ].filter(Boolean);
+  if (parts.length === 0) return undefined;
+  return `the login listener ignored ${parts.join(', ')}; something else on this machine (a web page, another user) tried to answer it`;
 }
 
 function escapeHtml(s: string): string {
@@ -52,16 +90,45 @@ function respond(res: ServerResponse, status: number, html: string): void {
 export async function browserLogin(options: BrowserLoginOptions): Promise<TokenResponse> {
   const { idp, ui, signal } = options;
   const { client, config, issuer } = idp;
+  const turned: Turned = { wrongState: 0, usedLink: 0, otherUsers: 0 };
+  const peers = options.peers === 'any' ? undefined : (options.peers ?? (await defaultPeers()));
   const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
+  // Connections reach the HTTP server only once admitted: another user's are closed unread.
+  const sockets = new Set<Socket>();
+  const gate = createNetServer({ pauseOnConnect: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const admit = peers
+      ? peers.table.owner(socket).then((o) => o.known && o.uid === peers.uid)
+      : Promise.resolve(true);
+    admit.then(
+      (ok) => {
+        if (socket.destroyed) return;
+        if (!ok) {
+          turned.otherUsers += 1;
+          socket.destroy();
+          return;
+        }
+        server.emit('connection', socket);
+        socket.resume();
+      },
+      () => socket.destroy(),
+    );
   });
-  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve, reject) => {
+    gate.once('error', reject);
+    gate.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
+  });
+  const { port } = gate.address() as AddressInfo;
   const redirectUri = `http://127.0.0.1:${port}/callback`;
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = client.randomNonce();
+  // 256 bits: the link is the one secret the opener's argv carries, and it works once.
+  const startPath = `/start/${randomBytes(32).toString('base64url')}`;
+  let authorizationUrl: string | undefined;
+  let started = false;
   const stop = new AbortController();
   let waiting: { stop(): void } | undefined;
 
@@ -75,8 +142,48 @@ export async function browserLogin(options: BrowserLoginOptions): Promise<TokenR
         return;
       }
       const received = new URL(req.url ?? '/', redirectUri);
+      if (req.method === 'GET' && received.pathname === startPath && authorizationUrl && !started) {
+        started = true;
+        res.writeHead(302, {
+          location: authorizationUrl,
+          'cache-control': 'no-store',
+          'referrer-policy': 'no-referrer',
+        });
+        res.end();
+        return;
+      }
+      if (req.method === 'GET' && received.pathname === startPath) {
+        turned.usedLink += 1;
+        respond(
+          res,
+          404,
+          page(
+            'Link already used',
+            'This sign-in link works once and has been used. Start again from the terminal if that was not you.',
+            false,
+          ),
+        );
+        return;
+      }
       if (req.method !== 'GET' || received.pathname !== '/callback') {
         respond(res, 404, page('Not found', 'Nothing here.', false));
+        return;
+      }
+      const current = new URL(redirectUri);
+      current.search = received.search;
+      if (current.searchParams.get('state') !== state) {
+        // Not an answer to this sign-in (a web page scanning ports, a stale tab): told so and ignored, so
+        // one stray request cannot end the login. Only an answer carrying our state can (RFC 6749 §10.12).
+        turned.wrongState += 1;
+        respond(
+          res,
+          400,
+          page(
+            'Not this sign-in',
+            'This response does not belong to the sign-in the terminal is waiting for; it was ignored.',
+            false,
+          ),
+        );
         return;
       }
       if (settled) {
@@ -88,30 +195,6 @@ export async function browserLogin(options: BrowserLoginOptions): Promise<TokenR
         return;
       }
       settled = true;
-      const current = new URL(redirectUri);
-      current.search = received.search;
-      if (current.searchParams.get('state') !== state) {
-        // Fail closed: a response we did not ask for ends this login rather than being waited out.
-        respond(
-          res,
-          400,
-          page(
-            'Sign-in failed',
-            'The response did not match this sign-in. Start again from the terminal.',
-            false,
-          ),
-        );
-        reject(
-          new CliError(
-            'trust',
-            'the login response did not match the request this CLI sent (state mismatch)',
-            {
-              hint: 'run `mcp-secure login` again; if it repeats, something else is answering on your machine',
-            },
-          ),
-        );
-        return;
-      }
       client
         .authorizationCodeGrant(
           config,
@@ -167,8 +250,12 @@ export async function browserLogin(options: BrowserLoginOptions): Promise<TokenR
       prompt: 'consent',
       ...options.extraParams,
     });
-    const opened = await options.openUrl(url.href);
-    ui.showBrowserUrl(url.href, opened);
+    authorizationUrl = url.href;
+    // The opener and the terminal get the one-time link, never the authorization URL itself.
+    const link = `http://127.0.0.1:${port}${startPath}`;
+    const opened = await options.openUrl(link);
+    ui.showBrowserUrl(link, opened);
+    ui.debug(`authorization URL (behind the one-time link): ${url.origin}${url.pathname}`);
     waiting = ui.waiting('Waiting for you to finish signing in in the browser…');
     // The clock starts once the user has the URL.
     const timeout = options.sleep(options.timeoutMs, AbortSignal.any([signal, stop.signal])).then(() => {
@@ -188,7 +275,10 @@ export async function browserLogin(options: BrowserLoginOptions): Promise<TokenR
   } finally {
     waiting?.stop();
     stop.abort();
+    const note = turnedAway(turned);
+    if (note) ui.warn(note);
+    for (const s of sockets) s.destroy();
     server.closeAllConnections();
-    server.close();
+    gate.close();
   }
 }

@@ -15,6 +15,8 @@ export interface LoginUi {
   showBrowserUrl(url: string, opened: boolean): void;
   waiting(text: string): Waiting;
   debug(line: string): void;
+  /** Something the user should know about the login that does not stop it. */
+  warn(line: string): void;
 }
 
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';

@@ -5,6 +5,10 @@
  * certifies never leaves the CLI's memory (tunnel/agent.ts).
  */
 import { CliError, sanitize } from '../errors.js';
+import { checkCredentialUrl, readCapped } from './oidc.js';
+
+/** A certificate answer is a few KiB; anything far bigger is a fault or an attack (issue 13, item 11). */
+export const MAX_SSH_CA_BODY_BYTES = 64 * 1024;
 
 export interface CertificateRequest {
   endpoint: string;
@@ -13,10 +17,14 @@ export interface CertificateRequest {
   /** A DPoP proof for POST endpoint with this token (only called for DPoP tokens). */
   proof(method: string, url: string, token: string): Promise<string>;
   fetch: typeof globalThis.fetch;
+  /** The user's `--insecure-http` / insecure_http: plain http to a loopback CA only with it. */
+  insecureHttp: boolean;
   timeoutMs?: number;
 }
 
 export async function requestSshCertificate(r: CertificateRequest): Promise<string> {
+  // The tenant token goes here: the same rule as for every URL a credential goes to (auth/oidc.ts).
+  checkCredentialUrl(r.endpoint, r.insecureHttp, 'ssh_ca_endpoint');
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     accept: 'application/json',
@@ -39,7 +47,7 @@ export async function requestSshCertificate(r: CertificateRequest): Promise<stri
       { hint: 'check ssh_ca_endpoint and your network; connect retries on its own' },
     );
   }
-  const text = (await res.text()).slice(0, 64 * 1024);
+  const text = await (await readCapped(res, r.endpoint, MAX_SSH_CA_BODY_BYTES)).text();
   if (res.status === 401 || res.status === 403) {
     throw new CliError('auth', `the SSH CA refused the tenant token (HTTP ${res.status})`, {
       hint: 'run `mcp-secure login` again; if it persists, the tenant may not allow SSH certificates for you',

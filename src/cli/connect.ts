@@ -81,6 +81,62 @@ async function openAuditPane(
   }
 }
 
+/** Refusal lines per minute on stderr and in `--json`; the rest are only counted (a flood must not bury the log). */
+const REFUSALS_LOGGED_PER_MINUTE = 5;
+
+/**
+ * The listener's peer check (local.ts `PeerCheck`): serve only our own uid. Where the platform cannot tell
+ * (no /proc/net/tcp: not Linux, or /proc hidden), say so once.
+ */
+async function peerCheck(
+  ui: Ui,
+  deps: Deps,
+  event: (type: string, data?: Record<string, unknown>) => void,
+  allowRemote: boolean,
+): Promise<import('../tunnel/local.js').PeerCheck | undefined> {
+  const { PeerTable, socketProcess, userName } = await import('../peer.js');
+  const table = new PeerTable();
+  if (!(await table.available()) || typeof process.getuid !== 'function') {
+    ui.warn(
+      'this system cannot tell which user a connection to the local port comes from (no /proc/net/tcp): ' +
+        'while the session is open, any user of this machine can use it',
+    );
+    event('peer_check_unavailable');
+    return undefined;
+  }
+  let windowStart = Number.NEGATIVE_INFINITY;
+  let logged = 0;
+  return {
+    table,
+    uid: process.getuid(),
+    allowRemote,
+    refused: (r) => {
+      const now = deps.now();
+      if (now - windowStart >= 60_000) {
+        windowStart = now;
+        logged = 0;
+      }
+      if (logged >= REFUSALS_LOGGED_PER_MINUTE) return;
+      logged += 1;
+      void (async () => {
+        const user = r.uid !== undefined ? await userName(r.uid) : undefined;
+        const proc = r.inode ? await socketProcess(new Set([r.inode])).catch(() => undefined) : undefined;
+        const who =
+          r.uid === undefined
+            ? 'a socket the kernel names no owner for'
+            : `another user, ${user ?? 'unknown'} (uid ${r.uid})${proc ? `, pid ${proc.pid} (${proc.command})` : ''}`;
+        ui.warn(`refused a connection from ${r.remote}: ${who}; only your own user may use this session`);
+        event('connection_refused', {
+          remote: r.remote,
+          uid: r.uid ?? null,
+          user: user ?? null,
+          pid: proc?.pid ?? null,
+        });
+      })();
+    },
+  };
+}
+
 export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
@@ -174,10 +230,19 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
         tls: tlsSetup?.tls,
         stats,
         now: deps.now,
+        ...(opts.anyLocalUser
+          ? {}
+          : await peerCheck(ui, deps, event, opts.allowNonLoopback).then((c) => (c ? { peerCheck: c } : {}))),
       },
       { host: opts.bind, port: opts.port ?? eff.profile.local_port, allowNonLoopback: opts.allowNonLoopback },
     );
     cleanups.push(() => listener.close());
+    if (opts.anyLocalUser) {
+      ui.warn(
+        '--unsafe-any-local-user: every user of this machine who can reach the port can use this session',
+      );
+      event('peer_check_off');
+    }
     if (!opts.raw) {
       // Tell `audit tail` (and the audit pane) where this session's proxy is: pid and port, no secret.
       const { announceConnect } = await import('../audit/live-tunnels.js');
@@ -212,7 +277,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
         `${listener.address} → ${upstream.host}`,
         t ? `token ${mmss(t.expiresAt - deps.now())}` : 'token renewing',
         `${transport === 'openssh' ? 'openssh' : 'ssh'} ${supervisor.up ? 'up' : 're-dialling'}`,
-        `conns ${stats.open}/${stats.total}`,
+        `conns ${stats.open}/${stats.total}${stats.refused ? ` (${stats.refused} refused)` : ''}`,
         `↑${fmtBytes(stats.bytesOut)} ↓${fmtBytes(stats.bytesIn)}`,
         `re-dials ${supervisor.redials}`,
       ].join(' · ');
@@ -276,11 +341,12 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
     event('closed', {
       reason,
       connections: stats.total,
+      refused: stats.refused,
       bytes_in: stats.bytesIn,
       bytes_out: stats.bytesOut,
       redials: supervisor.redials,
     });
-    const summary = `${stats.total} connections, ↑${fmtBytes(stats.bytesOut)} ↓${fmtBytes(stats.bytesIn)}, ${supervisor.redials} re-dials`;
+    const summary = `${stats.total} connections${stats.refused ? ` (${stats.refused} from other users refused)` : ''}, ↑${fmtBytes(stats.bytesOut)} ↓${fmtBytes(stats.bytesIn)}, ${supervisor.redials} re-dials`;
     if (reason === 'fatal') {
       ui.info(`Session ended: ${summary}.`);
       throw fatal instanceof CliError ? fatal : new CliError('error', String(fatal));

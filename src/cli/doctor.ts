@@ -407,12 +407,22 @@ async function checkPort(eff: EffectiveProfile): Promise<Outcome> {
       fix: 'pick another port: mcp-secure config set local_port 7701',
     };
   }
-  const { portHolder } = await import('../tunnel/local.js');
+  const { describeHolder, portHolder } = await import('../peer.js');
   const holder = await portHolder(port).catch(() => undefined);
-  const ours = holder?.includes('mcp-secure') ? ' (an mcp-secure connect is already running?)' : '';
+  if (holder && !holder.same) {
+    // Another user's listener where the MCP client will connect: it would answer as the control plane.
+    return {
+      status: 'fail',
+      detail: `127.0.0.1:${port} is held by ${describeHolder(holder)}: an MCP client pointed at it would talk to them, not to your session`,
+      fix: `ask them (or an admin) to stop it, or use another port: mcp-secure config set local_port ${port + 1}${profileHint(eff)}`,
+    };
+  }
+  const ours = holder?.process?.command.includes('mcp-secure')
+    ? ' (an mcp-secure connect is already running?)'
+    : '';
   return {
     status: 'fail',
-    detail: `127.0.0.1:${port} is taken${holder ? ` by ${holder}` : ''}${ours}`,
+    detail: `127.0.0.1:${port} is taken${holder ? ` by ${describeHolder(holder)}` : ''}${ours}`,
     fix: `stop it, or use another port: connect --port ${port + 1} (or mcp-secure config set local_port ${port + 1}${profileHint(eff)})`,
   };
 }

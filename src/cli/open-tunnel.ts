@@ -157,6 +157,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
               return createProof(dpopKey, { method, url, accessToken: token, now: deps.now() });
             },
             fetch: deps.fetch,
+            insecureHttp: eff.profile.insecure_http,
           });
         },
       });
@@ -277,7 +278,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
     `SSH: ${routeLabel} (host keys verified; ${chosen.kind === 'openssh' ? 'OpenSSH' : 'ssh2'} transport)`,
   );
 
-  const stats = { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: deps.now() };
+  const stats = { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: deps.now() };
   return { session, refresher, supervisor, dpopKey, first, stats, transport: chosen.kind };
 }
 

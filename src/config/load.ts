@@ -42,7 +42,8 @@ type NoDefault =
   | 'mcp_ca_file'
   | 'client_cert_endpoint'
   | 'client_cert_file'
-  | 'client_key_file';
+  | 'client_key_file'
+  | 'audit_log_key';
 
 export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
   scopes: ['profile', 'email'],
@@ -81,6 +82,7 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   client_cert_endpoint: 'MCP_SECURE_CLIENT_CERT_ENDPOINT',
   client_cert_file: 'MCP_SECURE_CLIENT_CERT_FILE',
   client_key_file: 'MCP_SECURE_CLIENT_KEY_FILE',
+  audit_log_key: 'MCP_SECURE_AUDIT_LOG_KEY',
 };
 
 export type Resolved = { [K in keyof Profile]?: { value: NonNullable<Profile[K]>; source: Source } };

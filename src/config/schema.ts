@@ -58,6 +58,11 @@ export interface Profile {
   client_cert_file?: string;
   /** The key of client_cert_file (PEM; an encrypted key is asked for on the terminal). */
   client_key_file?: string;
+  /**
+   * The audit log's checkpoint verifier key (c2sp.org/signed-note vkey `name+keyid+base64`), pinned like
+   * an SSH host key: checkpoints signed by any other key are refused (docs/protocol.md §5).
+   */
+  audit_log_key?: string;
   /** Which SSH client carries the tunnel: `auto` (OpenSSH where `ssh` is installed), `openssh`, `ssh2`. */
   ssh_transport?: 'auto' | 'openssh' | 'ssh2';
   /**
@@ -129,6 +134,11 @@ function parseBool(text: string): unknown {
 }
 
 export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
+  audit_log_key: {
+    expected: 'a signed-note verifier key: name+8 hex digits+base64',
+    check: (v) => isString(v) && /^[^\s+]{1,256}\+[0-9a-f]{8}\+[A-Za-z0-9+/]{43}[A-Za-z0-9+/=]$/.test(v),
+    parse: (t) => t.trim(),
+  },
   issuer: {
     expected: 'an https:// URL (http:// only on loopback with insecure_http)',
     check: (v) => isString(v) && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),

@@ -5,7 +5,6 @@
  * `--raw` is a plain TCP forward like `ssh -L`.
  */
 
-import { readdir, readFile, readlink } from 'node:fs/promises';
 import {
   type ClientRequest,
   createServer as createHttpServer,
@@ -17,6 +16,7 @@ import { createServer as createNetServer, isIP, type Server, type Socket } from 
 import type { Duplex } from 'node:stream';
 import { CliError, sanitize } from '../errors.js';
 import { isLoopbackHost } from '../net.js';
+import { describeHolder, type PeerTable, portHolder } from '../peer.js';
 import { ChannelAgent } from './pool.js';
 import type { Supervisor } from './supervisor.js';
 import type { UpstreamTls } from './tls.js';
@@ -25,6 +25,8 @@ import { type Transport, targetOf, unixSocketOf } from './transport.js';
 export interface Stats {
   open: number;
   total: number;
+  /** Connections refused because another user's socket made them (peerCheck). */
+  refused: number;
   bytesIn: number;
   bytesOut: number;
   lastActivity: number;
@@ -48,6 +50,29 @@ export interface ListenerOptions {
   now(): number;
   /** TLS inside the channel for an https:// upstream (tls.ts); absent for http:// and for --raw. */
   tls?: UpstreamTls | undefined;
+  /** Serve only connections from this uid (Linux); undefined where the platform cannot tell. */
+  peerCheck?: PeerCheck;
+}
+
+/** A connection refused by the peer check. */
+export interface Refusal {
+  /** The peer's address:port. */
+  remote: string;
+  /** The peer socket's owner, when the kernel's table named one. */
+  uid?: number;
+  inode?: string;
+}
+
+export interface PeerCheck {
+  table: Pick<PeerTable, 'owner'>;
+  /** Our own uid: the only one served. */
+  uid: number;
+  /**
+   * A peer that is not in this machine's socket table is on another host. Only reachable with
+   * --unsafe-allow-non-loopback, whose point is to let other hosts in: then allowed; otherwise refused.
+   */
+  allowRemote: boolean;
+  refused(r: Refusal): void;
 }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and the credentials a local client might send: never forwarded.
@@ -76,6 +101,79 @@ function forwardHeaders(headers: IncomingHttpHeaders): Record<string, string | s
     out[name] = value;
   }
   return out;
+}
+
+/**
+ * The answer headers a local MCP client is given: what Streamable HTTP needs (Content-Type, Mcp-Session-Id,
+ * MCP-Protocol-Version; MCP 2025-06-18 "Transports") and HTTP's own framing and caching. Nothing else from
+ * the upstream reaches 127.0.0.1: a hostile or misconfigured upstream's `Set-Cookie` would plant cookies on
+ * the loopback origin, `Location` would send the client elsewhere, `Access-Control-*` would open the proxy to
+ * web pages, and `WWW-Authenticate` would start the client's own OAuth flow against whatever authorization
+ * server it names — the local client never authenticates here, the proxy does (and handles `DPoP-Nonce`).
+ */
+const RESPONSE_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'cache-control',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'retry-after',
+  'allow',
+  'date',
+  'vary',
+]);
+
+export function responseHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined && RESPONSE_HEADERS.has(name)) out[name] = value;
+  }
+  return out;
+}
+
+/** What a local request must match to be forwarded (filled in once the port is known). */
+export interface Admission {
+  /** `Host` values naming this listener: 127.0.0.1:PORT, localhost:PORT, [::1]:PORT, the bind address. */
+  hosts: Set<string>;
+  /** The listener's own origins, http://HOST for each of `hosts`. */
+  origins: Set<string>;
+  /** The request paths served, exactly as sent: the MCP endpoint's and the audit stream's. */
+  paths: Set<string>;
+}
+
+/**
+ * Why a local request must not reach the upstream, or undefined when it may: checked before a byte is
+ * sent. A web page can reach 127.0.0.1 too, and browsers send no `Origin` on no-cors fetches, images,
+ * scripts, iframes or navigations — but every current browser sends fetch metadata (W3C Fetch Metadata
+ * Request Headers): a request with `Sec-Fetch-Site` other than `none` (typed by the user) or a `Sec-Fetch-Mode`
+ * other than cors/same-origin came from a page, and is refused. An `Origin` is accepted only when it is this
+ * listener's own (MCP Streamable HTTP: servers MUST validate Origin); a DNS-rebinding page sends its own
+ * `Host`. Only the MCP endpoint's path and the audit stream's are forwarded, compared as sent: the proxy
+ * never resolves `//x/mcp` or `/a/../mcp` into `/mcp` (RFC 3986 §5.2.4 is the upstream's business, and a
+ * path that needs it is not one an MCP client sends).
+ */
+export function refuseRequest(req: IncomingMessage, allowed: Admission): [number, string] | undefined {
+  if (!allowed.hosts.has(String(req.headers.host ?? ''))) {
+    return [403, 'requests for another host name are refused (DNS rebinding)'];
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && !allowed.origins.has(origin)) {
+    return [403, 'requests from web pages or other hosts are refused'];
+  }
+  const site = req.headers['sec-fetch-site'];
+  const mode = req.headers['sec-fetch-mode'];
+  if (
+    (site !== undefined && site !== 'none') ||
+    (mode !== undefined && mode !== 'cors' && mode !== 'same-origin')
+  ) {
+    return [403, 'requests from web pages are refused (browser fetch metadata)'];
+  }
+  const target = req.url ?? '';
+  const query = target.indexOf('?');
+  const path = query < 0 ? target : target.slice(0, query);
+  if (!allowed.paths.has(path)) return [404, 'not found: this listener serves only the MCP endpoint'];
+  return undefined;
 }
 
 function jsonRpcError(status: number, message: string): [number, string] {
@@ -311,7 +409,15 @@ export async function upstreamRequest(
 ): Promise<ClientRequest> {
   const token = o.token();
   if (!token) throw new CliError('error', 'the tenant token has expired and is being renewed');
-  const target = new URL(request.path, o.upstream);
+  // Sent as given: `new URL(path, upstream)` would turn `//x/mcp` into another host and `/a/../mcp` into /mcp.
+  if (!request.path.startsWith('/') || request.path.startsWith('//')) {
+    throw new CliError('error', `not a path on the MCP host: "${sanitize(request.path, 60)}"`);
+  }
+  // Only the DPoP proof's `htu` (RFC 9449 §4.2: without query and fragment) is built from a URL.
+  const target = new URL(o.upstream.href);
+  const query = request.path.indexOf('?');
+  target.pathname = query < 0 ? request.path : request.path.slice(0, query);
+  target.search = query < 0 ? '' : request.path.slice(query);
   const headers: Record<string, string | string[]> = {
     ...request.headers,
     // An endpoint on a Unix socket has no host name of its own (RFC 9112 §3.2: Host is still required).
@@ -321,7 +427,7 @@ export async function upstreamRequest(
   if (token.type === 'DPoP') headers['dpop'] = await o.proof(request.method, target.href, token.value);
   const common = {
     method: request.method,
-    path: `${target.pathname}${target.search}`,
+    path: request.path,
     headers,
     ...(request.signal ? { signal: request.signal } : {}),
   };
@@ -442,7 +548,7 @@ function sendBody(req: IncomingMessage, upstream: ClientRequest): void {
   });
 }
 
-function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
+function httpProxy(o: ListenerOptions, allowed: Admission): Server {
   return createHttpServer((req, res) => {
     const fail = (status: number, message: string) => {
       // Once the answer has begun there is no status left to set: cut the connection, which the client
@@ -455,11 +561,9 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(body);
     };
-    // A web page can reach 127.0.0.1 too. Browsers send Origin on cross-origin requests and a page that
-    // rebinds a DNS name sends its own Host: refuse both, or any site could borrow this session.
-    const host = String(req.headers.host ?? '');
-    if (req.headers.origin !== undefined || !allowedHosts.has(host)) {
-      fail(403, 'requests from web pages or other hosts are refused');
+    const refused = refuseRequest(req, allowed);
+    if (refused) {
+      fail(...refused);
       return;
     }
     if (!o.token()) {
@@ -485,7 +589,7 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
       let kept = 0;
       upstream.on('response', (up) => {
         answered = true;
-        const out = forwardHeaders(up.headers);
+        const out = responseHeaders(up.headers);
         res.writeHead(up.statusCode ?? 502, out);
         // Server-Sent Events and chunked answers pass through as they come: headers flushed at once, no
         // buffering. A sized answer leaves with its first body chunk (one write instead of two).
@@ -526,8 +630,9 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
   });
 }
 
-function rawForward(o: ListenerOptions): Server {
-  return createNetServer((socket) => {
+/** `--raw`: each admitted connection piped to a new channel. */
+function rawForward(o: ListenerOptions): (socket: Socket) => void {
+  return (socket) => {
     socket.setNoDelay(true);
     // --raw forwards bytes: a TLS upstream is the local client's to speak (like `ssh -L`).
     openChannel(o).then(
@@ -546,43 +651,27 @@ function rawForward(o: ListenerOptions): Server {
       },
       () => socket.destroy(),
     );
-  });
-}
-
-/** Who holds a TCP port, from /proc (Linux); undefined elsewhere or when the OS will not say. */
-export async function portHolder(port: number): Promise<string | undefined> {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  const inodes = new Set<string>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    const text = await readFile(table, 'utf8').catch(() => '');
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A' && f[9]) inodes.add(f[9]);
-    }
-  }
-  if (inodes.size === 0) return undefined;
-  const pids = await readdir('/proc').catch(() => [] as string[]);
-  for (const pid of pids.filter((p) => /^\d+$/.test(p)).slice(0, 5000)) {
-    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
-    for (const fd of fds) {
-      const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
-      const m = link.match(/^socket:\[(\d+)\]$/);
-      if (m && inodes.has(m[1]!)) {
-        const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''))
-          .split('\0')
-          .filter(Boolean)
-          .join(' ');
-        return `pid ${pid} (${sanitize(cmd || 'unknown', 60)})`;
-      }
-    }
-  }
-  return 'another process';
+  };
 }
 
 export interface Listener {
   address: string;
   port: number;
   close(): Promise<void>;
+}
+
+/**
+ * Connection admission: may this accepted connection be served? Only when the kernel says the peer's socket
+ * belongs to our own uid (peer.ts). 127.0.0.1 is open to every user of the machine, so without this any of
+ * them could use the session's tenant rights. Runs before a byte of the connection is read.
+ */
+async function admitConnection(socket: Socket, check: PeerCheck): Promise<boolean> {
+  const owner = await check.table.owner(socket);
+  if (owner.known && owner.uid === check.uid) return true;
+  if (!owner.known && owner.reason === 'not-found' && check.allowRemote) return true;
+  const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+  check.refused(owner.known ? { remote, uid: owner.uid, inode: owner.inode } : { remote });
+  return false;
 }
 
 export async function listen(
@@ -603,24 +692,69 @@ export async function listen(
       },
     );
   }
-  const allowedHosts = new Set<string>();
-  const server = o.raw ? rawForward(o) : httpProxy(o, allowedHosts);
-  server.on('connection', (socket: Socket) => {
+  const allowed: Admission = {
+    hosts: new Set(),
+    origins: new Set(),
+    paths: new Set([o.upstream.pathname, '/audit/stream']),
+  };
+  // The HTTP proxy never listens itself: admitted connections are handed to it ('connection' may be
+  // emitted by users to inject sockets; node:http docs), so a refused peer never reaches its parser.
+  const proxy = o.raw ? undefined : httpProxy(o, allowed);
+  const serveRaw = o.raw ? rawForward(o) : undefined;
+  const serve = (socket: Socket) => {
     o.stats.open += 1;
     o.stats.total += 1;
     socket.setNoDelay(true);
     socket.once('close', () => {
       o.stats.open -= 1;
     });
+    if (proxy) {
+      proxy.emit('connection', socket);
+      socket.resume();
+    } else serveRaw!(socket); // pipe() resumes it once the channel is open
+  };
+  const sockets = new Set<Socket>();
+  const check = o.peerCheck;
+  // pauseOnConnect: nothing is read from a connection until it is admitted.
+  const server = createNetServer({ pauseOnConnect: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    if (!check) {
+      serve(socket);
+      return;
+    }
+    admitConnection(socket, check).then(
+      (ok) => {
+        if (socket.destroyed) return;
+        if (ok) serve(socket);
+        else {
+          o.stats.refused += 1;
+          socket.destroy();
+        }
+      },
+      () => socket.destroy(),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', async (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') {
-        const holder = await portHolder(bind.port);
+        const holder = await portHolder(bind.port).catch(() => undefined);
+        if (holder && !holder.same) {
+          // Another user's listener on our port answers the MCP client as if it were the control plane.
+          reject(
+            new CliError(
+              'trust',
+              `${bind.host}:${bind.port} is held by ${describeHolder(holder)}: do not point your MCP client at it, it is not this session`,
+              { hint: `ask them (or an admin) to stop it, or pass --port ${bind.port + 1}` },
+            ),
+          );
+          return;
+        }
         reject(
           new CliError(
             'error',
-            `${bind.host}:${bind.port} is already in use${holder ? ` by ${holder}` : ''}`,
+            `${bind.host}:${bind.port} is already in use${holder ? ` by ${describeHolder(holder)}` : ''}`,
             {
               hint: `stop it, or pass --port ${bind.port + 1}`,
             },
@@ -644,13 +778,9 @@ export async function listen(
     '[::1]',
     bind.host.includes(':') ? `[${bind.host}]` : bind.host,
   ]) {
-    allowedHosts.add(`${h}:${port}`);
+    allowed.hosts.add(`${h}:${port}`);
+    allowed.origins.add(`http://${h}:${port}`);
   }
-  const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
   return {
     address: bind.host.includes(':') ? `[${bind.host}]:${port}` : `${bind.host}:${port}`,
     port,

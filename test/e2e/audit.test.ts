@@ -124,9 +124,9 @@ test('bad input: 401 → log in, 403 → not allowed for the tenant (exit 4); a 
   assert.equal(seqs(silent.stdout).length, plane.audit.size('acme'));
 });
 
-test('tmux: connect --audit-pane shows the events of MCP calls made through the tunnel in a second pane', async () => {
+test('tmux: connect --audit-pane shows the events of MCP calls made through the tunnel in a second pane, and when the log checkpoint was last verified', async () => {
   const tmux = tmuxServer('mcp-secure-test');
-  await tmux.start('audit', user.env(), [
+  await tmux.start('audit', user.env({ MCP_SECURE_AUDIT_CHECKPOINT_INTERVAL_MS: '300' }), [
     '--profile',
     'sandbox',
     'connect',
@@ -149,6 +149,13 @@ test('tmux: connect --audit-pane shows the events of MCP calls made through the 
     const pane = await tmux.waitFor('audit:0.1', /run_workflow.*CROSS-TENANT/);
     assert.match(pane, /allowed +alice-0001 +list_workflows/);
     assert.match(pane, /DENIED +alice-0001 +run_workflow +workflow-engine +⚠ CROSS-TENANT/);
+    // Checked again after the calls: the pane names the size and the time of the last verified checkpoint.
+    const size = plane.audit.size('acme');
+    const verified = await tmux.waitFor(
+      'audit:0.1',
+      new RegExp(`✓ log checkpoint of ${size} events verified at \\d\\d:\\d\\d:\\d\\d`),
+    );
+    assert.ok(verified);
     const panes = async () =>
       (await tmux.run('list-panes', '-t', 'audit', '-F', '#{pane_id}').catch(() => ({ stdout: '' }))).stdout
         .trim()

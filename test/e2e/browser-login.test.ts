@@ -63,17 +63,25 @@ async function runBrowserLogin(decision: 'allow' | 'deny', log: string) {
     user.env({ ...keyring.env, BROWSER: BROWSER_SCRIPT, MCP_TEST_BROWSER_LOG: log, DISPLAY: ':99' }),
   );
   run.child.stdin.end();
-  const url = new URL(await waitForUrl(log));
+  const link = await waitForUrl(log);
   const page = await browser.newPage();
+  // The opener gets a one-time link to the CLI's listener, which redirects (302) to the authorization URL.
+  let authorization: URL | undefined;
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (!authorization && u.searchParams.has('code_challenge')) authorization = u;
+  });
   try {
-    await page.goto(url.href);
+    await page.goto(link);
     await page.fill('[name=username]', alice.username);
     await page.fill('[name=password]', alice.password);
     await page.click('#sign-in');
     await page.click(decision === 'allow' ? '#allow' : '#deny');
     await page.waitForSelector('#result', { timeout: 10_000 });
+    assert.ok(authorization, 'the link led to the authorization URL');
     return {
-      url,
+      url: authorization,
+      link,
       page: { url: page.url(), title: await page.title(), text: await page.textContent('#result') },
       result: await run.done,
     };
@@ -83,7 +91,12 @@ async function runBrowserLogin(decision: 'allow' | 'deny', log: string) {
 }
 
 test('browser login: PKCE S256, loopback redirect on 127.0.0.1, success page, token in the keychain', async () => {
-  const { url, page, result } = await runBrowserLogin('allow', join(user.tmp, 'browser-1.log'));
+  const { url, link, page, result } = await runBrowserLogin('allow', join(user.tmp, 'browser-1.log'));
+  assert.match(
+    link,
+    /^http:\/\/127\.0\.0\.1:\d+\/start\/[A-Za-z0-9_-]{43}$/,
+    'the opener gets nothing reusable',
+  );
   assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
   assert.ok((url.searchParams.get('code_challenge') ?? '').length >= 43);
   assert.match(url.searchParams.get('redirect_uri') ?? '', /^http:\/\/127\.0\.0\.1:\d+\/callback$/);

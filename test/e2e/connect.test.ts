@@ -107,7 +107,7 @@ async function connect(args: string[] = [], u: UserEnv = user) {
   );
   run.child.stdin.end();
   running.push(run);
-  const [, local] = await run.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/, 20_000);
+  const [, local] = await run.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+\/[a-z-]+)/, 20_000);
   return { run, local: local! };
 }
 
@@ -155,8 +155,16 @@ test('an MCP client lists and calls tools through 127.0.0.1 with no token; cross
   );
 });
 
+/** The test user with the MCP endpoint moved to another path of the control plane (the proxy serves only that path). */
+function withEndpoint(path: string): UserEnv {
+  return {
+    ...user,
+    env: (extra = {}) => user.env({ MCP_SECURE_MCP_URL: new URL(path, plane.url).href, ...extra }),
+  };
+}
+
 test("the proxy sets its own Authorization, drops the client's, refuses web pages, and streams SSE unbuffered", async () => {
-  const { run, local } = await connect();
+  const { run, local } = await connect([], withEndpoint('/echo-headers'));
   const base = new URL(local);
   const echo = await fetch(new URL('/echo-headers', base), {
     method: 'POST',
@@ -169,15 +177,17 @@ test("the proxy sets its own Authorization, drops the client's, refuses web page
   assert.ok(seen['dpop'], 'a DPoP proof was added');
   assert.equal(seen['cookie'], undefined);
 
-  const web = await fetch(new URL('/mcp', base), {
+  const web = await fetch(new URL('/echo-headers', base), {
     method: 'POST',
     headers: { origin: 'https://evil.example' },
     body: '{}',
   });
   assert.equal(web.status, 403);
+  await stop(run);
 
+  const sseRun = await connect([], withEndpoint('/slow-sse'));
   const started = Date.now();
-  const sse = await fetch(new URL('/slow-sse', base));
+  const sse = await fetch(new URL('/slow-sse', sseRun.local));
   const reader = sse.body!.getReader();
   const first = await reader.read();
   const firstAt = Date.now() - started;
@@ -191,7 +201,7 @@ test("the proxy sets its own Authorization, drops the client's, refuses web page
   assert.ok(first.value && Buffer.from(first.value).toString().includes('data:'));
   assert.ok(firstAt < total - 250, `first event after ${firstAt} ms of ${total} ms: not buffered`);
   assert.ok(rest.split('data:').length >= 4);
-  await stop(run);
+  await stop(sseRun.run);
 });
 
 test('two hops: the ssh2 bastion as jump host, then the real OpenSSH sshd', async () => {
@@ -489,7 +499,7 @@ test('OpenSSH transport, an encrypted identity file: ssh asks for the passphrase
   const u = await loggedInUser(
     {
       bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-      host_key_fingerprints: bastion.fingerprint,
+      host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
       mcp_url: plane.url,
       ssh_transport: 'openssh',
     },

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, test } from 'node:test';
-import { approveDevice } from '../../sandbox/approve.js';
+import { approveAuthorization, approveDevice } from '../../sandbox/approve.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { browserLogin } from '../../src/auth/browser.js';
 import { deviceLogin } from '../../src/auth/device.js';
@@ -19,12 +19,15 @@ const alice = USERS.find((u) => u.username === 'alice')!;
 let sandbox: SandboxIdp;
 let idp: Idp;
 
-function recordingUi(): LoginUi & { codes: DeviceCodeInfo[]; urls: string[] } {
+function recordingUi(): LoginUi & { codes: DeviceCodeInfo[]; urls: string[]; warnings: string[] } {
   const codes: DeviceCodeInfo[] = [];
   const urls: string[] = [];
+  const warnings: string[] = [];
   return {
     codes,
     urls,
+    warnings,
+    warn: (line) => warnings.push(line),
     showDeviceCode: (info) => {
       codes.push(info);
     },
@@ -123,28 +126,61 @@ function browserOptions(openUrl: (url: string) => Promise<boolean>, timeoutMs = 
   };
 }
 
-test('browser flow: a callback with the wrong state fails closed (exit 5) and the browser is told', async () => {
+/** The authorization URL behind the one-time link the CLI opens (its 302), once. */
+async function followStart(link: string): Promise<URL> {
+  const res = await fetch(link, { redirect: 'manual' });
+  assert.equal(res.status, 302, `the start link answers ${res.status}`);
+  return new URL(res.headers.get('location')!);
+}
+
+test('browser flow: a callback with the wrong state is ignored with an error page; the real sign-in then completes and the count is reported', async () => {
   let answered: { status: number; body: string } | undefined;
-  const opts = browserOptions(async (url) => {
-    const redirect = new URL(new URL(url).searchParams.get('redirect_uri')!);
+  let signedIn: Promise<unknown> | undefined;
+  const opts = browserOptions(async (link) => {
+    const authorization = await followStart(link);
+    const redirect = new URL(authorization.searchParams.get('redirect_uri')!);
     redirect.searchParams.set('code', 'attacker-code');
     redirect.searchParams.set('state', 'forged');
-    const res = await fetch(redirect);
+    // What a web page's port scan sends: a cross-site request with the wrong state.
+    const res = await fetch(redirect, {
+      headers: { origin: 'http://127.0.0.1:9', 'sec-fetch-site': 'cross-site' },
+    });
     answered = { status: res.status, body: await res.text() };
+    signedIn = approveAuthorization(authorization.href, {
+      username: alice.username,
+      password: alice.password,
+    });
     return true;
   });
-  await assert.rejects(
-    browserLogin(opts),
-    (err: unknown) => err instanceof CliError && err.exitCode === 5 && /state mismatch/.test(err.message),
-  );
+  const tokens = await browserLogin(opts);
+  await signedIn;
+  assert.equal(tokens.claims()?.sub, alice.sub, 'signed in as alice');
   assert.equal(answered?.status, 400);
-  assert.match(answered?.body ?? '', /did not match this sign-in/);
+  assert.match(
+    answered?.body ?? '',
+    /does not belong to the sign-in the terminal is waiting for; it was ignored/,
+  );
+  assert.equal(opts.ui.warnings.length, 1);
+  assert.match(opts.ui.warnings[0]!, /ignored 1 callback with the wrong state/);
+});
+
+test('browser flow: the one-time start link redirects once, then answers 404', async () => {
+  let second: number | undefined;
+  const opts = browserOptions(async (link) => {
+    assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/start\/[A-Za-z0-9_-]{43}$/);
+    await followStart(link);
+    second = (await fetch(link, { redirect: 'manual' })).status;
+    return true;
+  }, 50);
+  await assert.rejects(browserLogin(opts), /did not finish within/);
+  assert.equal(second, 404);
+  assert.match(opts.ui.warnings[0] ?? '', /1 request for the sign-in link after it was used/);
 });
 
 test('browser flow: the listener is on 127.0.0.1 only and answers only its own origin', async () => {
   let checked = false;
   const opts = browserOptions(async (url) => {
-    const redirect = new URL(new URL(url).searchParams.get('redirect_uri')!);
+    const redirect = new URL((await followStart(url)).searchParams.get('redirect_uri')!);
     assert.equal(redirect.hostname, '127.0.0.1');
     // A DNS-rebinding page reaches the port under another Host: refused, and the login goes on.
     const status = await new Promise<number | undefined>((resolve, reject) => {
@@ -170,5 +206,6 @@ test('browser flow: the listener is on 127.0.0.1 only and answers only its own o
 test('browser flow: no browser here prints the URL to open', async () => {
   const opts = browserOptions(async () => false, 50);
   await assert.rejects(browserLogin(opts), /did not finish within/);
-  assert.match(opts.ui.urls[0] ?? '', /^http:\/\/127\.0\.0\.1:\d+\/auth\?/);
+  // The one-time link, not the authorization URL (state, PKCE challenge) itself.
+  assert.match(opts.ui.urls[0] ?? '', /^http:\/\/127\.0\.0\.1:\d+\/start\/[A-Za-z0-9_-]{43}$/);
 });

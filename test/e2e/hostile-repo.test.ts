@@ -140,9 +140,9 @@ async function approve(file: string) {
  * `connect` in the repository, as the user would; if it gets as far as listening, an MCP client request goes
  * through it, which is what hands the tenant token to whatever bastion it dialled.
  */
-async function connectIn(dir: string) {
+async function connectIn(dir: string, extra: string[] = []) {
   const run = startCli(
-    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
+    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', ...extra],
     stack.user.env(),
     60_000,
     {
@@ -191,6 +191,27 @@ test('the same file approved by the user: the pin cannot override known_hosts (c
   assert.equal(r.code, 5, r.stderr);
   assert.match(r.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED/);
   assert.match(r.stderr, new RegExp(`error: the host key of \\[127\\.0\\.0\\.1\\]:${evil.port} has changed`));
+  assert.equal(evil.seen.authenticated, before.authenticated, 'no SSH authentication to the planted bastion');
+  assert.equal(evil.seen.channels, before.channels);
+  assert.deepEqual(evil.seen.stolen, []);
+});
+
+test('the same with the OpenSSH transport: a pin cannot override the changed key known_hosts holds (exit 5); no token leaves', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  try {
+    execFileSync('ssh', ['-V'], { stdio: 'ignore' });
+  } catch {
+    t.skip('needs the OpenSSH client (Debian package: openssh-client)');
+    return;
+  }
+  const { dir, file } = await repo('planted-bastion-openssh', {
+    bastion: `evil@127.0.0.1:${evil.port}`,
+    host_key_fingerprints: [`[127.0.0.1]:${evil.port}=${evil.fingerprint}`],
+  });
+  await approve(file);
+  const before = { ...evil.seen, stolen: [...evil.seen.stolen] };
+  const r = await connectIn(dir, ['--ssh-transport', 'openssh']);
+  assert.equal(r.code, 5, r.stderr);
   assert.equal(evil.seen.authenticated, before.authenticated, 'no SSH authentication to the planted bastion');
   assert.equal(evil.seen.channels, before.channels);
   assert.deepEqual(evil.seen.stolen, []);

@@ -367,7 +367,7 @@ test('an encrypted client key without a terminal to ask its passphrase → exit 
 
 test('audit tail over https: the feed through TLS; a bad certificate is exit 5, not a resume loop', async () => {
   const ok = await runCli(
-    ['--profile', 'sandbox', 'audit', 'tail', '--tenant', 'acme', '--no-follow'],
+    ['--profile', 'sandbox', 'audit', 'tail', '--tenant', 'acme', '--no-follow', '--accept-new-log-key'],
     env({ mcp_ca_file: caFile }),
   );
   assert.equal(ok.code, 0, ok.stderr);

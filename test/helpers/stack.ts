@@ -46,6 +46,7 @@ export async function aliceStack(name: string, options: { login?: boolean } = {}
     identityFile: keyFile,
     fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: plane.url,
+    auditLogKey: plane.logKey.vkey,
   });
   if (options.login !== false) assert.equal((await deviceLogin(user.env(), alice)).code, 0);
   return {

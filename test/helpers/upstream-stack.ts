@@ -88,7 +88,7 @@ export async function upstreamStack(name: string, upstreamPort: number): Promise
   await writeSandboxProfile(idp, user.env(), 'sandbox', {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: `http://127.0.0.1:${relay.port}/mcp`,
   });
   assert.equal((await deviceLogin(user.env(), alice)).code, 0);

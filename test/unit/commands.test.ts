@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Command } from 'commander';
 import { CommanderError } from 'commander';
-import { type AuditOptions, auditCommand } from '../../src/cli/commands/audit.js';
+import { type AuditOptions, type AuditVerifyOptions, auditCommand } from '../../src/cli/commands/audit.js';
 import { type CompletionOptions, completionCommand } from '../../src/cli/commands/completion.js';
 import { type ConfigOptions, configCommand } from '../../src/cli/commands/config.js';
 import { type ConnectOptions, connectCommand } from '../../src/cli/commands/connect.js';
@@ -196,6 +196,7 @@ const connectDefaults: ConnectOptions = {
   port: undefined,
   bind: '127.0.0.1',
   allowNonLoopback: false,
+  anyLocalUser: false,
   raw: false,
   acceptNewHostKey: false,
   maxSessionMs: undefined,
@@ -259,6 +260,11 @@ table<ConnectOptions>('connect', connectCommand, [
     wants: { ...connectDefaults, bind: '0.0.0.0', allowNonLoopback: true },
   },
   {
+    name: '--unsafe-any-local-user',
+    argv: ['connect', '-t', 'acme', '--unsafe-any-local-user'],
+    wants: { ...connectDefaults, anyLocalUser: true },
+  },
+  {
     name: '--bind ::1',
     argv: ['connect', '-t', 'acme', '--bind', '::1'],
     wants: { ...connectDefaults, bind: '::1' },
@@ -307,11 +313,17 @@ const tailDefaults: AuditOptions = {
   pretty: false,
   acceptNewHostKey: false,
   unsafeSkipTlsVerify: false,
+  acceptNewLogKey: false,
   sshTransport: undefined,
   flags: noFlags,
 };
 
 table<AuditOptions>('audit tail', auditCommand, [
+  {
+    name: '--accept-new-log-key',
+    argv: ['audit', 'tail', '-t', 'acme', '--accept-new-log-key'],
+    wants: { ...tailDefaults, acceptNewLogKey: true },
+  },
   { name: 'tenant only', argv: ['audit', 'tail', '-t', 'acme'], wants: tailDefaults },
   {
     name: 'filters',
@@ -362,6 +374,33 @@ table<AuditOptions>('audit tail', auditCommand, [
     name: 'no tenant',
     argv: ['audit', 'tail'],
     wantsErr: { code: 'usage', message: /--tenant <name>' not specified/ },
+  },
+]);
+
+const verifyDefaults: AuditVerifyOptions = {
+  tenant: 'acme',
+  acceptNewHostKey: false,
+  acceptNewLogKey: false,
+  sshTransport: undefined,
+  flags: noFlags,
+};
+
+table<AuditVerifyOptions>('audit verify', (ctx, runF) => auditCommand(ctx, undefined, runF), [
+  { name: 'tenant only', argv: ['audit', 'verify', '-t', 'acme'], wants: verifyDefaults },
+  {
+    name: 'first contact flags',
+    argv: ['audit', 'verify', '--tenant', 'acme', '--accept-new-log-key', '--accept-new-host-key'],
+    wants: { ...verifyDefaults, acceptNewLogKey: true, acceptNewHostKey: true },
+  },
+  {
+    name: 'no tenant',
+    argv: ['audit', 'verify'],
+    wantsErr: { code: 'usage', message: /--tenant <name>' not specified/ },
+  },
+  {
+    name: 'a bad tenant name',
+    argv: ['audit', 'verify', '-t', 'Not A Tenant'],
+    wantsErr: { code: 'usage', message: /invalid tenant name/ },
   },
 ]);
 

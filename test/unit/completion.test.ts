@@ -38,7 +38,7 @@ test('completion candidates: commands, subcommands, flags, choices, profiles and
     assert.ok(top.includes(c), c);
   }
   assert.ok(!top.includes('__complete'));
-  assert.deepEqual(await complete(dir, 'audit', ''), ['tail']);
+  assert.deepEqual(await complete(dir, 'audit', ''), ['tail', 'verify']);
   assert.deepEqual(await complete(dir, 'config', ''), ['show', 'set', 'unset', 'use', 'list']);
 
   const connectFlags = await complete(dir, 'connect', '--');

@@ -114,6 +114,7 @@ const SAMPLE: Record<keyof Profile, unknown> = {
   client_cert_endpoint: 'https://evil.example/tls/client-certificate',
   client_cert_file: '/tmp/evil.crt',
   client_key_file: '/tmp/evil.key',
+  audit_log_key: `evil.example/audit+00000000+${'A'.repeat(44)}`,
 };
 
 /** Keys a project file may never set, approved or not: they decide whom the tunnel trusts (TLS). */

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { guardedFetch, readCapped } from '../../src/auth/oidc.js';
+import { requestSshCertificate } from '../../src/auth/ssh-ca.js';
 import { CliError } from '../../src/errors.js';
 
 const cases: Array<[string, boolean, 'sent' | number]> = [
@@ -58,4 +59,61 @@ test('readCapped: an answer at the cap passes; one byte over is refused in one l
       err.exitCode === 1 &&
       /sent an answer over 1 KiB; refusing it/.test(err.message),
   );
+});
+
+const certRequest = (endpoint: string, insecureHttp: boolean, body: () => Response) => {
+  let sent = 0;
+  return {
+    sent: () => sent,
+    run: () =>
+      requestSshCertificate({
+        endpoint,
+        publicKeyLine: 'ssh-ed25519 AAAA test',
+        token: { value: 'tenant-token-value', type: 'Bearer' },
+        proof: async () => '',
+        fetch: async () => {
+          sent++;
+          return body();
+        },
+        insecureHttp,
+      }),
+  };
+};
+
+test('the SSH CA gets the tenant token only over https or loopback http with --insecure-http', async () => {
+  const ok = () => new Response(JSON.stringify({ certificate: 'ssh-ed25519-cert-v01@openssh.com AAAA' }));
+  for (const [endpoint, insecureHttp, exit] of [
+    ['http://127.0.0.1:9/ssh-ca', false, 2],
+    ['http://ca.invalid/ssh-ca', true, 5],
+  ] as const) {
+    const r = certRequest(endpoint, insecureHttp, ok);
+    await assert.rejects(
+      r.run(),
+      (err: unknown) => err instanceof CliError && err.exitCode === exit,
+      endpoint,
+    );
+    assert.equal(r.sent(), 0, `${endpoint}: nothing sent`);
+  }
+  const good = certRequest('http://127.0.0.1:9/ssh-ca', true, ok);
+  assert.match(await good.run(), /^ssh-ed25519-cert/);
+});
+
+test('an SSH CA answer over 64 KiB is refused in one line, read no further', async () => {
+  let pulled = 0;
+  const huge = () =>
+    new Response(
+      new ReadableStream({
+        pull(controller) {
+          pulled++;
+          if (pulled > 10_000) controller.close();
+          else controller.enqueue(new Uint8Array(16 * 1024));
+        },
+      }),
+    );
+  const r = certRequest('https://ca.example/ssh-ca', false, huge);
+  await assert.rejects(
+    r.run(),
+    (err: unknown) => err instanceof CliError && /sent an answer over 64 KiB; refusing it/.test(err.message),
+  );
+  assert.ok(pulled < 20, `read ${pulled} chunks`);
 });

@@ -188,7 +188,7 @@ test('an answer cut short upstream (SSE headers sent, then the connection dies):
       raw: false,
       token: () => ({ value: 'tenant-token', type: 'Bearer' }),
       proof: async () => '',
-      stats: { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
+      stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
       now: () => 0,
     },
     { host: '127.0.0.1', port: 0, allowNonLoopback: false },
@@ -375,7 +375,7 @@ for (const c of CUT_CASES) {
         raw: false,
         token: () => ({ value: 'tenant-token', type: 'Bearer' }),
         proof: async () => '',
-        stats: { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
+        stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
         now: () => 0,
       },
       { host: '127.0.0.1', port: 0, allowNonLoopback: false },
@@ -447,7 +447,7 @@ test('Nagle: the proxy and the stdio bridge send a request head and its JSON bod
     raw: false,
     token: () => ({ value: 'tenant-token', type: 'Bearer' as const }),
     proof: async () => '',
-    stats: { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
+    stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
     now: () => 0,
   };
   const listener = await listen(options, { host: '127.0.0.1', port: 0, allowNonLoopback: false });

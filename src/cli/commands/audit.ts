@@ -28,11 +28,25 @@ export interface AuditOptions {
   acceptNewHostKey: boolean;
   /** UNSAFE: no certificate check on an https:// mcp_url. */
   unsafeSkipTlsVerify: boolean;
+  /** Pin the audit log's checkpoint key on first contact (like --accept-new-host-key). */
+  acceptNewLogKey: boolean;
   sshTransport: 'auto' | 'openssh' | 'ssh2' | undefined;
   flags: ProfileFlags;
 }
 
-export function auditCommand(ctx: CommandContext, runF?: Runner<AuditOptions>) {
+export interface AuditVerifyOptions {
+  tenant: string;
+  acceptNewHostKey: boolean;
+  acceptNewLogKey: boolean;
+  sshTransport: 'auto' | 'openssh' | 'ssh2' | undefined;
+  flags: ProfileFlags;
+}
+
+export function auditCommand(
+  ctx: CommandContext,
+  runF?: Runner<AuditOptions>,
+  runVerifyF?: Runner<AuditVerifyOptions>,
+) {
   const audit = new Command('audit')
     .description("the control plane's audit feed")
     .addHelpText(
@@ -40,10 +54,43 @@ export function auditCommand(ctx: CommandContext, runF?: Runner<AuditOptions>) {
       examples([
         'mcp-secure audit tail --tenant acme',
         'mcp-secure audit tail -t acme --outcome denied --since 1h --no-follow',
+        'mcp-secure audit verify -t acme',
       ]),
     );
   audit.addCommand(auditTailCommand(ctx, runF));
+  audit.addCommand(auditVerifyCommand(ctx, runVerifyF));
   return audit;
+}
+
+const ACCEPT_NEW_LOG_KEY = "pin the audit log's checkpoint key on first use (like a new host key)";
+
+export function auditVerifyCommand(ctx: CommandContext, runF?: Runner<AuditVerifyOptions>) {
+  return new Command('verify')
+    .description(
+      "check the log's signed checkpoint is consistent with the one remembered from the last run (no streaming)",
+    )
+    .addOption(tenantOption('the tenant'))
+    .option('--accept-new-host-key', 'trust an unknown SSH host key on first use and record it')
+    .option('--accept-new-log-key', ACCEPT_NEW_LOG_KEY)
+    .addOption(sshTransportOption())
+    .addOption(storageOption())
+    .addHelpText(
+      'after',
+      examples([
+        'mcp-secure audit verify --tenant acme',
+        'mcp-secure audit verify -t acme --profile work --json',
+      ]),
+    )
+    .action((flags, cmd) => {
+      const opts: AuditVerifyOptions = {
+        tenant: checkTenantName(flags.tenant),
+        acceptNewHostKey: flags.acceptNewHostKey === true,
+        acceptNewLogKey: flags.acceptNewLogKey === true,
+        sshTransport: flags.sshTransport,
+        flags: profileFlags(flags),
+      };
+      return act(ctx, cmd, opts, async () => runF ?? (await import('../audit-verify.js')).run);
+    });
 }
 
 export function auditTailCommand(ctx: CommandContext, runF?: Runner<AuditOptions>) {
@@ -62,11 +109,12 @@ export function auditTailCommand(ctx: CommandContext, runF?: Runner<AuditOptions
     .option('--since <duration>', 'events of the last 90s, 10m, 2h, 1d')
     .option('--follow', 'keep following (the default on a terminal)')
     .option('--no-follow', 'print the backlog and exit')
-    .option('--verify', 'exit non-zero (5) when the chain does not verify')
+    .option('--verify', 'exit non-zero (5) when the chain or the signed log does not verify')
     .option('--quiet', 'no terminal bell on denials')
     .option('--pretty', 'aligned lines for people even when stdout is not a terminal')
     .option('--accept-new-host-key', 'trust an unknown SSH host key on first use and record it')
     .option('--unsafe-skip-tls-verify', "UNSAFE: do not verify the https:// MCP server's certificate")
+    .option('--accept-new-log-key', ACCEPT_NEW_LOG_KEY)
     .addOption(sshTransportOption())
     .addOption(storageOption())
     .addHelpText(
@@ -91,6 +139,7 @@ export function auditTailCommand(ctx: CommandContext, runF?: Runner<AuditOptions
         pretty: flags.pretty === true,
         acceptNewHostKey: flags.acceptNewHostKey === true,
         unsafeSkipTlsVerify: flags.unsafeSkipTlsVerify === true,
+        acceptNewLogKey: flags.acceptNewLogKey === true,
         sshTransport: flags.sshTransport,
         flags: profileFlags(flags),
       };

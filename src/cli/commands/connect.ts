@@ -24,6 +24,8 @@ export interface ConnectOptions {
   port: number | undefined;
   bind: string;
   allowNonLoopback: boolean;
+  /** Serve connections of any local user: no peer-uid check (local.ts admitConnection). */
+  anyLocalUser: boolean;
   raw: boolean;
   acceptNewHostKey: boolean;
   maxSessionMs: number | undefined;
@@ -53,6 +55,10 @@ export function connectCommand(ctx: CommandContext, runF?: Runner<ConnectOptions
     .option(
       '--unsafe-skip-tls-verify',
       "UNSAFE: do not verify the https:// MCP server's certificate (anyone inside the cluster's path can read the session)",
+    )
+    .option(
+      '--unsafe-any-local-user',
+      "UNSAFE: serve other Unix users' connections too (skips the check that only your own user connects)",
     )
     .option('--raw', 'a plain TCP forward like `ssh -L` (the client brings its own token)')
     .option(
@@ -85,6 +91,7 @@ function connectOptions(flags: {
   port?: string | undefined;
   bind?: string | undefined;
   unsafeAllowNonLoopback?: true | undefined;
+  unsafeAnyLocalUser?: true | undefined;
   raw?: true | undefined;
   acceptNewHostKey?: true | undefined;
   maxSession?: string | undefined;
@@ -125,6 +132,7 @@ function connectOptions(flags: {
     port,
     bind,
     allowNonLoopback,
+    anyLocalUser: flags.unsafeAnyLocalUser === true,
     raw: flags.raw === true,
     acceptNewHostKey: flags.acceptNewHostKey === true,
     maxSessionMs: flags.maxSession
