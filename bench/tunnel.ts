@@ -141,7 +141,7 @@ async function runUpstreamChild(): Promise<void> {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
     writeBytes(res, n, chunk);
   };
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://upstream');
     if (url.pathname !== '/mcp') res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
     else if (req.method === 'POST' && url.searchParams.has('sink')) sink(req, res);
@@ -151,7 +151,17 @@ async function runUpstreamChild(): Promise<void> {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end(String(err));
       });
-  });
+  };
+  // The https upstream (the https row): the same server behind TLS, its certificate from the parent's CA.
+  const tlsKey = process.env['BENCH_TLS_KEY'];
+  const tlsCert = process.env['BENCH_TLS_CERT'];
+  const server =
+    tlsKey && tlsCert
+      ? (await import('node:https')).createServer(
+          { key: tlsKey, cert: tlsCert, minVersion: 'TLSv1.2' },
+          handler,
+        )
+      : createServer(handler);
   // Blocks of one path are separated by blocks of the others: keep idle connections well past Node's 5 s.
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 121_000;
@@ -274,7 +284,9 @@ const SMALL_SIZES: Sizes = {
     burst: 10_000,
     ready: 10_000,
   },
-  hardLimitMs: 90_000,
+  // 120 s, not 90: the https row adds a connect and a path to every phase (its set-up alone was 42 s on a
+  // loaded 2-core machine).
+  hardLimitMs: 120_000,
 };
 
 /**
@@ -690,11 +702,17 @@ function watch(command: string, args: string[], env: NodeJS.ProcessEnv): Watched
   };
 }
 
-async function startUpstream(): Promise<{ port: number; pid: number | undefined }> {
-  const child = spawn(process.execPath, [SELF, '--upstream-child'], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function startUpstream(tls?: {
+  keyPem: string;
+  certPem: string;
+}): Promise<{ port: number; pid: number | undefined }> {
+  const child = spawn(process.execPath, [SELF, '--upstream-child'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    ...(tls ? { env: { ...process.env, BENCH_TLS_KEY: tls.keyPem, BENCH_TLS_CERT: tls.certPem } } : {}),
+  });
   killOnExit.add(child);
   cleanups.push({
-    name: 'upstream',
+    name: tls ? 'upstream (https)' : 'upstream',
     run: async () => {
       child.stdin?.end();
       await stopChild(child, 'SIGTERM', 3000);
@@ -743,6 +761,7 @@ type PathId =
   | 'ssh-L-aes'
   | 'raw'
   | 'proxy'
+  | 'proxy-https'
   | 'raw-openssh'
   | 'proxy-openssh'
   | 'proxy-open';
@@ -1190,6 +1209,16 @@ async function setUp(opts: Options): Promise<Setup> {
   await mkdir(tmp, { recursive: true });
 
   const upstream = await startUpstream();
+  // The https row: the same upstream behind TLS with a certificate from a CA made now (sandbox/x509.ts).
+  const { createCa } = await import('../sandbox/x509.js');
+  const benchCa = await createCa('mcp-secure bench CA');
+  const serverCert = await benchCa.issue({
+    subject: `CN=${HOST}`,
+    ips: [HOST],
+    usage: 'server',
+    notAfter: new Date(Date.now() + 86_400_000),
+  });
+  const upstreamTls = await startUpstream({ keyPem: serverCert.keyPem!, certPem: serverCert.certPem });
 
   const key = generateEd25519('mcp-secure-bench');
   const keyFile = join(home, 'id_bench');
@@ -1197,9 +1226,14 @@ async function setUp(opts: Options): Promise<Setup> {
   await chmod(keyFile, 0o600);
   const sshd = await startSshd({
     authorizedKeys: [key.public],
-    permitOpen: [{ host: HOST, port: upstream.port }],
+    permitOpen: [
+      { host: HOST, port: upstream.port },
+      { host: HOST, port: upstreamTls.port },
+    ],
   });
   cleanups.push({ name: 'sshd', run: () => sshd.close() });
+  const caFile = join(home, 'bench-ca.pem');
+  await writeFile(caFile, benchCa.certPem);
 
   // OpenSSH's client: no user or system config, this one key, this one known host, never a prompt.
   const knownHosts = join(home, 'known_hosts');
@@ -1306,8 +1340,9 @@ async function setUp(opts: Options): Promise<Setup> {
     profile = true,
     transport: 'ssh2' | 'openssh' = 'ssh2',
     extra: string[] = [],
+    https = false,
   ) => {
-    const name = `${raw ? 'connect-raw' : extra.length ? 'connect-proxy-open' : 'connect-proxy'}-${transport}`;
+    const name = `${raw ? 'connect-raw' : extra.length ? 'connect-proxy-open' : 'connect-proxy'}-${transport}${https ? '-https' : ''}`;
     const prof =
       opts.cpuProf && profile
         ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`, `--cpu-prof-name=${name}.cpuprofile`]
@@ -1329,7 +1364,13 @@ async function setUp(opts: Options): Promise<Setup> {
         ...(raw ? ['--raw'] : []),
         ...extra,
       ],
-      cliEnv,
+      https
+        ? {
+            ...cliEnv,
+            MCP_SECURE_MCP_URL: `https://${HOST}:${upstreamTls.port}/mcp`,
+            MCP_SECURE_MCP_CA_FILE: caFile,
+          }
+        : cliEnv,
     );
     const t0 = performance.now();
     // SIGINT: the CLI's own clean shutdown (exit 130), which also lets --cpu-prof write its profile.
@@ -1342,6 +1383,7 @@ async function setUp(opts: Options): Promise<Setup> {
   };
   const raw = await startConnect(true);
   const proxy = await startConnect(false);
+  const proxyHttps = await startConnect(false, true, 'ssh2', [], true);
   const rawOpenssh = await startConnect(true, true, 'openssh');
   const proxyOpenssh = await startConnect(false, true, 'openssh');
   // --streams: the proxy once more without the peer-uid check, to measure what the check costs.
@@ -1363,6 +1405,13 @@ async function setUp(opts: Options): Promise<Setup> {
       { id: 'ssh-L-aes', label: 'ssh -L (aes128-gcm)', port: sshAes.port, pid: sshAes.pid, agent: agent() },
       { id: 'raw', label: 'connect --raw (ssh2)', port: raw.port, pid: raw.pid, agent: agent() },
       { id: 'proxy', label: 'connect (proxy, ssh2)', port: proxy.port, pid: proxy.pid, agent: agent() },
+      {
+        id: 'proxy-https',
+        label: 'connect (proxy, ssh2, https upstream)',
+        port: proxyHttps.port,
+        pid: proxyHttps.pid,
+        agent: agent(),
+      },
       {
         id: 'raw-openssh',
         label: 'connect --raw (OpenSSH)',

@@ -12,10 +12,12 @@
 // request carrying another subject's or another tenant's token on that session id is refused as if the
 // session did not exist, and audited. Tool calls always act as the token on the request that carries them.
 
-import { randomUUID } from 'node:crypto';
+import { type X509Certificate as NodeX509, randomUUID } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { TLSSocket } from 'node:tls';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -32,6 +34,7 @@ import {
 import { createTokenVerifier, sendJson, TokenVerificationError, type VerifiedToken } from './resource.js';
 import { createSshCa, type SshCa } from './ssh-ca.js';
 import { generateLogKey, type LogFault, type LogKey, serveTlog } from './tlog.js';
+import { type Ca, createCa, thumbprint } from './x509.js';
 
 export interface AuditRecord {
   ts: string;
@@ -54,15 +57,55 @@ export interface ControlPlaneOptions {
   heartbeatMs?: number;
   /** How soon a token with an unknown kid may refetch the IdP's JWKS, in ms (default 30000). */
   jwksCooldownMs?: number;
+  /** Serve /mcp over HTTPS with a server certificate from a CA generated at start-up (docs/protocol.md §4). */
+  tls?: ControlPlaneTls;
   /** The audit log's signing key (default: a new one, named `logName`). */
   logKey?: LogKey;
   /** The audit log's name; tenant origins are `<name>/<tenant>` (default mcp-secure.sandbox/audit). */
   logName?: string;
 }
 
+/** A deliberately bad server certificate, for testing that a client refuses it. */
+export type ServerCertFault = 'expired' | 'wrong-name' | 'unknown-ca';
+
+export interface ControlPlaneTls {
+  /** `required`: a client certificate from the client CA on every connection (mTLS). Default `off`. */
+  clientCerts?: 'off' | 'required';
+  /** The names the server certificate is for (default `localhost` and 127.0.0.1). */
+  names?: string[];
+  fault?: ServerCertFault;
+  /** Longest life of an issued client certificate in seconds (default 3600; never past the token). */
+  clientCertTtl?: number;
+}
+
+/** The TLS side of a control plane started with `tls`. */
+export interface PlaneTls {
+  /** The CA that signed the server certificate (PEM): what `mcp_ca_file` names. */
+  serverCaPem: string;
+  /** The CA client certificates must chain to (PEM). */
+  clientCaPem: string;
+  /** Issues a client certificate directly (tests): the subject/SAN name this user and tenant. */
+  issueClient(o: {
+    username: string;
+    sub: string;
+    tenant: string;
+    publicKeyPem?: string;
+    notAfter: Date;
+    notBefore?: Date;
+  }): Promise<{ certPem: string; keyPem?: string }>;
+  /** Client certificates issued through the endpoint so far. */
+  issued(): number;
+}
+
 export interface ControlPlane {
-  /** http://127.0.0.1:PORT/mcp */
+  /** http(s)://127.0.0.1:PORT/mcp */
   url: string;
+  /**
+   * POST here with the tenant token and a public key for a short-lived client certificate (the profile's
+   * client_cert_endpoint). A plain-http listener of its own, so a client without a certificate reaches it.
+   */
+  clientCertUrl: string;
+  tls: PlaneTls | undefined;
   host: '127.0.0.1';
   port: number;
   /** A copy of every record so far, oldest first. */
@@ -179,12 +222,145 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
   const tools = toolsFor(record, () => `run-${String(++runs).padStart(6, '0')}`);
 
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     void serve(req, res).catch(() => {
       if (res.headersSent) res.destroy();
       else sendJson(res, 500, { error: 'server_error' });
     });
+  };
+  const tlsSetup = opts.tls ? await planeTls(opts.tls) : undefined;
+  const server: http.Server = tlsSetup
+    ? https.createServer(
+        {
+          key: tlsSetup.serverKeyPem,
+          cert: tlsSetup.serverCertPem,
+          minVersion: 'TLSv1.2',
+          ...(opts.tls?.clientCerts === 'required'
+            ? { requestCert: true, rejectUnauthorized: true, ca: tlsSetup.clientCa.certPem }
+            : {}),
+        },
+        handler,
+      )
+    : http.createServer(handler);
+  // The client-certificate endpoint on its own plain listener: a client needs it before it has a certificate.
+  const certServer = http.createServer((req, res) => {
+    void issueClientCert(req, res).catch(() => {
+      if (res.headersSent) res.destroy();
+      else sendJson(res, 500, { error: 'server_error' });
+    });
   });
+  let certOrigin = '';
+  let issuedCount = 0;
+
+  async function issueClientCert(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', certOrigin);
+    // The SSH CA here too: over mTLS the main listener wants a certificate a client cannot have yet.
+    if (url.pathname === '/ssh/certificate' && req.method === 'POST') {
+      const token = await authenticate(req, res, `${certOrigin}${url.pathname}`);
+      if (token) await sshCertificate(req, res, token);
+      return;
+    }
+    if (url.pathname !== CLIENT_CERT_PATH) {
+      sendJson(res, 404, { error: 'not_found' });
+      return;
+    }
+    if (req.method !== 'POST') {
+      sendJson(res, 405, { error: 'method_not_allowed' }, { allow: 'POST' });
+      return;
+    }
+    if (!tlsSetup) {
+      sendJson(res, 404, { error: 'not_found', error_description: 'this control plane does not use TLS' });
+      return;
+    }
+    const token = await authenticate(req, res, `${certOrigin}${url.pathname}`);
+    if (!token) return;
+    let size = 0;
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > 16 * 1024) {
+        sendJson(res, 413, { error: 'payload_too_large' }, { connection: 'close' });
+        return;
+      }
+      chunks.push(chunk as Buffer);
+    }
+    let publicKeyPem: unknown;
+    try {
+      publicKeyPem = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { public_key?: unknown })
+        .public_key;
+    } catch {
+      publicKeyPem = undefined;
+    }
+    if (typeof publicKeyPem !== 'string' || !publicKeyPem.includes('BEGIN PUBLIC KEY')) {
+      sendJson(res, 400, {
+        error: 'invalid_request',
+        error_description: 'public_key: an SPKI public key in PEM',
+      });
+      return;
+    }
+    const caller = callerOf(token);
+    // Valid no longer than the token that asked for it (nor than the configured life).
+    const ttlMs = (opts.tls?.clientCertTtl ?? 3600) * 1000;
+    const notAfter = new Date(Math.min(token.exp * 1000, Date.now() + ttlMs));
+    let certPem: string;
+    try {
+      ({ certPem } = await tlsSetup.issueClient({
+        username: caller.actor,
+        sub: caller.sub,
+        tenant: caller.tenant,
+        publicKeyPem,
+        notAfter,
+      }));
+    } catch {
+      sendJson(res, 400, {
+        error: 'invalid_request',
+        error_description: 'public_key: not a usable EC P-256 key',
+      });
+      return;
+    }
+    issuedCount += 1;
+    record({
+      tenant: caller.tenant,
+      actor: caller.actor,
+      tool: 'client-certificate',
+      downstream: 'control-plane',
+      outcome: 'allowed',
+    });
+    sendJson(res, 200, { certificate: certPem, expires_at: notAfter.toISOString() });
+  }
+
+  /**
+   * mTLS on this connection: the certificate must name the token's tenant and subject, and when the token is
+   * bound to a certificate (RFC 8705 §3, cnf.x5t#S256) it must be that one. Answers the refusal, or undefined.
+   */
+  function certificateRefusal(req: http.IncomingMessage, token: VerifiedToken): string | undefined {
+    if (opts.tls?.clientCerts !== 'required') return undefined;
+    const peer = (req.socket as TLSSocket).getPeerX509Certificate?.();
+    if (!peer) return 'no client certificate';
+    const names = certNames(peer);
+    if (names.tenant !== token.tenant)
+      return `the client certificate is for tenant ${names.tenant ?? '(none)'}`;
+    if (names.sub !== token.sub) return 'the client certificate is for another user';
+    const cnf = token.claims['cnf'] as Record<string, unknown> | undefined;
+    const x5t = cnf?.['x5t#S256'];
+    if (typeof x5t === 'string' && x5t !== thumbprint(peer.toString())) {
+      return 'the token is bound to another client certificate (cnf.x5t#S256)';
+    }
+    return undefined;
+  }
+
+  /**
+   * The origin a DPoP proof must name (htu): this server's own, never built from Host — except that over
+   * TLS the server has the names its certificate holds, and a client addressing one of those is right.
+   */
+  function ownOrigin(req: http.IncomingMessage): string {
+    if (!tlsSetup) return origin;
+    const host = String(req.headers.host ?? '');
+    const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    return tlsSetup.names.includes(name) && host.endsWith(`:${new URL(origin).port}`)
+      ? `https://${host}`
+      : origin;
+  }
 
   async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', origin);
@@ -197,8 +373,24 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       sendJson(res, 405, { error: 'method_not_allowed' }, { allow: route.join(', ') });
       return;
     }
-    const token = await authenticate(req, res, `${origin}${url.pathname}`);
+    const token = await authenticate(req, res, `${ownOrigin(req)}${url.pathname}`);
     if (!token) return;
+    const refusal = certificateRefusal(req, token);
+    if (refusal) {
+      const caller = callerOf(token);
+      const certTenant = certNames((req.socket as TLSSocket).getPeerX509Certificate()).tenant;
+      record({
+        tenant: caller.tenant,
+        actor: caller.actor,
+        tool: 'mtls',
+        downstream: 'control-plane',
+        outcome: 'denied',
+        reason: refusal,
+        ...(certTenant !== undefined && certTenant !== caller.tenant ? { cross_tenant: true } : {}),
+      });
+      sendJson(res, 403, { error: 'invalid_client_certificate', error_description: refusal });
+      return;
+    }
     if (url.pathname === '/mcp') await mcp(req, res, token);
     else if (url.pathname === '/audit/stream') auditStream(req, res, url, token);
     else if (url.pathname.startsWith('/audit/')) {
@@ -440,10 +632,27 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     });
   });
   const port = (server.address() as AddressInfo).port;
-  origin = `http://127.0.0.1:${port}`;
+  origin = `${tlsSetup ? 'https' : 'http'}://127.0.0.1:${port}`;
+  await new Promise<void>((resolve, reject) => {
+    certServer.once('error', reject);
+    certServer.listen(0, '127.0.0.1', () => {
+      certServer.off('error', reject);
+      resolve();
+    });
+  });
+  certOrigin = `http://127.0.0.1:${(certServer.address() as AddressInfo).port}`;
 
   return {
     url: `${origin}/mcp`,
+    clientCertUrl: `${certOrigin}${CLIENT_CERT_PATH}`,
+    tls: tlsSetup
+      ? {
+          serverCaPem: tlsSetup.serverCaPem,
+          clientCaPem: tlsSetup.clientCa.certPem,
+          issueClient: (o) => tlsSetup.issueClient(o),
+          issued: () => issuedCount,
+        }
+      : undefined,
     host: '127.0.0.1',
     port,
     records: () => log.map((r) => ({ ...r })),
@@ -456,7 +665,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     auditUrl: `${origin}/audit/stream`,
     audit,
     sshCa,
-    sshCaEndpoint: `${origin}/ssh/certificate`,
+    sshCaEndpoint: `${tlsSetup ? certOrigin : origin}/ssh/certificate`,
     appendAudit: (tenant, partial = {}) =>
       audit.append({
         ts: new Date().toISOString(),
@@ -481,6 +690,76 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await new Promise<void>((resolve) => {
+        certServer.close(() => resolve());
+        certServer.closeAllConnections();
+      });
+    },
+  };
+}
+
+export const CLIENT_CERT_PATH = '/tls/client-certificate';
+
+/** The SAN URIs a client certificate names its tenant and subject with (docs/protocol.md §4). */
+export const TENANT_URI = 'urn:mcp-secure:tenant:';
+export const SUB_URI = 'urn:mcp-secure:sub:';
+
+function certNames(cert: NodeX509 | undefined): { tenant?: string; sub?: string } {
+  const out: { tenant?: string; sub?: string } = {};
+  // Node's subjectAltName: "URI:urn:…, URI:urn:…" (values here never contain ", ").
+  for (const entry of (cert?.subjectAltName ?? '').split(', ')) {
+    if (entry.startsWith(`URI:${TENANT_URI}`)) out.tenant = entry.slice(4 + TENANT_URI.length);
+    else if (entry.startsWith(`URI:${SUB_URI}`)) out.sub = entry.slice(4 + SUB_URI.length);
+  }
+  return out;
+}
+
+interface TlsSetup {
+  /** The names the server certificate holds. */
+  names: string[];
+  serverCaPem: string;
+  serverCertPem: string;
+  serverKeyPem: string;
+  clientCa: Ca;
+  issueClient: PlaneTls['issueClient'];
+}
+
+/** The two CAs and the server certificate, generated now; `fault` makes the server certificate wrong. */
+async function planeTls(o: ControlPlaneTls): Promise<TlsSetup> {
+  const [serverCa, clientCa] = await Promise.all([
+    createCa('mcp-secure sandbox server CA'),
+    createCa('mcp-secure sandbox client CA'),
+  ]);
+  // `unknown-ca`: signed by a CA nobody is told about.
+  const signer = o.fault === 'unknown-ca' ? await createCa('an unknown CA') : serverCa;
+  const names =
+    o.fault === 'wrong-name' ? ['mcp.elsewhere.internal'] : (o.names ?? ['localhost', '127.0.0.1']);
+  const now = Date.now();
+  const server = await signer.issue({
+    subject: `CN=${names[0]}`,
+    dns: names.filter((n) => !/^[\d.]+$|:/.test(n)),
+    ips: names.filter((n) => /^[\d.]+$|:/.test(n)),
+    usage: 'server',
+    ...(o.fault === 'expired'
+      ? { notBefore: new Date(now - 2 * 86_400_000), notAfter: new Date(now - 86_400_000) }
+      : { notAfter: new Date(now + 29 * 86_400_000) }),
+  });
+  return {
+    names,
+    serverCaPem: serverCa.certPem,
+    serverCertPem: server.certPem,
+    serverKeyPem: server.keyPem!,
+    clientCa,
+    issueClient: async (c) => {
+      const issued = await clientCa.issue({
+        subject: `CN=${c.username}, O=${c.tenant}`,
+        uris: [`${TENANT_URI}${c.tenant}`, `${SUB_URI}${c.sub}`],
+        usage: 'client',
+        notAfter: c.notAfter,
+        ...(c.notBefore ? { notBefore: c.notBefore } : {}),
+        ...(c.publicKeyPem ? { publicKeyPem: c.publicKeyPem } : {}),
+      });
+      return { certPem: issued.certPem, ...(issued.keyPem ? { keyPem: issued.keyPem } : {}) };
     },
   };
 }

@@ -61,6 +61,8 @@ export async function openControlPlane(o: {
   cleanups: Array<() => unknown>;
   /** Called when the agent goes away under the session (no more tokens or proofs can come). */
   onAgentGone?: (err: CliError) => void;
+  /** UNSAFE: no certificate check on an https:// mcp_url. */
+  unsafeSkipTlsVerify?: boolean;
 }): Promise<ControlPlaneRequest> {
   const { ui, deps, eff } = o;
   const { findConnect } = await import('../audit/live-tunnels.js');
@@ -98,24 +100,35 @@ export async function openControlPlane(o: {
   tunnel.session.agent.onClose(() => {
     if (!o.signal.aborted) o.onAgentGone?.(agentGone(tunnel.session.agent.pid, 'the audit feed'));
   });
-  const upstream = { supervisor: tunnel.supervisor, upstream: new URL(mcpUrl) };
+  const token = () => {
+    const t = tunnel.refresher.current();
+    return t ? { value: t.token, type: t.tokenType } : undefined;
+  };
+  const proof = async (method: string, url: string, value: string) => {
+    if (!tunnel.proof)
+      throw new CliError('error', 'the tenant token is DPoP-bound but the login has no DPoP key');
+    return tunnel.proof(method, url, value);
+  };
+  // An https:// upstream: TLS inside the channel (upstream-tls.ts), checked once first, so a bad
+  // certificate is one line and exit 5, not a resume loop.
+  const { upstreamTls } = await import('./upstream-tls.js');
+  const tlsSetup = await upstreamTls({
+    eff,
+    deps,
+    ui,
+    upstream: new URL(mcpUrl),
+    unsafeSkipVerify: o.unsafeSkipTlsVerify === true,
+    token,
+    proof,
+  });
+  const upstream = { supervisor: tunnel.supervisor, upstream: new URL(mcpUrl), tls: tlsSetup?.tls };
+  if (tlsSetup) {
+    const { openChannel } = await import('../tunnel/local.js');
+    await tlsSetup.tls.probe(await openChannel(upstream));
+  }
   return async (path, headers, signal) =>
     awaitResponse(
-      await upstreamRequest(
-        {
-          ...upstream,
-          token: () => {
-            const t = tunnel.refresher.current();
-            return t ? { value: t.token, type: t.tokenType } : undefined;
-          },
-          proof: async (method, url, token) => {
-            if (!tunnel.proof)
-              throw new CliError('error', 'the tenant token is DPoP-bound but the login has no DPoP key');
-            return tunnel.proof(method, url, token);
-          },
-        },
-        { method: 'GET', path, headers, signal },
-      ),
+      await upstreamRequest({ ...upstream, token, proof }, { method: 'GET', path, headers, signal }),
     );
 }
 
@@ -168,6 +181,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
       signal: stop.signal,
       cleanups,
       onAgentGone: (err) => stop.abort(err),
+      unsafeSkipTlsVerify: opts.unsafeSkipTlsVerify,
     });
     const open: OpenFeed = (req, signal) =>
       request(

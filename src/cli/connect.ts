@@ -180,22 +180,54 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       quietEvents: json,
       cleanups,
     });
-    const { listen } = await import('../tunnel/local.js');
+    const { listen, openChannel } = await import('../tunnel/local.js');
+    const token = () => {
+      const t = refresher.current();
+      return t ? { value: t.token, type: t.tokenType } : undefined;
+    };
+    const signProof = async (method: string, url: string, value: string) => {
+      if (!proof) throw new CliError('error', 'the tenant token is DPoP-bound but the login has no DPoP key');
+      return proof(method, url, value);
+    };
+    // An https:// upstream: TLS inside the channel, checked once now so a bad certificate ends here (exit 5)
+    // instead of failing every request later. --raw leaves TLS to the local client.
+    const { upstreamTls } = await import('./upstream-tls.js');
+    const tlsSetup = opts.raw
+      ? undefined
+      : await upstreamTls({
+          eff,
+          deps,
+          ui,
+          upstream,
+          unsafeSkipVerify: opts.unsafeSkipTlsVerify,
+          token,
+          proof: signProof,
+        });
+    if (tlsSetup) {
+      const peer = await tlsSetup.tls.probe(await openChannel({ supervisor, upstream }));
+      event('tls', {
+        protocol: peer.protocol,
+        subject: peer.subject,
+        issuer: peer.issuer,
+        valid_to: peer.validTo.toISOString(),
+        ...(tlsSetup.client ? { client_cert: tlsSetup.client.kind } : {}),
+      });
+      const client = tlsSetup.client
+        ? `; client certificate (${tlsSetup.client.kind}) until ${new Date(tlsSetup.client.notAfter() ?? 0).toISOString()}`
+        : '';
+      ui.success(
+        `TLS: ${upstream.hostname} ${opts.unsafeSkipTlsVerify ? 'NOT verified' : 'verified'} (${peer.protocol}, issued by ${peer.issuer})${client}`,
+      );
+    }
 
     const listener = await listen(
       {
         supervisor,
         upstream,
         raw: opts.raw,
-        token: () => {
-          const t = refresher.current();
-          return t ? { value: t.token, type: t.tokenType } : undefined;
-        },
-        proof: async (method, url, token) => {
-          if (!proof)
-            throw new CliError('error', 'the tenant token is DPoP-bound but the login has no DPoP key');
-          return proof(method, url, token);
-        },
+        token,
+        proof: signProof,
+        tls: tlsSetup?.tls,
         stats,
         now: deps.now,
         ...(opts.anyLocalUser

@@ -462,6 +462,102 @@ async function checkTransport(eff: EffectiveProfile, deps: Deps): Promise<Outcom
   return { status: 'ok', detail: `OpenSSH (${chosen.why}${version ? `, ${version}` : ''})${ca}` };
 }
 
+/**
+ * An https:// mcp_url: the server's certificate checked through the tunnel, as connect checks it (the ssh2
+ * chain, non-interactive: agent and identity_file, the pinned and known host keys), and the client
+ * certificate's expiry. No token is needed for either, except with the SSH CA.
+ */
+async function checkUpstreamTls(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
+  const p = eff.profile;
+  if (!p.mcp_url) return { status: 'skip', detail: 'no mcp_url configured' };
+  const url = new URL(p.mcp_url);
+  if (url.protocol !== 'https:')
+    return {
+      status: 'warn',
+      detail: `mcp_url is ${url.protocol}//: the hop from the bastion to the MCP server is not encrypted`,
+      fix: 'if the server offers TLS, use https:// (and mcp_ca_file for its CA)',
+    };
+  const { readCaFile, UpstreamTls, isClientCertRefusal } = await import('../tunnel/tls.js');
+  const ca = p.mcp_ca_file ? readCaFile(p.mcp_ca_file) : undefined;
+  const notes: string[] = [];
+  let identity: { certPem: string; keyPem: string; id: string } | undefined;
+  if (p.client_cert_file && p.client_key_file) {
+    const { loadProvidedCert } = await import('../auth/client-cert.js');
+    // Doctor never asks for a passphrase: an encrypted key (RFC 7468 ENCRYPTED PRIVATE KEY, or a legacy
+    // Proc-Type: 4,ENCRYPTED header) is checked by connect.
+    const keyText = await readFile(p.client_key_file, 'utf8').catch(() => '');
+    const encrypted = /^-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m.test(keyText);
+    const provided = encrypted
+      ? undefined
+      : await loadProvidedCert({ certFile: p.client_cert_file, keyFile: p.client_key_file, now: deps.now() });
+    if (provided) {
+      identity = provided;
+      const days = Math.floor((provided.notAfter - deps.now()) / 86_400_000);
+      notes.push(
+        `client certificate valid until ${new Date(provided.notAfter).toISOString()} (${days} days)`,
+      );
+      if (days < 7)
+        return {
+          status: 'warn',
+          detail: `the client certificate ${p.client_cert_file} expires in ${days} days`,
+          fix: 'renew it, or use client_cert_endpoint for short-lived ones',
+        };
+    } else notes.push('client key encrypted (checked by connect)');
+  } else if (p.client_cert_endpoint) {
+    notes.push('client certificates from client_cert_endpoint (short-lived, for each connect)');
+  }
+  if (p.ssh_ca_endpoint)
+    return {
+      status: 'ok',
+      detail: `${ca ? `CA ${p.mcp_ca_file}` : 'system CA store'}; the server's certificate is checked by connect (the SSH CA needs a tenant token)${notes.length ? `; ${notes.join('; ')}` : ''}`,
+    };
+  const [{ resolveHops }, { dialChain }] = await Promise.all([
+    import('../tunnel/hops.js'),
+    import('../tunnel/ssh.js'),
+  ]);
+  const knownHosts = join(deps.homedir, '.ssh', 'known_hosts');
+  const chain = await dialChain({
+    hops: await resolveHops(eff, deps),
+    knownHostsFiles: [knownHosts, `${knownHosts}2`, '/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
+    knownHostsWrite: knownHosts,
+    pinned: p.host_key_fingerprints ?? [],
+    acceptNew: false,
+    agentSocket: deps.env['SSH_AUTH_SOCK'],
+    info: () => undefined,
+    warn: () => undefined,
+  });
+  try {
+    const { targetOf } = await import('../tunnel/transport.js');
+    const tls = new UpstreamTls({
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      ca,
+      ...(identity ? { identity: async () => identity } : {}),
+    });
+    try {
+      const peer = await tls.probe(await chain.open(targetOf(url)), 2000);
+      const days = Math.floor((peer.validTo.getTime() - deps.now()) / 86_400_000);
+      const detail = `${url.hostname}: ${peer.protocol}, issued by ${peer.issuer}, valid until ${peer.validTo.toISOString()}${notes.length ? `; ${notes.join('; ')}` : ''}`;
+      if (days < 7)
+        return {
+          status: 'warn',
+          detail: `${detail} — expires in ${days} days`,
+          fix: "tell the cluster's operators to renew the MCP server's certificate",
+        };
+      return { status: 'ok', detail };
+    } catch (err) {
+      // Verified, then asked for a certificate doctor did not present: as configured, that is connect's part.
+      if (isClientCertRefusal(err) && !identity && p.client_cert_endpoint)
+        return {
+          status: 'ok',
+          detail: `${url.hostname}: certificate verified; the server requires a client certificate (${notes.join('; ')})`,
+        };
+      throw err;
+    }
+  } finally {
+    chain.close();
+  }
+}
+
 async function checkTmux(deps: Deps): Promise<Outcome> {
   const env = { ...deps.env } as NodeJS.ProcessEnv;
   const version = await new Promise<string | Error>((resolve) => {
@@ -548,6 +644,8 @@ interface Check {
   /** What did not answer, for the timeout's message. */
   what: string;
   timeoutFix: string;
+  /** Its own deadline, when it does more than one round trip (default CHECK_TIMEOUT_MS). */
+  timeoutMs?: number;
   run(eff: EffectiveProfile, deps: Deps): Promise<Outcome>;
 }
 
@@ -579,6 +677,14 @@ const CHECKS: readonly Check[] = [
     what: 'the SSH host',
     timeoutFix: 'check the bastion address, your network or VPN',
     run: checkHostKeys,
+  },
+  {
+    id: 'upstream-tls',
+    title: 'MCP server certificate (through the tunnel)',
+    what: 'the MCP server through the tunnel',
+    timeoutFix: 'check the bastion and mcp_url; `mcp-secure connect` says more',
+    timeoutMs: 10_000,
+    run: checkUpstreamTls,
   },
   {
     id: 'port',
@@ -621,7 +727,9 @@ export async function runDoctor(globals: GlobalOptions, _opts: DoctorOptions, de
       hasIdp
         ? (bounded(CHECK_TIMEOUT_MS, 'the IdP', idpFix, () => checkIdp(e, deps)) as Promise<Discovery>)
         : Promise.resolve<Discovery>({ status: 'skip', detail: 'no issuer configured' }),
-      ...CHECKS.map((c) => bounded(CHECK_TIMEOUT_MS, c.what, c.timeoutFix, () => c.run(e, deps))),
+      ...CHECKS.map((c) =>
+        bounded(c.timeoutMs ?? CHECK_TIMEOUT_MS, c.what, c.timeoutFix, () => c.run(e, deps)),
+      ),
     ]);
     add('idp', 'IdP discovery reachable', idp);
     for (const [i, c] of CHECKS.entries()) add(c.id, c.title, outcomes[i]!);

@@ -75,18 +75,36 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
       interactive: false,
     });
     const { tunnelFetch } = await import('../tunnel/fetch.js');
+    const token = () => {
+      const t = refresher.current();
+      return t ? { value: t.token, type: t.tokenType } : undefined;
+    };
+    const signProof = async (method: string, url: string, value: string) => {
+      if (!proof) throw new CliError('error', 'the tenant token is DPoP-bound but the login has no DPoP key');
+      return proof(method, url, value);
+    };
+    // An https:// upstream: TLS inside the channel as for connect, checked once before the bridge starts.
+    // No unsafe flag here: this command line lives in MCP clients' config files.
+    const { upstreamTls } = await import('./upstream-tls.js');
+    const tlsSetup = await upstreamTls({
+      eff,
+      deps,
+      ui,
+      upstream,
+      unsafeSkipVerify: false,
+      token,
+      proof: signProof,
+    });
+    if (tlsSetup) {
+      const { openChannel } = await import('../tunnel/local.js');
+      await tlsSetup.tls.probe(await openChannel({ supervisor, upstream }));
+    }
     const fetch = tunnelFetch({
       supervisor,
       upstream,
-      token: () => {
-        const t = refresher.current();
-        return t ? { value: t.token, type: t.tokenType } : undefined;
-      },
-      proof: async (method, url, token) => {
-        if (!proof)
-          throw new CliError('error', 'the tenant token is DPoP-bound but the login has no DPoP key');
-        return proof(method, url, token);
-      },
+      token,
+      proof: signProof,
+      tls: tlsSetup?.tls,
       stats,
       now: deps.now,
     });

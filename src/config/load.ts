@@ -39,6 +39,10 @@ type NoDefault =
   | 'host_key_fingerprints'
   | 'mcp_url'
   | 'ssh_ca_endpoint'
+  | 'mcp_ca_file'
+  | 'client_cert_endpoint'
+  | 'client_cert_file'
+  | 'client_key_file'
   | 'audit_log_key';
 
 export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
@@ -78,6 +82,10 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   ssh_transport: 'MCP_SECURE_SSH_TRANSPORT',
   ssh_ca_endpoint: 'MCP_SECURE_SSH_CA_ENDPOINT',
   agent_idle_timeout: 'MCP_SECURE_AGENT_IDLE_TIMEOUT',
+  mcp_ca_file: 'MCP_SECURE_MCP_CA_FILE',
+  client_cert_endpoint: 'MCP_SECURE_CLIENT_CERT_ENDPOINT',
+  client_cert_file: 'MCP_SECURE_CLIENT_CERT_FILE',
+  client_key_file: 'MCP_SECURE_CLIENT_KEY_FILE',
   audit_log_key: 'MCP_SECURE_AUDIT_LOG_KEY',
 };
 
@@ -274,7 +282,7 @@ async function vetProjectProfile(v: {
     if (projectForbidden(key, value)) {
       throw new CliError(
         'usage',
-        `project config ${v.file} sets ${key}: ${JSON.stringify(value)}, an unsafe mode only your own config or a flag may set`,
+        `project config ${v.file} sets ${key}: ${JSON.stringify(value)}, an unsafe mode or a trust setting only your own config or a flag may set`,
         {
           hint: `remove it from ${v.file}; if you mean it, set it yourself (\`mcp-secure config set ${key} ${JSON.stringify(value)}\`)`,
         },

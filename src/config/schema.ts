@@ -50,6 +50,14 @@ export interface Profile {
   mcp_url?: string;
   /** The local port `connect` listens on (default 7700). */
   local_port?: number;
+  /** A PEM CA bundle the https:// mcp_url's certificate must chain to, instead of the system store. */
+  mcp_ca_file?: string;
+  /** Where a short-lived client certificate is issued for the tenant token (mTLS; docs/protocol.md §4). */
+  client_cert_endpoint?: string;
+  /** A client certificate (PEM) the user already has, with its key (client_key_file). */
+  client_cert_file?: string;
+  /** The key of client_cert_file (PEM; an encrypted key is asked for on the terminal). */
+  client_key_file?: string;
   /**
    * The audit log's checkpoint verifier key (c2sp.org/signed-note vkey `name+keyid+base64`), pinned like
    * an SSH host key: checkpoints signed by any other key are refused (docs/protocol.md §5).
@@ -88,8 +96,22 @@ export const PROJECT_SAFE_KEYS: ReadonlySet<keyof Profile> = new Set(['login_tim
  * (DESIGN.md), never something a repository switches on.
  */
 export function projectForbidden(key: keyof Profile, value: unknown): boolean {
-  return (key === 'insecure_http' && value === true) || (key === 'dpop' && value === false);
+  return (
+    (key === 'insecure_http' && value === true) || (key === 'dpop' && value === false) || USER_ONLY.has(key)
+  );
 }
+
+/**
+ * Keys only the user's own config, the environment or a flag may set, whatever a project file's approval:
+ * the CA the MCP server's certificate is checked against, where a client certificate is asked for (with
+ * the tenant token), and which certificate and key are presented. Each decides whom the tunnel trusts.
+ */
+const USER_ONLY: ReadonlySet<keyof Profile> = new Set([
+  'mcp_ca_file',
+  'client_cert_endpoint',
+  'client_cert_file',
+  'client_key_file',
+]);
 
 /** `HOST=SHA256:…`: a pin names its hop (known_hosts' host token) and the key's fingerprint. */
 export const PIN = /^([^\s=,]+)=(SHA256:[A-Za-z0-9+/]{43})$/;
@@ -224,6 +246,19 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
       return Number(m[1]) * unit;
     },
   },
+  mcp_ca_file: { expected: 'a path to a PEM CA bundle', check: isString, parse: (t) => t },
+  client_cert_endpoint: {
+    expected: 'an https:// URL (http:// only on loopback)',
+    check: (v) =>
+      isString(v) &&
+      URL.canParse(v) &&
+      (new URL(v).protocol === 'https:' ||
+        (new URL(v).protocol === 'http:' &&
+          /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(new URL(v).hostname))),
+    parse: (t) => t,
+  },
+  client_cert_file: { expected: 'a path to a PEM certificate', check: isString, parse: (t) => t },
+  client_key_file: { expected: 'a path to a PEM private key', check: isString, parse: (t) => t },
 };
 
 /** Tenant names: lower-case letters, digits and dashes, as the control plane names them. */

@@ -19,6 +19,7 @@ import { isLoopbackHost } from '../net.js';
 import { describeHolder, type PeerTable, portHolder } from '../peer.js';
 import { ChannelAgent } from './pool.js';
 import type { Supervisor } from './supervisor.js';
+import type { UpstreamTls } from './tls.js';
 import { type Transport, targetOf, unixSocketOf } from './transport.js';
 
 export interface Stats {
@@ -47,6 +48,8 @@ export interface ListenerOptions {
   proof(method: string, url: string, token: string): Promise<string>;
   stats: Stats;
   now(): number;
+  /** TLS inside the channel for an https:// upstream (tls.ts); absent for http:// and for --raw. */
+  tls?: UpstreamTls | undefined;
   /** Serve only connections from this uid (Linux); undefined where the platform cannot tell. */
   peerCheck?: PeerCheck;
 }
@@ -396,7 +399,7 @@ function finishAnswer(
 }
 
 /** What a request through the tunnel needs: the chain, the upstream, and the current token. */
-export type UpstreamOptions = Pick<ListenerOptions, 'supervisor' | 'upstream' | 'token' | 'proof'>;
+export type UpstreamOptions = Pick<ListenerOptions, 'supervisor' | 'upstream' | 'token' | 'proof' | 'tls'>;
 
 /**
  * One HTTP request to the upstream through the tunnel, with the tenant token (and DPoP proof) set. Used
@@ -453,7 +456,7 @@ export async function upstreamRequest(
 
 /** One keep-alive pool of upstream channels per tunnel (pool.ts). */
 const agents = new WeakMap<Supervisor, ChannelAgent>();
-function channelAgent(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): ChannelAgent {
+function channelAgent(o: Pick<ListenerOptions, 'supervisor' | 'upstream' | 'tls'>): ChannelAgent {
   let agent = agents.get(o.supervisor);
   if (!agent) {
     agent = new ChannelAgent(() => tunnelStream(o));
@@ -476,8 +479,24 @@ function replayable(req: IncomingMessage): boolean {
   );
 }
 
-/** A stream to the upstream from whichever SSH transport is up (transport.ts). */
-async function tunnelStream(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): Promise<Duplex> {
+/**
+ * A stream to the upstream through the tunnel: the channel from whichever SSH transport is up
+ * (transport.ts), wrapped in TLS for an https:// upstream (tls.ts).
+ */
+export async function tunnelStream(
+  o: Pick<ListenerOptions, 'supervisor' | 'upstream' | 'tls'>,
+): Promise<Duplex> {
+  const channel = await openChannel(o);
+  if (!o.tls) return channel;
+  const secure = await o.tls.wrap(channel);
+  // The TLS socket is what the request sees: it runs on the channel's transport (cutCause).
+  const transport = streamTransport.get(channel);
+  if (transport) streamTransport.set(secure, transport);
+  return secure;
+}
+
+/** The bare channel to the upstream (a re-dial waited for once when it is down). */
+export async function openChannel(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): Promise<Duplex> {
   const target = targetOf(o.upstream);
   const transport = await o.supervisor.client();
   try {
@@ -624,7 +643,8 @@ function httpProxy(o: ListenerOptions, allowed: Admission): Server {
 function rawForward(o: ListenerOptions): (socket: Socket) => void {
   return (socket) => {
     socket.setNoDelay(true);
-    tunnelStream(o).then(
+    // --raw forwards bytes: a TLS upstream is the local client's to speak (like `ssh -L`).
+    openChannel(o).then(
       (stream) => {
         count(stream, o.stats, 'bytesIn', o.now);
         count(socket, o.stats, 'bytesOut', o.now);

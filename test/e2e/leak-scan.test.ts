@@ -36,7 +36,13 @@ const running: Array<{ child: { kill(signal: NodeJS.Signals): boolean } }> = [];
 before(async () => {
   keyring = await startSecretService();
   idp = await startIdp({ deviceInterval: 1 });
-  plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource, heartbeatMs: 200 });
+  // The MCP server over HTTPS requiring client certificates: connect's ephemeral client key is in the scan.
+  plane = await startControlPlane({
+    issuer: idp.issuer,
+    audience: idp.mcpResource,
+    heartbeatMs: 200,
+    tls: { clientCerts: 'required' },
+  });
   key = generateUserKey('leak-scan');
   bastion = await startBastion({
     authorizedKeys: [key.publicKey],
@@ -53,6 +59,15 @@ before(async () => {
     // The audit log's key, pinned as an admin would hand it out (audit tail refuses an unpinned one).
     auditLogKey: plane.logKey.vkey,
   });
+  const caFile = join(user.home, 'cluster-ca.pem');
+  await writeFile(caFile, plane.tls!.serverCaPem);
+  for (const [k, v] of [
+    ['mcp_ca_file', caFile],
+    ['client_cert_endpoint', plane.clientCertUrl],
+  ] as const) {
+    const r = await runCli(['--profile', 'sandbox', 'config', 'set', k, v], user.env());
+    assert.equal(r.code, 0, r.stderr);
+  }
 });
 
 after(async () => {
@@ -204,6 +219,16 @@ test('the whole story with --debug leaks no token, code or key into any output o
   for (const o of outputs) scan(o.what, o.text);
   for (const f of snapshots) scan(f.file, f.text);
   assert.deepEqual(hits, [], 'no secret anywhere');
+  // The client key of the mTLS connections lived in connect's memory only: no private key of any kind (PEM
+  // armour or the base64 of a PKCS#8 EC key, "MIGHAgEAMBMGByqGSM49AgEG") in any output or file.
+  assert.ok(plane.tls!.issued() >= 1, 'connect presented a short-lived client certificate');
+  for (const where of [...outputs.map((o) => [o.what, o.text]), ...snapshots.map((f) => [f.file, f.text])]) {
+    assert.doesNotMatch(
+      where[1]!,
+      /PRIVATE KEY-----|MIGHAgEAMBMGByqGSM49AgEG/,
+      `a private key in ${where[0]}`,
+    );
+  }
 
   for (const o of outputs) {
     const raw = [...o.text].filter((ch) => RAW_CONTROL.test(ch));

@@ -202,6 +202,7 @@ const connectDefaults: ConnectOptions = {
   maxSessionMs: undefined,
   idleTimeoutMs: undefined,
   auditPane: false,
+  unsafeSkipTlsVerify: false,
   sshTransport: undefined,
   flags: noFlags,
 };
@@ -212,6 +213,11 @@ table<ConnectOptions>('connect', connectCommand, [
     name: 'every boolean flag',
     argv: ['connect', '-t', 'acme', '--raw', '--accept-new-host-key', '--audit-pane', '--role', 'admin'],
     wants: { ...connectDefaults, raw: true, acceptNewHostKey: true, auditPane: true, role: 'admin' },
+  },
+  {
+    name: '--unsafe-skip-tls-verify (a flag only: no config value turns verification off)',
+    argv: ['connect', '-t', 'acme', '--unsafe-skip-tls-verify'],
+    wants: { ...connectDefaults, unsafeSkipTlsVerify: true },
   },
   {
     name: '--port',
@@ -306,6 +312,7 @@ const tailDefaults: AuditOptions = {
   quiet: false,
   pretty: false,
   acceptNewHostKey: false,
+  unsafeSkipTlsVerify: false,
   acceptNewLogKey: false,
   sshTransport: undefined,
   flags: noFlags,

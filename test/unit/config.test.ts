@@ -110,9 +110,16 @@ const SAMPLE: Record<keyof Profile, unknown> = {
   local_port: 7999,
   ssh_transport: 'ssh2',
   ssh_ca_endpoint: 'https://evil.example/ssh/certificate',
+  mcp_ca_file: '/tmp/evil-ca.pem',
+  client_cert_endpoint: 'https://evil.example/tls/client-certificate',
+  client_cert_file: '/tmp/evil.crt',
+  client_key_file: '/tmp/evil.key',
   audit_log_key: `evil.example/audit+00000000+${'A'.repeat(44)}`,
   agent_idle_timeout: 0,
 };
+
+/** Keys a project file may never set, approved or not: they decide whom the tunnel trusts (TLS). */
+const USER_ONLY = ['mcp_ca_file', 'client_cert_endpoint', 'client_cert_file', 'client_key_file'] as const;
 
 async function repoWith(
   profile: Record<string, unknown>,
@@ -130,7 +137,7 @@ test('the allow-list: a project file may set only login_timeout and login_flow u
 });
 
 for (const key of (Object.keys(PROFILE_KEYS) as Array<keyof Profile>).filter(
-  (k) => !PROJECT_SAFE_KEYS.has(k),
+  (k) => !PROJECT_SAFE_KEYS.has(k) && !(USER_ONLY as readonly string[]).includes(k),
 )) {
   test(`a project file that sets ${key}: one line naming the file and the key, exit 2, nothing asked without a terminal`, async () => {
     const { dir, file, configDir } = await repoWith({ [key]: SAMPLE[key] });
@@ -149,6 +156,7 @@ for (const key of (Object.keys(PROFILE_KEYS) as Array<keyof Profile>).filter(
 for (const [key, value] of [
   ['insecure_http', true],
   ['dpop', false],
+  ...USER_ONLY.map((k) => [k, SAMPLE[k]] as const),
 ] as const) {
   test(`a project file can never set ${key}: ${value}, not even approved`, async () => {
     const { dir, file, configDir } = await repoWith({ [key]: value });

@@ -26,6 +26,8 @@ export interface AuditOptions {
   quiet: boolean;
   pretty: boolean;
   acceptNewHostKey: boolean;
+  /** UNSAFE: no certificate check on an https:// mcp_url. */
+  unsafeSkipTlsVerify: boolean;
   /** Pin the audit log's checkpoint key on first contact (like --accept-new-host-key). */
   acceptNewLogKey: boolean;
   sshTransport: 'auto' | 'openssh' | 'ssh2' | undefined;
@@ -111,6 +113,7 @@ export function auditTailCommand(ctx: CommandContext, runF?: Runner<AuditOptions
     .option('--quiet', 'no terminal bell on denials')
     .option('--pretty', 'aligned lines for people even when stdout is not a terminal')
     .option('--accept-new-host-key', 'trust an unknown SSH host key on first use and record it')
+    .option('--unsafe-skip-tls-verify', "UNSAFE: do not verify the https:// MCP server's certificate")
     .option('--accept-new-log-key', ACCEPT_NEW_LOG_KEY)
     .addOption(sshTransportOption())
     .addOption(storageOption())
@@ -135,6 +138,7 @@ export function auditTailCommand(ctx: CommandContext, runF?: Runner<AuditOptions
         quiet: flags.quiet === true,
         pretty: flags.pretty === true,
         acceptNewHostKey: flags.acceptNewHostKey === true,
+        unsafeSkipTlsVerify: flags.unsafeSkipTlsVerify === true,
         acceptNewLogKey: flags.acceptNewLogKey === true,
         sshTransport: flags.sshTransport,
         flags: profileFlags(flags),

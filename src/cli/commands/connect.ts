@@ -31,6 +31,8 @@ export interface ConnectOptions {
   maxSessionMs: number | undefined;
   idleTimeoutMs: number | undefined;
   auditPane: boolean;
+  /** UNSAFE: no certificate check on an https:// mcp_url. */
+  unsafeSkipTlsVerify: boolean;
   /** `--ssh-transport`: undefined leaves it to the profile's ssh_transport (default auto). */
   sshTransport: 'auto' | 'openssh' | 'ssh2' | undefined;
   flags: ProfileFlags;
@@ -49,6 +51,10 @@ export function connectCommand(ctx: CommandContext, runF?: Runner<ConnectOptions
     .option(
       '--unsafe-allow-non-loopback',
       'UNSAFE: allow --bind on a non-loopback address (anyone reaching it uses your session)',
+    )
+    .option(
+      '--unsafe-skip-tls-verify',
+      "UNSAFE: do not verify the https:// MCP server's certificate (anyone inside the cluster's path can read the session)",
     )
     .option(
       '--unsafe-any-local-user',
@@ -91,6 +97,7 @@ function connectOptions(flags: {
   maxSession?: string | undefined;
   idleTimeout?: string | undefined;
   auditPane?: true | undefined;
+  unsafeSkipTlsVerify?: true | undefined;
   sshTransport?: 'auto' | 'openssh' | 'ssh2' | undefined;
   dpop: boolean;
   storage?: 'auto' | 'keychain' | 'memory' | undefined;
@@ -135,6 +142,7 @@ function connectOptions(flags: {
       ? parseDuration(flags.idleTimeout, '--idle-timeout', TUNNEL_LIFE)
       : undefined,
     auditPane: flags.auditPane === true,
+    unsafeSkipTlsVerify: flags.unsafeSkipTlsVerify === true,
     sshTransport: flags.sshTransport,
     flags: profileFlags(flags),
   };
