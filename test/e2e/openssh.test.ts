@@ -65,8 +65,17 @@ after(async () => {
   await keyring?.stop();
 });
 
-async function loggedIn(settings: Record<string, string>): Promise<UserEnv> {
-  const u = await userEnv(keyring.env);
+/**
+ * A user logged in as alice. `runtime`: every command of this user (the agent holding the login
+ * included) gets an $XDG_RUNTIME_DIR of its own, `<root>/run`, so a test can look inside it.
+ */
+async function loggedIn(settings: Record<string, string>, runtime = false): Promise<UserEnv> {
+  const base = await userEnv(keyring.env);
+  const run = join(base.root, 'run');
+  if (runtime) await mkdir(run, { mode: 0o700 });
+  const u: UserEnv = runtime
+    ? { ...base, env: (extra = {}) => base.env({ XDG_RUNTIME_DIR: run, ...extra }) }
+    : base;
   await writeSandboxProfile(idp, u.env());
   for (const [k, v] of Object.entries(settings)) {
     const r = await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env());
@@ -105,10 +114,9 @@ test('no SSH key on disk: an in-memory key, a certificate from the sandbox CA, a
     mcp_url: plane.url,
     ssh_ca_endpoint: plane.sshCaEndpoint,
     ssh_transport: 'openssh',
-  });
+  }, true);
   // The private dir goes under $XDG_RUNTIME_DIR: one of this user's own, to find it.
   const runtime = join(u.root, 'run');
-  await mkdir(runtime, { mode: 0o700 });
   const run = startCli(
     ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--json'],
     u.env({ XDG_RUNTIME_DIR: runtime }),
