@@ -3,14 +3,17 @@
  * through a running `connect` in a tmux pane: resume after cuts, chain verification, bad input.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { ControlPlane } from '../../sandbox/control-plane.js';
 import { runCli } from '../helpers/cli.js';
 import type { UserEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
 import { type AliceStack, aliceStack } from '../helpers/stack.js';
 import { tmuxServer } from '../helpers/tmux.js';
+
+const { after, before, test } = gate(missing('secret-service'));
+const withTmux = gate(missing('secret-service', 'tmux'));
 
 let stack: AliceStack;
 let plane: ControlPlane;
@@ -124,45 +127,48 @@ test('bad input: 401 → log in, 403 → not allowed for the tenant (exit 4); a 
   assert.equal(seqs(silent.stdout).length, plane.audit.size('acme'));
 });
 
-test('tmux: connect --audit-pane shows the events of MCP calls made through the tunnel in a second pane', async () => {
-  const tmux = tmuxServer('mcp-secure-test');
-  await tmux.start('audit', user.env(), [
-    '--profile',
-    'sandbox',
-    'connect',
-    '--tenant',
-    'acme',
-    '--port',
-    '0',
-    '--audit-pane',
-  ]);
-  try {
-    const local = (await tmux.waitFor('audit:0.0', /Listening on http/, 50)).match(
-      /Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/,
-    )?.[1];
-    assert.ok(local, 'connect started listening');
-    const client = new Client({ name: 'test', version: '1.0.0' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(local)));
-    await client.callTool({ name: 'list_workflows', arguments: {} });
-    await client.callTool({ name: 'run_workflow', arguments: { workflow_id: 'wf-globex-etl' } });
-    await client.close();
-    const pane = await tmux.waitFor('audit:0.1', /run_workflow.*CROSS-TENANT/);
-    assert.match(pane, /allowed +alice-0001 +list_workflows/);
-    assert.match(pane, /DENIED +alice-0001 +run_workflow +workflow-engine +⚠ CROSS-TENANT/);
-    const panes = async () =>
-      (await tmux.run('list-panes', '-t', 'audit', '-F', '#{pane_id}').catch(() => ({ stdout: '' }))).stdout
-        .trim()
-        .split('\n')
-        .filter(Boolean).length;
-    assert.equal(await panes(), 2);
-    await tmux.run('send-keys', '-t', 'audit:0.0', 'C-c');
-    let left = 2;
-    for (let i = 0; i < 50 && left > 1; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      left = await panes();
+withTmux.test(
+  'tmux: connect --audit-pane shows the events of MCP calls made through the tunnel in a second pane',
+  async () => {
+    const tmux = tmuxServer('mcp-secure-test');
+    await tmux.start('audit', user.env(), [
+      '--profile',
+      'sandbox',
+      'connect',
+      '--tenant',
+      'acme',
+      '--port',
+      '0',
+      '--audit-pane',
+    ]);
+    try {
+      const local = (await tmux.waitFor('audit:0.0', /Listening on http/, 50)).match(
+        /Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/,
+      )?.[1];
+      assert.ok(local, 'connect started listening');
+      const client = new Client({ name: 'test', version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(local)));
+      await client.callTool({ name: 'list_workflows', arguments: {} });
+      await client.callTool({ name: 'run_workflow', arguments: { workflow_id: 'wf-globex-etl' } });
+      await client.close();
+      const pane = await tmux.waitFor('audit:0.1', /run_workflow.*CROSS-TENANT/);
+      assert.match(pane, /allowed +alice-0001 +list_workflows/);
+      assert.match(pane, /DENIED +alice-0001 +run_workflow +workflow-engine +⚠ CROSS-TENANT/);
+      const panes = async () =>
+        (await tmux.run('list-panes', '-t', 'audit', '-F', '#{pane_id}').catch(() => ({ stdout: '' }))).stdout
+          .trim()
+          .split('\n')
+          .filter(Boolean).length;
+      assert.equal(await panes(), 2);
+      await tmux.run('send-keys', '-t', 'audit:0.0', 'C-c');
+      let left = 2;
+      for (let i = 0; i < 50 && left > 1; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        left = await panes();
+      }
+      assert.ok(left <= 1, 'the audit pane closed with connect');
+    } finally {
+      await tmux.kill();
     }
-    assert.ok(left <= 1, 'the audit pane closed with connect');
-  } finally {
-    await tmux.kill();
-  }
-});
+  },
+);

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
@@ -19,7 +18,11 @@ import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { type Sshd, startSshd } from '../../sandbox/sshd.js';
 import { type CliRun, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
 import { tmuxServer } from '../helpers/tmux.js';
+
+const { after, before, test } = gate(missing('secret-service', 'sshd'));
+const withTmux = gate(missing('secret-service', 'sshd', 'tmux'));
 
 const alice = USERS.find((u) => u.username === 'alice')!;
 let idp: SandboxIdp;
@@ -368,78 +371,87 @@ test('--idle-timeout ends a session nobody uses (exit 0), and says so', async ()
   assert.ok(Date.now() - started < 20_000);
 });
 
-test("on a terminal, an unknown host key is shown with its fingerprint and accepted by the user's yes", async () => {
-  const tmux = tmuxServer('mcp-secure-tofu');
-  const u = await loggedInUser({ bastion: `${sshd.username}@127.0.0.1:${sshd.port}`, mcp_url: plane.url });
-  await tmux.start('tofu', u.env(), [
-    '--profile',
-    'sandbox',
-    'connect',
-    '--tenant',
-    'acme',
-    '--port',
-    '0',
-    '--max-session',
-    '3',
-  ]);
-  try {
-    const asked = await tmux.waitFor('tofu', /Trust this host key/);
-    assert.match(
-      asked,
-      new RegExp(`ssh-ed25519 key fingerprint is ${sshd.fingerprint.replace(/[+/]/g, '\\$&')}`),
+withTmux.test(
+  "on a terminal, an unknown host key is shown with its fingerprint and accepted by the user's yes",
+  async () => {
+    const tmux = tmuxServer('mcp-secure-tofu');
+    const u = await loggedInUser({ bastion: `${sshd.username}@127.0.0.1:${sshd.port}`, mcp_url: plane.url });
+    await tmux.start('tofu', u.env(), [
+      '--profile',
+      'sandbox',
+      'connect',
+      '--tenant',
+      'acme',
+      '--port',
+      '0',
+      '--max-session',
+      '3',
+    ]);
+    try {
+      const asked = await tmux.waitFor('tofu', /Trust this host key/);
+      assert.match(
+        asked,
+        new RegExp(`ssh-ed25519 key fingerprint is ${sshd.fingerprint.replace(/[+/]/g, '\\$&')}`),
+      );
+      await tmux.run('send-keys', '-t', 'tofu', 'y', 'Enter');
+      const screen = await tmux.waitFor('tofu', /Listening on/);
+      assert.match(screen, /Permanently added \[127\.0\.0\.1\]:\d+/);
+      assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+    } finally {
+      await tmux.kill();
+    }
+  },
+);
+
+withTmux.test(
+  'an encrypted identity file: its passphrase is asked on the terminal, never taken from argv; no terminal → exit 4',
+  async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const exec = promisify(execFile);
+    const u = await loggedInUser(
+      {
+        bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+        host_key_fingerprints: bastion.fingerprint,
+        mcp_url: plane.url,
+      },
+      {
+        keyName: 'id_encrypted',
+        // Re-encrypt the same key with a passphrase, as `ssh-keygen -p` does for a user.
+        prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
+      },
     );
-    await tmux.run('send-keys', '-t', 'tofu', 'y', 'Enter');
-    const screen = await tmux.waitFor('tofu', /Listening on/);
-    assert.match(screen, /Permanently added \[127\.0\.0\.1\]:\d+/);
-    assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
-  } finally {
-    await tmux.kill();
-  }
-});
 
-test('an encrypted identity file: its passphrase is asked on the terminal, never taken from argv; no terminal → exit 4', async () => {
-  const { execFile } = await import('node:child_process');
-  const { promisify } = await import('node:util');
-  const exec = promisify(execFile);
-  const u = await loggedInUser(
-    {
-      bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-      host_key_fingerprints: bastion.fingerprint,
-      mcp_url: plane.url,
-    },
-    {
-      keyName: 'id_encrypted',
-      // Re-encrypt the same key with a passphrase, as `ssh-keygen -p` does for a user.
-      prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
-    },
-  );
+    const noTty = await runCli(
+      ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
+      u.env(),
+    );
+    assert.equal(noTty.code, 4);
+    assert.match(
+      noTty.stderr,
+      /error: the identity file .*id_encrypted is encrypted and there is no terminal to ask for its passphrase — add the key to ssh-agent/,
+    );
 
-  const noTty = await runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'], u.env());
-  assert.equal(noTty.code, 4);
-  assert.match(
-    noTty.stderr,
-    /error: the identity file .*id_encrypted is encrypted and there is no terminal to ask for its passphrase — add the key to ssh-agent/,
-  );
-
-  const tmux = tmuxServer('mcp-secure-pass');
-  await tmux.start('pass', u.env(), [
-    '--profile',
-    'sandbox',
-    'connect',
-    '--tenant',
-    'acme',
-    '--port',
-    '0',
-    '--max-session',
-    '3',
-  ]);
-  try {
-    assert.match(await tmux.waitFor('pass', /Passphrase for/), /Passphrase for .*id_encrypted: /);
-    await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
-    const screen = await tmux.waitFor('pass', /Listening on/);
-    assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
-    assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
-  } finally {
-    await tmux.kill();
-  }
-});
+    const tmux = tmuxServer('mcp-secure-pass');
+    await tmux.start('pass', u.env(), [
+      '--profile',
+      'sandbox',
+      'connect',
+      '--tenant',
+      'acme',
+      '--port',
+      '0',
+      '--max-session',
+      '3',
+    ]);
+    try {
+      assert.match(await tmux.waitFor('pass', /Passphrase for/), /Passphrase for .*id_encrypted: /);
+      await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
+      const screen = await tmux.waitFor('pass', /Listening on/);
+      assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+      assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
+    } finally {
+      await tmux.kill();
+    }
+  },
+);

@@ -10,13 +10,16 @@ import { spawn } from 'node:child_process';
 import { chmod, chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import type { ControlPlane } from '../../sandbox/control-plane.js';
 import type { SecretService } from '../../sandbox/keychain.js';
 import { BIN, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
 import { type AliceStack, aliceStack } from '../helpers/stack.js';
 import { tmuxServer } from '../helpers/tmux.js';
+
+const { after, before, test } = gate(missing('secret-service'));
+const withTmux = gate(missing('secret-service', 'tmux'));
 
 let stack: AliceStack;
 let keyring: SecretService;
@@ -122,42 +125,45 @@ test('SIGINT, SIGTERM and SIGHUP during login, connect and audit tail: a clean e
   assert.ok(initial.every((f) => left.includes(f)));
 });
 
-test('Ctrl-C or SIGTERM at a terminal prompt during connect (the identity file passphrase): "interrupted", 130 or 143, never a hang', async () => {
-  const { execFile } = await import('node:child_process');
-  const { promisify } = await import('node:util');
-  const encrypted = join(user.home, 'id_encrypted');
-  await writeFile(encrypted, keyText, { mode: 0o600 });
-  await promisify(execFile)('ssh-keygen', ['-p', '-q', '-f', encrypted, '-P', '', '-N', 'secret words']);
-  const tmux = tmuxServer('mcp-secure-faults-local');
-  const env = user.env({ MCP_SECURE_IDENTITY_FILE: encrypted });
-  const vars = Object.entries(env)
-    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
-    .join(' ');
-  const command = `env ${vars} ${process.execPath} ${BIN} --profile sandbox connect --tenant acme --port 0; echo "exit=$?"; sleep 30`;
-  try {
-    await tmux.run('new-session', '-d', '-s', 'prompt', '-x', '200', '-y', '50', command);
-    assert.match(await tmux.waitFor('prompt', /Passphrase for/), /Passphrase for .*id_encrypted: /);
-    await tmux.run('send-keys', '-t', 'prompt', 'C-c');
-    const screen = await tmux.waitFor('prompt', /exit=\d+/);
-    assert.match(screen, /exit=130/, screen);
-    assert.match(screen, /^error: interrupted/m);
-    assert.doesNotMatch(screen, /unexpected error|Error: /);
+withTmux.test(
+  'Ctrl-C or SIGTERM at a terminal prompt during connect (the identity file passphrase): "interrupted", 130 or 143, never a hang',
+  async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const encrypted = join(user.home, 'id_encrypted');
+    await writeFile(encrypted, keyText, { mode: 0o600 });
+    await promisify(execFile)('ssh-keygen', ['-p', '-q', '-f', encrypted, '-P', '', '-N', 'secret words']);
+    const tmux = tmuxServer('mcp-secure-faults-local');
+    const env = user.env({ MCP_SECURE_IDENTITY_FILE: encrypted });
+    const vars = Object.entries(env)
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join(' ');
+    const command = `env ${vars} ${process.execPath} ${BIN} --profile sandbox connect --tenant acme --port 0; echo "exit=$?"; sleep 30`;
+    try {
+      await tmux.run('new-session', '-d', '-s', 'prompt', '-x', '200', '-y', '50', command);
+      assert.match(await tmux.waitFor('prompt', /Passphrase for/), /Passphrase for .*id_encrypted: /);
+      await tmux.run('send-keys', '-t', 'prompt', 'C-c');
+      const screen = await tmux.waitFor('prompt', /exit=\d+/);
+      assert.match(screen, /exit=130/, screen);
+      assert.match(screen, /^error: interrupted/m);
+      assert.doesNotMatch(screen, /unexpected error|Error: /);
 
-    // SIGTERM (a closing terminal sends SIGHUP the same way) while the question waits: it must not hang.
-    await tmux.run('respawn-pane', '-k', '-t', 'prompt', command);
-    await tmux.waitFor('prompt', /Passphrase for/);
-    const { stdout: panePid } = await tmux.run('display-message', '-p', '-t', 'prompt', '#{pane_pid}');
-    const { stdout: children } = await promisify(execFile)('ps', ['-o', 'pid=', '--ppid', panePid.trim()]);
-    const cliPid = Number(children.trim().split(/\s+/)[0]);
-    assert.ok(cliPid > 0, 'the CLI process under the pane');
-    process.kill(cliPid, 'SIGTERM');
-    const termed = await tmux.waitFor('prompt', /exit=\d+/);
-    assert.match(termed, /exit=143/, termed);
-    assert.match(termed, /^error: interrupted/m);
-  } finally {
-    await tmux.kill();
-  }
-});
+      // SIGTERM (a closing terminal sends SIGHUP the same way) while the question waits: it must not hang.
+      await tmux.run('respawn-pane', '-k', '-t', 'prompt', command);
+      await tmux.waitFor('prompt', /Passphrase for/);
+      const { stdout: panePid } = await tmux.run('display-message', '-p', '-t', 'prompt', '#{pane_pid}');
+      const { stdout: children } = await promisify(execFile)('ps', ['-o', 'pid=', '--ppid', panePid.trim()]);
+      const cliPid = Number(children.trim().split(/\s+/)[0]);
+      assert.ok(cliPid > 0, 'the CLI process under the pane');
+      process.kill(cliPid, 'SIGTERM');
+      const termed = await tmux.waitFor('prompt', /exit=\d+/);
+      assert.match(termed, /exit=143/, termed);
+      assert.match(termed, /^error: interrupted/m);
+    } finally {
+      await tmux.kill();
+    }
+  },
+);
 
 test('a keychain that does not answer: one line within seconds, never a silent fallback to memory; it works again once the keychain does', async () => {
   keyring.freeze();

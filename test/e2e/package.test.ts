@@ -12,6 +12,7 @@ import { before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { tempDir } from '../helpers/deps.js';
+import { gate, missing } from '../helpers/requires.js';
 
 const exec = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -80,35 +81,38 @@ test('the installed mcp-secure runs: --version, --help, login --help, connect --
   assert.match(connect.stdout, /--audit-pane/);
 });
 
-test("the demo's commands, run by the installed binary against the sandbox, in under 30 s", async () => {
-  const started = Date.now();
-  const child = spawn(process.execPath, [DEMO], {
-    env: { ...process.env, MCP_SECURE_DEMO_BIN: installed, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  clearTimeout(killer);
-  const seconds = (Date.now() - started) / 1000;
-  assert.equal(code, 0, out);
-  assert.ok(out.includes(`running ${installed}`), out);
-  assert.match(out, /approving headlessly: signing in as alice/);
-  assert.match(out, /✓ Logged in to http:\/\/127\.0\.0\.1:\d+ as Alice Example/);
-  assert.match(out, /refused as it should be: alice is not a member of initech \(exit 4\)/);
-  assert.match(out, /✓ Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
-  assert.match(out, /MCP run_workflow wf-acme-deploy → ok/);
-  assert.match(out, /MCP run_workflow wf-globex-etl \(tenant globex\) → DENIED/);
-  assert.match(out, /#3 +DENIED +alice-0001 +run_workflow .*CROSS-TENANT/);
-  assert.match(out, /chain verified \(#1–#3\)/);
-  assert.match(out, /connect exited 130; 127\.0\.0\.1:\d+ is free again/);
-  assert.match(out, /✓ Logged out of profile sandbox/);
-  assert.match(out, /Done in \d+\.\d s/);
-  assert.ok(seconds < 30, `the demo took ${seconds.toFixed(1)} s`);
-});
+gate(missing('secret-service')).test(
+  "the demo's commands, run by the installed binary against the sandbox, in under 30 s",
+  async () => {
+    const started = Date.now();
+    const child = spawn(process.execPath, [DEMO], {
+      env: { ...process.env, MCP_SECURE_DEMO_BIN: installed, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    clearTimeout(killer);
+    const seconds = (Date.now() - started) / 1000;
+    assert.equal(code, 0, out);
+    assert.ok(out.includes(`running ${installed}`), out);
+    assert.match(out, /approving headlessly: signing in as alice/);
+    assert.match(out, /✓ Logged in to http:\/\/127\.0\.0\.1:\d+ as Alice Example/);
+    assert.match(out, /refused as it should be: alice is not a member of initech \(exit 4\)/);
+    assert.match(out, /✓ Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+    assert.match(out, /MCP run_workflow wf-acme-deploy → ok/);
+    assert.match(out, /MCP run_workflow wf-globex-etl \(tenant globex\) → DENIED/);
+    assert.match(out, /#3 +DENIED +alice-0001 +run_workflow .*CROSS-TENANT/);
+    assert.match(out, /chain verified \(#1–#3\)/);
+    assert.match(out, /connect exited 130; 127\.0\.0\.1:\d+ is free again/);
+    assert.match(out, /✓ Logged out of profile sandbox/);
+    assert.match(out, /Done in \d+\.\d s/);
+    assert.ok(seconds < 30, `the demo took ${seconds.toFixed(1)} s`);
+  },
+);
