@@ -4,9 +4,9 @@
  * (the same code path as `connect`, without a listener).
  */
 import { once } from 'node:events';
-import { get as httpGet, type IncomingMessage } from 'node:http';
+import { get as httpGet } from 'node:http';
 import type { AuditEvent, ChainProblem } from '../audit/chain.js';
-import type { OpenFeed } from '../audit/tail.js';
+import { feedResponse, type OpenFeed } from '../audit/tail.js';
 import { checkTenantName } from '../auth/tenant.js';
 import { requireSetting } from '../config/require.js';
 import { CliError, sanitize, terminalSafeJson } from '../errors.js';
@@ -86,14 +86,6 @@ function feedPath(
   return `${url.pathname}${url.search}`;
 }
 
-function awaitResponse(req: import('node:http').ClientRequest): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    req.once('response', resolve);
-    req.once('error', reject);
-    req.end();
-  });
-}
-
 export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
@@ -116,7 +108,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
     if (live) {
       ui.debug(`using the running connect (pid ${live.pid}) on 127.0.0.1:${live.port}`);
       open = (request, signal) =>
-        awaitResponse(
+        feedResponse(
           httpGet({
             host: '127.0.0.1',
             port: live.port,
@@ -149,7 +141,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
       void tunnel.tenantSession.run().catch(() => undefined);
       const upstream = { supervisor: tunnel.supervisor, upstream: new URL(mcpUrl) };
       open = async (request, signal) =>
-        awaitResponse(
+        feedResponse(
           await upstreamRequest(
             {
               ...upstream,
