@@ -63,6 +63,11 @@ test('the stream cut at random points again and again: every event once, in orde
       Array.from({ length: total }, (_, i) => i + 1),
       'exactly once, in order',
     );
+    assert.doesNotMatch(
+      result.stderr,
+      /Warning|DEP0\d+/,
+      `Node ${process.version}: nothing but the tail's own lines`,
+    );
     const resumes = (result.stderr.match(/audit feed: resume/g) ?? []).length;
     assert.ok(resumes >= 20, `cut ${resumes} times`);
     assert.match(

@@ -149,6 +149,8 @@ test('an MCP client lists and calls tools through 127.0.0.1 with no token; cross
   const result = await stop(run);
   assert.equal(result.code, 130, result.stderr);
   assert.match(result.stderr, /Session ended \(interrupted\): listener closed, SSH closed, tokens dropped/);
+  // DPoP proofs were signed for every call: Node 24 printed DEP0204 here (KeyObject.from on the CryptoKey).
+  assert.doesNotMatch(result.stderr, /Warning|DEP0\d+/, `Node ${process.version}`);
   const port = Number(new URL(local).port);
   await assert.rejects(
     new Promise((resolve, reject) =>
