@@ -115,6 +115,7 @@ export async function stepUp(session: IdpSession, { deps, eff, ui }: ManagerOpti
     timeoutMs: eff.profile.login_timeout * 1000,
     dpop: await session.dpop(),
     extraParams: { max_age: '0', acr_values: eff.profile.admin_acr },
+    ...(eff.profile.callback_port ? { callbackPorts: eff.profile.callback_port } : {}),
   });
   return tokens.access_token;
 }
@@ -140,5 +141,6 @@ export async function obtainTenantToken(
     now: manager.deps.now,
     dpop: await session.dpop(),
     config: exchangeConfig(session.idp, manager.eff.profile.exchange_endpoint),
+    customEndpoint: manager.eff.profile.exchange_endpoint !== undefined,
   });
 }

@@ -32,6 +32,11 @@ export interface StoredLogin {
   dpop_jwk?: webcrypto.JsonWebKey;
   /** Authentication context class of the login, from the ID token. */
   acr?: string;
+  /**
+   * Epoch ms when the IdP refused this login's refresh token (invalid_grant, or a bare 400): the login is
+   * dead, whatever the access token's expiry says; `status` and every command then say to log in again.
+   */
+  refresh_refused_at?: number;
 }
 
 /**

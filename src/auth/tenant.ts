@@ -9,7 +9,15 @@ import { CliError, sanitize } from '../errors.js';
 import type { TokenStore } from '../secrets/store.js';
 import { dpopOptions, importDpopKey } from './dpop.js';
 import { withLock } from './lock.js';
-import { type Idp, mapIdpError, oauthError } from './oidc.js';
+import {
+  httpStatusOf,
+  type Idp,
+  mapIdpError,
+  networkReason,
+  oauthError,
+  TLS_TRUST_HINT,
+  tlsTrustProblem,
+} from './oidc.js';
 import { accessExpiresAt, loadLogin, type StoredLogin, saveLogin, type UserInfo } from './session.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -123,6 +131,11 @@ export class IdpSession {
           o.debug?.('another process refreshed the login; using its access token');
           return latest.access_token;
         }
+        if (latest.refresh_refused_at !== undefined) {
+          throw new CliError('auth', 'your login was refused by the IdP when it was last renewed', {
+            hint: 'run `mcp-secure login`',
+          });
+        }
         if (!latest.refresh_token) {
           throw new CliError('auth', 'the login has expired and there is no refresh token', {
             hint: 'run `mcp-secure login`',
@@ -138,11 +151,22 @@ export class IdpSession {
           );
         } catch (err) {
           const oauth = oauthError(err);
-          if (oauth?.error === 'invalid_grant') {
-            throw new CliError('auth', 'your login has expired or was revoked at the IdP', {
-              hint: 'run `mcp-secure login`',
-              cause: err,
-            });
+          // invalid_grant is RFC 6749 §5.2's answer for a dead refresh token. Some IdPs (Glewlwyd) answer
+          // a bare 400 instead, empty or not JSON: a 400 from the token endpoint is a refusal of this
+          // request all the same, and no retry will change it. Either way the login is dead: recorded, so
+          // that `status` stops calling its access token valid.
+          const bare400 = !oauth && httpStatusOf(err) === 400;
+          if (oauth?.error === 'invalid_grant' || bare400) {
+            await saveLogin(o.store, o.profile, { ...latest, refresh_refused_at: o.now() }).catch(
+              () => undefined,
+            );
+            throw new CliError(
+              'auth',
+              bare400
+                ? 'the IdP refused to renew your login (HTTP 400 without an error body): the refresh token has expired, was revoked or was already used'
+                : 'your login has expired or was revoked at the IdP',
+              { hint: 'run `mcp-secure login`', cause: err },
+            );
           }
           throw mapIdpError(err, latest.issuer, 'refresh');
         }
@@ -190,6 +214,68 @@ export interface ExchangeRequest {
   dpop: Client.DPoPOptions;
   /** The IdP configuration to send the exchange to (a custom exchange endpoint gets its own). */
   config?: Client.Configuration;
+  /** True when that endpoint is the profile's exchange_endpoint, not the IdP's token endpoint. */
+  customEndpoint?: boolean;
+}
+
+/**
+ * Failures that are about where the exchange was sent, said with the endpoint actually called: with a
+ * configured exchange_endpoint, "cannot reach the IdP at <issuer>" sent people to the wrong server.
+ */
+function exchangeEndpointError(err: unknown, idp: Idp, req: ExchangeRequest): CliError | undefined {
+  const config = req.config ?? idp.config;
+  const endpoint = String(config.serverMetadata().token_endpoint ?? idp.issuer);
+  const custom = req.customEndpoint === true;
+  const which = custom
+    ? `the token-exchange endpoint ${endpoint} (exchange_endpoint)`
+    : `the IdP's token endpoint ${endpoint}`;
+  const check = custom
+    ? "check exchange_endpoint (`mcp-secure config`): it must be the control plane's RFC 8693 endpoint"
+    : 'if the control plane exchanges tokens elsewhere, set it: `mcp-secure config set exchange_endpoint https://…`';
+  const oauth = oauthError(err);
+  if (oauth?.error === 'unsupported_grant_type') {
+    const grants = idp.config.serverMetadata().grant_types_supported;
+    const listed =
+      !custom && Array.isArray(grants) && !grants.includes(TOKEN_EXCHANGE_GRANT)
+        ? '; its discovery document lists no token-exchange grant either'
+        : '';
+    return new CliError(
+      'error',
+      `${which} does not support RFC 8693 token exchange (unsupported_grant_type${listed})`,
+      {
+        hint: custom
+          ? check
+          : "this IdP has no RFC 8693: set exchange_endpoint to the control plane's token-exchange endpoint (`mcp-secure config set exchange_endpoint https://…`)",
+        cause: err,
+      },
+    );
+  }
+  const tls = tlsTrustProblem(err);
+  if (tls) {
+    return new CliError('trust', `the TLS certificate of ${which} is not trusted on this machine (${tls})`, {
+      hint: TLS_TRUST_HINT,
+      cause: err,
+    });
+  }
+  const status = httpStatusOf(err);
+  if (status === 404 || status === 405) {
+    return new CliError(
+      'error',
+      `${which} answered HTTP ${status} (${status === 404 ? 'no such endpoint' : 'method not allowed'})`,
+      {
+        hint: check,
+        cause: err,
+      },
+    );
+  }
+  const net = networkReason(err);
+  if (net) {
+    return new CliError('error', `cannot reach ${which} (${net})`, {
+      hint: custom ? `${check}, and up` : 'check your network or VPN, and that the IdP is up',
+      cause: err,
+    });
+  }
+  return undefined;
 }
 
 /**
@@ -214,6 +300,8 @@ export async function exchangeForTenant(idp: Idp, req: ExchangeRequest): Promise
       req.dpop,
     );
   } catch (err) {
+    const where = exchangeEndpointError(err, idp, req);
+    if (where) throw where;
     const oauth = oauthError(err);
     const who = describeUser(req.user);
     const detail = oauth?.description ? ` (${oauth.description})` : '';
@@ -237,11 +325,6 @@ export async function exchangeForTenant(idp: Idp, req: ExchangeRequest): Promise
       case 'invalid_grant':
         throw new CliError('auth', `the IdP no longer accepts your login for token exchange${detail}`, {
           hint: 'run `mcp-secure login`',
-          cause: err,
-        });
-      case 'unsupported_grant_type':
-        throw new CliError('error', `the IdP at ${idp.issuer} does not support token exchange (RFC 8693)`, {
-          hint: "set exchange_endpoint in your profile to the control plane's exchange endpoint",
           cause: err,
         });
       default:

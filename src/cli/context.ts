@@ -1,6 +1,6 @@
 /** Shared start of every command: the effective profile, and the Ui. */
 import { type EffectiveProfile, loadEffectiveProfile } from '../config/load.js';
-import type { Profile } from '../config/schema.js';
+import { PROFILE_KEYS, type Profile } from '../config/schema.js';
 import type { Deps } from '../io.js';
 import type { GlobalOptions } from './ui.js';
 
@@ -42,6 +42,11 @@ export function profileFlags(options: Record<string, unknown>): ProfileFlags {
   if (options['dpop'] === false) {
     values.dpop = false;
     names.dpop = '--no-dpop';
+  }
+  const callbackPort = str('callbackPort');
+  if (callbackPort !== undefined) {
+    values.callback_port = PROFILE_KEYS.callback_port.parse(callbackPort) as number[];
+    names.callback_port = '--callback-port';
   }
   const timeout = str('timeout');
   if (timeout !== undefined) {

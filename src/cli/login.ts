@@ -60,6 +60,7 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
     insecureHttp: eff.profile.insecure_http,
     fetch: deps.fetch,
     debug: (line) => ui.debug(line),
+    profileArgs: eff.name === 'default' ? '' : ` --profile ${eff.name}`,
   });
   ui.debug(`discovered issuer ${idp.issuer}`);
 
@@ -80,6 +81,7 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
     scope,
     timeoutMs: eff.profile.login_timeout * 1000,
     dpop: dpopOptions(idp, dpopKey?.pair),
+    ...(eff.profile.callback_port ? { callbackPorts: eff.profile.callback_port } : {}),
   });
   ui.addSecret(tokens.access_token, tokens.refresh_token, tokens.id_token);
 
@@ -123,9 +125,10 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
         ui.info('Replaced the previous login of this profile; its refresh token was revoked at the IdP.');
       } catch (err) {
         ui.debug(`revoking the previous refresh token: ${err instanceof Error ? err.message : String(err)}`);
+        const { revocationError } = await import('../auth/oidc.js');
         ui.warn(
-          'the previous login of this profile could not be revoked at the IdP; it stays valid there until it ' +
-            'expires. Nothing to do unless you suspect it was copied.',
+          `the previous login of this profile could not be revoked: ${revocationError(err, idp.issuer).message}; ` +
+            'it stays valid there until it expires. Nothing to do unless you suspect it was copied.',
         );
       }
     }

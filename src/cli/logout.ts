@@ -1,4 +1,4 @@
-import { connectIdp, mapIdpError } from '../auth/oidc.js';
+import { connectIdp, revocationError } from '../auth/oidc.js';
 import { accountFor, deleteLogin, loadLogin } from '../auth/session.js';
 import { clearTenantState } from '../auth/tenant-state.js';
 import type { CliError } from '../errors.js';
@@ -49,7 +49,7 @@ export async function run(
         await idp.client.tokenRevocation(idp.config, login.access_token, { token_type_hint: 'access_token' });
         revoked = true;
       } catch (err) {
-        throw mapIdpError(err, login.issuer, 'token revocation');
+        throw revocationError(err, login.issuer);
       }
     }
   } catch (err) {

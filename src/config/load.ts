@@ -33,7 +33,8 @@ type NoDefault =
   | 'jump'
   | 'identity_file'
   | 'host_key_fingerprints'
-  | 'mcp_url';
+  | 'mcp_url'
+  | 'callback_port';
 
 export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
   scopes: ['profile', 'email'],
@@ -64,6 +65,7 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   host_key_fingerprints: 'MCP_SECURE_HOST_KEY_FINGERPRINTS',
   mcp_url: 'MCP_SECURE_MCP_URL',
   local_port: 'MCP_SECURE_LOCAL_PORT',
+  callback_port: 'MCP_SECURE_CALLBACK_PORT',
 };
 
 /** Keys a project file (which comes with a repository someone else wrote) may not set: unsafe modes. */

@@ -38,6 +38,12 @@ export interface Profile {
   mcp_url?: string;
   /** The local port `connect` listens on (default 7700). */
   local_port?: number;
+  /**
+   * Fixed ports for the browser login's loopback redirect, tried in order (default: a random port). For an
+   * IdP that accepts only the exact registered redirect URI, port included: register
+   * http://127.0.0.1:PORT/callback for each.
+   */
+  callback_port?: number[];
 }
 
 export interface ConfigFile {
@@ -134,6 +140,18 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
     expected: 'a port number between 1 and 65535',
     check: (v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535,
     parse: (t) => (t.trim() === '' ? t : Number(t)),
+  },
+  callback_port: {
+    expected: 'a list of port numbers between 1024 and 65535 (the registered http://127.0.0.1:PORT/callback)',
+    check: (v) =>
+      Array.isArray(v) &&
+      v.length > 0 &&
+      v.every((p) => typeof p === 'number' && Number.isInteger(p) && p >= 1024 && p <= 65535),
+    parse: (t) =>
+      t
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .map((p) => (/^\d+$/.test(p) ? Number(p) : p)),
   },
 };
 
