@@ -51,6 +51,7 @@ export const NEEDS = {
     purpose: 'dropbear as a second SSH server',
   },
   ip: { programs: ['ip'], packages: 'iproute2', purpose: 'network namespaces' },
+  openssl: { programs: ['openssl'], packages: 'openssl', purpose: 'a private CA made at test time' },
 } satisfies Record<string, Need>;
 
 export type NeedName = keyof typeof NEEDS;
