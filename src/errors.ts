@@ -1,6 +1,7 @@
 /**
- * Typed errors and the one place that maps them to exit codes (DESIGN.md: "typed errors mapped to exit
- * codes in one place"). Library code throws `CliError`; only `cli/main.ts` turns it into text and a code.
+ * Typed errors and the one place that maps them to exit codes (docs/architecture.md, "Conventions"; the
+ * model is gh's cmd/gh exit codes). Library code throws `CliError`; only `cli/main.ts` turns it into
+ * text and a code.
  */
 export type ErrorKind = 'error' | 'usage' | 'auth' | 'trust' | 'interrupted';
 

@@ -1,10 +1,8 @@
 /**
  * The one injected Deps object (gh's IOStreams, the MCP SDK's HostUI): everything a command touches in the
  * outside world. Tests pass fakes for the clock and the terminal and real servers for the network.
- * Creating it imports nothing heavy: the keychain module is loaded only when a command asks for it.
+ * The real one is made by cli/deps.ts, the composition root.
  */
-import { homedir } from 'node:os';
-import { defaultConfigDir } from './config/paths.js';
 import type { KeychainApi } from './secrets/keychain.js';
 
 export interface Deps {
@@ -50,39 +48,4 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-export interface ProcessLike {
-  stdout: NodeJS.WriteStream;
-  stderr: NodeJS.WriteStream;
-  stdin: NodeJS.ReadStream;
-  env: NodeJS.ProcessEnv;
-  platform: NodeJS.Platform;
-  cwd(): string;
-}
-
-export function createDeps(proc: ProcessLike, signal: AbortSignal): Deps {
-  const home = homedir();
-  return {
-    stdout: proc.stdout,
-    stderr: proc.stderr,
-    stdin: proc.stdin,
-    stdoutIsTTY: proc.stdout.isTTY === true,
-    stderrIsTTY: proc.stderr.isTTY === true,
-    stdinIsTTY: proc.stdin.isTTY === true,
-    env: proc.env,
-    platform: proc.platform,
-    homedir: home,
-    cwd: proc.cwd(),
-    configDir: defaultConfigDir(proc.env, proc.platform, home),
-    now: () => Date.now(),
-    sleep,
-    fetch: globalThis.fetch,
-    openUrl: async (url) => (await import('./cli/browser.js')).openBrowser(url, proc.env, proc.platform),
-    prompt: async (question, options) =>
-      (await import('./cli/prompt.js')).prompt(proc.stdin, proc.stderr, question, { ...options, signal }),
-    keychain: async () => (await import('./secrets/keychain.js')).loadKeychainApi(),
-    signal,
-    self: [process.execPath, process.argv[1] ?? 'mcp-secure'],
-  };
 }

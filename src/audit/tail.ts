@@ -141,6 +141,7 @@ export async function tail(o: TailOptions): Promise<TailResult> {
       // The watchdog: a server that goes silent (no events, no heartbeats) is dropped and resumed.
       let timer: NodeJS.Timeout | undefined;
       let quiet: NodeJS.Timeout | undefined;
+      let chunks = 0;
       const arm = () => {
         clearTimeout(timer);
         timer = setTimeout(() => {
@@ -150,14 +151,22 @@ export async function tail(o: TailOptions): Promise<TailResult> {
         if (!o.follow) {
           clearTimeout(quiet);
           quiet = setTimeout(() => {
-            done = true;
-            res.body.destroy();
+            // After a stall (a loaded machine), an expired timer runs before the I/O that queued up behind
+            // it: Node's timers phase comes before the poll phase. Decide only once that I/O has been read
+            // (setImmediate runs after the poll phase): events that were waiting are not "the end".
+            const seen = chunks;
+            setImmediate(() => {
+              if (chunks !== seen || done) return;
+              done = true;
+              res.body.destroy();
+            });
           }, o.quietMs);
         }
       };
       arm();
       try {
         for await (const chunk of res.body) {
+          chunks += 1;
           arm();
           let oversized = false;
           try {

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type * as Client from 'openid-client';
 import { CliError } from '../errors.js';
 import type { TokenResponse } from './device.js';
-import type { LoginUi } from './flows.js';
+import type { LoginUi } from './login-ui.js';
 import { type Idp, mapIdpError, oauthError } from './oidc.js';
 
 export interface BrowserLoginOptions {

@@ -5,7 +5,7 @@
  */
 import type * as Client from 'openid-client';
 import { CliError } from '../errors.js';
-import { DEVICE_CODE_GRANT, type LoginUi } from './flows.js';
+import { DEVICE_CODE_GRANT, type LoginUi } from './login-ui.js';
 import { type Idp, mapIdpError, oauthError } from './oidc.js';
 
 export interface DeviceLoginOptions {

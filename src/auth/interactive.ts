@@ -3,7 +3,7 @@ import type * as Client from 'openid-client';
 import type { LoginFlow } from '../config/schema.js';
 import type { Deps } from '../io.js';
 import type { TokenResponse } from './device.js';
-import type { LoginUi } from './flows.js';
+import type { LoginUi } from './login-ui.js';
 import type { Idp } from './oidc.js';
 
 export interface InteractiveLoginOptions {
@@ -21,8 +21,22 @@ export interface InteractiveLoginOptions {
 
 export async function resolveFlow(flow: LoginFlow, deps: Deps): Promise<'device' | 'browser'> {
   if (flow !== 'auto') return flow;
-  const { canOpenBrowser } = await import('../cli/browser.js');
   return canOpenBrowser(deps.env, deps.platform) ? 'browser' : 'device';
+}
+
+/**
+ * Can a browser be opened on this machine? No on Linux without a display, in an SSH session, or in CI:
+ * there the device flow is the right choice (RFC 8628 §1: devices without a usable browser). `BROWSER`
+ * set means the user told us how.
+ */
+export function canOpenBrowser(
+  env: Readonly<Record<string, string | undefined>>,
+  platform: NodeJS.Platform,
+): boolean {
+  if (env['BROWSER']) return true;
+  if (env['CI'] || env['SSH_CONNECTION'] || env['SSH_TTY']) return false;
+  if (platform === 'darwin' || platform === 'win32') return true;
+  return Boolean(env['DISPLAY'] || env['WAYLAND_DISPLAY']);
 }
 
 export async function interactiveLogin(

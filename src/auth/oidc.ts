@@ -5,6 +5,9 @@
  */
 import type * as Client from 'openid-client';
 import { CliError, type ErrorKind, sanitize } from '../errors.js';
+import { isLoopbackHost } from '../net.js';
+
+export { isLoopbackHost };
 
 export type OidcClientModule = typeof Client;
 
@@ -24,11 +27,6 @@ export interface IdpOptions {
   debug?: (line: string) => void;
   /** ` --profile NAME` for commands in hints, when not the default profile. */
   profileArgs?: string;
-}
-
-export function isLoopbackHost(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
 }
 
 /** https everywhere; plain http only for a loopback issuer and only with the named opt-in. */

@@ -4,7 +4,6 @@
  * token that names exactly one tenant. The answer is checked before use; anything off is refused.
  */
 import type * as Client from 'openid-client';
-import { TENANT_NAME } from '../config/schema.js';
 import { CliError, sanitize } from '../errors.js';
 import type { TokenStore } from '../secrets/store.js';
 import { dpopOptions, importDpopKey } from './dpop.js';
@@ -18,7 +17,7 @@ import {
   TLS_TRUST_HINT,
   tlsTrustProblem,
 } from './oidc.js';
-import { accessExpiresAt, loadLogin, type StoredLogin, saveLogin, type UserInfo } from './session.js';
+import { accessExpiresAt, loadLogin, type StoredLogin, saveLogin, type UserInfo } from './stored-login.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -44,20 +43,13 @@ export interface TenantToken {
   jkt: string | undefined;
 }
 
-export function checkTenantName(tenant: string): string {
-  if (!TENANT_NAME.test(tenant)) {
-    throw new CliError('usage', `invalid tenant name "${sanitize(tenant, 64)}"`, {
-      hint: 'tenant names use lower-case letters, digits and dashes (at most 63)',
-    });
-  }
-  return tenant;
-}
+export { checkTenantName } from '../config/schema.js';
 
 export function describeUser(user: UserInfo): string {
   return user.preferred_username ?? user.email ?? user.name ?? user.sub;
 }
 
-export interface IdpSessionOptions {
+export interface OpenLoginOptions {
   idp: Idp;
   store: TokenStore;
   profile: string;
@@ -72,13 +64,13 @@ export interface IdpSessionOptions {
 }
 
 /** The user's IdP session: a valid access token on demand, refreshed without burning the refresh token. */
-export class IdpSession {
+export class OpenLogin {
   readonly idp: Idp;
   #login: StoredLogin;
   #key: CryptoKeyPairLike | undefined;
-  readonly #o: IdpSessionOptions;
+  readonly #o: OpenLoginOptions;
 
-  constructor(options: IdpSessionOptions) {
+  constructor(options: OpenLoginOptions) {
     this.idp = options.idp;
     this.#login = options.login;
     this.#o = options;

@@ -7,74 +7,18 @@ import { once } from 'node:events';
 import { get as httpGet } from 'node:http';
 import type { AuditEvent, ChainProblem } from '../audit/chain.js';
 import { feedResponse, type OpenFeed } from '../audit/tail.js';
-import { checkTenantName } from '../auth/tenant.js';
 import { requireSetting } from '../config/require.js';
-import { CliError, sanitize, terminalSafeJson } from '../errors.js';
+import { CliError, terminalSafeJson } from '../errors.js';
 import type { Deps } from '../io.js';
-import { loadProfile, profileFlags } from './context.js';
-import { boundYoungGeneration } from './memory.js';
+import type { AuditOptions } from './commands/audit.js';
+import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
+import { boundYoungGeneration } from './young-generation.js';
 
-export interface AuditOptions {
-  tenant: string;
-  actor: string | undefined;
-  tool: string | undefined;
-  outcome: AuditEvent['outcome'] | undefined;
-  sinceMs: number | undefined;
-  follow: boolean | undefined;
-  verify: boolean;
-  quiet: boolean;
-  pretty: boolean;
-  acceptNewHostKey: boolean;
-  flags: ReturnType<typeof profileFlags>;
-}
-
-export function parseAuditOptions(options: Record<string, unknown>): AuditOptions {
-  const str = (k: string) => (typeof options[k] === 'string' ? (options[k] as string) : undefined);
-  const tenant = str('tenant');
-  if (!tenant) throw new CliError('usage', 'which tenant?', { hint: 'pass `--tenant NAME`' });
-  const outcome = str('outcome');
-  if (outcome !== undefined && !['allowed', 'denied', 'error'].includes(outcome)) {
-    throw new CliError('usage', `invalid --outcome "${sanitize(outcome, 20)}"`, {
-      hint: 'use allowed, denied or error',
-    });
-  }
-  const since = str('since');
-  let sinceMs: number | undefined;
-  if (since !== undefined) {
-    const m = since.match(/^(\d+)(s|m|h|d)$/);
-    if (!m)
-      throw new CliError('usage', `invalid --since "${sanitize(since, 20)}"`, {
-        hint: 'use e.g. 90s, 10m, 2h or 1d',
-      });
-    sinceMs =
-      Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
-  }
-  return {
-    tenant: checkTenantName(tenant),
-    actor: str('actor'),
-    tool: str('tool'),
-    outcome: outcome as AuditEvent['outcome'] | undefined,
-    sinceMs,
-    follow: typeof options['follow'] === 'boolean' ? options['follow'] : undefined,
-    verify: options['verify'] === true,
-    quiet: options['quiet'] === true,
-    pretty: options['pretty'] === true,
-    acceptNewHostKey: options['acceptNewHostKey'] === true,
-    flags: profileFlags(options),
-  };
-}
-
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
-  const parsed = parseAuditOptions(options);
-  // A tail can follow the feed for hours: a small young generation (memory.ts).
+/** The validated options (commands/audit.ts); a tail can follow the feed for hours: a small young generation (young-generation.ts). */
+export async function run(globals: GlobalOptions, opts: AuditOptions, deps: Deps) {
   boundYoungGeneration();
-  return runAuditTail(globals, parsed, deps);
+  return runAuditTail(globals, opts, deps);
 }
 
 function feedPath(
@@ -102,7 +46,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
   deps.signal.addEventListener('abort', onAbort, { once: true });
   const cleanups: Array<() => unknown> = [];
   try {
-    const { findConnect } = await import('../audit/live-session.js');
+    const { findConnect } = await import('../audit/live-tunnels.js');
     const live = await findConnect(deps.configDir, eff.name, opts.tenant);
     let open: OpenFeed;
     if (live) {
@@ -121,11 +65,11 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
           }),
         );
     } else {
-      const { resolveHops } = await import('./connect.js');
-      const { openTunnelSession } = await import('./tunnel-session.js');
+      const { resolveHops } = await import('../tunnel/hops.js');
+      const { openTunnel } = await import('./open-tunnel.js');
       const { upstreamRequest } = await import('../tunnel/local.js');
       const { createProof } = await import('../auth/dpop.js');
-      const tunnel = await openTunnelSession({
+      const tunnel = await openTunnel({
         ui,
         deps,
         eff,
@@ -138,7 +82,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         quietEvents: false,
         cleanups,
       });
-      void tunnel.tenantSession.run().catch(() => undefined);
+      void tunnel.refresher.run().catch(() => undefined);
       const upstream = { supervisor: tunnel.supervisor, upstream: new URL(mcpUrl) };
       open = async (request, signal) =>
         feedResponse(
@@ -146,7 +90,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
             {
               ...upstream,
               token: () => {
-                const t = tunnel.tenantSession.current();
+                const t = tunnel.refresher.current();
                 return t ? { value: t.token, type: t.tokenType } : undefined;
               },
               proof: (method, url, token) =>

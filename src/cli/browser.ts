@@ -1,19 +1,5 @@
 import { spawn } from 'node:child_process';
 
-/**
- * Can a browser be opened on this machine? No on Linux without a display, in an SSH session, or in CI:
- * there the device flow is the right choice (DESIGN.md, `login`). `BROWSER` set means the user told us how.
- */
-export function canOpenBrowser(
-  env: Readonly<Record<string, string | undefined>>,
-  platform: NodeJS.Platform,
-): boolean {
-  if (env['BROWSER']) return true;
-  if (env['CI'] || env['SSH_CONNECTION'] || env['SSH_TTY']) return false;
-  if (platform === 'darwin' || platform === 'win32') return true;
-  return Boolean(env['DISPLAY'] || env['WAYLAND_DISPLAY']);
-}
-
 function opener(
   url: string,
   env: Readonly<Record<string, string | undefined>>,

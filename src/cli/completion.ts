@@ -9,12 +9,11 @@ import { join } from 'node:path';
 import type { Command, Option } from 'commander';
 import { readConfigFile } from '../config/load.js';
 import { PROJECT_CONFIG_FILE, USER_CONFIG_FILE } from '../config/paths.js';
-import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
+import { type CompletionOptions, SHELLS, type Shell } from './commands/completion.js';
 import type { GlobalOptions } from './ui.js';
 
-export const SHELLS = ['bash', 'zsh', 'fish'] as const;
-export type Shell = (typeof SHELLS)[number];
+export { SHELLS, type Shell };
 
 /** Quietly best-effort: a broken config file must not make <Tab> print errors into the command line. */
 async function profileNames(deps: Pick<Deps, 'configDir' | 'cwd'>): Promise<string[]> {
@@ -159,18 +158,11 @@ function fn(bin: string): string {
   return bin.replace(/[^A-Za-z0-9_]/g, '_');
 }
 
-export async function run(
+export async function runCompletion(
   _globals: GlobalOptions,
-  _options: Record<string, unknown>,
-  args: string[],
+  opts: CompletionOptions,
   deps: Deps,
 ): Promise<number> {
-  const shell = args[0];
-  if (!SHELLS.includes(shell as Shell)) {
-    throw new CliError('usage', `no completion for "${String(shell).slice(0, 20)}"`, {
-      hint: 'use bash, zsh or fish',
-    });
-  }
-  deps.stdout.write(script(shell as Shell));
+  deps.stdout.write(script(opts.shell));
   return 0;
 }

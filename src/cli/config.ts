@@ -8,6 +8,7 @@ import {
 import { PROFILE_KEYS, PROFILE_NAME, type Profile } from '../config/schema.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
+import type { ConfigOptions } from './commands/config.js';
 import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
@@ -28,7 +29,7 @@ function describe(source: Source | undefined): string {
 }
 
 /** `mcp-secure config`: the effective profile, each value with where it came from. */
-export async function runShow(globals: GlobalOptions, _o: Record<string, unknown>, _a: string[], deps: Deps) {
+async function runShow(globals: GlobalOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals);
   const keys = Object.keys(PROFILE_KEYS) as Array<keyof Profile>;
@@ -74,14 +75,8 @@ async function targetProfile(globals: GlobalOptions, deps: Deps): Promise<string
 }
 
 /** `mcp-secure config set KEY VALUE`: non-interactive, validated before anything is written. */
-export async function runSet(
-  globals: GlobalOptions,
-  _o: Record<string, unknown>,
-  args: string[],
-  deps: Deps,
-) {
+async function runSet(globals: GlobalOptions, key: string, text: string, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const [key, text] = args as [string, string];
   const value = parseProfileValue(key, text);
   const name = await targetProfile(globals, deps);
   const file = await updateUserConfig(deps.configDir, (config) => {
@@ -93,14 +88,8 @@ export async function runSet(
   return 0;
 }
 
-export async function runUnset(
-  globals: GlobalOptions,
-  _o: Record<string, unknown>,
-  args: string[],
-  deps: Deps,
-) {
+async function runUnset(globals: GlobalOptions, key: string, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const [key] = args as [string];
   parseProfileValue(key, '');
   const name = await targetProfile(globals, deps);
   const file = await updateUserConfig(deps.configDir, (config) => {
@@ -113,14 +102,8 @@ export async function runUnset(
   return 0;
 }
 
-export async function runUse(
-  globals: GlobalOptions,
-  _o: Record<string, unknown>,
-  args: string[],
-  deps: Deps,
-) {
+async function runUse(globals: GlobalOptions, name: string, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const [name] = args as [string];
   if (!PROFILE_NAME.test(name)) {
     throw new CliError('usage', `invalid profile name "${name.slice(0, 64)}"`, {
       hint: 'use letters, digits, ".", "_" or "-"',
@@ -138,7 +121,7 @@ export async function runUse(
   return 0;
 }
 
-export async function runList(globals: GlobalOptions, _o: Record<string, unknown>, _a: string[], deps: Deps) {
+async function runList(globals: GlobalOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals);
   const user = await readConfigFile(eff.userFile);
@@ -169,4 +152,20 @@ export async function runList(globals: GlobalOptions, _o: Record<string, unknown
     );
   }
   return 0;
+}
+
+/** `mcp-secure config …`: the validated options of commands/config.ts. */
+export async function runConfig(globals: GlobalOptions, opts: ConfigOptions, deps: Deps): Promise<number> {
+  switch (opts.action) {
+    case 'show':
+      return runShow(globals, deps);
+    case 'set':
+      return runSet(globals, opts.key, opts.value, deps);
+    case 'unset':
+      return runUnset(globals, opts.key, deps);
+    case 'use':
+      return runUse(globals, opts.profile, deps);
+    case 'list':
+      return runList(globals, deps);
+  }
 }

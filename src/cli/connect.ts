@@ -2,144 +2,20 @@
  * `mcp-secure connect --tenant acme`: a tenant token, the SSH chain, and a listener on 127.0.0.1:7700
  * that behaves like the in-cluster MCP endpoint for as long as the session lasts.
  */
-import { isIP } from 'node:net';
-import { homedir, userInfo } from 'node:os';
-import { join } from 'node:path';
-import { isLoopbackHost } from '../auth/oidc.js';
-import type { Role } from '../auth/tenant.js';
-import { checkTenantName } from '../auth/tenant.js';
-import type { EffectiveProfile } from '../config/load.js';
-import { requireSetting } from '../config/require.js';
+import { profileArg, requireSetting } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
-import type { Hop } from '../tunnel/ssh.js';
-import { loadProfile, profileFlags } from './context.js';
-import { boundYoungGeneration } from './memory.js';
-import { mmss } from './tunnel-session.js';
+import { resolveHops } from '../tunnel/hops.js';
+import type { ConnectOptions } from './commands/connect.js';
+import { loadProfile } from './context.js';
+import { mmss } from './open-tunnel.js';
 import { type GlobalOptions, Ui } from './ui.js';
+import { boundYoungGeneration } from './young-generation.js';
 
-export interface ConnectOptions {
-  tenant: string;
-  role: Role;
-  port: number | undefined;
-  bind: string;
-  allowNonLoopback: boolean;
-  raw: boolean;
-  acceptNewHostKey: boolean;
-  maxSessionMs: number | undefined;
-  idleTimeoutMs: number | undefined;
-  auditPane: boolean;
-  flags: ReturnType<typeof profileFlags>;
-}
-
-/** "90", "90s", "30m", "8h" → ms. */
-export function parseDuration(text: string, flag: string): number {
-  const m = text.trim().match(/^(\d+(?:\.\d+)?)(s|m|h)?$/);
-  if (!m)
-    throw new CliError('usage', `invalid ${flag} "${sanitize(text, 20)}"`, {
-      hint: 'use seconds or 30m, 8h',
-    });
-  const n = Number(m[1]) * { s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 's' | 'm' | 'h'] * 1000;
-  if (n < 1000 || n > 7 * 86_400_000)
-    throw new CliError('usage', `${flag} must be between 1 s and 7 days`, { hint: 'e.g. 8h' });
-  return n;
-}
-
-export function parseConnectOptions(options: Record<string, unknown>): ConnectOptions {
-  const str = (k: string) => (typeof options[k] === 'string' ? (options[k] as string) : undefined);
-  const tenant = str('tenant');
-  if (!tenant) throw new CliError('usage', 'which tenant?', { hint: 'pass `--tenant NAME`' });
-  const portText = str('port');
-  const port = portText === undefined ? undefined : Number(portText);
-  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
-    throw new CliError('usage', `invalid --port "${sanitize(portText, 10)}"`, {
-      hint: 'use a port number, e.g. 7701',
-    });
-  }
-  const role = (str('role') ?? 'member') as Role;
-  const bind = str('bind') ?? '127.0.0.1';
-  const allowNonLoopback = options['unsafeAllowNonLoopback'] === true;
-  // Checked here, before any token or SSH connection exists.
-  if (!isIP(bind)) {
-    throw new CliError('usage', `--bind must be an IP address, not "${sanitize(bind, 60)}"`, {
-      hint: 'use 127.0.0.1',
-    });
-  }
-  if (!isLoopbackHost(bind) && !allowNonLoopback) {
-    throw new CliError(
-      'usage',
-      `refusing to listen on ${bind}: anyone who can reach it would use your session`,
-      {
-        hint: 'listen on 127.0.0.1 (the default); if you really mean it, add --unsafe-allow-non-loopback',
-      },
-    );
-  }
-  const max = str('maxSession');
-  const idle = str('idleTimeout');
-  return {
-    tenant: checkTenantName(tenant),
-    role,
-    port,
-    bind,
-    allowNonLoopback,
-    raw: options['raw'] === true,
-    acceptNewHostKey: options['acceptNewHostKey'] === true,
-    maxSessionMs: max ? parseDuration(max, '--max-session') : undefined,
-    idleTimeoutMs: idle ? parseDuration(idle, '--idle-timeout') : undefined,
-    auditPane: options['auditPane'] === true,
-    flags: profileFlags(options),
-  };
-}
-
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
-  const parsed = parseConnectOptions(options);
-  // A session lasts hours: a small young generation (memory.ts).
+/** The validated options (commands/connect.ts); a tunnel lasts hours: a small young generation (young-generation.ts). */
+export async function run(globals: GlobalOptions, opts: ConnectOptions, deps: Deps) {
   boundYoungGeneration();
-  return runConnect(globals, parsed, deps);
-}
-
-const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
-
-function expandHome(path: string, home: string): string {
-  return path.replace(/^~(?=\/|$)/, home);
-}
-
-/** The hops from the profile and ~/.ssh/config: jump hosts first, the bastion last. */
-export async function resolveHops(eff: EffectiveProfile, deps: Deps): Promise<Hop[]> {
-  const bastion = requireSetting(
-    eff,
-    'bastion',
-    'the SSH host the MCP endpoint is reached from',
-    'user@bastion.example.com',
-  );
-  const { loadSshConfig } = await import('../tunnel/ssh-config.js');
-  const home = deps.homedir || homedir();
-  const resolve = await loadSshConfig(home);
-  const main = resolve(bastion);
-  const jumps = eff.profile.jump ?? main.proxyJump;
-  const defaultUser = deps.env['USER'] ?? userInfo().username;
-  const own = eff.profile.identity_file ? [expandHome(eff.profile.identity_file, home)] : [];
-  const toHop = (spec: ReturnType<typeof resolve>): Hop => ({
-    host: spec.hostName,
-    port: spec.port,
-    user: spec.user ?? defaultUser,
-    identityFiles: [
-      ...own,
-      ...(spec.identityFiles.length
-        ? spec.identityFiles
-        : DEFAULT_IDENTITIES.map((f) => join(home, '.ssh', f))),
-    ],
-    ...(spec.serverAliveInterval !== undefined
-      ? { keepaliveIntervalMs: spec.serverAliveInterval * 1000 }
-      : {}),
-    ...(spec.serverAliveCountMax !== undefined ? { keepaliveCountMax: spec.serverAliveCountMax } : {}),
-  });
-  return [...jumps.map((j) => toHop(resolve(j))), toHop(main)];
+  return runConnect(globals, opts, deps);
 }
 
 function fmtBytes(n: number): string {
@@ -208,7 +84,7 @@ async function openAuditPane(
 export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
-  const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+  const p = profileArg(eff.name);
   const mcpUrl = requireSetting(
     eff,
     'mcp_url',
@@ -231,8 +107,8 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   // Whatever happens below, nothing the session started outlives it.
   const cleanups: Array<() => unknown> = [];
   try {
-    const { openTunnelSession } = await import('./tunnel-session.js');
-    const { session, tenantSession, supervisor, dpopKey, stats } = await openTunnelSession({
+    const { openTunnel } = await import('./open-tunnel.js');
+    const { session, refresher, supervisor, dpopKey, stats } = await openTunnel({
       ui,
       deps,
       eff,
@@ -254,7 +130,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
         upstream,
         raw: opts.raw,
         token: () => {
-          const t = tenantSession.current();
+          const t = refresher.current();
           return t ? { value: t.token, type: t.tokenType } : undefined;
         },
         proof: async (method, url, token) => {
@@ -270,7 +146,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
     cleanups.push(() => listener.close());
     if (!opts.raw) {
       // Tell `audit tail` (and the audit pane) where this session's proxy is: pid and port, no secret.
-      const { announceConnect } = await import('../audit/live-session.js');
+      const { announceConnect } = await import('../audit/live-tunnels.js');
       cleanups.push(
         await announceConnect(deps.configDir, eff.name, {
           pid: process.pid,
@@ -295,7 +171,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
 
     const user = session.login.user.preferred_username ?? session.login.user.email ?? session.login.user.sub;
     const line = () => {
-      const t = tenantSession.current();
+      const t = refresher.current();
       return [
         `${opts.tenant}${opts.role === 'admin' ? ' (admin)' : ''}`,
         user,
@@ -317,7 +193,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
     let fatal: unknown;
     const ends: Array<Promise<void>> = [
       new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
-      tenantSession.run().catch((err: unknown) => {
+      refresher.run().catch((err: unknown) => {
         if (signal.aborted) return;
         reason = 'fatal';
         fatal = err;

@@ -6,11 +6,12 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { EffectiveProfile } from '../config/load.js';
+import { profileArg } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
+import type { DoctorOptions } from './commands/doctor.js';
 import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
@@ -68,7 +69,7 @@ async function bounded(
 }
 
 function profileHint(eff: EffectiveProfile): string {
-  return eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+  return profileArg(eff.name);
 }
 
 /** Example values for the settings `config` checks, as the fix shows them. */
@@ -241,29 +242,24 @@ async function checkKeychain(eff: EffectiveProfile, deps: Deps): Promise<Outcome
   return { status: 'ok', detail: `${which} (write, read and delete of a probe item worked)` };
 }
 
-/** Asks the agent for its identities (SSH2_AGENTC_REQUEST_IDENTITIES) and counts them. */
-function agentKeyCount(socket: string): Promise<number> {
+/**
+ * Asks the agent for its identities with ssh2's own agent client (AgentProtocol: the same code `connect`
+ * uses, so the count is of keys `connect` can offer), over a socket bounded in time.
+ */
+async function agentKeyCount(socket: string): Promise<number> {
+  const { default: ssh2 } = await import('ssh2');
   return new Promise((resolve, reject) => {
     const conn = createConnection(socket);
-    let buf = Buffer.alloc(0);
-    conn.setTimeout(CHECK_TIMEOUT_MS - 200, () => conn.destroy(new Error('ssh-agent did not answer')));
+    const end = (settle: () => void) => {
+      conn.destroy();
+      settle();
+    };
+    conn.setTimeout(CHECK_TIMEOUT_MS - 200, () => end(() => reject(new Error('ssh-agent did not answer'))));
     conn.once('error', reject);
-    conn.once('connect', () => conn.write(Buffer.from([0, 0, 0, 1, 11])));
-    conn.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (buf.length < 4) return;
-      const len = buf.readUInt32BE(0);
-      if (len > 1 << 20) {
-        conn.destroy();
-        reject(new Error('ssh-agent sent an oversized answer'));
-        return;
-      }
-      if (buf.length < 4 + len) return;
-      conn.end();
-      // 12 = SSH2_AGENT_IDENTITIES_ANSWER, then uint32 nkeys.
-      if (buf[4] !== 12 || len < 5) reject(new Error(`ssh-agent answered message type ${buf[4]}`));
-      else resolve(buf.readUInt32BE(5));
-    });
+    const agent = new ssh2.AgentProtocol(true);
+    agent.once('error', (err: Error) => end(() => reject(err)));
+    agent.pipe(conn).pipe(agent);
+    agent.getIdentities((err, keys) => end(() => (err ? reject(err) : resolve(keys?.length ?? 0))));
   });
 }
 
@@ -271,9 +267,9 @@ async function checkAgent(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
   const socket = deps.env['SSH_AUTH_SOCK'];
   // The key files connect would offer besides the agent: identity_file, IdentityFile from ~/.ssh/config,
   // else ~/.ssh/id_ed25519, id_ecdsa, id_rsa (as OpenSSH does).
-  const own = eff.profile.identity_file?.replace(/^~(?=\/|$)/, deps.homedir || homedir());
+  const own = eff.profile.identity_file?.replace(/^~(?=\/|$)/, deps.homedir);
   const candidates = eff.profile.bastion
-    ? (await (await import('./connect.js')).resolveHops(eff, deps)).flatMap((h) => h.identityFiles)
+    ? (await (await import('../tunnel/hops.js')).resolveHops(eff, deps)).flatMap((h) => h.identityFiles)
     : own
       ? [own]
       : [];
@@ -354,12 +350,12 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
     return { status: 'skip', detail: 'no bastion configured' };
   }
   const [{ resolveHops }, { hopLabel }, kh] = await Promise.all([
-    import('./connect.js'),
+    import('../tunnel/hops.js'),
     import('../tunnel/ssh.js'),
     import('../tunnel/known-hosts.js'),
   ]);
   const hops = await resolveHops(eff, deps);
-  const knownHosts = join(deps.homedir || homedir(), '.ssh', 'known_hosts');
+  const knownHosts = join(deps.homedir, '.ssh', 'known_hosts');
   const pinned = eff.profile.host_key_fingerprints ?? [];
   const lines: string[] = [];
   const first = hops[0]!;
@@ -398,20 +394,9 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
   }
   lines.push(`${hopLabel(first)} ${verdict.status === 'pinned' ? 'pinned' : 'in known_hosts'}`);
   // Later hops are reached only through the earlier ones (after authentication): check they are listed.
-  let text = '';
-  try {
-    text = await readFile(knownHosts, 'utf8');
-  } catch {
-    // no known_hosts: only pins can vouch for the later hops
-  }
+  // (no known_hosts: only pins can vouch for the later hops)
   for (const hop of hops.slice(1)) {
-    const listed = text
-      .split('\n')
-      .map((l) => l.trim().split(/\s+/))
-      .some((f) => {
-        const field = f[0]?.startsWith('@') ? f[1] : f[0];
-        return field !== undefined && f[0] !== '@revoked' && kh.hostFieldMatches(field, hop.host, hop.port);
-      });
+    const listed = await kh.isListed([knownHosts], hop.host, hop.port);
     if (!listed && pinned.length <= 1) {
       return {
         status: 'fail',
@@ -486,12 +471,58 @@ function checkClock(d: Discovery | undefined): Outcome {
   return { status: 'ok', detail: `within ${Math.max(1, seconds)} s of the IdP's clock` };
 }
 
-export async function run(
-  globals: GlobalOptions,
-  _options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-): Promise<number> {
+/**
+ * The independent checks, in the order doctor prints them (after config and the IdP, before the clock):
+ * each a function over the library code `connect` itself uses, with what to do when it does not answer.
+ */
+interface Check {
+  id: string;
+  title: string;
+  /** What did not answer, for the timeout's message. */
+  what: string;
+  timeoutFix: string;
+  run(eff: EffectiveProfile, deps: Deps): Promise<Outcome>;
+}
+
+const CHECKS: readonly Check[] = [
+  {
+    id: 'keychain',
+    title: 'keychain usable',
+    what: 'the keychain',
+    timeoutFix: 'unlock your keychain, or `mcp-secure config set storage memory`',
+    run: checkKeychain,
+  },
+  {
+    id: 'ssh-agent',
+    title: 'ssh-agent holding keys',
+    what: 'ssh-agent',
+    timeoutFix: 'restart ssh-agent: eval "$(ssh-agent)" && ssh-add',
+    run: checkAgent,
+  },
+  {
+    id: 'host-keys',
+    title: 'host keys known for every hop',
+    what: 'the SSH host',
+    timeoutFix: 'check the bastion address, your network or VPN',
+    run: checkHostKeys,
+  },
+  {
+    id: 'port',
+    title: 'local port free',
+    what: 'the port check',
+    timeoutFix: 'try again',
+    run: (e) => checkPort(e),
+  },
+  {
+    id: 'tmux',
+    title: 'tmux for --audit-pane',
+    what: 'tmux',
+    timeoutFix: 'install tmux',
+    run: (_e, d) => checkTmux(d),
+  },
+];
+
+export async function runDoctor(globals: GlobalOptions, _opts: DoctorOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const results: CheckResult[] = [];
   const add = (id: string, title: string, o: Outcome) => results.push({ id, title, ...o });
@@ -511,31 +542,16 @@ export async function run(
     add('config', 'config valid', config);
     const hasIdp = e.profile.issuer !== undefined && e.profile.client_id !== undefined;
     const idpFix = 'check the issuer URL, your network or VPN';
-    const [idp, keychain, agent, hostKeys, port, tmux] = await Promise.all([
+    // Every check at once, each bounded in time; the results in the table's order.
+    const [idp, ...outcomes] = await Promise.all([
       hasIdp
         ? (bounded(CHECK_TIMEOUT_MS, 'the IdP', idpFix, () => checkIdp(e, deps)) as Promise<Discovery>)
         : Promise.resolve<Discovery>({ status: 'skip', detail: 'no issuer configured' }),
-      bounded(
-        CHECK_TIMEOUT_MS,
-        'the keychain',
-        'unlock your keychain, or `mcp-secure config set storage memory`',
-        () => checkKeychain(e, deps),
-      ),
-      bounded(CHECK_TIMEOUT_MS, 'ssh-agent', 'restart ssh-agent: eval "$(ssh-agent)" && ssh-add', () =>
-        checkAgent(e, deps),
-      ),
-      bounded(CHECK_TIMEOUT_MS, 'the SSH host', 'check the bastion address, your network or VPN', () =>
-        checkHostKeys(e, deps),
-      ),
-      bounded(CHECK_TIMEOUT_MS, 'the port check', 'try again', () => checkPort(e)),
-      bounded(CHECK_TIMEOUT_MS, 'tmux', 'install tmux', () => checkTmux(deps)),
+      ...CHECKS.map((c) => bounded(CHECK_TIMEOUT_MS, c.what, c.timeoutFix, () => c.run(e, deps))),
     ]);
     add('idp', 'IdP discovery reachable', idp);
-    add('keychain', 'keychain usable', keychain);
-    add('ssh-agent', 'ssh-agent holding keys', agent);
-    add('host-keys', 'host keys known for every hop', hostKeys);
-    add('port', 'local port free', port);
-    add('tmux', 'tmux for --audit-pane', tmux);
+    for (const [i, c] of CHECKS.entries()) add(c.id, c.title, outcomes[i]!);
+    // The clock is judged against the IdP's Date header: after discovery.
     add('clock', 'clock in sync with the IdP', checkClock(idp.status === 'skip' ? undefined : idp));
   }
   const failed = results.filter((r) => r.status === 'fail').length;

@@ -1,3 +1,3 @@
 /** What bin/mcp-secure.js needs, bundled into dist/cli/main.js (see scripts/bundle.js). */
-export { createDeps } from '../io.js';
+export { createDeps } from './deps.js';
 export { main } from './main.js';

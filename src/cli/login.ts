@@ -1,30 +1,7 @@
-import type { LoginFlow } from '../config/schema.js';
-import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
-import { loadProfile, profileFlags, requireIdp } from './context.js';
+import type { LoginOptions } from './commands/login.js';
+import { loadProfile, requireIdp } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
-
-export interface LoginOptions {
-  flow: LoginFlow;
-  flags: ReturnType<typeof profileFlags>;
-}
-
-export function parseLoginOptions(options: Record<string, unknown>): LoginOptions {
-  if (options['device'] && options['browser']) {
-    throw new CliError('usage', '--device and --browser cannot be used together', { hint: 'pick one' });
-  }
-  const flow: LoginFlow = options['device'] ? 'device' : options['browser'] ? 'browser' : 'auto';
-  return { flow, flags: profileFlags(options) };
-}
-
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
-  return runLogin(globals, parseLoginOptions(options), deps);
-}
 
 export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
@@ -39,7 +16,7 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
   ] = await Promise.all([
     import('../secrets/select.js'),
     import('../auth/oidc.js'),
-    import('../auth/session.js'),
+    import('../auth/stored-login.js'),
     import('../secrets/store.js'),
   ]);
 
@@ -114,20 +91,20 @@ export async function runLogin(globals: GlobalOptions, opts: LoginOptions, deps:
 
   const old = previous?.refresh_token;
   if (old && old !== tokens.refresh_token) {
-    if (previous.issuer !== idp.issuer || !idp.config.serverMetadata().revocation_endpoint) {
+    const { canRevoke, revokeTokens } = await import('../auth/revoke.js');
+    if (previous.issuer !== idp.issuer || !canRevoke(idp)) {
       ui.warn(
         'the previous login of this profile could not be revoked (another issuer, or no revocation endpoint); ' +
           'it stays valid at its IdP until it expires.',
       );
     } else {
       try {
-        await idp.client.tokenRevocation(idp.config, old, { token_type_hint: 'refresh_token' });
+        await revokeTokens(idp, previous.issuer, [{ token: old, hint: 'refresh_token' }]);
         ui.info('Replaced the previous login of this profile; its refresh token was revoked at the IdP.');
       } catch (err) {
         ui.debug(`revoking the previous refresh token: ${err instanceof Error ? err.message : String(err)}`);
-        const { revocationError } = await import('../auth/oidc.js');
         ui.warn(
-          `the previous login of this profile could not be revoked: ${revocationError(err, idp.issuer).message}; ` +
+          `the previous login of this profile could not be revoked: ${err instanceof Error ? err.message : String(err)}; ` +
             'it stays valid there until it expires. Nothing to do unless you suspect it was copied.',
         );
       }

@@ -1,21 +1,18 @@
-import { connectIdp, revocationError } from '../auth/oidc.js';
-import { accountFor, deleteLogin, loadLogin } from '../auth/session.js';
+import { connectIdp } from '../auth/oidc.js';
+import { canRevoke, revokeTokens } from '../auth/revoke.js';
+import { accountFor, deleteLogin, loadLogin } from '../auth/stored-login.js';
 import { clearTenantState } from '../auth/tenant-state.js';
 import type { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';
 import { STORE_DESCRIPTIONS } from '../secrets/store.js';
-import { loadProfile, profileFlags } from './context.js';
+import type { LogoutOptions } from './commands/logout.js';
+import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
+export async function runLogout(globals: GlobalOptions, opts: LogoutOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const eff = await loadProfile(deps, globals, profileFlags(options));
+  const eff = await loadProfile(deps, globals, opts.flags);
   const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
   const login = await loadLogin(opened.store, eff.name);
   if (!login) {
@@ -37,20 +34,14 @@ export async function run(
       timeout: 10,
       debug: (line) => ui.debug(line),
     });
-    if (!idp.config.serverMetadata().revocation_endpoint) {
+    if (!canRevoke(idp)) {
       revokeProblem = 'the IdP does not offer token revocation (RFC 7009)';
     } else {
-      try {
-        if (login.refresh_token) {
-          await idp.client.tokenRevocation(idp.config, login.refresh_token, {
-            token_type_hint: 'refresh_token',
-          });
-        }
-        await idp.client.tokenRevocation(idp.config, login.access_token, { token_type_hint: 'access_token' });
-        revoked = true;
-      } catch (err) {
-        throw revocationError(err, login.issuer);
-      }
+      await revokeTokens(idp, login.issuer, [
+        { token: login.refresh_token, hint: 'refresh_token' },
+        { token: login.access_token, hint: 'access_token' },
+      ]);
+      revoked = true;
     }
   } catch (err) {
     revokeProblem = (err as CliError).message;

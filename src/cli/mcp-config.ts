@@ -6,22 +6,20 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../config/load.js';
-import { CliError, sanitize } from '../errors.js';
+import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
+import { CLIENTS, type McpClient, type McpConfigOptions, SCOPES, type Scope } from './commands/mcp-config.js';
 import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
-export const CLIENTS = ['claude-desktop', 'claude-code', 'cursor', 'vscode'] as const;
-export type McpClient = (typeof CLIENTS)[number];
+export { CLIENTS, type McpClient, SCOPES, type Scope };
+
 const CLIENT_NAMES: Readonly<Record<McpClient, string>> = {
   'claude-desktop': 'Claude Desktop',
   'claude-code': 'Claude Code',
   cursor: 'Cursor',
   vscode: 'VS Code',
 };
-
-export const SCOPES = ['project', 'user'] as const;
-export type Scope = (typeof SCOPES)[number];
 
 interface Target {
   /** The file --write merges into. */
@@ -112,32 +110,20 @@ export function backupName(file: string, nowMs: number): string {
     .replace(/\.\d+Z$/, 'Z')}`;
 }
 
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
+export async function runMcpConfig(globals: GlobalOptions, opts: McpConfigOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const client = options['client'] as McpClient;
-  const name = typeof options['name'] === 'string' ? options['name'] : 'mcp-secure';
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
-    throw new CliError('usage', `invalid --name "${sanitize(name, 40)}"`, {
-      hint: 'letters, digits, ".", "_" and "-"',
-    });
-  }
+  const { client, name } = opts;
   const eff = await loadProfile(deps, globals);
-  const port = typeof options['port'] === 'string' ? Number(options['port']) : eff.profile.local_port;
+  const port = opts.port ?? eff.profile.local_port;
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new CliError('usage', 'invalid --port', { hint: 'use a port number, e.g. 7700' });
   }
   const path = eff.profile.mcp_url ? new URL(eff.profile.mcp_url).pathname : '/mcp';
   const url = `http://127.0.0.1:${port}${path}`;
-  const scope = typeof options['scope'] === 'string' ? (options['scope'] as Scope) : undefined;
-  const target = clientTarget(client, url, deps, scope);
+  const target = clientTarget(client, url, deps, opts.scope);
   const snippet = { [target.key]: { [name]: target.entry } };
 
-  if (options['write'] !== true && options['dryRun'] !== true) {
+  if (!opts.write && !opts.dryRun) {
     ui.out(JSON.stringify(snippet, null, 2));
     ui.info(
       ui.c.dim(
@@ -175,7 +161,7 @@ export async function run(
   }
   existing[target.key] = { ...servers, [name]: target.entry };
   const merged = `${JSON.stringify(existing, null, 2)}\n`;
-  if (options['dryRun'] === true) {
+  if (opts.dryRun) {
     ui.out(merged.trimEnd());
     ui.info(ui.c.dim(`--dry-run: this is what --write would put in ${target.file}; nothing was written.`));
     return 0;

@@ -1,19 +1,16 @@
-import { accountFor, loadLogin } from '../auth/session.js';
+import { accountFor, loadLogin } from '../auth/stored-login.js';
 import { readTenantState } from '../auth/tenant-state.js';
+import { profileArg } from '../config/require.js';
 import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';
 import { STORE_DESCRIPTIONS } from '../secrets/store.js';
-import { loadProfile, profileFlags } from './context.js';
+import type { StatusOptions } from './commands/status.js';
+import { loadProfile } from './context.js';
 import { type GlobalOptions, relativeTime, Ui } from './ui.js';
 
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
+export async function runStatus(globals: GlobalOptions, opts: StatusOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const eff = await loadProfile(deps, globals, profileFlags(options));
+  const eff = await loadProfile(deps, globals, opts.flags);
   const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
   if (opened.fallbackReason !== undefined) ui.debug(`keychain probe: ${opened.fallbackReason}`);
   const login = await loadLogin(opened.store, eff.name);
@@ -66,7 +63,7 @@ export async function run(
     ui.info(
       opened.store.kind === 'memory'
         ? 'No OS keychain is usable here, so no login outlives its command. Run `mcp-secure login` inside the command that needs it.'
-        : `Not logged in — run \`mcp-secure login${eff.name === 'default' ? '' : ` --profile ${eff.name}`}\`.`,
+        : `Not logged in — run \`mcp-secure login${profileArg(eff.name)}\`.`,
     );
     return 4;
   }

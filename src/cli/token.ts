@@ -1,46 +1,15 @@
-import { checkTenantName, type Role } from '../auth/tenant.js';
-import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
-import { loadProfile, profileFlags } from './context.js';
+import type { TokenOptions } from './commands/token.js';
+import { loadProfile } from './context.js';
 import { type GlobalOptions, relativeTime, Ui } from './ui.js';
-
-export interface TokenOptions {
-  tenant: string;
-  role: Role;
-  flags: ReturnType<typeof profileFlags>;
-}
-
-/** Validates before anything touches the network: a bad tenant name is a usage error (exit 2). */
-export function parseTokenOptions(options: Record<string, unknown>): TokenOptions {
-  const tenant = options['tenant'];
-  if (typeof tenant !== 'string') {
-    throw new CliError('usage', 'which tenant?', { hint: 'pass `--tenant NAME`' });
-  }
-  const role = options['role'] ?? 'member';
-  if (role !== 'member' && role !== 'admin') {
-    throw new CliError('usage', `invalid role "${String(role).slice(0, 20)}"`, {
-      hint: 'use `--role member` or `--role admin`',
-    });
-  }
-  return { tenant: checkTenantName(tenant), role, flags: profileFlags(options) };
-}
-
-export async function run(
-  globals: GlobalOptions,
-  options: Record<string, unknown>,
-  _args: string[],
-  deps: Deps,
-) {
-  return runToken(globals, parseTokenOptions(options), deps);
-}
 
 /** `mcp-secure token --tenant acme`: a tenant token on stdout, for MCP clients that bring their own. */
 export async function runToken(globals: GlobalOptions, opts: TokenOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
-  const { openIdpSession, obtainTenantToken } = await import('../auth/manager.js');
+  const { openLogin, obtainTenantToken } = await import('../auth/tenant-access.js');
   const manager = { deps, eff, ui };
-  const session = await openIdpSession(manager);
+  const session = await openLogin(manager);
   const token = await obtainTenantToken(session, { tenant: opts.tenant, role: opts.role }, manager);
   ui.addSecret(token.token, session.login.access_token, session.login.refresh_token);
   await (await import('../auth/tenant-state.js')).recordTenantToken(deps.configDir, eff.name, token);

@@ -1,9 +1,9 @@
 /**
- * stdout is data, stderr is talk (DESIGN.md). Spinners and colour only on a terminal; NO_COLOR and
+ * stdout is data, stderr is talk (docs/architecture.md, "Conventions"; clig.dev "Output"). Spinners and colour only on a terminal; NO_COLOR and
  * --no-color honoured; every --debug line passes through `redact`.
  */
 import type { ChalkInstance } from 'chalk';
-import type { DeviceCodeInfo, LoginUi, Waiting } from '../auth/flows.js';
+import type { DeviceCodeInfo, LoginUi, Waiting } from '../auth/login-ui.js';
 import { redact, sanitize, terminalSafeJson } from '../errors.js';
 import type { Deps } from '../io.js';
 

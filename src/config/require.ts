@@ -2,6 +2,11 @@ import { CliError } from '../errors.js';
 import type { EffectiveProfile } from './load.js';
 import type { Profile } from './schema.js';
 
+/** What to add to a suggested command so it acts on this profile: nothing for "default". */
+export function profileArg(profile: string): string {
+  return profile === 'default' ? '' : ` --profile ${profile}`;
+}
+
 /** A setting a command cannot do without: a usage error that says how to set it, when it is missing. */
 export function requireSetting<K extends keyof Profile>(
   eff: EffectiveProfile,
@@ -12,7 +17,7 @@ export function requireSetting<K extends keyof Profile>(
 ): NonNullable<Profile[K]> {
   const value = eff.profile[key];
   if (value === undefined || value === null) {
-    const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+    const p = profileArg(eff.name);
     throw new CliError('usage', `profile "${eff.name}" has no ${key}${what ? ` (${what})` : ''}`, {
       hint: `run \`mcp-secure config set ${key} ${example}${p}\`${flag ? ` (or pass ${flag})` : ''}`,
     });

@@ -2,9 +2,11 @@
  * The profile schema, validated by hand: a schema library would cost start-up time on every command, and
  * the errors we want name the file, the key and what was expected, which is easy to do directly.
  */
-import { CliError } from '../errors.js';
+import { CliError, sanitize } from '../errors.js';
 
-export type Storage = 'auto' | 'keychain' | 'memory';
+/** Where the refresh token is kept: the one list (flags, config values, env and docs use it). */
+export const STORAGES = ['auto', 'keychain', 'memory'] as const;
+export type Storage = (typeof STORAGES)[number];
 export type LoginFlow = 'auto' | 'device' | 'browser';
 
 export interface Profile {
@@ -84,7 +86,7 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
   },
   storage: {
     expected: '"auto", "keychain" or "memory"',
-    check: oneOf('auto', 'keychain', 'memory'),
+    check: oneOf(...STORAGES),
     parse: (t) => t,
   },
   insecure_http: { expected: 'true or false', check: (v) => typeof v === 'boolean', parse: parseBool },
@@ -157,6 +159,16 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
 
 /** Tenant names: lower-case letters, digits and dashes, as the control plane names them. */
 export const TENANT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** A tenant name as a DNS label: checked before anything touches the network (exit 2). */
+export function checkTenantName(tenant: string): string {
+  if (!TENANT_NAME.test(tenant)) {
+    throw new CliError('usage', `invalid tenant name "${sanitize(tenant, 64)}"`, {
+      hint: 'tenant names use lower-case letters, digits and dashes (at most 63)',
+    });
+  }
+  return tenant;
+}
 
 export const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 

@@ -1,7 +1,7 @@
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import { probeKeychain } from './keychain.js';
-import { MemoryStore } from './memory.js';
+import { MemoryStore } from './memory-store.js';
 import type { StorageChoice, TokenStore } from './store.js';
 
 export interface OpenedStore {

@@ -86,6 +86,13 @@ async function readEntries(files: string[]): Promise<Entry[]> {
   return entries;
 }
 
+/** Whether known_hosts lists any key (not revoked) for this host: doctor's check of the later hops. */
+export async function isListed(files: string[], host: string, port: number): Promise<boolean> {
+  return (await readEntries(files)).some(
+    (e) => e.marker !== '@revoked' && hostFieldMatches(e.hosts, host, port),
+  );
+}
+
 export interface VerifyOptions {
   host: string;
   port: number;

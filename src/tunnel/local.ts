@@ -15,8 +15,8 @@ import {
 } from 'node:http';
 import { createServer as createNetServer, isIP, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { isLoopbackHost } from '../auth/oidc.js';
 import { CliError, sanitize } from '../errors.js';
+import { isLoopbackHost } from '../net.js';
 import { ChannelAgent } from './pool.js';
 import { forward } from './ssh.js';
 import type { Supervisor } from './supervisor.js';

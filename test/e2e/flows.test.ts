@@ -10,7 +10,7 @@ import { approveDevice } from '../../sandbox/approve.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { browserLogin } from '../../src/auth/browser.js';
 import { deviceLogin } from '../../src/auth/device.js';
-import type { DeviceCodeInfo, LoginUi } from '../../src/auth/flows.js';
+import type { DeviceCodeInfo, LoginUi } from '../../src/auth/login-ui.js';
 import { connectIdp, type Idp } from '../../src/auth/oidc.js';
 import { main } from '../../src/cli/main.js';
 import { CliError } from '../../src/errors.js';

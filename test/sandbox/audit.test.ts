@@ -494,12 +494,15 @@ test('resume: Last-Event-ID (or ?after=) continues strictly after that seq, no g
   await ahead.waitFor(count(1));
   assert.deepEqual(seqsOf(ahead.frames), [14]);
   ahead.close();
+});
 
-  for (const bad of [{ lastEventId: 'abc' }, { lastEventId: '-1' }, { query: '?after=1.5' }]) {
+for (const bad of [{ lastEventId: 'abc' }, { lastEventId: '-1' }, { query: '?after=1.5' }]) {
+  test(`a malformed resume point is a 400: ${JSON.stringify(bad)}`, async () => {
+    const cp = await fresh();
     const res = await openFeed(cp, { token: tokens.acme, ...bad });
     assert.equal(res.status, 400, JSON.stringify(bad));
-  }
-});
+  });
+}
 
 test('?since=<ISO time> sends the backlog from that time, then live events', async () => {
   const cp = await fresh();
@@ -516,11 +519,15 @@ test('?since=<ISO time> sends the backlog from that time, then live events', asy
   await offset.waitFor(count(4));
   assert.deepEqual(seqsOf(offset.frames), [2, 3, 4, 5]);
   offset.close();
-  for (const bad of ['yesterday', '2031-06-01T12:00:00', '2031-13-01T00:00:00Z']) {
+});
+
+for (const bad of ['yesterday', '2031-06-01T12:00:00', '2031-13-01T00:00:00Z']) {
+  test(`?since=${bad} (not an ISO time with a zone) is a 400`, async () => {
+    const cp = await fresh();
     const res = await openFeed(cp, { token: tokens.acme, query: `?since=${encodeURIComponent(bad)}` });
     assert.equal(res.status, 400, bad);
-  }
-});
+  });
+}
 
 test('a `: ping` comment every heartbeatMs, events or not', async () => {
   const cp = await fresh();

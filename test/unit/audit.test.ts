@@ -98,22 +98,29 @@ test('a clean chain verifies; tampered, dropped, swapped and foreign events are 
   assert.ok(run(relinked).problems.includes('broken'));
 });
 
-test('malformed events are named, not trusted', () => {
-  const good = JSON.stringify(chain(1)[0]);
-  const cases: Array<[string, RegExp]> = [
-    ['{not json', /not JSON/],
-    ['[1,2]', /not a JSON object/],
-    [good.replace('"seq":1', '"seq":-1'), /seq/],
-    [good.replace('"outcome":"allowed"', '"outcome":"maybe"'), /outcome/],
-    [good.replace('"actor":"alice"', `"actor":"${'x'.repeat(5000)}"`), /absurdly long/],
-    [good.replace(/"hash":"[0-9a-f]+"/, '"hash":"zz"'), /SHA-256/],
-  ];
-  for (const [data, why] of cases) {
+const goodEvent = JSON.stringify(chain(1)[0]);
+const malformed: Array<[string, string, RegExp]> = [
+  ['not JSON', '{not json', /not JSON/],
+  ['an array', '[1,2]', /not a JSON object/],
+  ['a negative seq', goodEvent.replace('"seq":1', '"seq":-1'), /seq/],
+  ['an unknown outcome', goodEvent.replace('"outcome":"allowed"', '"outcome":"maybe"'), /outcome/],
+  [
+    'a 5000-character actor',
+    goodEvent.replace('"actor":"alice"', `"actor":"${'x'.repeat(5000)}"`),
+    /absurdly long/,
+  ],
+  ['a hash that is no SHA-256', goodEvent.replace(/"hash":"[0-9a-f]+"/, '"hash":"zz"'), /SHA-256/],
+];
+for (const [name, data, why] of malformed) {
+  test(`malformed events are named, not trusted: ${name}`, () => {
     const r = parseEvent(data);
     assert.equal(typeof r, 'string', data.slice(0, 40));
     assert.match(r as string, why);
-  }
-  assert.equal(typeof parseEvent(good), 'object');
+  });
+}
+
+test('a well-formed event parses', () => {
+  assert.equal(typeof parseEvent(goodEvent), 'object');
 });
 
 /**

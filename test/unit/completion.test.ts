@@ -84,18 +84,21 @@ test('a broken config file gives no candidates and no error on <Tab>', async () 
   assert.equal(deps.err(), '');
 });
 
-test('completion prints a script for bash, zsh and fish that calls back __complete; another shell is a usage error', async () => {
-  const dir = await tempDir();
-  for (const [shell, marker] of [
-    ['bash', /complete -o default -F _mcp_secure mcp-secure/],
-    ['zsh', /^#compdef mcp-secure/m],
-    ['fish', /complete -c mcp-secure -f -a '\(__mcp_secure_complete\)'/],
-  ] as const) {
-    const deps = testDeps({ configDir: dir });
+for (const [shell, marker] of [
+  ['bash', /complete -o default -F _mcp_secure mcp-secure/],
+  ['zsh', /^#compdef mcp-secure/m],
+  ['fish', /complete -c mcp-secure -f -a '\(__mcp_secure_complete\)'/],
+] as const) {
+  test(`completion prints a script for ${shell} that calls back __complete`, async () => {
+    const deps = testDeps({ configDir: await tempDir() });
     assert.equal(await main(['completion', shell], deps), 0, shell);
     assert.match(deps.out(), marker, shell);
     assert.match(deps.out(), /mcp-secure __complete/, shell);
-  }
+  });
+}
+
+test('completion for another shell is a usage error', async () => {
+  const dir = await tempDir();
   const bad = testDeps({ configDir: dir });
   assert.equal(await main(['completion', 'tcsh'], bad), 2);
 });

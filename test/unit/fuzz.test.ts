@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { ChainVerifier, parseEvent } from '../../src/audit/chain.js';
 import { SseParser } from '../../src/audit/sse.js';
 import { connectIdp, mapIdpError } from '../../src/auth/oidc.js';
-import { accessExpiresAt, MAX_ACCESS_LIFETIME_S } from '../../src/auth/session.js';
+import { accessExpiresAt, MAX_ACCESS_LIFETIME_S } from '../../src/auth/stored-login.js';
 import { checkTenantToken, MAX_TENANT_TOKEN_LIFETIME_S } from '../../src/auth/tenant.js';
 import { readConfigFile } from '../../src/config/load.js';
 import { CliError, sanitize, terminalSafeJson } from '../../src/errors.js';

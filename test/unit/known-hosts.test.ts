@@ -3,7 +3,13 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fingerprint, hostFieldMatches, recordHostKey, verifyHostKey } from '../../src/tunnel/known-hosts.js';
+import {
+  fingerprint,
+  hostFieldMatches,
+  isListed,
+  recordHostKey,
+  verifyHostKey,
+} from '../../src/tunnel/known-hosts.js';
 import { loadSshConfig, parseDestination } from '../../src/tunnel/ssh-config.js';
 import { tempDir } from '../helpers/deps.js';
 
@@ -26,21 +32,22 @@ function hashed(token: string): string {
   return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(token).digest('base64')}`;
 }
 
-test('known_hosts host patterns: plain, [host]:port, wildcards, negation, hashed', () => {
-  const table: Array<[string, string, number, boolean]> = [
-    ['bastion.example.com', 'bastion.example.com', 22, true],
-    ['bastion.example.com', 'bastion.example.com', 2222, false],
-    ['[bastion.example.com]:2222', 'bastion.example.com', 2222, true],
-    ['*.example.com', 'bastion.example.com', 22, true],
-    ['*.example.com,!bastion.example.com', 'bastion.example.com', 22, false],
-    ['10.0.0.?', '10.0.0.7', 22, true],
-    [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2200, true],
-    [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2201, false],
-  ];
-  for (const [field, host, port, expected] of table) {
+const patternTable: Array<[string, string, number, boolean]> = [
+  ['bastion.example.com', 'bastion.example.com', 22, true],
+  ['bastion.example.com', 'bastion.example.com', 2222, false],
+  ['[bastion.example.com]:2222', 'bastion.example.com', 2222, true],
+  ['*.example.com', 'bastion.example.com', 22, true],
+  ['*.example.com,!bastion.example.com', 'bastion.example.com', 22, false],
+  ['10.0.0.?', '10.0.0.7', 22, true],
+  [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2200, true],
+  [hashed('[127.0.0.1]:2200'), '127.0.0.1', 2201, false],
+];
+for (const [field, host, port, expected] of patternTable) {
+  const shown = field.startsWith('|1|') ? 'hashed [127.0.0.1]:2200' : field;
+  test(`known_hosts host patterns: ${shown} ${expected ? 'matches' : 'does not match'} ${host}:${port}`, () => {
     assert.equal(hostFieldMatches(field, host, port), expected, `${field} vs ${host}:${port}`);
-  }
-});
+  });
+}
 
 test('verdicts: known, changed, revoked, pinned, unknown; a recorded key is hashed and then known', async () => {
   const dir = await tempDir();
@@ -134,3 +141,26 @@ test('ssh config: ServerAliveInterval and ServerAliveCountMax (how soon a dead p
   assert.deepEqual(pick('junk'), [undefined, undefined], 'values OpenSSH would refuse are ignored');
   assert.deepEqual(pick('elsewhere'), [30, undefined]);
 });
+
+const listedCases: Array<[string, string, number, boolean]> = [
+  ['a plain entry', '10.0.0.5', 22, true],
+  ['a hashed [host]:port entry', '127.0.0.1', 2200, true],
+  ['a host whose only entry is @revoked', 'revoked.example', 22, false],
+  ['a host with no entry', 'other.example', 22, false],
+];
+for (const [name, host, port, expected] of listedCases) {
+  test(`isListed (doctor's later hops, the one known_hosts parser): ${name}`, async () => {
+    const file = join(await tempDir(), 'known_hosts');
+    await writeFile(
+      file,
+      [
+        '# comment',
+        `10.0.0.5 ssh-ed25519 ${keyA.toString('base64')}`,
+        `${hashed('[127.0.0.1]:2200')} ssh-ed25519 ${keyA.toString('base64')}`,
+        `@revoked revoked.example ssh-ed25519 ${keyB.toString('base64')}`,
+        '',
+      ].join('\n'),
+    );
+    assert.equal(await isListed([file], host, port), expected);
+  });
+}

@@ -6,24 +6,26 @@ import { main } from '../../src/cli/main.js';
 import { clientTarget, type McpClient } from '../../src/cli/mcp-config.js';
 import { tempDir, testDeps } from '../helpers/deps.js';
 
-test("mcp-config prints each client's config pointing at the tunnel, with no secret in it", async () => {
-  const dir = await tempDir();
-  const cases: Array<[string, RegExp]> = [
-    [
-      'claude-code',
-      /"mcpServers": \{\s+"mcp-secure": \{\s+"type": "http",\s+"url": "http:\/\/127\.0\.0\.1:7700\/mcp"/,
-    ],
-    ['cursor', /"mcpServers": \{\s+"mcp-secure": \{\s+"url": "http:\/\/127\.0\.0\.1:7700\/mcp"/],
-    ['vscode', /"servers": \{\s+"mcp-secure": \{\s+"type": "http"/],
-    ['claude-desktop', /"args": \[\s+"-y",\s+"mcp-remote",\s+"http:\/\/127\.0\.0\.1:7700\/mcp"/],
-  ];
-  for (const [client, pattern] of cases) {
-    const deps = testDeps({ configDir: dir });
+const printed: Array<[string, RegExp]> = [
+  [
+    'claude-code',
+    /"mcpServers": \{\s+"mcp-secure": \{\s+"type": "http",\s+"url": "http:\/\/127\.0\.0\.1:7700\/mcp"/,
+  ],
+  ['cursor', /"mcpServers": \{\s+"mcp-secure": \{\s+"url": "http:\/\/127\.0\.0\.1:7700\/mcp"/],
+  ['vscode', /"servers": \{\s+"mcp-secure": \{\s+"type": "http"/],
+  ['claude-desktop', /"args": \[\s+"-y",\s+"mcp-remote",\s+"http:\/\/127\.0\.0\.1:7700\/mcp"/],
+];
+for (const [client, pattern] of printed) {
+  test(`mcp-config prints ${client}'s config pointing at the tunnel, with no secret in it`, async () => {
+    const deps = testDeps({ configDir: await tempDir() });
     assert.equal(await main(['mcp-config', '--client', client], deps), 0, client);
     assert.match(deps.out(), pattern, client);
     assert.doesNotMatch(deps.out(), /authorization|token|eyJ/i);
-  }
-  const bad = testDeps({ configDir: dir });
+  });
+}
+
+test('mcp-config --client of an unknown client is a usage error', async () => {
+  const bad = testDeps({ configDir: await tempDir() });
   assert.equal(await main(['mcp-config', '--client', 'emacs'], bad), 2);
 });
 

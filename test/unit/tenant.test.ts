@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { TokenEndpointResponse } from 'openid-client';
 import { checkTenantName, checkTenantToken, type TenantToken } from '../../src/auth/tenant.js';
-import { type SessionEvent, TenantSession } from '../../src/auth/tenant-session.js';
+import { type RefresherEvent, TenantRefresher } from '../../src/auth/tenant-refresher.js';
 import { CliError } from '../../src/errors.js';
 
 function jwt(claims: Record<string, unknown>): string {
@@ -28,31 +28,38 @@ const good = {
   roles: ['member'],
 };
 
-test('a tenant token is used only if it names the tenant and audience asked for and expires soon', () => {
-  const answer = (claims: Record<string, unknown> | string): TokenEndpointResponse => ({
-    access_token: typeof claims === 'string' ? claims : jwt(claims),
-    token_type: 'bearer',
-  });
+const answer = (claims: Record<string, unknown> | string): TokenEndpointResponse => ({
+  access_token: typeof claims === 'string' ? claims : jwt(claims),
+  token_type: 'bearer',
+});
+
+test('a tenant token is used if it names the tenant and audience asked for and expires soon', () => {
   const ok = checkTenantToken(answer(good), request);
   assert.equal(ok.tenant, 'acme');
   assert.equal(ok.expiresAt, NOW + 900_000);
-  const refused: Array<[string, Record<string, unknown> | string, RegExp]> = [
-    ['another tenant', { ...good, tenant: 'globex' }, /names tenant "globex", not acme/],
-    ['two tenants', { ...good, tenant: ['acme', 'globex'] }, /names tenant/],
-    ['no tenant', { ...good, tenant: undefined }, /names tenant/],
-    ['another audience', { ...good, aud: 'https://other/mcp' }, /audience/],
-    ['no expiry', { ...good, exp: undefined }, /no expiry/],
-    ['24 hours', { ...good, exp: NOW / 1000 + 86_400 }, /lives 1440 min/],
-    ['already expired', { ...good, exp: NOW / 1000 - 5 }, /already expired/],
-    ['opaque', 'opaque-token-value', /not a JWT/],
-  ];
-  for (const [name, claims, message] of refused) {
+});
+
+const refused: Array<[string, Record<string, unknown> | string, RegExp]> = [
+  ['another tenant', { ...good, tenant: 'globex' }, /names tenant "globex", not acme/],
+  ['two tenants', { ...good, tenant: ['acme', 'globex'] }, /names tenant/],
+  ['no tenant', { ...good, tenant: undefined }, /names tenant/],
+  ['another audience', { ...good, aud: 'https://other/mcp' }, /audience/],
+  ['no expiry', { ...good, exp: undefined }, /no expiry/],
+  ['24 hours', { ...good, exp: NOW / 1000 + 86_400 }, /lives 1440 min/],
+  ['already expired', { ...good, exp: NOW / 1000 - 5 }, /already expired/],
+  ['opaque', 'opaque-token-value', /not a JWT/],
+];
+for (const [name, claims, message] of refused) {
+  test(`a tenant token is refused: ${name}`, () => {
     assert.throws(
       () => checkTenantToken(answer(claims), request),
       (err: unknown) => err instanceof CliError && err.exitCode === 5 && message.test(err.message),
       name,
     );
-  }
+  });
+}
+
+test('a tenant token is refused: member roles when admin was asked for', () => {
   assert.throws(
     () => checkTenantToken(answer(good), { ...request, role: 'admin' }),
     (err: unknown) =>
@@ -60,26 +67,31 @@ test('a tenant token is used only if it names the tenant and audience asked for 
   );
 });
 
-test('tenant names: lower-case letters, digits and dashes, bounded; anything else is a usage error', () => {
-  for (const ok of ['acme', 'globex', 'a', 'team-42', 'x'.repeat(63)]) assert.equal(checkTenantName(ok), ok);
-  for (const bad of [
-    'Acme',
-    'ac me',
-    '-acme',
-    'acme-',
-    'ac_me',
-    '',
-    'x'.repeat(64),
-    'acme\u001b[31m',
-    '../etc',
-  ]) {
+for (const ok of ['acme', 'globex', 'a', 'team-42', 'x'.repeat(63)]) {
+  test(`tenant names: ${JSON.stringify(ok.slice(0, 20))} (length ${ok.length}) is one`, () => {
+    assert.equal(checkTenantName(ok), ok);
+  });
+}
+
+for (const bad of [
+  'Acme',
+  'ac me',
+  '-acme',
+  'acme-',
+  'ac_me',
+  '',
+  'x'.repeat(64),
+  'acme\u001b[31m',
+  '../etc',
+]) {
+  test(`tenant names: ${JSON.stringify(bad.slice(0, 20))} (length ${bad.length}) is a usage error`, () => {
     assert.throws(
       () => checkTenantName(bad),
       (err: unknown) => err instanceof CliError && err.exitCode === 2,
       bad,
     );
-  }
-});
+  });
+}
 
 /** A clock that only moves when the session sleeps: no real waiting. */
 function fakeClock(start: number) {
@@ -110,16 +122,16 @@ function token(issuedAt: number, lifetimeMs = 900_000, n = 0): TenantToken {
   };
 }
 
-test('refresh at 80% of the lifetime with bounded jitter, on a fake clock', async () => {
-  for (const [random, expected] of [
-    [0.5, 720_000],
-    [0, 675_000],
-    [0.999999, 765_000],
-  ] as const) {
+for (const [random, expected] of [
+  [0.5, 720_000],
+  [0, 675_000],
+  [0.999999, 765_000],
+] as const) {
+  test(`refresh at 80% of the lifetime with bounded jitter, on a fake clock: random ${random}`, async () => {
     const clock = fakeClock(NOW);
     const controller = new AbortController();
     let n = 0;
-    const session = new TenantSession({
+    const session = new TenantRefresher({
       obtain: async () => {
         n += 1;
         if (n === 4) controller.abort(new Error('stop'));
@@ -134,17 +146,17 @@ test('refresh at 80% of the lifetime with bounded jitter, on a fake clock', asyn
     assert.equal(n, 4);
     assert.equal(Math.round(clock.sleeps[0]!), expected, `random ${random}`);
     assert.equal(session.current()?.token, 't4');
-  }
-});
+  });
+}
 
 test('IdP unreachable during a refresh: back off, keep the current token until it really expires', async () => {
   const clock = fakeClock(NOW);
   const controller = new AbortController();
-  const events: SessionEvent[] = [];
+  const events: RefresherEvent[] = [];
   let calls = 0;
   let validDuringOutage = 0;
-  let session: TenantSession;
-  session = new TenantSession({
+  let session: TenantRefresher;
+  session = new TenantRefresher({
     obtain: async () => {
       calls += 1;
       if (calls === 1) return token(clock.now(), 900_000, 1);
@@ -174,7 +186,7 @@ test('IdP unreachable during a refresh: back off, keep the current token until i
 test('an error retrying cannot fix (login revoked) ends the session', async () => {
   const clock = fakeClock(NOW);
   let calls = 0;
-  const session = new TenantSession({
+  const session = new TenantRefresher({
     obtain: async () => {
       calls += 1;
       if (calls === 1) return token(clock.now());

@@ -1,6 +1,6 @@
 /**
- * Finding a running `connect` for a tenant: it leaves a small state file (pid and port, no secret) so
- * `audit tail` can go through its proxy instead of opening a session of its own.
+ * Live-tunnel discovery: finding a running `connect` for a tenant: it leaves a small state file (pid and port, no secret) so
+ * `audit tail` can go through its proxy instead of opening a tunnel of its own.
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,8 +1,7 @@
 /**
- * The session `connect` and `audit tail` share: a tenant token kept fresh in memory and the SSH chain kept
+ * The tunnel `connect` and `audit tail` share: a tenant token kept fresh in memory and the SSH chain kept
  * up by the supervisor. `connect` adds a listener; `audit tail` makes its own requests through it.
  */
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Role } from '../auth/tenant.js';
 import type { EffectiveProfile } from '../config/load.js';
@@ -10,7 +9,7 @@ import type { Deps } from '../io.js';
 import type { Hop } from '../tunnel/ssh.js';
 import type { Ui } from './ui.js';
 
-export interface TunnelSessionOptions {
+export interface OpenTunnelOptions {
   ui: Ui;
   deps: Deps;
   eff: EffectiveProfile;
@@ -32,21 +31,21 @@ export function mmss(ms: number): string {
   return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 }
 
-export async function openTunnelSession(o: TunnelSessionOptions) {
+export async function openTunnel(o: OpenTunnelOptions) {
   const { ui, deps, eff, hops, signal, event, cleanups } = o;
   const json = o.quietEvents;
   const opts = { tenant: o.tenant, role: o.role, acceptNewHostKey: o.acceptNewHostKey };
-  const [{ openIdpSession, obtainTenantToken, stepUp }, { TenantSession }, { recordTenantToken }] =
+  const [{ openLogin, obtainTenantToken, stepUp }, { TenantRefresher }, { recordTenantToken }] =
     await Promise.all([
-      import('../auth/manager.js'),
-      import('../auth/tenant-session.js'),
+      import('../auth/tenant-access.js'),
+      import('../auth/tenant-refresher.js'),
       import('../auth/tenant-state.js'),
     ]);
   const manager = { deps, eff, ui };
   let step = ui.waiting(`Getting a tenant token for ${opts.tenant}…`);
-  const session = await openIdpSession(manager);
+  const session = await openLogin(manager);
   const elevated = opts.role === 'admin' ? await stepUp(session, manager) : undefined;
-  const tenantSession = new TenantSession({
+  const refresher = new TenantRefresher({
     obtain: async () => {
       const t = await obtainTenantToken(
         session,
@@ -79,9 +78,9 @@ export async function openTunnelSession(o: TunnelSessionOptions) {
       }
     },
   });
-  let first: Awaited<ReturnType<typeof tenantSession.start>>;
+  let first: Awaited<ReturnType<typeof refresher.start>>;
   try {
-    first = await tenantSession.start();
+    first = await refresher.start();
   } finally {
     step.stop();
   }
@@ -92,7 +91,7 @@ export async function openTunnelSession(o: TunnelSessionOptions) {
 
   const { dialChain, hopLabel } = await import('../tunnel/ssh.js');
   const { Supervisor } = await import('../tunnel/supervisor.js');
-  const knownHosts = join(deps.homedir || homedir(), '.ssh', 'known_hosts');
+  const knownHosts = join(deps.homedir, '.ssh', 'known_hosts');
   const canAsk = deps.stdinIsTTY && deps.stderrIsTTY;
   const dial = () =>
     dialChain({
@@ -149,5 +148,5 @@ export async function openTunnelSession(o: TunnelSessionOptions) {
   ui.success(`SSH: ${hops.map(hopLabel).join(' → ')} (host keys verified)`);
 
   const stats = { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: deps.now() };
-  return { session, tenantSession, supervisor, dpopKey, first, stats };
+  return { session, refresher, supervisor, dpopKey, first, stats };
 }

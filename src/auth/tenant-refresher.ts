@@ -1,25 +1,25 @@
 /**
- * Keeps a tenant token fresh in memory for a long-lived session (`connect`): refresh at about 80% of the
- * lifetime with jitter (so many sessions do not stampede the IdP), retry with backoff when the IdP is
+ * The tenant-token refresher: keeps a tenant token fresh in memory for a long-lived tunnel (`connect`): refresh at about 80% of the
+ * lifetime with jitter (so many tunnels do not stampede the IdP), retry with backoff when the IdP is
  * unreachable, and keep using the current token until it really expires. Driven by an injected clock.
  */
 import { CliError } from '../errors.js';
 import type { TenantToken } from './tenant.js';
 
-export type SessionEvent =
+export type RefresherEvent =
   | { type: 'refreshed'; token: TenantToken }
   | { type: 'retry'; attempt: number; delayMs: number; error: unknown }
   | { type: 'expired' }
   | { type: 'failed'; error: CliError };
 
-export interface TenantSessionOptions {
+export interface TenantRefresherOptions {
   obtain(): Promise<TenantToken>;
   now(): number;
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /** In [0, 1); injected so tests can pin the jitter. */
   random(): number;
   signal: AbortSignal;
-  onEvent?(event: SessionEvent): void;
+  onEvent?(event: RefresherEvent): void;
 }
 
 const REFRESH_AT = 0.8;
@@ -33,11 +33,11 @@ function isFinal(err: unknown): err is CliError {
   return err instanceof CliError && (err.kind === 'auth' || err.kind === 'trust' || err.kind === 'usage');
 }
 
-export class TenantSession {
-  readonly #o: TenantSessionOptions;
+export class TenantRefresher {
+  readonly #o: TenantRefresherOptions;
   #token: TenantToken | undefined;
 
-  constructor(options: TenantSessionOptions) {
+  constructor(options: TenantRefresherOptions) {
     this.#o = options;
   }
 

@@ -1,27 +1,28 @@
 /**
- * The session manager: from the effective profile to an IdP session (stored login, refresh under a
- * lock) and from there to checked tenant tokens, with the admin step-up. Used by `token` and `connect`.
+ * Tenant access: from the effective profile to an open login (the stored login, its access token kept
+ * valid under a lock) and from there to checked tenant tokens, with the admin step-up. Used by `token`
+ * and by the tunnel (`connect`, `audit tail`). Glossary: docs/architecture.md.
  */
 import { join } from 'node:path';
 import type * as Client from 'openid-client';
 import type { EffectiveProfile } from '../config/load.js';
-import { requireIdp, requireSetting } from '../config/require.js';
+import { profileArg, requireIdp, requireSetting } from '../config/require.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';
-import type { LoginUi } from './flows.js';
 import { interactiveLogin } from './interactive.js';
+import type { LoginUi } from './login-ui.js';
 import { connectIdp, type Idp } from './oidc.js';
-import { accountFor, loadLogin } from './session.js';
-import { checkTenantName, exchangeForTenant, IdpSession, type Role, type TenantToken } from './tenant.js';
+import { accountFor, loadLogin } from './stored-login.js';
+import { checkTenantName, exchangeForTenant, OpenLogin, type Role, type TenantToken } from './tenant.js';
 
-export interface ManagerOptions {
+export interface TenantAccessOptions {
   deps: Deps;
   eff: EffectiveProfile;
   ui: LoginUi;
 }
 
-export async function openIdpSession({ deps, eff, ui }: ManagerOptions): Promise<IdpSession> {
+export async function openLogin({ deps, eff, ui }: TenantAccessOptions): Promise<OpenLogin> {
   const { issuer, clientId } = requireIdp(eff);
   // The keychain and the IdP's discovery are independent: ask both at once.
   const idpPromise = connectIdp({
@@ -34,7 +35,7 @@ export async function openIdpSession({ deps, eff, ui }: ManagerOptions): Promise
   idpPromise.catch(() => undefined);
   const opened = await openStore(eff.profile.storage, deps, accountFor(eff.name), { purpose: 'read' });
   const login = await loadLogin(opened.store, eff.name);
-  const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
+  const p = profileArg(eff.name);
   if (!login) {
     throw new CliError('auth', `not logged in (profile ${eff.name})`, {
       hint:
@@ -53,7 +54,7 @@ export async function openIdpSession({ deps, eff, ui }: ManagerOptions): Promise
       },
     );
   }
-  return new IdpSession({
+  return new OpenLogin({
     idp,
     store: opened.store,
     profile: eff.name,
@@ -105,7 +106,7 @@ export interface TenantRequest {
  * A fresh, strong sign-in (max_age=0 and the configured acr_values) for the admin role. Its token is
  * kept by the caller for one tenant session only, never stored, so the elevation cannot carry over.
  */
-export async function stepUp(session: IdpSession, { deps, eff, ui }: ManagerOptions): Promise<string> {
+export async function stepUp(session: OpenLogin, { deps, eff, ui }: TenantAccessOptions): Promise<string> {
   const { tokens } = await interactiveLogin({
     idp: session.idp,
     deps,
@@ -122,9 +123,9 @@ export async function stepUp(session: IdpSession, { deps, eff, ui }: ManagerOpti
 
 /** A fresh, checked tenant token (for admin, from a step-up: the one given, or a new one). */
 export async function obtainTenantToken(
-  session: IdpSession,
+  session: OpenLogin,
   request: TenantRequest,
-  manager: ManagerOptions,
+  manager: TenantAccessOptions,
 ): Promise<TenantToken> {
   const tenant = checkTenantName(request.tenant);
   const resource = requireResource(manager.eff);

@@ -1,0 +1,19 @@
+/** `mcp-secure doctor`: its description and examples; the checks are in ../doctor.ts. */
+import { act, Command, type CommandContext, examples, type Runner } from './shared.js';
+
+export type DoctorOptions = Record<string, never>;
+
+export function doctorCommand(ctx: CommandContext, runF?: Runner<DoctorOptions>) {
+  return new Command('doctor')
+    .description(
+      'check config, IdP, keychain, ssh-agent, host keys, port, tmux and clock; each ✗ with its fix',
+    )
+    .addHelpText(
+      'after',
+      examples([
+        'mcp-secure doctor',
+        'mcp-secure doctor --profile work --json | jq \'.checks[] | select(.status == "fail")\'',
+      ]),
+    )
+    .action((_flags, cmd) => act(ctx, cmd, {}, async () => runF ?? (await import('../doctor.js')).runDoctor));
+}

@@ -1,0 +1,36 @@
+/** `mcp-secure logout`: its flags and examples; the work is in ../logout.ts. */
+import {
+  act,
+  Command,
+  type CommandContext,
+  clientIdOption,
+  examples,
+  insecureHttpOption,
+  issuerOption,
+  type ProfileFlags,
+  profileFlags,
+  type Runner,
+  storageOption,
+} from './shared.js';
+
+export interface LogoutOptions {
+  flags: ProfileFlags;
+}
+
+export function logoutCommand(ctx: CommandContext, runF?: Runner<LogoutOptions>) {
+  return new Command('logout')
+    .description('revoke the refresh token at the IdP (RFC 7009) and delete it from the store')
+    .addOption(storageOption())
+    .addOption(issuerOption())
+    .addOption(clientIdOption())
+    .addOption(insecureHttpOption())
+    .addHelpText('after', examples(['mcp-secure logout', 'mcp-secure logout --profile work']))
+    .action((flags, cmd) =>
+      act(
+        ctx,
+        cmd,
+        { flags: profileFlags(flags) },
+        async () => runF ?? (await import('../logout.js')).runLogout,
+      ),
+    );
+}
