@@ -114,7 +114,7 @@ try {
   await writeSandboxProfile(idp, env, 'sandbox', {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: plane.url,
   });
   const login = await deviceLogin(env, USERS.find((u) => u.username === 'alice')!);

@@ -369,17 +369,19 @@ async function cpuSnapshot(
   procs: Processes,
   tunnelPid: number | undefined,
   side: 'before' | 'after',
+  childPid?: number,
 ): Promise<Cpu> {
   const first = process.cpuUsage();
-  const [tunnel, upstream, machine, ...sshd] = await Promise.all([
+  const [tunnel, child, upstream, machine, ...sshd] = await Promise.all([
     procCpuMs(tunnelPid),
+    childPid === undefined ? Promise.resolve(0) : procCpuMs(childPid),
     procCpuMs(procs.upstream),
     machineCpuMs(),
     ...procs.sshd.map((p) => procCpuMs(p)),
   ]);
   const self = side === 'after' ? first : process.cpuUsage();
   return {
-    tunnel: tunnel ?? 0,
+    tunnel: (tunnel ?? 0) + (child ?? 0),
     sshd: sshd.reduce<number>((a, b) => a + (b ?? 0), 0),
     upstream: upstream ?? 0,
     client: (self.user + self.system) / 1000,
@@ -392,6 +394,19 @@ function addCpu(acc: Cpu, before: Cpu, after: Cpu): void {
 }
 
 /** sshd's per-connection processes (children of the listener we started): for the CPU columns. */
+/** The `ssh` the OpenSSH transport runs under a connect process (a direct child named ssh), from /proc. */
+async function sshChild(parentPid: number | undefined): Promise<number | undefined> {
+  if (parentPid === undefined) return undefined;
+  const entries = (await readdir('/proc').catch(() => [] as string[])).filter((e) => /^\d+$/.test(e));
+  for (const e of entries.slice(0, 100_000)) {
+    const stat = await readFile(`/proc/${e}/stat`, 'utf8').catch(() => '');
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === parentPid && comm === 'ssh') return Number(e);
+  }
+  return undefined;
+}
+
 async function sshdSessions(): Promise<number[]> {
   const entries = (await readdir('/proc').catch(() => [] as string[])).filter((e) => /^\d+$/.test(e));
   const parent = new Map<number, { ppid: number; comm: string }>();
@@ -700,13 +715,15 @@ async function waitForPort(port: number, timeoutMs: number, alive: () => boolean
 // ---------------------------------------------------------------------------------------------------------
 // The measurements.
 
-type PathId = 'direct' | 'ssh-L' | 'ssh-L-aes' | 'raw' | 'proxy';
+type PathId = 'direct' | 'ssh-L' | 'ssh-L-aes' | 'raw' | 'proxy' | 'raw-openssh' | 'proxy-openssh';
 interface TunnelPath {
   id: PathId;
   label: string;
   port: number;
   /** The process doing the forwarding (ssh or node); undefined for direct. */
   pid: number | undefined;
+  /** The OpenSSH transport's `ssh` under the connect process: its CPU counts as the tunnel's too. */
+  childPid?: number | undefined;
   agent: Agent;
   /** The MCP session this path's tool calls use (made by warmUp). */
   session: string;
@@ -739,9 +756,9 @@ async function interleave(
     if (Date.now() > deadline) break;
     for (let k = 0; k < paths.length; k++) {
       const path = paths[(r + k) % paths.length]!;
-      const before = await cpuSnapshot(procs, path.pid, 'before');
+      const before = await cpuSnapshot(procs, path.pid, 'before', path.childPid);
       await block(path, r, stopAt);
-      addCpu(cpu.get(path.id)!, before, await cpuSnapshot(procs, path.pid, 'after'));
+      addCpu(cpu.get(path.id)!, before, await cpuSnapshot(procs, path.pid, 'after', path.childPid));
     }
     done = r + 1;
   }
@@ -1123,7 +1140,7 @@ interface Setup {
   ciphers: { openssh: string; ssh2: string };
   setupMs: number;
   /** Start one more of each (for connect-to-ready), measured from spawn to ready. */
-  starters: Record<'ssh-L' | 'raw' | 'proxy', Starter>;
+  starters: Record<'ssh-L' | 'raw' | 'proxy' | 'proxy-openssh', Starter>;
 }
 
 async function setUp(opts: Options): Promise<Setup> {
@@ -1239,7 +1256,7 @@ async function setUp(opts: Options): Promise<Setup> {
   const settings: Array<[string, string]> = [
     ['bastion', `${sshd.username}@${HOST}:${sshd.port}`],
     ['identity_file', keyFile],
-    ['host_key_fingerprints', sshd.fingerprint],
+    ['host_key_fingerprints', `[${HOST}]:${sshd.port}=${sshd.fingerprint}`],
     ['mcp_url', `http://${HOST}:${upstream.port}/mcp`],
   ];
   for (const [k, v] of settings) {
@@ -1253,8 +1270,8 @@ async function setUp(opts: Options): Promise<Setup> {
   if (login.code !== 0) throw new Error(`login failed (${login.code}): ${login.stderr.slice(-2000)}`);
 
   /** `connect`: ready when it prints "Listening on" (token exchanged, SSH chain up, port open). */
-  const startConnect = async (raw: boolean, profile = true) => {
-    const name = raw ? 'connect-raw' : 'connect-proxy';
+  const startConnect = async (raw: boolean, profile = true, transport: 'ssh2' | 'openssh' = 'ssh2') => {
+    const name = `${raw ? 'connect-raw' : 'connect-proxy'}-${transport}`;
     const prof =
       opts.cpuProf && profile
         ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`, `--cpu-prof-name=${name}.cpuprofile`]
@@ -1271,6 +1288,8 @@ async function setUp(opts: Options): Promise<Setup> {
         'acme',
         '--port',
         '0',
+        '--ssh-transport',
+        transport,
         ...(raw ? ['--raw'] : []),
       ],
       cliEnv,
@@ -1280,10 +1299,14 @@ async function setUp(opts: Options): Promise<Setup> {
     const stop = () => stopChild(run.child, 'SIGINT', 10_000);
     cleanups.push({ name, run: stop });
     const [, port] = await run.waitFor(/Listening on (?:http:\/\/)?127\.0\.0\.1:(\d+)/, 30_000);
-    return { port: Number(port), pid: run.child.pid, readyMs: performance.now() - t0, stop };
+    const readyMs = performance.now() - t0;
+    const childPid = transport === 'openssh' ? await sshChild(run.child.pid) : undefined;
+    return { port: Number(port), pid: run.child.pid, childPid, readyMs, stop };
   };
   const raw = await startConnect(true);
   const proxy = await startConnect(false);
+  const rawOpenssh = await startConnect(true, true, 'openssh');
+  const proxyOpenssh = await startConnect(false, true, 'openssh');
 
   const agent = () => new Agent({ keepAlive: true, maxSockets: 1 });
   const paths: TunnelPath[] = (
@@ -1297,8 +1320,24 @@ async function setUp(opts: Options): Promise<Setup> {
         agent: agent(),
       },
       { id: 'ssh-L-aes', label: 'ssh -L (aes128-gcm)', port: sshAes.port, pid: sshAes.pid, agent: agent() },
-      { id: 'raw', label: 'connect --raw', port: raw.port, pid: raw.pid, agent: agent() },
-      { id: 'proxy', label: 'connect (proxy)', port: proxy.port, pid: proxy.pid, agent: agent() },
+      { id: 'raw', label: 'connect --raw (ssh2)', port: raw.port, pid: raw.pid, agent: agent() },
+      { id: 'proxy', label: 'connect (proxy, ssh2)', port: proxy.port, pid: proxy.pid, agent: agent() },
+      {
+        id: 'raw-openssh',
+        label: 'connect --raw (OpenSSH)',
+        port: rawOpenssh.port,
+        pid: rawOpenssh.pid,
+        childPid: rawOpenssh.childPid,
+        agent: agent(),
+      },
+      {
+        id: 'proxy-openssh',
+        label: 'connect (proxy, OpenSSH)',
+        port: proxyOpenssh.port,
+        pid: proxyOpenssh.pid,
+        childPid: proxyOpenssh.childPid,
+        agent: agent(),
+      },
     ] as const
   ).map((p) => ({ ...p, session: '' }));
   cleanups.push({
@@ -1316,6 +1355,7 @@ async function setUp(opts: Options): Promise<Setup> {
       'ssh-L': () => startSshL(undefined, 'ssh -L (ready)'),
       raw: () => startConnect(true, false),
       proxy: () => startConnect(false, false),
+      'proxy-openssh': () => startConnect(false, false, 'openssh'),
     },
   };
 }
@@ -1426,7 +1466,8 @@ async function main(): Promise<number> {
     );
     out.push(
       'CPU columns: time spent by each process per request (µs) or per MB (ms), from /proc: tunnel = ssh or the ' +
-        'connect process (all threads); sshd = its session processes; client = the bench process.',
+        'connect process (all threads; with the OpenSSH transport plus its ssh child); sshd = its session processes; ' +
+        'client = the bench process.',
     );
     if (opts.cpuProf)
       out.push(`NOTE: connect ran under --cpu-prof (profiles in ${opts.cpuProf}): slower than normal.`);
@@ -1554,9 +1595,14 @@ async function main(): Promise<number> {
     out.push(
       table(
         ['command', 'median ms', 'runs ms', '÷ssh -L', 'idle RSS MiB'],
-        (['ssh-L', 'raw', 'proxy'] as const).map((id) => {
+        (['ssh-L', 'raw', 'proxy', 'proxy-openssh'] as const).map((id) => {
           const x = ready[id]!;
-          const label = { 'ssh-L': 'ssh -N -L', raw: 'connect --raw', proxy: 'connect (proxy)' }[id];
+          const label = {
+            'ssh-L': 'ssh -N -L',
+            raw: 'connect --raw (ssh2)',
+            proxy: 'connect (proxy, ssh2)',
+            'proxy-openssh': 'connect (proxy, OpenSSH)',
+          }[id];
           return [label, fx(x.median_ms), x.all_ms.join(' / '), ratio(x.vs_ssh), fx(x.idle_rss_mib, 1)];
         }),
       ),

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Thin entry (gh's model): build the Deps, run, set the exit code. Everything else is in dist/cli.
-import { createDeps, main } from '../dist/cli/main.js';
+import { createDeps, excludeMemoryFromCoreDumps, main } from '../dist/cli/main.js';
+
+// Before any token or key is in memory: a crash must not write them into a core file (docs/security.md).
+excludeMemoryFromCoreDumps(process.platform);
 
 // Each signal ends the command cleanly (listener closed, nothing half-written) with the code a shell
 // reports for a process that signal killed (128 + its number): scripts see the same either way.

@@ -43,6 +43,11 @@ export interface BastionOptions {
   hostKey?: string;
   /** Default 0: any free port (kept across restart()). */
   port?: number;
+  /**
+   * A second factor after the key (sshd's `AuthenticationMethods publickey,keyboard-interactive`): the key
+   * earns partial success (RFC 4252 §5.1), then a keyboard-interactive prompt (RFC 4256) wants `answer`.
+   */
+  secondFactor?: { prompt: string; answer: string };
 }
 
 export interface Bastion {
@@ -88,7 +93,8 @@ export async function startBastion(opts: BastionOptions): Promise<Bastion> {
     conn.on('close', () => {
       for (const s of own) s.destroy();
     });
-    conn.on('authentication', (ctx) => authenticate(ctx));
+    const state = { keyPassed: false };
+    conn.on('authentication', (ctx) => authenticate(ctx, state));
     conn.on('session', (_accept, reject) => reject());
     conn.on('tcpip', (accept, reject, info) => {
       const upstream = forward(accept, reject, info);
@@ -100,7 +106,15 @@ export async function startBastion(opts: BastionOptions): Promise<Bastion> {
     conn.on('request', (_accept, reject) => reject?.());
   }
 
-  function authenticate(ctx: AuthContext): void {
+  function authenticate(ctx: AuthContext, state: { keyPassed: boolean }): void {
+    const second = opts.secondFactor;
+    if (second && state.keyPassed && ctx.method === 'keyboard-interactive' && ctx.username === username) {
+      ctx.prompt([{ prompt: second.prompt, echo: false }], (answers) => {
+        if (answers[0] === second.answer) ctx.accept();
+        else ctx.reject(['keyboard-interactive']);
+      });
+      return;
+    }
     if (ctx.method !== 'publickey' || ctx.username !== username) {
       ctx.reject(['publickey']);
       return;
@@ -118,6 +132,11 @@ export async function startBastion(opts: BastionOptions): Promise<Bastion> {
     }
     if (key.verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) {
       ctx.reject(['publickey']);
+      return;
+    }
+    if (second) {
+      state.keyPassed = true;
+      ctx.reject(['keyboard-interactive'], true);
       return;
     }
     ctx.accept();

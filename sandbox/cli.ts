@@ -29,6 +29,9 @@ async function serve(): Promise<void> {
   const lines = [
     `Sandbox identity provider running at ${idp.issuer}`,
     `Sandbox bastion at ${bastion.username}@127.0.0.1:${bastion.port} (host key ${bastion.fingerprint}, pinned in the profile)`,
+    stack.sshMode === 'certificate'
+      ? "SSH: sshd trusts only the control plane's SSH CA; connect gets a short-lived certificate, no key file"
+      : `SSH: the user key for it is ${stack.keyFile} (a throwaway directory)`,
     `In-cluster MCP server at ${plane.url} (a loopback port only the bastion is told about); tenants acme (alice, bob) and globex (alice)`,
     `Users: ${USERS.map((u) => `${u.username} / ${u.password}`).join(', ')}`,
     `Profile "sandbox" written to your mcp-secure config (\`npx mcp-secure --profile sandbox config\` shows it).`,

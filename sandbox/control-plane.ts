@@ -30,6 +30,7 @@ import {
   streamAudit,
 } from './audit.js';
 import { createTokenVerifier, sendJson, TokenVerificationError, type VerifiedToken } from './resource.js';
+import { createSshCa, type SshCa } from './ssh-ca.js';
 
 export interface AuditRecord {
   ts: string;
@@ -67,6 +68,13 @@ export interface ControlPlane {
   auditUrl: string;
   /** The per-tenant hash chains behind /audit/stream: every record whose tenant is known. */
   audit: AuditLog;
+  /**
+   * The SSH CA (docs/protocol.md "SSH certificates"): POST /ssh/certificate with the tenant token and an
+   * ed25519 public key → a user certificate valid until the token expires, principal = the token's user.
+   */
+  sshCa: SshCa;
+  /** http://127.0.0.1:PORT/ssh/certificate (the profile's ssh_ca_endpoint). */
+  sshCaEndpoint: string;
   /** Test hook: appends a synthetic event to the tenant's chain (not to records()); defaults fill the rest. */
   appendAudit(tenant: string, partial?: Partial<Omit<AuditEntry, 'tenant'>>): AuditEvent;
   /** Test hook: makes /audit/stream misbehave from the next connection on; undefined to behave again. */
@@ -135,6 +143,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   });
   const log: AuditRecord[] = [];
   const audit = new AuditLog();
+  const sshCa = createSshCa();
   const faults = new StreamFaults();
   let streams = 0;
   const listeners = new Set<(r: AuditRecord) => void>();
@@ -181,6 +190,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     if (url.pathname === '/mcp') await mcp(req, res, token);
     else if (url.pathname === '/audit/stream') auditStream(req, res, url, token);
     else if (url.pathname === '/slow-sse') await slowSse(res);
+    else if (url.pathname === '/ssh/certificate') await sshCertificate(req, res, token);
     else await echoHeaders(req, res);
   }
 
@@ -318,6 +328,78 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
   }
 
+  /**
+   * Issues an OpenSSH user certificate for the caller's public key: valid from a minute ago (clock skew)
+   * until the tenant token expires, never longer; the one principal is the token's user; the only extension
+   * is permit-port-forwarding (no pty, no agent or X11 forwarding, no user rc).
+   */
+  async function sshCertificate(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    token: VerifiedToken,
+  ): Promise<void> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_CA_BODY) {
+        sendJson(res, 413, { error: 'payload_too_large' }, { connection: 'close' });
+        return;
+      }
+      chunks.push(chunk as Buffer);
+    }
+    const caller = callerOf(token);
+    let publicKey: unknown;
+    try {
+      publicKey = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { public_key?: unknown }).public_key;
+    } catch {
+      publicKey = undefined;
+    }
+    const now = Math.floor(Date.now() / 1000);
+    let certificate: string;
+    try {
+      if (typeof publicKey !== 'string') throw new Error('public_key missing');
+      certificate = sshCa.issue({
+        publicKey,
+        type: 'user',
+        keyId: `${caller.actor}@${caller.tenant}`,
+        // The token's subject: the stable name the IdP gives the user (sshd's AuthorizedPrincipalsFile
+        // maps it to the account the tunnel logs in as).
+        principals: [token.sub],
+        validAfter: now - 60,
+        validBefore: token.exp,
+        extensions: ['permit-port-forwarding'],
+      });
+    } catch (err) {
+      record({
+        tenant: caller.tenant,
+        actor: caller.actor,
+        tool: 'ssh_certificate',
+        downstream: 'ssh-ca',
+        outcome: 'denied',
+        reason: 'not an ed25519 public key',
+      });
+      sendJson(res, 400, {
+        error: 'invalid_request',
+        error_description: err instanceof Error ? err.message : 'bad key',
+      });
+      return;
+    }
+    record({
+      tenant: caller.tenant,
+      actor: caller.actor,
+      tool: 'ssh_certificate',
+      downstream: 'ssh-ca',
+      outcome: 'allowed',
+    });
+    sendJson(res, 200, {
+      certificate,
+      principals: [token.sub],
+      valid_after: now - 60,
+      valid_before: token.exp,
+    });
+  }
+
   async function echoHeaders(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let size = 0;
     for await (const chunk of req) {
@@ -353,6 +435,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     auditUrl: `${origin}/audit/stream`,
     audit,
+    sshCa,
+    sshCaEndpoint: `${origin}/ssh/certificate`,
     appendAudit: (tenant, partial = {}) =>
       audit.append({
         ts: new Date().toISOString(),
@@ -382,7 +466,10 @@ const ROUTES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   '/audit/stream': ['GET'],
   '/slow-sse': ['GET'],
   '/echo-headers': ['POST'],
+  '/ssh/certificate': ['POST'],
 });
+
+const MAX_CA_BODY = 8 * 1024;
 
 function callerOf(token: VerifiedToken): Caller {
   const username = token.claims['preferred_username'];

@@ -198,6 +198,11 @@ async function demo(): Promise<number> {
     note(
       `sandbox up: IdP ${idp.issuer}, bastion ${bastion.username}@127.0.0.1:${bastion.port}, in-cluster MCP ${plane.url} (reachable only through the bastion)`,
     );
+    note(
+      s.sshMode === 'certificate'
+        ? "SSH: a real sshd that trusts only the control plane's SSH CA; `connect` gets a certificate for a key it keeps in memory: no SSH key file anywhere"
+        : 'SSH: no sshd/ssh here, so an in-process ssh2 bastion and a throwaway key file',
+    );
     note(`profile "sandbox" written to ${configDir} (a throwaway config directory)`);
     const profile = ['--profile', 'sandbox'];
 

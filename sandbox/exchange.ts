@@ -19,13 +19,33 @@ export const TENANT_NAME = /^[a-z0-9-]{1,63}$/;
 export type TenantRole = 'member' | 'admin';
 
 /** Deliberately wrong answers, for testing that a client refuses them. */
-export type ExchangeFault = 'wrong-tenant' | 'no-exp' | 'long-lived' | 'wrong-audience' | 'not-jwt';
+export type ExchangeFault =
+  | 'wrong-tenant'
+  | 'no-exp'
+  | 'long-lived'
+  | 'wrong-audience'
+  | 'not-jwt'
+  /** Unsigned: `alg: none` and an empty signature, the claims otherwise right. */
+  | 'alg-none'
+  /** Signed with a key the IdP's JWKS does not list (a spoofed exchange endpoint's own key). */
+  | 'foreign-key'
+  /** Right key, but `iss` names another issuer. */
+  | 'wrong-issuer'
+  /** The MCP resource and another audience, so the token is good elsewhere too. */
+  | 'extra-audience'
+  /** The tenant asked for, and a `tenants` claim naming more. */
+  | 'tenants-claim';
 export const EXCHANGE_FAULTS: readonly ExchangeFault[] = Object.freeze([
   'wrong-tenant',
   'no-exp',
   'long-lived',
   'wrong-audience',
   'not-jwt',
+  'alg-none',
+  'foreign-key',
+  'wrong-issuer',
+  'extra-audience',
+  'tenants-claim',
 ]);
 
 export interface ExchangeSettings {
@@ -189,18 +209,29 @@ async function exchange(
     ...(authTime !== undefined ? { auth_time: authTime } : {}),
     ...(acr !== undefined ? { acr } : {}),
     ...(proof ? { cnf: { jkt: proof.jkt } } : {}),
+    ...(fault === 'tenants-claim' ? { tenants: [tenant, ...OTHER_TENANTS.filter((t) => t !== tenant)] } : {}),
   };
-  const signer = settings.signer();
+  const signer = fault === 'foreign-key' ? await foreignSigner() : settings.signer();
+  const audience =
+    fault === 'wrong-audience'
+      ? OTHER_AUDIENCE
+      : fault === 'extra-audience'
+        ? [settings.mcpResource, OTHER_AUDIENCE]
+        : settings.mcpResource;
   let jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: signer.alg, typ: 'at+jwt', kid: signer.kid })
-    .setIssuer(provider.issuer)
+    .setIssuer(fault === 'wrong-issuer' ? 'https://other-issuer.example' : provider.issuer)
     .setSubject(user.sub)
-    .setAudience(fault === 'wrong-audience' ? OTHER_AUDIENCE : settings.mcpResource)
+    .setAudience(audience)
     .setIssuedAt(now)
     .setJti(randomUUID());
   if (lifetime !== undefined) jwt = jwt.setExpirationTime(now + lifetime);
-  const accessToken =
-    fault === 'not-jwt' ? randomBytes(32).toString('base64url') : await jwt.sign(signer.key);
+  let accessToken = fault === 'not-jwt' ? randomBytes(32).toString('base64url') : await jwt.sign(signer.key);
+  if (fault === 'alg-none') {
+    const [, payload] = accessToken.split('.');
+    const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url');
+    accessToken = `${header}.${payload}.`;
+  }
 
   ctx.body = {
     access_token: accessToken,
@@ -209,6 +240,13 @@ async function exchange(
     ...(lifetime !== undefined ? { expires_in: lifetime } : {}),
     scope,
   };
+}
+
+/** A key of nobody the IdP knows, with the IdP's current kid: what a spoofed exchange endpoint would sign with. */
+async function foreignSigner(): Promise<{ key: KeyObject; alg: string; kid: string }> {
+  const { generateKeyPairSync } = await import('node:crypto');
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { key: privateKey, alg: 'ES256', kid: 'foreign' };
 }
 
 async function checkProof(

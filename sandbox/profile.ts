@@ -22,7 +22,10 @@ export interface SandboxEndpoints {
 export interface SandboxTunnel {
   /** `user@127.0.0.1:port` of the sandbox bastion. */
   bastion: string;
-  identityFile: string;
+  /** The user's SSH key on disk; absent with sshCaEndpoint (no key on disk at all). */
+  identityFile?: string;
+  /** The control plane's SSH CA (docs/protocol.md "SSH certificates"). */
+  sshCaEndpoint?: string;
   fingerprints: string[];
   mcpUrl: string;
 }
@@ -47,7 +50,8 @@ export async function writeSandboxProfile(
     ...(tunnel
       ? ([
           ['bastion', tunnel.bastion],
-          ['identity_file', tunnel.identityFile],
+          ...(tunnel.identityFile ? [['identity_file', tunnel.identityFile]] : []),
+          ...(tunnel.sshCaEndpoint ? [['ssh_ca_endpoint', tunnel.sshCaEndpoint]] : []),
           // The bastion's host key, pinned: nothing is added to your ~/.ssh/known_hosts.
           ['host_key_fingerprints', tunnel.fingerprints.join(' ')],
           ['mcp_url', tunnel.mcpUrl],

@@ -51,6 +51,10 @@ export interface Sshd {
   knownHostsLine: string;
   /** The private host key text, so another sshd (or a sandbox bastion) can wear the same identity. */
   hostKey: string;
+  /** The extraHostKeyTypes keys. */
+  extraHostKeys: HostKeyInfo[];
+  /** Where the host keys are (for a test that certifies one: `HostCertificate` needs a restart). */
+  dir: string;
   /** Kills sshd and every connection it serves; waits until they are gone. */
   stop(): Promise<void>;
   /** Starts sshd again on the same port with the same host key (stops it first when running). */
@@ -73,6 +77,26 @@ export interface SshdOptions {
   listenAddress?: string;
   /** A fixed port (with listenAddress, in a fresh namespace); default a free loopback port. */
   port?: number;
+  /**
+   * CA public keys (`ssh-ed25519 AAAA…`) whose user certificates sshd accepts (TrustedUserCAKeys), for the
+   * principals in `authorizedPrincipals` (AuthorizedPrincipalsFile). With no authorizedKeys, sshd has no
+   * authorized_keys at all (AuthorizedKeysFile none): a certificate is the only way in.
+   */
+  trustedUserCaKeys?: string[];
+  authorizedPrincipals?: string[];
+  /** sshd_config lines that take precedence (first value wins), e.g. `KexAlgorithms …` for a test. */
+  extraConfig?: string[];
+  /** More host keys besides the ed25519 one (generated with ssh-keygen), as many real sshds have. */
+  extraHostKeyTypes?: Array<'ecdsa' | 'rsa'>;
+}
+
+export interface HostKeyInfo {
+  type: string;
+  fingerprint: string;
+  /** `[HOST]:PORT TYPE AAAA…` */
+  knownHostsLine: string;
+  /** The public key line (`TYPE AAAA… comment`). */
+  publicKey: string;
 }
 
 /** Whether startSshd can work here: sshd and ssh-keygen present, and the privsep dir there or creatable. */
@@ -117,6 +141,28 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
       hostKey = await readFile(keyFile, 'utf8');
     }
     await chmod(keyFile, 0o600); // sshd refuses a host key others can read, whatever StrictModes says
+    const extraKeyFiles: string[] = [];
+    const extraPublic: Array<{ type: string; blob: Buffer; line: string }> = [];
+    for (const type of opts.extraHostKeyTypes ?? []) {
+      const file = path.join(dir, `ssh_host_${type}_key`);
+      await run('ssh-keygen', [
+        '-q',
+        '-t',
+        type,
+        ...(type === 'rsa' ? ['-b', '2048'] : []),
+        '-N',
+        '',
+        '-C',
+        'mcp-secure-sandbox',
+        '-f',
+        file,
+      ]);
+      await chmod(file, 0o600);
+      const line = (await readFile(`${file}.pub`, 'utf8')).trim();
+      const parsed = parseAuthorizedKey(line);
+      extraKeyFiles.push(file);
+      extraPublic.push({ type: parsed.type, blob: parsed.getPublicSSH(), line });
+    }
     const hostBlob = parseAuthorizedKey(await readFile(`${keyFile}.pub`, 'utf8')).getPublicSSH();
 
     await ensurePrivsepDir();
@@ -124,6 +170,24 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
     await writeFile(authorizedKeysFile, opts.authorizedKeys.map((l) => `${l.trim()}\n`).join(''), {
       mode: 0o600,
     });
+    const caFile = path.join(dir, 'trusted_user_ca_keys');
+    const principalsFile = path.join(dir, 'authorized_principals');
+    const withCa = (opts.trustedUserCaKeys?.length ?? 0) > 0;
+    if (withCa) {
+      await writeFile(caFile, opts.trustedUserCaKeys!.map((l) => `${l.trim()}\n`).join(''), { mode: 0o600 });
+      // restrict,port-forwarding (authorized_keys options, sshd(8)): whatever a certificate permits, this
+      // account gives nothing but forwarding.
+      await writeFile(
+        principalsFile,
+        (opts.authorizedPrincipals ?? []).map((p) => `restrict,port-forwarding ${p}\n`).join(''),
+        {
+          mode: 0o600,
+        },
+      );
+    }
+    for (const line of opts.extraConfig ?? []) {
+      if (/[\r\n]/.test(line)) throw new Error('one sshd_config line per entry');
+    }
     const configFile = path.join(dir, 'sshd_config');
     const pidFile = path.join(dir, 'sshd.pid');
     const version = await sshdVersion();
@@ -148,10 +212,13 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
         listenAddress,
         port,
         keyFile,
+        extraKeyFiles,
         authorizedKeysFile,
         pidFile,
         username,
         permitOpen: opts.permitOpen,
+        ca: withCa ? { caFile, principalsFile, keys: opts.authorizedKeys.length > 0 } : undefined,
+        extra: opts.extraConfig ?? [],
         // OpenSSH 9.8 penalises addresses that fail to authenticate (PerSourcePenalties); the tests refuse
         // keys from 127.0.0.1 on purpose and would lock themselves out.
         noPenalties: version !== undefined && (version[0] > 9 || (version[0] === 9 && version[1] >= 8)),
@@ -178,6 +245,13 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
       fingerprint: fingerprintOf(hostBlob),
       knownHostsLine: knownHostsLineOf(listenAddress, port, hostBlob),
       hostKey,
+      extraHostKeys: extraPublic.map((k) => ({
+        type: k.type,
+        fingerprint: fingerprintOf(k.blob),
+        knownHostsLine: knownHostsLineOf(listenAddress, port, k.blob),
+        publicKey: k.line,
+      })),
+      dir,
       stop,
       async restart() {
         await stop();
@@ -198,11 +272,14 @@ interface ConfigInput {
   listenAddress: string;
   port: number;
   keyFile: string;
+  extraKeyFiles: string[];
   authorizedKeysFile: string;
   pidFile: string;
   username: string;
   permitOpen: Array<{ host: string; port: number }>;
   noPenalties: boolean;
+  ca: { caFile: string; principalsFile: string; keys: boolean } | undefined;
+  extra: string[];
 }
 
 function config(c: ConfigInput): string {
@@ -210,11 +287,14 @@ function config(c: ConfigInput): string {
     ? c.permitOpen.map(({ host, port }) => `${host.includes(':') ? `[${host}]` : host}:${port}`).join(' ')
     : 'none';
   const lines = [
+    ...c.extra,
     `ListenAddress ${c.listenAddress}:${c.port}`,
     'AddressFamily inet',
     `HostKey ${c.keyFile}`,
+    ...c.extraKeyFiles.map((f) => `HostKey ${f}`),
     `PidFile ${c.pidFile}`,
-    `AuthorizedKeysFile ${c.authorizedKeysFile}`,
+    `AuthorizedKeysFile ${c.ca && !c.ca.keys ? 'none' : c.authorizedKeysFile}`,
+    ...(c.ca ? [`TrustedUserCAKeys ${c.ca.caFile}`, `AuthorizedPrincipalsFile ${c.ca.principalsFile}`] : []),
     'UsePAM no',
     'StrictModes no',
     'PubkeyAuthentication yes',

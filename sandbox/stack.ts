@@ -1,30 +1,74 @@
 /**
  * The whole sandbox control plane in one call, for the demo and `npm run sandbox`: the IdP, the in-cluster
- * MCP server (on a loopback port only the bastion is told about), an ssh2 bastion with a generated host
- * key, a generated user key written next to the config, and the `sandbox` profile pointing at all of it.
+ * MCP server (on a loopback port only the bastion is told about), a bastion, and the `sandbox` profile
+ * pointing at all of it.
+ *
+ * Where OpenSSH is installed (sshd and ssh), the bastion is a real sshd that trusts only the control plane's
+ * SSH CA (TrustedUserCAKeys, no authorized_keys): `connect` gets a short-lived certificate for a key it holds
+ * in memory, and there is no SSH key file at all. On a bare machine with only Node, an ssh2 bastion and a
+ * user key generated now (written next to the config, never committed).
  */
+import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Bastion, generateUserKey, startBastion } from './bastion.js';
+import { generateUserKey, startBastion } from './bastion.js';
 import { type ControlPlane, startControlPlane } from './control-plane.js';
 import { type SandboxIdp, startIdp } from './idp.js';
 import { writeSandboxProfile } from './profile.js';
+import { haveSshd, startSshd } from './sshd.js';
+import { USERS } from './users.js';
 
 export interface Stack {
   idp: SandboxIdp;
   plane: ControlPlane;
-  bastion: Bastion;
-  keyFile: string;
+  bastion: { username: string; port: number; fingerprint: string };
+  /** `certificate`: sshd + the SSH CA, no key on disk; `key`: the ssh2 bastion and keyFile. */
+  sshMode: 'certificate' | 'key';
+  keyFile: string | undefined;
   close(): Promise<void>;
+}
+
+function haveSshClient(): Promise<boolean> {
+  return new Promise((resolve) => execFile('ssh', ['-V'], (err) => resolve(!err)));
 }
 
 export async function startStack(options: {
   configDir: string;
   env: NodeJS.ProcessEnv;
   deviceInterval?: number;
+  /** Default: certificates where sshd and ssh are installed. */
+  sshMode?: 'certificate' | 'key';
 }): Promise<Stack> {
   const idp = await startIdp({ deviceInterval: options.deviceInterval ?? 1 });
   const plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource });
+  const mode = options.sshMode ?? ((await haveSshd()) && (await haveSshClient()) ? 'certificate' : 'key');
+  if (mode === 'certificate') {
+    const sshd = await startSshd({
+      authorizedKeys: [],
+      permitOpen: [{ host: plane.host, port: plane.port }],
+      trustedUserCaKeys: [plane.sshCa.publicKeyLine],
+      // The CA's principal is the token's subject; each sandbox user may open the tunnel.
+      authorizedPrincipals: USERS.map((u) => u.sub),
+    });
+    await writeSandboxProfile(idp, options.env, 'sandbox', {
+      bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+      sshCaEndpoint: plane.sshCaEndpoint,
+      fingerprints: [sshd.fingerprint],
+      mcpUrl: plane.url,
+    });
+    return {
+      idp,
+      plane,
+      bastion: { username: sshd.username, port: sshd.port, fingerprint: sshd.fingerprint },
+      sshMode: mode,
+      keyFile: undefined,
+      async close() {
+        await sshd.close();
+        await plane.close();
+        await idp.close();
+      },
+    };
+  }
   const key = generateUserKey('mcp-secure-sandbox');
   const bastion = await startBastion({
     authorizedKeys: [key.publicKey],
@@ -36,13 +80,14 @@ export async function startStack(options: {
   await writeSandboxProfile(idp, options.env, 'sandbox', {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: plane.url,
   });
   return {
     idp,
     plane,
     bastion,
+    sshMode: mode,
     keyFile,
     async close() {
       await bastion.close();

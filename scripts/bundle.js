@@ -14,7 +14,7 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['@napi-rs/keyring', 'openid-client', 'ora', 'qrcode-terminal', 'ssh2'],
+  external: ['@napi-rs/keyring', 'jose', 'openid-client', 'ora', 'qrcode-terminal', 'ssh2'],
   // commander is CommonJS and calls require(); give the ESM bundle one.
   banner: {
     js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",

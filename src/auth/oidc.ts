@@ -29,33 +29,36 @@ export interface IdpOptions {
   profileArgs?: string;
 }
 
-/** https everywhere; plain http only for a loopback issuer and only with the named opt-in. */
-export function checkIssuerUrl(issuer: string, insecureHttp: boolean): URL {
+/**
+ * The one rule for every URL the CLI sends a credential to (the issuer, the token, device and revocation
+ * endpoints discovery names, the JWKS, the exchange endpoint): https, or plain http to a loopback address
+ * with the named opt-in (`--insecure-http` / insecure_http in the user's own config). `what` names the URL
+ * in the error ("issuer", "token endpoint", "exchange_endpoint").
+ */
+export function checkCredentialUrl(raw: string, insecureHttp: boolean, what = 'issuer'): URL {
   let url: URL;
   try {
-    url = new URL(issuer);
+    url = new URL(raw);
   } catch {
-    throw new CliError('usage', `issuer "${sanitize(issuer, 80)}" is not a URL`, {
-      hint: 'set it with `mcp-secure config set issuer https://…`',
+    throw new CliError('usage', `${what} "${sanitize(raw, 80)}" is not a URL`, {
+      hint: `set it with \`mcp-secure config set ${what === 'exchange_endpoint' ? what : 'issuer'} https://…\``,
     });
   }
   if (url.protocol === 'https:') return url;
   if (url.protocol !== 'http:') {
-    throw new CliError('usage', `issuer ${sanitize(issuer, 80)} must use https`, {
-      hint: 'set it with `mcp-secure config set issuer https://…`',
+    throw new CliError('usage', `${what} ${sanitize(raw, 80)} must use https`, {
+      hint: `set it with \`mcp-secure config set ${what === 'exchange_endpoint' ? what : 'issuer'} https://…\``,
     });
   }
   if (!isLoopbackHost(url.hostname)) {
     throw new CliError(
       'trust',
-      `refusing plain-http issuer ${url.origin}: tokens would cross the network in clear`,
-      {
-        hint: 'use the https:// issuer URL',
-      },
+      `refusing plain-http ${what} ${sanitize(url.origin, 120)}: tokens would cross the network in clear`,
+      { hint: `use an https:// ${what}` },
     );
   }
   if (!insecureHttp) {
-    throw new CliError('usage', `issuer ${url.origin} uses plain http`, {
+    throw new CliError('usage', `${what} ${url.origin} uses plain http`, {
       hint: 'for a local test IdP pass `--insecure-http` (or set insecure_http in your own config)',
     });
   }
@@ -118,6 +121,60 @@ export function issuerMismatch(
       ? `set the issuer exactly as the IdP names it: \`mcp-secure config set issuer ${theirs}${profileArgs}\``
       : 'check the issuer URL with your IdP admin; do not change it to whatever a server names',
   };
+}
+
+/** https everywhere; plain http only for a loopback issuer and only with the named opt-in. */
+export function checkIssuerUrl(issuer: string, insecureHttp: boolean): URL {
+  return checkCredentialUrl(issuer, insecureHttp, 'issuer');
+}
+
+/**
+ * The most the CLI reads of any one answer from an IdP or exchange endpoint. A discovery document or a
+ * JWKS is a few KiB, a token answer less; 1 MiB is far above any real one and bounds memory against a
+ * hostile server (a 300 MB discovery document took RSS to 1.86 GB before this cap).
+ */
+export const MAX_IDP_BODY_BYTES = 1024 * 1024;
+
+/**
+ * The response with its body read into memory, at most `max` bytes: a bigger one (by Content-Length, or
+ * as it streams in) is cancelled and refused in one line naming the endpoint.
+ */
+export async function readCapped(
+  response: Response,
+  endpoint: string,
+  max = MAX_IDP_BODY_BYTES,
+): Promise<Response> {
+  const tooBig = () =>
+    new CliError('error', `${sanitize(endpoint, 120)} sent an answer over ${max / 1024} KiB; refusing it`, {
+      hint: 'this is a fault or an attack at the server; tell its operators (or check the URL)',
+    });
+  const declared = Number(response.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > max) {
+    await response.body?.cancel().catch(() => undefined);
+    throw tooBig();
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (response.body) {
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > max) {
+        await reader.cancel().catch(() => undefined);
+        throw tooBig();
+      }
+      chunks.push(value);
+    }
+  }
+  // A 1xx/204/304 cannot carry a body; the Response constructor refuses one for them.
+  const nullBody = [101, 204, 205, 304].includes(response.status);
+  return new Response(nullBody ? null : Buffer.concat(chunks), {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
 }
 
 interface ErrorShape {
@@ -219,6 +276,12 @@ export function mapIdpError(
   kind: ErrorKind = 'error',
 ): CliError {
   if (err instanceof CliError) return err;
+  // Our own refusals from inside a request (the URL rule, the body cap) come back wrapped by openid-client.
+  let inner: unknown = err;
+  for (let depth = 0; depth < 5 && inner && typeof inner === 'object'; depth++) {
+    if (inner instanceof CliError) return inner;
+    inner = (inner as ErrorShape).cause;
+  }
   if (err && typeof err === 'object' && (err as ErrorShape).name === 'AbortError') {
     return new CliError('interrupted', 'interrupted');
   }
@@ -300,32 +363,42 @@ export function mapIdpError(
   });
 }
 
-function loggingFetch(
+/**
+ * The fetch every IdP and exchange request goes through: the credential-URL rule on every URL (whatever
+ * discovery names), every answer read with the size cap, and `--debug` lines with the method, endpoint and
+ * status, never the query or the body, which carry codes and tokens.
+ */
+export function guardedFetch(
   fetchImpl: typeof globalThis.fetch,
-  debug: ((line: string) => void) | undefined,
+  o: { insecureHttp: boolean; debug: ((line: string) => void) | undefined },
 ): Client.CustomFetch {
   return async (url, options) => {
-    // Log the method, the endpoint and the answer's status; never the query or the body, which carry
-    // codes and tokens.
-    const endpoint = url.split('?')[0];
+    const endpoint = url.split('?')[0] ?? url;
+    checkCredentialUrl(url, o.insecureHttp, 'endpoint');
     const started = Date.now();
+    let response: Response;
     try {
-      const response = await fetchImpl(url, options as RequestInit);
-      debug?.(`http ${options.method} ${endpoint} -> ${response.status} (${Date.now() - started} ms)`);
-      return response;
+      response = await fetchImpl(url, options as RequestInit);
     } catch (err) {
-      debug?.(`http ${options.method} ${endpoint} -> failed (${networkReason(err) ?? 'error'})`);
+      o.debug?.(`http ${options.method} ${endpoint} -> failed (${networkReason(err) ?? 'error'})`);
       throw err;
     }
+    o.debug?.(`http ${options.method} ${endpoint} -> ${response.status} (${Date.now() - started} ms)`);
+    return readCapped(response, endpoint);
   };
 }
 
 export async function connectIdp(options: IdpOptions): Promise<Idp> {
   const issuerUrl = checkIssuerUrl(options.issuer, options.insecureHttp);
   const client = await import('openid-client');
-  const customFetch = loggingFetch(options.fetch, options.debug);
+  const customFetch = guardedFetch(options.fetch, {
+    insecureHttp: options.insecureHttp,
+    debug: options.debug,
+  });
   const execute: Array<(config: Client.Configuration) => void> = [];
-  if (issuerUrl.protocol === 'http:') execute.push(client.allowInsecureRequests);
+  // openid-client's own https check is all or nothing; with the opt-in, guardedFetch applies the finer rule
+  // (http only to loopback) to every URL, discovery's endpoints included.
+  if (options.insecureHttp) execute.push(client.allowInsecureRequests);
   let config: Client.Configuration;
   try {
     config = await client.discovery(issuerUrl, options.clientId, undefined, client.None(), {

@@ -12,9 +12,16 @@ import type { Deps } from '../io.js';
 import { openStore } from '../secrets/select.js';
 import { interactiveLogin } from './interactive.js';
 import type { LoginUi } from './login-ui.js';
-import { connectIdp, type Idp } from './oidc.js';
+import { checkCredentialUrl, connectIdp, guardedFetch, type Idp } from './oidc.js';
 import { accountFor, loadLogin } from './stored-login.js';
-import { checkTenantName, exchangeForTenant, OpenLogin, type Role, type TenantToken } from './tenant.js';
+import {
+  checkTenantName,
+  exchangeForTenant,
+  OpenLogin,
+  type Role,
+  type TenantToken,
+  type TokenVerifier,
+} from './tenant.js';
 
 export interface TenantAccessOptions {
   deps: Deps;
@@ -78,8 +85,11 @@ export function requireResource(eff: EffectiveProfile): string {
 }
 
 /** The IdP configuration exchanges go to: the token endpoint, or the profile's exchange_endpoint. */
-function exchangeConfig(idp: Idp, endpoint: string | undefined) {
+function exchangeConfig(idp: Idp, endpoint: string | undefined, insecureHttp: boolean) {
   if (!endpoint) return idp.config;
+  // The same rule as for the IdP: https, or loopback http with the named opt-in; checked before any token
+  // is sent (guardedFetch checks it again on the request itself).
+  const url = checkCredentialUrl(endpoint, insecureHttp, 'exchange_endpoint');
   const { client } = idp;
   // serverMetadata() carries helper methods; the constructor wants the plain JSON document.
   const metadata = JSON.parse(JSON.stringify(idp.config.serverMetadata())) as Client.ServerMetadata;
@@ -89,7 +99,7 @@ function exchangeConfig(idp: Idp, endpoint: string | undefined) {
     undefined,
     client.None(),
   );
-  if (new URL(endpoint).protocol === 'http:') client.allowInsecureRequests(config);
+  if (url.protocol === 'http:') client.allowInsecureRequests(config);
   const customFetch = idp.config[client.customFetch];
   if (customFetch) config[client.customFetch] = customFetch;
   return config;
@@ -133,6 +143,7 @@ export async function obtainTenantToken(
     request.role === 'admin'
       ? (request.elevatedToken ?? (await stepUp(session, manager)))
       : await session.accessToken();
+  const verifier = await tenantTokenVerifier(session.idp, manager.eff);
   return exchangeForTenant(session.idp, {
     tenant,
     resource,
@@ -141,7 +152,85 @@ export async function obtainTenantToken(
     user: session.login.user,
     now: manager.deps.now,
     dpop: await session.dpop(),
-    config: exchangeConfig(session.idp, manager.eff.profile.exchange_endpoint),
+    config: exchangeConfig(
+      session.idp,
+      manager.eff.profile.exchange_endpoint,
+      manager.eff.profile.insecure_http,
+    ),
     customEndpoint: manager.eff.profile.exchange_endpoint !== undefined,
+    verifier,
   });
+}
+
+/** One verifier per IdP connection and issuer, so a long `connect` reuses the cached JWKS. */
+const verifiers = new WeakMap<Idp, Map<string, Promise<TokenVerifier>>>();
+
+/**
+ * Who must have signed the tenant token: the IdP (its discovery's jwks_uri), or `exchange_issuer` from
+ * the user's config when the exchange endpoint belongs to someone else (its own discovery names its JWKS).
+ */
+export function tenantTokenVerifier(idp: Idp, eff: EffectiveProfile): Promise<TokenVerifier> {
+  const issuer = eff.profile.exchange_issuer ?? idp.issuer;
+  let byIssuer = verifiers.get(idp);
+  if (!byIssuer) {
+    byIssuer = new Map();
+    verifiers.set(idp, byIssuer);
+  }
+  let verifier = byIssuer.get(issuer);
+  if (!verifier) {
+    verifier = buildVerifier(idp, issuer, eff.profile.insecure_http);
+    verifier.catch(() => byIssuer?.delete(issuer));
+    byIssuer.set(issuer, verifier);
+  }
+  return verifier;
+}
+
+async function buildVerifier(idp: Idp, issuer: string, insecureHttp: boolean): Promise<TokenVerifier> {
+  const { client } = idp;
+  const fetcher =
+    idp.config[client.customFetch] ?? guardedFetch(globalThis.fetch, { insecureHttp, debug: undefined });
+  let jwksUri: unknown;
+  if (issuer === idp.issuer) {
+    jwksUri = idp.config.serverMetadata().jwks_uri;
+  } else {
+    const base = checkCredentialUrl(issuer, insecureHttp, 'exchange_issuer').href.replace(/\/$/, '');
+    const where = `${base}/.well-known/openid-configuration`;
+    let doc: { issuer?: unknown; jwks_uri?: unknown };
+    try {
+      const res = await fetcher(where, {
+        method: 'GET',
+        headers: { accept: 'application/json' },
+        redirect: 'manual',
+      } as never);
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      doc = (await res.json()) as typeof doc;
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      throw new CliError('error', `cannot read the discovery document of exchange_issuer ${issuer}`, {
+        hint: 'check exchange_issuer in your config (`mcp-secure config`): it must serve /.well-known/openid-configuration',
+        cause: err,
+      });
+    }
+    if (doc.issuer !== issuer && doc.issuer !== base) {
+      throw new CliError('trust', `the discovery document of ${issuer} names another issuer; refusing it`, {
+        hint: 'set exchange_issuer exactly as that issuer names itself',
+      });
+    }
+    jwksUri = doc.jwks_uri;
+  }
+  if (typeof jwksUri !== 'string' || !URL.canParse(jwksUri)) {
+    throw new CliError('error', `${issuer} names no JWKS, so tenant tokens cannot be checked`, {
+      hint: 'the tenant token issuer must publish jwks_uri in its discovery document; tell its operators',
+    });
+  }
+  const jose = await import('jose');
+  const keys = jose.createRemoteJWKSet(new URL(jwksUri), {
+    timeoutDuration: 15_000,
+    // A token signed with a kid we have not seen makes jose fetch the JWKS again, but by default not within
+    // 30 s of the last fetch: a key rotated right after `connect` started would refuse the next renewal.
+    // Exchanges are minutes apart, so a 1 s cooldown only stops a burst.
+    cooldownDuration: 1_000,
+    [jose.customFetch]: fetcher as never,
+  });
+  return { issuer, keys };
 }

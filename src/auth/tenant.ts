@@ -196,6 +196,30 @@ function decodeJwtPayload(token: string): Record<string, unknown> | undefined {
   }
 }
 
+/**
+ * Who may sign tenant tokens: the issuer they must name in `iss` and its JWKS (jose's remote key set: cached,
+ * re-fetched once for an unknown `kid` so key rotation works, fetched through the guarded fetch).
+ */
+export interface TokenVerifier {
+  issuer: string;
+  keys: import('jose').JWTVerifyGetKey;
+}
+
+/** The signature algorithms a tenant token may use: asymmetric only (never `none`, never an HMAC). */
+const TENANT_TOKEN_ALGS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+];
+
 export interface ExchangeRequest {
   tenant: string;
   resource: string;
@@ -208,6 +232,8 @@ export interface ExchangeRequest {
   config?: Client.Configuration;
   /** True when that endpoint is the profile's exchange_endpoint, not the IdP's token endpoint. */
   customEndpoint?: boolean;
+  /** The issuer and keys the answer's signature is checked against. */
+  verifier: TokenVerifier;
 }
 
 /**
@@ -270,6 +296,9 @@ function exchangeEndpointError(err: unknown, idp: Idp, req: ExchangeRequest): Cl
   return undefined;
 }
 
+/** What the claims of a tenant token are checked against. */
+export type ClaimCheck = Pick<ExchangeRequest, 'tenant' | 'resource' | 'role' | 'now'>;
+
 /**
  * RFC 8693 exchange for a tenant token, and the checks that make it safe to use: exactly the tenant and
  * audience asked for, an expiry that is present and short. Anything else is a trust failure (exit 5).
@@ -323,7 +352,58 @@ export async function exchangeForTenant(idp: Idp, req: ExchangeRequest): Promise
         throw mapIdpError(err, idp.issuer, 'token exchange', 'auth');
     }
   }
+  await verifyTenantSignature(answer.access_token, req);
   return checkTenantToken(answer, req);
+}
+
+/**
+ * The tenant token's JWS signature, by a key of the expected issuer's JWKS, and its `iss`. Without this a
+ * hostile or spoofed exchange endpoint could mint any claims (an unsigned `alg: none` token was accepted).
+ */
+export async function verifyTenantSignature(token: string, req: ExchangeRequest): Promise<void> {
+  const { jwtVerify } = await import('jose');
+  const who = sanitize(req.verifier.issuer, 100);
+  try {
+    await jwtVerify(token, req.verifier.keys, {
+      issuer: req.verifier.issuer,
+      algorithms: TENANT_TOKEN_ALGS,
+      currentDate: new Date(req.now()),
+      clockTolerance: 30,
+    });
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    const code = (err as { code?: unknown }).code;
+    const claim = (err as { claim?: unknown }).claim;
+    switch (code) {
+      case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+        if (claim === 'iss') throw refuse(`it was issued by someone else than ${who}`);
+        throw refuse(`its ${sanitize(claim, 20)} claim is invalid`);
+      case 'ERR_JWT_EXPIRED':
+        throw refuse('it has already expired (check your clock)');
+      case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      case 'ERR_JOSE_NOT_SUPPORTED':
+        throw refuse('it is unsigned or signed with an algorithm not allowed for tenant tokens');
+      case 'ERR_JWKS_NO_MATCHING_KEY':
+      case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
+      case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+        throw refuse(`it is not signed by a key of ${who}`);
+      case 'ERR_JWS_INVALID':
+      case 'ERR_JWT_INVALID':
+        throw refuse('it is not a JWT, so its tenant and expiry cannot be checked');
+      case 'ERR_JWKS_TIMEOUT':
+      case 'ERR_JWKS_INVALID':
+        throw new CliError(
+          'error',
+          `cannot get the signing keys (JWKS) of ${who} to check the tenant token`,
+          {
+            hint: 'retry; if it keeps failing, tell the IdP or control-plane operators',
+            cause: err,
+          },
+        );
+      default:
+        throw mapIdpError(err, req.verifier.issuer, 'tenant token check');
+    }
+  }
 }
 
 function refuse(message: string): CliError {
@@ -332,16 +412,23 @@ function refuse(message: string): CliError {
   });
 }
 
-export function checkTenantToken(answer: Client.TokenEndpointResponse, req: ExchangeRequest): TenantToken {
+export function checkTenantToken(answer: Client.TokenEndpointResponse, req: ClaimCheck): TenantToken {
   const claims = decodeJwtPayload(answer.access_token);
   if (!claims) throw refuse('it is not a JWT, so its tenant and expiry cannot be checked');
   if (typeof claims['tenant'] !== 'string' || claims['tenant'] !== req.tenant) {
     throw refuse(`it names tenant "${sanitize(claims['tenant'], 64)}", not ${req.tenant}`);
   }
+  // Exactly one tenant: a second tenant claim is a token a server may read as good for more than asked.
+  if (claims['tenants'] !== undefined) {
+    throw refuse(`it carries a "tenants" claim besides tenant ${req.tenant}`);
+  }
+  // Exactly the MCP resource: a token with extra audiences can be replayed at those other services.
   const aud = claims['aud'];
   const audiences = Array.isArray(aud) ? aud : [aud];
-  if (!audiences.includes(req.resource)) {
-    throw refuse(`its audience is ${sanitize(JSON.stringify(aud ?? null), 100)}, not ${req.resource}`);
+  if (audiences.length !== 1 || audiences[0] !== req.resource) {
+    throw refuse(
+      `its audience is ${sanitize(JSON.stringify(aud ?? null), 100)}, not exactly ${req.resource}`,
+    );
   }
   const exp = claims['exp'];
   if (typeof exp !== 'number' || !Number.isFinite(exp)) throw refuse('it has no expiry');

@@ -77,6 +77,8 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
         role: 'member',
         acceptNewHostKey: opts.acceptNewHostKey,
         hops: await resolveHops(eff, deps),
+        transport: opts.sshTransport,
+        upstream: new URL(mcpUrl),
         signal: stop.signal,
         event: () => undefined,
         quietEvents: false,

@@ -31,7 +31,8 @@ function describe(source: Source | undefined): string {
 /** `mcp-secure config`: the effective profile, each value with where it came from. */
 async function runShow(globals: GlobalOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const eff = await loadProfile(deps, globals);
+  // `config` shows what an unapproved project file would set without asking: it is how the user reviews it.
+  const eff = await loadProfile(deps, globals, undefined, { untrusted: 'ignore' });
   const keys = Object.keys(PROFILE_KEYS) as Array<keyof Profile>;
   if (globals.json) {
     ui.json({
@@ -39,6 +40,7 @@ async function runShow(globals: GlobalOptions, deps: Deps) {
       profile_source: describe(eff.nameSource),
       user_file: eff.userFile,
       project_file: eff.projectFile ?? null,
+      project_keys_ignored: eff.ignored,
       values: Object.fromEntries(
         keys.map((k) => [k, { value: eff.profile[k] ?? null, source: describe(eff.sources[k]?.source) }]),
       ),
@@ -64,6 +66,11 @@ async function runShow(globals: GlobalOptions, deps: Deps) {
   }
   ui.out(c.dim(`User file: ${eff.userFile}`));
   if (eff.projectFile) ui.out(c.dim(`Project file: ${eff.projectFile}`));
+  if (eff.ignored.length > 0) {
+    ui.warn(
+      `not trusted yet, so ignored: ${eff.ignored.join(', ')} from ${eff.projectFile} (run a command such as \`mcp-secure status\` in a terminal to review and trust it)`,
+    );
+  }
   if (!eff.defined && eff.name !== 'default') {
     ui.warn(`profile "${eff.name}" is not defined in any config file.`);
   }
@@ -71,7 +78,7 @@ async function runShow(globals: GlobalOptions, deps: Deps) {
 }
 
 async function targetProfile(globals: GlobalOptions, deps: Deps): Promise<string> {
-  return (await loadProfile(deps, globals)).name;
+  return (await loadProfile(deps, globals, undefined, { untrusted: 'ignore' })).name;
 }
 
 /** `mcp-secure config set KEY VALUE`: non-interactive, validated before anything is written. */
@@ -123,9 +130,9 @@ async function runUse(globals: GlobalOptions, name: string, deps: Deps) {
 
 async function runList(globals: GlobalOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const eff = await loadProfile(deps, globals);
+  const eff = await loadProfile(deps, globals, undefined, { untrusted: 'ignore' });
   const user = await readConfigFile(eff.userFile);
-  const project = eff.projectFile ? await readConfigFile(eff.projectFile) : undefined;
+  const project = eff.projectFile ? await readConfigFile(eff.projectFile, 'project') : undefined;
   const rows = [
     ...Object.entries(user?.profiles ?? {}).map(([name, p]) => ({
       name,

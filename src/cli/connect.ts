@@ -108,7 +108,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   const cleanups: Array<() => unknown> = [];
   try {
     const { openTunnel } = await import('./open-tunnel.js');
-    const { session, refresher, supervisor, dpopKey, stats } = await openTunnel({
+    const { session, refresher, supervisor, dpopKey, stats, transport } = await openTunnel({
       ui,
       deps,
       eff,
@@ -116,6 +116,8 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       role: opts.role,
       acceptNewHostKey: opts.acceptNewHostKey,
       hops,
+      transport: opts.sshTransport,
+      upstream,
       signal,
       event,
       quietEvents: json,
@@ -156,7 +158,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       );
     }
     const local = opts.raw ? `${listener.address}` : `http://${listener.address}${upstream.pathname}`;
-    event('listening', { local, upstream: upstream.href, tenant: opts.tenant, raw: opts.raw });
+    event('listening', { local, upstream: upstream.href, tenant: opts.tenant, raw: opts.raw, transport });
     ui.success(`Listening on ${local} → ${upstream.href}`);
     if (!opts.raw) {
       ui.info(`Point your MCP client at ${local}; it needs no token (the proxy adds it).`);
@@ -177,7 +179,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
         user,
         `${listener.address} → ${upstream.host}`,
         t ? `token ${mmss(t.expiresAt - deps.now())}` : 'token renewing',
-        supervisor.up ? 'ssh up' : 'ssh re-dialling',
+        `${transport === 'openssh' ? 'openssh' : 'ssh'} ${supervisor.up ? 'up' : 're-dialling'}`,
         `conns ${stats.open}/${stats.total}`,
         `↑${fmtBytes(stats.bytesOut)} ↓${fmtBytes(stats.bytesIn)}`,
         `re-dials ${supervisor.redials}`,

@@ -119,9 +119,8 @@ interface Discovery extends Outcome {
 
 async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
   const issuer = eff.profile.issuer!;
-  const { checkIssuerUrl, issuerMatches, issuerMismatch, tlsTrustProblem, TLS_TRUST_HINT } = await import(
-    '../auth/oidc.js'
-  );
+  const { checkIssuerUrl, issuerMatches, issuerMismatch, readCapped, tlsTrustProblem, TLS_TRUST_HINT } =
+    await import('../auth/oidc.js');
   const url = checkIssuerUrl(issuer, eff.profile.insecure_http === true);
   const well = new URL(`${url.href.replace(/\/$/, '')}/.well-known/openid-configuration`);
   const started = deps.now();
@@ -166,8 +165,10 @@ async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
     revocation_endpoint_auth_methods_supported?: unknown;
   };
   try {
-    doc = (await res.json()) as typeof doc;
-  } catch {
+    doc = (await (await readCapped(res, well.href)).json()) as typeof doc;
+  } catch (err) {
+    if (err instanceof CliError)
+      return { ...clock, status: 'fail', detail: err.message, fix: err.hint ?? '' };
     return {
       ...clock,
       status: 'fail',
@@ -264,6 +265,13 @@ async function agentKeyCount(socket: string): Promise<number> {
 }
 
 async function checkAgent(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
+  // With the SSH CA, connect serves its own agent (a key in memory and its certificate): yours is not used.
+  if (eff.profile.ssh_ca_endpoint) {
+    return {
+      status: 'ok',
+      detail: 'not needed: connect gets a short-lived certificate from the SSH CA for a key held in memory',
+    };
+  }
   const socket = deps.env['SSH_AUTH_SOCK'];
   // The key files connect would offer besides the agent: identity_file, IdentityFile from ~/.ssh/config,
   // else ~/.ssh/id_ed25519, id_ecdsa, id_rsa (as OpenSSH does).
@@ -374,7 +382,7 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
     host: first.host,
     port: first.port,
     key,
-    knownHostsFiles: [knownHosts],
+    knownHostsFiles: [knownHosts, `${knownHosts}2`, '/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
     pinned,
   });
   const p = profileHint(eff);
@@ -382,7 +390,7 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
     return {
       status: 'fail',
       detail: `${hopLabel(first)}: host key ${fp} is not in ${knownHosts} nor pinned`,
-      fix: `check ${fp} with your admins, then pin it (mcp-secure config set host_key_fingerprints ${fp}${p}) or accept it once (connect --accept-new-host-key)`,
+      fix: `check ${fp} with your admins, then pin it (mcp-secure config set host_key_fingerprints ${kh.hostToken(first.host, first.port)}=${fp}${p}) or accept it once (connect --accept-new-host-key)`,
     };
   }
   if (verdict.status === 'changed' || verdict.status === 'revoked') {
@@ -397,11 +405,11 @@ async function checkHostKeys(eff: EffectiveProfile, deps: Deps): Promise<Outcome
   // (no known_hosts: only pins can vouch for the later hops)
   for (const hop of hops.slice(1)) {
     const listed = await kh.isListed([knownHosts], hop.host, hop.port);
-    if (!listed && pinned.length <= 1) {
+    if (!listed && kh.pinsFor(pinned, hop.host, hop.port).length === 0) {
       return {
         status: 'fail',
         detail: `${hopLabel(hop)}: no host key in ${knownHosts} nor pinned for it`,
-        fix: `pin its SHA256 fingerprint (mcp-secure config set host_key_fingerprints "…"${p}) or accept it once (connect --accept-new-host-key)`,
+        fix: `pin its SHA256 fingerprint (mcp-secure config set host_key_fingerprints "${kh.hostToken(hop.host, hop.port)}=SHA256:…"${p}) or accept it once (connect --accept-new-host-key)`,
       };
     }
     lines.push(`${hopLabel(hop)} ${listed ? 'in known_hosts' : 'pinned (checked at connect)'}`);
@@ -434,6 +442,41 @@ async function checkPort(eff: EffectiveProfile): Promise<Outcome> {
   };
 }
 
+/** Which SSH transport connect will use, and why (open-tunnel.ts chooseTransport). */
+async function checkTransport(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {
+  const { chooseTransport } = await import('./open-tunnel.js');
+  const choice = eff.profile.ssh_transport ?? 'auto';
+  let chosen: Awaited<ReturnType<typeof chooseTransport>>;
+  try {
+    chosen = await chooseTransport(choice, deps.env);
+  } catch (err) {
+    return { status: 'fail', detail: errText(err), fix: 'install openssh-client, or set ssh_transport ssh2' };
+  }
+  if (chosen.kind === 'ssh2') {
+    if (eff.profile.ssh_ca_endpoint) {
+      return {
+        status: 'fail',
+        detail: `ssh2 (${chosen.why}), but ssh_ca_endpoint needs OpenSSH: ssh2 cannot offer certificates`,
+        fix: 'install openssh-client and set ssh_transport auto',
+      };
+    }
+    return {
+      status: 'ok',
+      detail: `ssh2 in-process (${chosen.why}); no certificates, FIDO keys or post-quantum kex with it`,
+    };
+  }
+  const version = await new Promise<string>((resolve) => {
+    execFile(
+      chosen.ssh,
+      ['-V'],
+      { env: { ...deps.env } as NodeJS.ProcessEnv, timeout: CHECK_TIMEOUT_MS - 200 },
+      (err, stdout, stderr) => resolve(err ? '' : sanitize(`${stderr}${stdout}`.trim(), 60)),
+    );
+  });
+  const ca = eff.profile.ssh_ca_endpoint ? '; certificates from the SSH CA, no key on disk' : '';
+  return { status: 'ok', detail: `OpenSSH (${chosen.why}${version ? `, ${version}` : ''})${ca}` };
+}
+
 async function checkTmux(deps: Deps): Promise<Outcome> {
   const env = { ...deps.env } as NodeJS.ProcessEnv;
   const version = await new Promise<string | Error>((resolve) => {
@@ -452,6 +495,45 @@ async function checkTmux(deps: Deps): Promise<Outcome> {
     ? ', and this shell is inside tmux'
     : '; start tmux first to use --audit-pane';
   return { status: 'ok', detail: `${sanitize(version, 40)}${inside}` };
+}
+
+async function checkConfigDir(deps: Deps): Promise<Outcome> {
+  const { tightenConfigDir } = await import('../config/load.js');
+  const dir = await tightenConfigDir(deps.configDir, deps.platform);
+  switch (dir.status) {
+    case 'missing':
+      return { status: 'ok', detail: `${deps.configDir} does not exist yet (created 0700)` };
+    case 'private':
+      return { status: 'ok', detail: `${deps.configDir} is yours alone (0700)` };
+    case 'tightened':
+      return { status: 'ok', detail: `${deps.configDir} was 0${dir.from.toString(8)}; made it 0700` };
+    case 'loose':
+      return {
+        status: 'fail',
+        detail: `${deps.configDir} is mode 0${dir.mode.toString(8)} and ${dir.reason}: others can see your profiles and tenants`,
+        fix: `chmod 700 '${deps.configDir}' as its owner, or set MCP_SECURE_CONFIG_DIR to a directory of your own`,
+      };
+  }
+}
+
+async function checkCoreDumps(deps: Deps): Promise<Outcome> {
+  const { coreDumpState } = await import('./hardening.js');
+  const state = coreDumpState(deps.platform);
+  switch (state.status) {
+    case 'off':
+      return { status: 'ok', detail: 'core dumps are off (ulimit -c 0)' };
+    case 'filtered':
+      return {
+        status: 'ok',
+        detail: `a crash dumps no memory (coredump_filter 0; ulimit -c ${state.softLimit})`,
+      };
+    case 'exposed':
+      return {
+        status: 'warn',
+        detail: `a crash could write tokens and the DPoP key into a core file (${state.reason}; ulimit -c ${state.softLimit})`,
+        fix: 'turn core dumps off in your shell profile: ulimit -c 0 (macOS: also `sudo launchctl limit core 0`)',
+      };
+  }
 }
 
 function checkClock(d: Discovery | undefined): Outcome {
@@ -498,6 +580,13 @@ const CHECKS: readonly Check[] = [
     what: 'ssh-agent',
     timeoutFix: 'restart ssh-agent: eval "$(ssh-agent)" && ssh-add',
     run: checkAgent,
+  },
+  {
+    id: 'ssh-transport',
+    title: 'SSH transport',
+    what: 'ssh -V',
+    timeoutFix: 'check the OpenSSH client',
+    run: checkTransport,
   },
   {
     id: 'host-keys',
@@ -554,6 +643,8 @@ export async function runDoctor(globals: GlobalOptions, _opts: DoctorOptions, de
     // The clock is judged against the IdP's Date header: after discovery.
     add('clock', 'clock in sync with the IdP', checkClock(idp.status === 'skip' ? undefined : idp));
   }
+  add('config-dir', 'config directory private', await checkConfigDir(deps));
+  add('core-dumps', 'no secrets in core dumps', await checkCoreDumps(deps));
   const failed = results.filter((r) => r.status === 'fail').length;
   if (globals.json) {
     ui.json({

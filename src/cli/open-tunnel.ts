@@ -7,6 +7,7 @@ import type { Role } from '../auth/tenant.js';
 import type { EffectiveProfile } from '../config/load.js';
 import type { Deps } from '../io.js';
 import type { Hop } from '../tunnel/ssh.js';
+import type { Transport, TransportChoice, TransportKind } from '../tunnel/transport.js';
 import type { Ui } from './ui.js';
 
 export interface OpenTunnelOptions {
@@ -17,6 +18,10 @@ export interface OpenTunnelOptions {
   role: Role;
   acceptNewHostKey: boolean;
   hops: Hop[];
+  /** `--ssh-transport`; the profile's ssh_transport, else auto (OpenSSH where `ssh` is installed). */
+  transport?: TransportChoice | undefined;
+  /** The upstream URL: what the OpenSSH transport forwards to. */
+  upstream: URL;
   signal: AbortSignal;
   /** NDJSON events (`--json`). */
   event(type: string, data?: Record<string, unknown>): void;
@@ -42,6 +47,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
       import('../auth/tenant-state.js'),
     ]);
   const manager = { deps, eff, ui };
+  let renewCertificate: (() => Promise<void>) | undefined;
   let step = ui.waiting(`Getting a tenant token for ${opts.tenant}…`);
   const session = await openLogin(manager);
   const elevated = opts.role === 'admin' ? await stepUp(session, manager) : undefined;
@@ -63,6 +69,8 @@ export async function openTunnel(o: OpenTunnelOptions) {
     onEvent: (e) => {
       if (e.type === 'refreshed') {
         event('token_refreshed', { expires_at: new Date(e.token.expiresAt).toISOString() });
+        // The certificate lasts as long as the token: a new token, a new certificate (agent.ts).
+        void renewCertificate?.();
         if (!deps.stderrIsTTY && !json)
           ui.info(`tenant token renewed; expires ${new Date(e.token.expiresAt).toISOString()}`);
       } else if (e.type === 'retry') {
@@ -91,36 +99,151 @@ export async function openTunnel(o: OpenTunnelOptions) {
 
   const { dialChain, hopLabel } = await import('../tunnel/ssh.js');
   const { Supervisor } = await import('../tunnel/supervisor.js');
-  const knownHosts = join(deps.homedir, '.ssh', 'known_hosts');
+  const home = deps.homedir;
+  const knownHosts = join(home, '.ssh', 'known_hosts');
   const canAsk = deps.stdinIsTTY && deps.stderrIsTTY;
-  const dial = () =>
-    dialChain({
-      hops,
-      knownHostsFiles: [knownHosts],
-      knownHostsWrite: knownHosts,
-      pinned: eff.profile.host_key_fingerprints ?? [],
-      acceptNew: opts.acceptNewHostKey,
-      ...(canAsk
-        ? {
-            // The spinner stops first: its next frame would erase the question from the line.
-            confirm: async (q: string) => {
-              step.stop();
-              return /^y(es)?$/i.test((await deps.prompt(q)).trim());
-            },
-            passphrase: (file: string) => {
-              step.stop();
-              return deps.prompt(`Passphrase for ${file}: `, { secret: true });
-            },
-          }
-        : {}),
-      agentSocket: deps.env['SSH_AUTH_SOCK'],
-      onHop: (hop, i) => {
-        step.stop();
-        step = ui.waiting(`SSH: connecting to ${hopLabel(hop)} (${i + 1}/${hops.length})…`);
+  const chosen = await chooseTransport(o.transport ?? eff.profile.ssh_transport ?? 'auto', deps.env);
+  ui.debug(`SSH transport: ${chosen.kind} (${chosen.why})`);
+  let routeLabel = hops.map(hopLabel).join(' → ');
+  let dial: () => Promise<Transport>;
+  const caEndpoint = eff.profile.ssh_ca_endpoint;
+  if (caEndpoint && chosen.kind !== 'openssh') {
+    const { CliError } = await import('../errors.js');
+    throw new CliError(
+      'usage',
+      'ssh_ca_endpoint (a short-lived SSH certificate) needs the OpenSSH transport: ssh2 cannot offer OpenSSH certificates',
+      {
+        hint: 'install openssh-client and use --ssh-transport openssh, or unset ssh_ca_endpoint to use your own key',
       },
-      info: (line) => ui.info(line),
-      warn: (line) => ui.warn(line),
-    }).finally(() => step.stop());
+    );
+  }
+  if (chosen.kind === 'openssh') {
+    const { dialOpenSsh, privateDir } = await import('../tunnel/openssh.js');
+    const { targetOf } = await import('../tunnel/transport.js');
+    const dir = await privateDir(deps.env);
+    cleanups.push(() => dir.remove());
+    let agent: { socket: string; publicKeyFile: string } | undefined;
+    let identity: import('../tunnel/agent.js').SessionIdentity | undefined;
+    let writeCert: ((c: import('../tunnel/agent.js').CertificateInfo) => Promise<void>) | undefined;
+    if (caEndpoint) {
+      // No SSH key on disk (agent.ts): an in-memory key, a certificate from the control plane's CA for
+      // as long as the tenant token lasts, served by our own agent to this session's ssh only.
+      const [{ SessionIdentity, serveAgent }, { requestSshCertificate }, { createProof }, { writeFile }] =
+        await Promise.all([
+          import('../tunnel/agent.js'),
+          import('../auth/ssh-ca.js'),
+          import('../auth/dpop.js'),
+          import('node:fs/promises'),
+        ]);
+      const sessionIdentity = new SessionIdentity({
+        now: deps.now,
+        certify: async (publicKeyLine) => {
+          const t = refresher.current();
+          if (!t) {
+            const { CliError } = await import('../errors.js');
+            throw new CliError('error', 'the tenant token has expired and is being renewed');
+          }
+          return requestSshCertificate({
+            endpoint: caEndpoint,
+            publicKeyLine,
+            token: { value: t.token, type: t.tokenType },
+            proof: async (method, url, token) => {
+              if (!dpopKey) throw new Error('the tenant token is DPoP-bound but the DPoP key is missing');
+              return createProof(dpopKey, { method, url, accessToken: token, now: deps.now() });
+            },
+            fetch: deps.fetch,
+          });
+        },
+      });
+      identity = sessionIdentity;
+      const served = await serveAgent(sessionIdentity, join(dir.path, 'agent.sock'));
+      cleanups.push(() => served.close());
+      // The certificate (public; its key stays in memory): with IdentitiesOnly, ssh offers only the agent
+      // identity that matches an IdentityFile, and a plain public key there would select the bare key, which
+      // sshd does not know. Rewritten before each dial, as the certificate is renewed.
+      const publicKeyFile = join(dir.path, 'session-cert.pub');
+      writeCert = (c) => writeFile(publicKeyFile, `${c.line}\n`, { mode: 0o600 });
+      agent = { socket: served.socket, publicKeyFile };
+      renewCertificate = () =>
+        sessionIdentity.fresh(Number.POSITIVE_INFINITY).then(
+          (c) => {
+            event('ssh_certificate', { valid_before: new Date(c.validBeforeMs).toISOString() });
+            ui.debug(`SSH certificate renewed; valid until ${new Date(c.validBeforeMs).toISOString()}`);
+          },
+          (err: unknown) =>
+            ui.debug(
+              `SSH certificate renewal failed (${err instanceof Error ? err.message : String(err)}); retried at the next dial`,
+            ),
+        );
+    }
+    const bastion = eff.profile.bastion ?? '';
+    const jumps = eff.profile.jump;
+    routeLabel = [...(jumps ?? []), bastion].join(' → ');
+    const sshPath = chosen.ssh;
+    dial = async () => {
+      step.stop();
+      // On a terminal ssh may ask there (a host key, a passphrase, a 2FA code): no spinner over its prompt.
+      if (canAsk) ui.info(`SSH (OpenSSH): connecting to ${routeLabel}…`);
+      else step = ui.waiting(`SSH (OpenSSH): connecting to ${routeLabel}…`);
+      if (identity) {
+        const cert = await identity.fresh();
+        await writeCert?.(cert);
+        ui.debug(
+          `SSH certificate for ${cert.principals.join(', ')} until ${new Date(cert.validBeforeMs).toISOString()}`,
+        );
+      }
+      return dialOpenSsh({
+        ssh: sshPath,
+        route: { destination: bastion, jumps },
+        target: targetOf(o.upstream),
+        dir: dir.path,
+        home,
+        identityFile: eff.profile.identity_file?.replace(/^~(?=\/|$)/, home),
+        pinned: eff.profile.host_key_fingerprints ?? [],
+        acceptNew: opts.acceptNewHostKey,
+        interactive: canAsk,
+        ...(agent ? { agent } : {}),
+        env: deps.env,
+        onStderr: (line) => ui.debug(`ssh: ${line}`),
+        info: (line) => ui.info(line),
+        warn: (line) => ui.warn(line),
+      }).finally(() => step.stop());
+    };
+  } else
+    dial = () =>
+      dialChain({
+        hops,
+        // OpenSSH's defaults (ssh_config(5) UserKnownHostsFile, GlobalKnownHostsFile).
+        knownHostsFiles: [
+          knownHosts,
+          `${knownHosts}2`,
+          '/etc/ssh/ssh_known_hosts',
+          '/etc/ssh/ssh_known_hosts2',
+        ],
+        knownHostsWrite: knownHosts,
+        pinned: eff.profile.host_key_fingerprints ?? [],
+        acceptNew: opts.acceptNewHostKey,
+        ...(canAsk
+          ? {
+              // The spinner stops first: its next frame would erase the question from the line.
+              confirm: async (q: string) => {
+                step.stop();
+                return /^y(es)?$/i.test((await deps.prompt(q)).trim());
+              },
+              passphrase: (file: string) => {
+                step.stop();
+                return deps.prompt(`Passphrase for ${file}: `, { secret: true });
+              },
+            }
+          : {}),
+        agentSocket: deps.env['SSH_AUTH_SOCK'],
+        onHop: (hop, i) => {
+          step.stop();
+          step = ui.waiting(`SSH: connecting to ${hopLabel(hop)} (${i + 1}/${hops.length})…`);
+        },
+        info: (line) => ui.info(line),
+        warn: (line) => ui.warn(line),
+      }).finally(() => step.stop());
 
   let redialling = false;
   const supervisor = new Supervisor({
@@ -131,11 +254,11 @@ export async function openTunnel(o: OpenTunnelOptions) {
     onEvent: (e) => {
       if (e.type === 'down') {
         redialling = true;
-        event('tunnel_down', { reason: e.reason });
+        event('tunnel_down', { reason: e.reason, transport: chosen.kind });
         if (!deps.stderrIsTTY || json) ui.warn(`SSH connection lost (${e.reason}); re-dialling`);
       } else if (e.type === 'up' && redialling) {
         redialling = false;
-        event('tunnel_up', { redials: e.redials });
+        event('tunnel_up', { redials: e.redials, transport: chosen.kind });
         if (!deps.stderrIsTTY || json) ui.info(`SSH connection re-established (re-dials: ${e.redials})`);
       } else if (e.type === 'redial') {
         event('redial_failed', { attempt: e.attempt, delay_ms: e.delayMs });
@@ -145,8 +268,42 @@ export async function openTunnel(o: OpenTunnelOptions) {
   });
   cleanups.push(() => supervisor.close());
   await supervisor.start();
-  ui.success(`SSH: ${hops.map(hopLabel).join(' → ')} (host keys verified)`);
+  ui.success(
+    `SSH: ${routeLabel} (host keys verified; ${chosen.kind === 'openssh' ? 'OpenSSH' : 'ssh2'} transport)`,
+  );
 
   const stats = { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: deps.now() };
-  return { session, refresher, supervisor, dpopKey, first, stats };
+  return { session, refresher, supervisor, dpopKey, first, stats, transport: chosen.kind };
 }
+
+export type ChosenTransport = { kind: 'openssh'; ssh: string; why: string } | { kind: 'ssh2'; why: string };
+
+/**
+ * Which SSH transport: OpenSSH wherever `ssh` is installed (it behaves exactly like the user's `ssh`),
+ * ssh2 in-process where it is not or when chosen. Choosing OpenSSH where there is none is an error, not a
+ * silent fallback.
+ */
+export async function chooseTransport(
+  choice: TransportChoice,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<ChosenTransport> {
+  if (choice === 'ssh2') return { kind: 'ssh2', why: 'chosen (ssh_transport / --ssh-transport ssh2)' };
+  const { findSsh } = await import('../tunnel/openssh.js');
+  const ssh = await findSsh(env);
+  if (ssh) {
+    return {
+      kind: 'openssh',
+      ssh,
+      why: choice === 'openssh' ? `chosen; ${ssh}` : `${ssh} is installed`,
+    };
+  }
+  if (choice === 'openssh') {
+    const { CliError } = await import('../errors.js');
+    throw new CliError('usage', 'the OpenSSH transport was chosen but no `ssh` is on PATH', {
+      hint: 'install openssh-client, or use --ssh-transport ssh2',
+    });
+  }
+  return { kind: 'ssh2', why: 'no `ssh` on PATH; the in-process ssh2 client' };
+}
+
+export type { TransportKind };

@@ -2,6 +2,7 @@
  * The effective profile, and where each value came from. Precedence: flags > environment > project file
  * (`.mcp-secure.json` in the working directory or a parent) > user file (`config.json` in the config dir).
  */
+import { createHash } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, parse as parsePath } from 'node:path';
 import { CliError } from '../errors.js';
@@ -11,7 +12,9 @@ import {
   isProfileKey,
   PROFILE_KEYS,
   PROFILE_NAME,
+  PROJECT_SAFE_KEYS,
   type Profile,
+  projectForbidden,
   validateConfigFile,
   validateProfileValue,
 } from './schema.js';
@@ -29,12 +32,14 @@ type NoDefault =
   | 'client_id'
   | 'mcp_resource'
   | 'exchange_endpoint'
+  | 'exchange_issuer'
   | 'bastion'
   | 'jump'
   | 'identity_file'
   | 'host_key_fingerprints'
   | 'mcp_url'
-  | 'callback_port';
+  | 'callback_port'
+  | 'ssh_ca_endpoint';
 
 export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
   scopes: ['profile', 'email'],
@@ -45,6 +50,7 @@ export const DEFAULTS: Required<Omit<Profile, NoDefault>> = {
   dpop: true,
   admin_acr: 'phr',
   local_port: 7700,
+  ssh_transport: 'auto',
 };
 
 export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
@@ -57,6 +63,7 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   login_flow: 'MCP_SECURE_LOGIN_FLOW',
   mcp_resource: 'MCP_SECURE_MCP_RESOURCE',
   exchange_endpoint: 'MCP_SECURE_EXCHANGE_ENDPOINT',
+  exchange_issuer: 'MCP_SECURE_EXCHANGE_ISSUER',
   dpop: 'MCP_SECURE_DPOP',
   admin_acr: 'MCP_SECURE_ADMIN_ACR',
   bastion: 'MCP_SECURE_BASTION',
@@ -66,10 +73,9 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   mcp_url: 'MCP_SECURE_MCP_URL',
   local_port: 'MCP_SECURE_LOCAL_PORT',
   callback_port: 'MCP_SECURE_CALLBACK_PORT',
+  ssh_transport: 'MCP_SECURE_SSH_TRANSPORT',
+  ssh_ca_endpoint: 'MCP_SECURE_SSH_CA_ENDPOINT',
 };
-
-/** Keys a project file (which comes with a repository someone else wrote) may not set: unsafe modes. */
-const NOT_FROM_PROJECT: ReadonlySet<keyof Profile> = new Set(['insecure_http']);
 
 export type Resolved = { [K in keyof Profile]?: { value: NonNullable<Profile[K]>; source: Source } };
 
@@ -83,6 +89,17 @@ export interface EffectiveProfile {
   projectFile: string | undefined;
   /** True when the profile is defined in some file (not only by flags, env or defaults). */
   defined: boolean;
+  /** Trust-moving keys of an unapproved project file that were left out (`untrusted: 'ignore'`). */
+  ignored: Array<keyof Profile>;
+}
+
+/** What the user is asked before a project file may set trust-moving keys. */
+export interface ProjectTrustQuestion {
+  file: string;
+  /** The trust-moving keys the file sets in the profile in use, with their values. */
+  keys: Array<{ key: keyof Profile; value: unknown }>;
+  /** True when the user trusted an earlier version of this file. */
+  changed: boolean;
 }
 
 export interface LoadOptions {
@@ -93,9 +110,21 @@ export interface LoadOptions {
   flags?: Partial<Profile>;
   /** Names of the flags that set each key, for `config` output. */
   flagNames?: Partial<Record<keyof Profile, string>>;
+  /**
+   * Asks the user (on a terminal) whether an unapproved project file may set trust-moving keys; a yes is
+   * recorded in the user file with the file's hash. Absent: such a file is refused (exit 2).
+   */
+  confirmProject?: (question: ProjectTrustQuestion) => Promise<boolean>;
+  /** 'ignore': leave an unapproved file's trust-moving keys out instead (for `config` itself). */
+  untrusted?: 'refuse' | 'ignore';
 }
 
 async function readJsonFile(file: string): Promise<unknown | undefined> {
+  return (await readJsonText(file))?.data;
+}
+
+/** The file's exact bytes' SHA-256 (what a trust approval is for) and its parsed JSON. */
+async function readJsonText(file: string): Promise<{ data: unknown; sha256: string } | undefined> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -106,7 +135,7 @@ async function readJsonFile(file: string): Promise<unknown | undefined> {
     });
   }
   try {
-    return JSON.parse(text);
+    return { data: JSON.parse(text), sha256: createHash('sha256').update(text, 'utf8').digest('hex') };
   } catch (err) {
     throw new CliError('error', `invalid config ${file}: not valid JSON (${(err as Error).message})`, {
       hint: 'fix the file, or move it away and run `mcp-secure config set` again',
@@ -114,9 +143,12 @@ async function readJsonFile(file: string): Promise<unknown | undefined> {
   }
 }
 
-export async function readConfigFile(file: string): Promise<ConfigFile | undefined> {
+export async function readConfigFile(
+  file: string,
+  kind: 'user' | 'project' = 'user',
+): Promise<ConfigFile | undefined> {
   const data = await readJsonFile(file);
-  return data === undefined ? undefined : validateConfigFile(file, data);
+  return data === undefined ? undefined : validateConfigFile(file, data, kind);
 }
 
 /** The nearest `.mcp-secure.json` in `cwd` or a parent directory. */
@@ -142,7 +174,9 @@ export async function loadEffectiveProfile(options: LoadOptions): Promise<Effect
   const userFile = join(options.configDir, USER_CONFIG_FILE);
   const projectFile = await findProjectFile(options.cwd);
   const user = await readConfigFile(userFile);
-  const project = projectFile ? await readConfigFile(projectFile) : undefined;
+  const projectText = projectFile ? await readJsonText(projectFile) : undefined;
+  const project =
+    projectFile && projectText ? validateConfigFile(projectFile, projectText.data, 'project') : undefined;
 
   let name: string;
   let nameSource: Source;
@@ -174,7 +208,18 @@ export async function loadEffectiveProfile(options: LoadOptions): Promise<Effect
     (sources as Record<string, { value: unknown; source: Source }>)[key] = { value, source };
   };
   const userProfile = user?.profiles[name];
-  const projectProfile = project?.profiles[name];
+  let projectProfile = project?.profiles[name];
+  const ignored: Array<keyof Profile> = [];
+  if (projectProfile && projectFile && projectText) {
+    projectProfile = await vetProjectProfile({
+      options,
+      file: projectFile,
+      sha256: projectText.sha256,
+      profile: projectProfile,
+      trusted: user?.trusted_projects?.[projectFile],
+      ignored,
+    });
+  }
   for (const key of Object.keys(PROFILE_KEYS) as Array<keyof Profile>) {
     const flagValue = options.flags?.[key];
     const envText = options.env[ENV_VARS[key]];
@@ -187,11 +232,6 @@ export async function loadEffectiveProfile(options: LoadOptions): Promise<Effect
       validateProfileValue({ kind: 'env' }, ENV_VARS[key], key, value);
       set(key, value, { kind: 'env', detail: ENV_VARS[key] });
     } else if (projectProfile?.[key] !== undefined && projectFile) {
-      if (NOT_FROM_PROJECT.has(key)) {
-        throw new CliError('trust', `project config ${projectFile} sets ${key}, an unsafe mode`, {
-          hint: `remove it there; set it in your own config (\`mcp-secure config set ${key} true\`) if you mean it`,
-        });
-      }
       set(key, projectProfile[key], { kind: 'project', detail: projectFile });
     } else if (userProfile?.[key] !== undefined) {
       set(key, userProfile[key], { kind: 'user', detail: userFile });
@@ -207,7 +247,101 @@ export async function loadEffectiveProfile(options: LoadOptions): Promise<Effect
     userFile,
     projectFile,
     defined: Boolean(userProfile || projectProfile),
+    ignored,
   };
+}
+
+/**
+ * The project file's profile as far as it may count. A project file comes with a repository someone else
+ * wrote: it may set the PROJECT_SAFE_KEYS; any other key (where tokens, keys and connections go, how they
+ * are protected) counts only once the user approved this exact file (its SHA-256, like direnv's `allow`),
+ * and unsafe modes never.
+ */
+async function vetProjectProfile(v: {
+  options: LoadOptions;
+  file: string;
+  sha256: string;
+  profile: Profile;
+  trusted: string | undefined;
+  ignored: Array<keyof Profile>;
+}): Promise<Profile> {
+  const entries = Object.entries(v.profile) as Array<[keyof Profile, unknown]>;
+  for (const [key, value] of entries) {
+    if (projectForbidden(key, value)) {
+      throw new CliError(
+        'usage',
+        `project config ${v.file} sets ${key}: ${JSON.stringify(value)}, an unsafe mode only your own config or a flag may set`,
+        {
+          hint: `remove it from ${v.file}; if you mean it, set it yourself (\`mcp-secure config set ${key} ${JSON.stringify(value)}\`)`,
+        },
+      );
+    }
+  }
+  const moving = entries.filter(([key]) => !PROJECT_SAFE_KEYS.has(key));
+  if (moving.length === 0 || v.trusted === v.sha256) return v.profile;
+  if (v.options.untrusted === 'ignore') {
+    v.ignored.push(...moving.map(([key]) => key));
+    return Object.fromEntries(entries.filter(([key]) => PROJECT_SAFE_KEYS.has(key))) as Profile;
+  }
+  const question: ProjectTrustQuestion = {
+    file: v.file,
+    keys: moving.map(([key, value]) => ({ key, value })),
+    changed: v.trusted !== undefined,
+  };
+  if (v.options.confirmProject && (await v.options.confirmProject(question))) {
+    await updateUserConfig(v.options.configDir, (config) => {
+      config.trusted_projects = { ...config.trusted_projects, [v.file]: v.sha256 };
+    });
+    return v.profile;
+  }
+  const names = moving.map(([key]) => key).join(', ');
+  throw new CliError(
+    'usage',
+    `project config ${v.file} ${question.changed ? 'changed since you trusted it and ' : ''}sets ${names}, which only your own config may set`,
+    {
+      hint: v.options.confirmProject
+        ? `remove ${moving.length > 1 ? 'them' : 'it'} from ${v.file}, or set ${moving.length > 1 ? 'them' : 'it'} in your own config (\`mcp-secure config set KEY VALUE\`)`
+        : `review ${v.file}, then run mcp-secure in a terminal to trust it, or set ${moving.length > 1 ? 'them' : 'it'} in your own config (\`mcp-secure config set KEY VALUE\`)`,
+    },
+  );
+}
+
+export type ConfigDirMode =
+  | { status: 'private' }
+  | { status: 'missing' }
+  | { status: 'tightened'; from: number }
+  | { status: 'loose'; mode: number; reason: string };
+
+/**
+ * The config directory is the user's alone (0700): its file names show profiles and tenants, and it holds
+ * the locks and the tenant state. An existing one with looser modes (0755 from an older version, a
+ * `mkdir` by hand, a restored backup) is tightened to 0700; one we cannot change (another owner, a
+ * read-only mount) is reported as it is, for `doctor` to show. POSIX only: Windows has no such modes.
+ */
+export async function tightenConfigDir(dir: string, platform: NodeJS.Platform): Promise<ConfigDirMode> {
+  if (platform === 'win32') return { status: 'private' };
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(dir);
+  } catch {
+    return { status: 'missing' };
+  }
+  const mode = st.mode & 0o777;
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) {
+    return { status: 'loose', mode, reason: `it belongs to uid ${st.uid}, not to you (uid ${uid})` };
+  }
+  if ((mode & 0o077) === 0) return { status: 'private' };
+  try {
+    await chmod(dir, 0o700);
+    return { status: 'tightened', from: mode };
+  } catch (err) {
+    return {
+      status: 'loose',
+      mode,
+      reason: `chmod failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    };
+  }
 }
 
 /**

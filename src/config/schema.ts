@@ -2,6 +2,7 @@
  * The profile schema, validated by hand: a schema library would cost start-up time on every command, and
  * the errors we want name the file, the key and what was expected, which is easy to do directly.
  */
+import { isAbsolute } from 'node:path';
 import { CliError, sanitize } from '../errors.js';
 
 /** Where the refresh token is kept: the one list (flags, config values, env and docs use it). */
@@ -24,6 +25,11 @@ export interface Profile {
   mcp_resource?: string;
   /** Where RFC 8693 token exchange happens; default: the IdP's token endpoint. */
   exchange_endpoint?: string;
+  /**
+   * Who signs tenant tokens when the exchange endpoint is not the IdP's: an issuer whose discovery document
+   * names its JWKS. Default: the IdP.
+   */
+  exchange_issuer?: string;
   /** Use DPoP (RFC 9449) where the IdP advertises it. */
   dpop?: boolean;
   /** `acr_values` asked for when stepping up to the admin role (a hardware key or passkey at a real IdP). */
@@ -34,7 +40,11 @@ export interface Profile {
   jump?: string[];
   /** The SSH private key to offer (besides ssh-agent). */
   identity_file?: string;
-  /** Host-key fingerprints (SHA256:…) trusted for the hops, besides ~/.ssh/known_hosts. */
+  /**
+   * Host keys pinned per hop, `HOST=SHA256:…` where HOST is how known_hosts names the hop (`host` on port
+   * 22, `[host]:port` otherwise). A pin adds trust for a key known_hosts does not list; it never overrides
+   * a key known_hosts says is changed or revoked.
+   */
   host_key_fingerprints?: string[];
   /** The in-cluster MCP endpoint as the bastion reaches it, e.g. http://mcp.internal:4000/mcp. */
   mcp_url?: string;
@@ -46,12 +56,42 @@ export interface Profile {
    * http://127.0.0.1:PORT/callback for each.
    */
   callback_port?: number[];
+  /** Which SSH client carries the tunnel: `auto` (OpenSSH where `ssh` is installed), `openssh`, `ssh2`. */
+  ssh_transport?: 'auto' | 'openssh' | 'ssh2';
+  /**
+   * The control plane's SSH CA (docs/protocol.md): connect gets a short-lived certificate for an
+   * in-memory key there, with the tenant token. A project file cannot set it (it receives the token).
+   */
+  ssh_ca_endpoint?: string;
 }
 
 export interface ConfigFile {
   default_profile?: string;
   profiles: Record<string, Profile>;
+  /**
+   * User file only: project files the user said yes to, by absolute path, with the SHA-256 of the exact
+   * bytes approved (direnv's `allow`). A changed file is asked about again.
+   */
+  trusted_projects?: Record<string, string>;
 }
+
+/**
+ * The only keys a project file (`.mcp-secure.json`, which comes with a repository someone else wrote) may
+ * set without the user's approval: none of them says where tokens, keys or connections go or how they are
+ * protected. An allow-list, so a key added later is trust-moving until someone decides otherwise here.
+ */
+export const PROJECT_SAFE_KEYS: ReadonlySet<keyof Profile> = new Set(['login_timeout', 'login_flow']);
+
+/**
+ * Values a project file may never set, even approved: unsafe modes are named opt-ins of the user's own
+ * (DESIGN.md), never something a repository switches on.
+ */
+export function projectForbidden(key: keyof Profile, value: unknown): boolean {
+  return (key === 'insecure_http' && value === true) || (key === 'dpop' && value === false);
+}
+
+/** `HOST=SHA256:…`: a pin names its hop (known_hosts' host token) and the key's fingerprint. */
+export const PIN = /^([^\s=,]+)=(SHA256:[A-Za-z0-9+/]{43})$/;
 
 type KeySpec = {
   expected: string;
@@ -110,6 +150,11 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
     check: (v) => isString(v) && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
     parse: (t) => t,
   },
+  exchange_issuer: {
+    expected: 'an https:// issuer URL (http:// only on loopback with insecure_http)',
+    check: (v) => isString(v) && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
+    parse: (t) => t,
+  },
   dpop: { expected: 'true or false', check: (v) => typeof v === 'boolean', parse: parseBool },
   admin_acr: {
     expected: 'an acr value (a non-empty string without spaces)',
@@ -128,14 +173,34 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
   },
   identity_file: { expected: 'a path to an SSH private key', check: isString, parse: (t) => t },
   host_key_fingerprints: {
-    expected: 'a list of SHA256:… fingerprints as ssh-keygen -lf prints them',
-    check: (v) =>
-      Array.isArray(v) && v.every((s) => typeof s === 'string' && /^SHA256:[A-Za-z0-9+/]{43}$/.test(s)),
+    expected:
+      'a list of HOST=SHA256:… pins (HOST as known_hosts names the hop: host, or [host]:port off port 22; the fingerprint as ssh-keygen -lf prints it)',
+    check: (v) => Array.isArray(v) && v.every((s) => typeof s === 'string' && PIN.test(s)),
     parse: (t) => t.split(/[\s,]+/).filter(Boolean),
   },
   mcp_url: {
-    expected: 'an http:// or https:// URL of the in-cluster MCP endpoint',
-    check: (v) => isString(v) && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
+    expected:
+      'an http:// or https:// URL of the in-cluster MCP endpoint, or http+unix://%2Fpath%2Fto.sock/mcp for a Unix socket on the bastion',
+    check: (v) =>
+      isString(v) &&
+      URL.canParse(v) &&
+      (/^https?:$/.test(new URL(v).protocol) ||
+        (new URL(v).protocol === 'http+unix:' && decodeURIComponent(new URL(v).host).startsWith('/'))),
+    parse: (t) => t,
+  },
+  ssh_transport: {
+    expected: '"auto", "openssh" or "ssh2"',
+    check: oneOf('auto', 'openssh', 'ssh2'),
+    parse: (t) => t,
+  },
+  ssh_ca_endpoint: {
+    expected: 'an https:// URL (http:// only on loopback)',
+    check: (v) =>
+      isString(v) &&
+      URL.canParse(v) &&
+      (new URL(v).protocol === 'https:' ||
+        (new URL(v).protocol === 'http:' &&
+          /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(new URL(v).hostname))),
     parse: (t) => t,
   },
   local_port: {
@@ -203,16 +268,38 @@ export function validateProfileValue(origin: ValueOrigin, path: string, key: str
   if (!spec.check(value)) throw valueError(origin, path, spec.expected);
 }
 
-/** Validates a parsed config file; throws a CliError naming the file, the key and what was expected. */
-export function validateConfigFile(file: string, data: unknown): ConfigFile {
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * Validates a parsed config file; throws a CliError naming the file, the key and what was expected.
+ * `kind` is which file it is: only the user's own may hold `trusted_projects`.
+ */
+export function validateConfigFile(
+  file: string,
+  data: unknown,
+  kind: 'user' | 'project' = 'user',
+): ConfigFile {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw configError(file, 'the top level', 'a JSON object');
   }
   const obj = data as Record<string, unknown>;
   for (const key of Object.keys(obj)) {
+    if (key === 'trusted_projects' && kind === 'user') continue;
     if (key !== 'profiles' && key !== 'default_profile' && key !== '$schema') {
       throw configError(file, key, 'absent (known top-level keys: default_profile, profiles)');
     }
+  }
+  const trusted = obj['trusted_projects'];
+  if (
+    trusted !== undefined &&
+    (typeof trusted !== 'object' ||
+      trusted === null ||
+      Array.isArray(trusted) ||
+      !Object.entries(trusted).every(
+        ([k, v]) => isAbsolute(k) && typeof v === 'string' && SHA256_HEX.test(v),
+      ))
+  ) {
+    throw configError(file, 'trusted_projects', 'an object of absolute paths to SHA-256 hex digests');
   }
   if (
     obj['default_profile'] !== undefined &&
@@ -236,5 +323,6 @@ export function validateConfigFile(file: string, data: unknown): ConfigFile {
   }
   const out: ConfigFile = { profiles: profiles as Record<string, Profile> };
   if (typeof obj['default_profile'] === 'string') out.default_profile = obj['default_profile'];
+  if (trusted !== undefined) out.trusted_projects = trusted as Record<string, string>;
   return out;
 }

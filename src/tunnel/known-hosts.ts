@@ -37,7 +37,9 @@ function hashedMatches(entry: string, token: string): boolean {
 
 /** Does a comma-separated known_hosts host field name this host? Negations veto. */
 export function hostFieldMatches(field: string, host: string, port: number): boolean {
-  const token = hostToken(host, port);
+  // OpenSSH lower-cases the host name before it looks it up or hashes it (sshconnect.c get_hostfile_hostname
+  // via ssh.c lowercase(host)): a mixed-case HostName still finds its hashed entry.
+  const token = hostToken(host.toLowerCase(), port);
   let matched = false;
   for (const raw of field.split(',')) {
     const negated = raw.startsWith('!');
@@ -98,7 +100,17 @@ export interface VerifyOptions {
   port: number;
   key: Buffer;
   knownHostsFiles: string[];
+  /** `HOST=SHA256:…` pins from the profile; only those for this hop count. */
   pinned: readonly string[];
+}
+
+/** The fingerprints pinned for this hop: entries `HOST=SHA256:…` whose HOST is the hop's known_hosts token. */
+export function pinsFor(pins: readonly string[], host: string, port: number): string[] {
+  const token = hostToken(host, port);
+  return pins.flatMap((pin) => {
+    const at = pin.lastIndexOf('=');
+    return at > 0 && pin.slice(0, at) === token ? [pin.slice(at + 1)] : [];
+  });
 }
 
 export async function verifyHostKey(o: VerifyOptions): Promise<HostKeyVerdict> {
@@ -110,15 +122,41 @@ export async function verifyHostKey(o: VerifyOptions): Promise<HostKeyVerdict> {
   // A revoked key is refused even when pinned.
   const revoked = entries.find((e) => e.marker === '@revoked' && e.key === blob);
   if (revoked) return { status: 'revoked', file: revoked.file, line: revoked.line };
-  if (o.pinned.includes(fp)) return { status: 'pinned' };
   const plain = entries.filter((e) => e.marker === undefined);
   const match = plain.find((e) => e.key === blob);
   if (match) return { status: 'known', file: match.file, line: match.line };
   // OpenSSH treats a known host with a different key of the same type as changed; another type of key
-  // for the same host is also suspicious enough to refuse (a downgrade would look just like it).
+  // for the same host is also suspicious enough to refuse (a downgrade would look just like it). A pin
+  // never overrides this: a pin comes from a config file, known_hosts from the user's own past connections.
   const other = plain[0];
   if (other) return { status: 'changed', file: other.file, line: other.line, knownType: other.type };
+  // A pin is for one hop only: a key pinned for one host proves nothing about another.
+  if (pinsFor(o.pinned, o.host, o.port).includes(fp)) return { status: 'pinned' };
   return { status: 'unknown' };
+}
+
+/**
+ * The host-key algorithms to ask for, those of the key types known_hosts holds for this host first (what
+ * OpenSSH does, sshconnect2.c order_hostkeyalgs): otherwise a server with several host keys answers with the
+ * first one ssh2 prefers (ed25519) and a known ECDSA or RSA key looks "changed". ssh-rsa (SHA-1) is not
+ * offered (OpenSSH 8.8 dropped it too).
+ */
+export async function hostKeyAlgorithms(files: string[], host: string, port: number): Promise<string[]> {
+  const all = [
+    'ssh-ed25519',
+    'ecdsa-sha2-nistp256',
+    'ecdsa-sha2-nistp384',
+    'ecdsa-sha2-nistp521',
+    'rsa-sha2-512',
+    'rsa-sha2-256',
+  ];
+  const known = (await readEntries(files))
+    .filter((e) => e.marker === undefined && hostFieldMatches(e.hosts, host, port))
+    .map((e) => e.type);
+  const first = all.filter((alg) =>
+    known.some((t) => t === alg || (t === 'ssh-rsa' && alg.startsWith('rsa-sha2-'))),
+  );
+  return [...first, ...all.filter((a) => !first.includes(a))];
 }
 
 /** Records an accepted key, hashed like OpenSSH's HashKnownHosts (Debian's default). */

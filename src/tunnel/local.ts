@@ -18,8 +18,8 @@ import type { Duplex } from 'node:stream';
 import { CliError, sanitize } from '../errors.js';
 import { isLoopbackHost } from '../net.js';
 import { ChannelAgent } from './pool.js';
-import { forward } from './ssh.js';
 import type { Supervisor } from './supervisor.js';
+import { targetOf, unixSocketOf } from './transport.js';
 
 export interface Stats {
   open: number;
@@ -139,7 +139,8 @@ export async function upstreamRequest(
   const target = new URL(request.path, o.upstream);
   const headers: Record<string, string | string[]> = {
     ...request.headers,
-    host: o.upstream.host,
+    // An endpoint on a Unix socket has no host name of its own (RFC 9112 §3.2: Host is still required).
+    host: unixSocketOf(o.upstream) ? 'localhost' : o.upstream.host,
     authorization: `${token.type} ${token.value}`,
   };
   if (token.type === 'DPoP') headers['dpop'] = await o.proof(request.method, target.href, token.value);
@@ -188,18 +189,19 @@ function replayable(req: IncomingMessage): boolean {
   );
 }
 
+/** A stream to the upstream from whichever SSH transport is up (transport.ts). */
 async function tunnelStream(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>): Promise<Duplex> {
-  const port = Number(o.upstream.port || (o.upstream.protocol === 'https:' ? 443 : 80));
-  const client = await o.supervisor.client();
+  const target = targetOf(o.upstream);
+  const transport = await o.supervisor.client();
   try {
-    return (await forward(client, o.upstream.hostname, port)) as unknown as Duplex;
+    return await transport.open(target);
   } catch (err) {
     // A refusal from the bastion (SSH_MSG_CHANNEL_OPEN_FAILURE) carries a reason code: that is the answer.
     // Without one the connection died before the channel opened ('Not connected', 'No response from
     // server'), so not a byte of the request has left: safe to wait for the re-dial and open it once more.
     if ((err as { reason?: unknown }).reason !== undefined) throw err;
-    const next = await o.supervisor.client(client);
-    return (await forward(next, o.upstream.hostname, port)) as unknown as Duplex;
+    const next = await o.supervisor.client(transport);
+    return await next.open(target);
   }
 }
 

@@ -4,6 +4,7 @@
  * client keys come from ssh-agent or identity files, no password authentication, keepalives on.
  */
 import { readFile } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import type * as Ssh2Types from 'ssh2';
 import ssh2 from 'ssh2';
 import { CliError, sanitize } from '../errors.js';
@@ -12,11 +13,13 @@ import { batchWrites } from './batch-writes.js';
 import {
   fingerprint,
   type HostKeyVerdict,
+  hostKeyAlgorithms,
   hostToken,
   keyType,
   recordHostKey,
   verifyHostKey,
 } from './known-hosts.js';
+import type { Transport, UpstreamTarget } from './transport.js';
 
 type Client = InstanceType<typeof ssh2.Client>;
 type ConnectConfig = Parameters<Client['connect']>[0];
@@ -57,13 +60,10 @@ export interface DialOptions {
   warn(line: string): void;
 }
 
-export interface Chain {
+export interface Chain extends Transport {
   clients: Client[];
   /** The last hop: where connections to the destination are opened. */
   last: Client;
-  /** Resolves when any hop closes. */
-  closed: Promise<void>;
-  close(): void;
 }
 
 // The armour of an OpenSSH private key, built from parts so that this source file does not itself look like
@@ -209,8 +209,8 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
       client.end();
       reject(err);
     };
-    authMethods(hop, o).then(
-      (methods) => {
+    Promise.all([authMethods(hop, o), hostKeyAlgorithms(o.knownHostsFiles, hop.host, hop.port)]).then(
+      ([methods, serverHostKey]) => {
         client.once('ready', () => {
           settled = true;
           // MCP traffic is small request/response messages: Nagle's algorithm against the peer's delayed
@@ -232,6 +232,18 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
               new CliError('auth', `${hopLabel(hop)} refused every key offered`, {
                 hint: 'check that the bastion has your public key, and that ssh-agent holds the key (`ssh-add -l`)',
               }),
+            );
+          }
+          // What ssh2 cannot negotiate but OpenSSH can (post-quantum kex, certificates, FIDO): say so.
+          if (/no matching (key exchange|host key format)/i.test(err.message)) {
+            return fail(
+              new CliError(
+                'error',
+                `${hopLabel(hop)} offers nothing the ssh2 transport speaks (${sanitize(err.message, 80)}); ssh2 has no post-quantum key exchange and no host certificates`,
+                {
+                  hint: 'use the OpenSSH transport: install openssh-client and pass --ssh-transport openssh',
+                },
+              ),
             );
           }
           const reason =
@@ -257,6 +269,9 @@ function connectHop(hop: Hop, o: DialOptions, sock: NodeJS.ReadableStream | unde
           username: hop.user,
           ...(sock ? { sock: sock as NonNullable<ConnectConfig['sock']> } : {}),
           authHandler: methods,
+          algorithms: {
+            serverHostKey: serverHostKey as NonNullable<ConnectConfig['algorithms']>['serverHostKey'],
+          },
           tryKeyboard: false,
           readyTimeout: o.readyTimeoutMs ?? 15_000,
           // A path that dies silently (a cut link, a sleeping laptop) is only noticed by keepalives: after
@@ -292,6 +307,16 @@ export function forward(
   });
 }
 
+/** Opens a `direct-streamlocal@openssh.com` channel from `client` to a Unix socket on the far side. */
+export function forwardToSocket(client: Client, socketPath: string): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    client.openssh_forwardOutStreamLocal(socketPath, (err, stream) => {
+      if (err) reject(err);
+      else resolve(stream as unknown as Duplex);
+    });
+  });
+}
+
 export async function dialChain(o: DialOptions): Promise<Chain> {
   const clients: Client[] = [];
   try {
@@ -321,9 +346,15 @@ export async function dialChain(o: DialOptions): Promise<Chain> {
   const closed = Promise.race(
     clients.map((c) => new Promise<void>((resolve) => c.once('close', () => resolve()))),
   );
+  const last = clients[clients.length - 1]!;
   return {
+    kind: 'ssh2',
     clients,
-    last: clients[clients.length - 1]!,
+    last,
+    open: (target: UpstreamTarget) =>
+      'socketPath' in target
+        ? forwardToSocket(last, target.socketPath)
+        : (forward(last, target.host, target.port) as unknown as Promise<Duplex>),
     closed,
     close() {
       for (const c of [...clients].reverse()) c.end();

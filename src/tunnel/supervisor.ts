@@ -3,11 +3,10 @@
  * chain is re-dialled with exponential backoff and jitter (host keys verified again), and a local
  * connection that arrives meanwhile waits, bounded, instead of failing at once.
  */
-import type ssh2 from 'ssh2';
 import { CliError } from '../errors.js';
-import type { Chain } from './ssh.js';
+import type { Transport } from './transport.js';
 
-type Client = InstanceType<typeof ssh2.Client>;
+type Chain = Transport;
 
 export type TunnelEvent =
   | { type: 'up'; redials: number }
@@ -16,7 +15,7 @@ export type TunnelEvent =
   | { type: 'fatal'; error: CliError };
 
 export interface SupervisorOptions {
-  dial(): Promise<Chain>;
+  dial(): Promise<Transport>;
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   random(): number;
   signal: AbortSignal;
@@ -34,7 +33,7 @@ function isFatal(err: unknown): err is CliError {
 export class Supervisor {
   readonly #o: SupervisorOptions;
   #chain: Chain | undefined;
-  #waiters: Array<(client: Client | Error) => void> = [];
+  #waiters: Array<(transport: Transport | Error) => void> = [];
   #fatal: CliError | undefined;
   #loop: Promise<void> | undefined;
   redials = 0;
@@ -62,7 +61,7 @@ export class Supervisor {
   #setUp(chain: Chain): void {
     this.#chain = chain;
     this.#o.onEvent?.({ type: 'up', redials: this.redials });
-    for (const w of this.#waiters.splice(0)) w(chain.last);
+    for (const w of this.#waiters.splice(0)) w(chain);
   }
 
   async #watch(): Promise<void> {
@@ -103,12 +102,12 @@ export class Supervisor {
   }
 
   /**
-   * The last hop's client, waiting (bounded) while a re-dial is under way. `avoid`: a client just found
-   * dead; until the supervisor has noticed that too, wait for the next chain instead of handing it back.
+   * The current transport, waiting (bounded) while a re-dial is under way. `avoid`: a transport just found
+   * dead; until the supervisor has noticed that too, wait for the next one instead of handing it back.
    */
-  client(avoid?: Client): Promise<Client> {
+  client(avoid?: Transport): Promise<Transport> {
     if (this.#fatal) return Promise.reject(this.#fatal);
-    if (this.#chain && this.#chain.last !== avoid) return Promise.resolve(this.#chain.last);
+    if (this.#chain && this.#chain !== avoid) return Promise.resolve(this.#chain);
     const waitMs = this.#o.connectWaitMs ?? 20_000;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -120,7 +119,7 @@ export class Supervisor {
           ),
         );
       }, waitMs);
-      const waiter = (c: Client | Error) => {
+      const waiter = (c: Transport | Error) => {
         clearTimeout(timer);
         if (c instanceof Error) reject(c);
         else resolve(c);

@@ -14,7 +14,7 @@ import { gate, missing } from '../helpers/requires.js';
 const { test } = gate(missing('sshd'));
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
-const PATHS = ['direct', 'ssh-L', 'ssh-L-aes', 'raw', 'proxy'];
+const PATHS = ['direct', 'ssh-L', 'ssh-L-aes', 'raw', 'proxy', 'raw-openssh', 'proxy-openssh'];
 
 interface Row {
   errors: number;
@@ -67,7 +67,14 @@ test('npm run bench --small: every bench, every row, valid JSON', async () => {
       '== targets (small run',
     ])
       assert.ok(stdout.includes(heading), `no "${heading}" in the output`);
-    for (const label of ['direct', 'ssh -L (aes128-gcm)', 'connect --raw', 'connect (proxy)'])
+    for (const label of [
+      'direct',
+      'ssh -L (aes128-gcm)',
+      'connect --raw (ssh2)',
+      'connect (proxy, ssh2)',
+      'connect --raw (OpenSSH)',
+      'connect (proxy, OpenSSH)',
+    ])
       assert.ok(stdout.includes(label), `no row for ${label}`);
 
     const r = JSON.parse(await readFile(json, 'utf8')) as Results;
@@ -97,7 +104,7 @@ test('npm run bench --small: every bench, every row, valid JSON', async () => {
     }
     for (const id of ['raw', 'proxy'])
       assert.ok(Number(t['concurrent']!.rows[id]!['peak_rss_mib']) > 0, `no peak RSS for ${id}`);
-    for (const id of ['ssh-L', 'raw', 'proxy'])
+    for (const id of ['ssh-L', 'raw', 'proxy', 'proxy-openssh'])
       assert.ok(t.ready[id]!.median_ms > 0, `no ready time for ${id}`);
 
     const names = r.results.startup.rows.map((x) => x.name);

@@ -73,7 +73,7 @@ before(async () => {
     userPrivateKey: key.privateKey,
     jump: `${String(edge.ready['user'])}@${ADDR.bastionLaptopSide}:22`,
     bastion: `${String(cluster.ready['user'])}@${ADDR.cluster}:22`,
-    fingerprints: `${String(edge.ready['fingerprint'])} ${String(cluster.ready['fingerprint'])}`,
+    fingerprints: `${ADDR.bastionLaptopSide}=${String(edge.ready['fingerprint'])} ${ADDR.cluster}=${String(cluster.ready['fingerprint'])}`,
     // As the cluster host sees it: its own loopback.
     mcpUrl: cluster.ready['mcpUrl'],
   });

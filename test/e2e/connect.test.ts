@@ -65,7 +65,7 @@ before(async () => {
   await config(user, {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identity_file: keyFile,
-    host_key_fingerprints: `${bastion.fingerprint} ${sshd.fingerprint}`,
+    host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint} [127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
     mcp_url: plane.url,
   });
   assert.equal((await deviceLogin(user.env(), alice)).code, 0);
@@ -203,7 +203,7 @@ test('two hops: the ssh2 bastion as jump host, then the real OpenSSH sshd', asyn
   const u = await loggedInUser({
     jump: `${bastion.username}@127.0.0.1:${bastion.port}`,
     bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-    host_key_fingerprints: `${bastion.fingerprint} ${sshd.fingerprint}`,
+    host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint} [127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
     mcp_url: plane.url,
   });
 
@@ -246,7 +246,7 @@ test('host keys: a changed key is refused loudly (exit 5); an unknown one needs 
   assert.match(changed.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED/);
   assert.match(
     changed.stderr,
-    /error: the host key of \[127\.0\.0\.1\]:\d+ has changed; refusing to connect — if you know why/,
+    /error: the host key of \[127\.0\.0\.1\]:\d+ has changed; refusing to connect.* — if you know why/,
   );
 });
 
@@ -269,7 +269,7 @@ test('the bastion dies mid-session and comes back: the next MCP call works witho
 test('bad input: upstream refused → 502 JSON-RPC with the tunnel up; busy port names its holder; non-loopback bind refused', async () => {
   const u = await loggedInUser({
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    host_key_fingerprints: bastion.fingerprint,
+    host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
     mcp_url: `http://127.0.0.1:${plane.port + 1}/mcp`, // a destination the bastion does not allow
   });
   const { run, local } = await connect([], u);
@@ -316,7 +316,7 @@ test('keys from ssh-agent (where hardware keys live); --json prints NDJSON event
   await writeSandboxProfile(idp, u.env());
   await config(u, {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    host_key_fingerprints: bastion.fingerprint,
+    host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
     mcp_url: plane.url,
   });
   const sock = join(u.tmp, 'agent.sock');
@@ -374,10 +374,14 @@ test('--idle-timeout ends a session nobody uses (exit 0), and says so', async ()
 });
 
 withTmux.test(
-  "on a terminal, an unknown host key is shown with its fingerprint and accepted by the user's yes",
+  "on a terminal (ssh2 transport), an unknown host key is shown with its fingerprint and accepted by the user's yes",
   async () => {
     const tmux = tmuxServer('mcp-secure-tofu');
-    const u = await loggedInUser({ bastion: `${sshd.username}@127.0.0.1:${sshd.port}`, mcp_url: plane.url });
+    const u = await loggedInUser({
+      bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+      mcp_url: plane.url,
+      ssh_transport: 'ssh2',
+    });
     await tmux.start('tofu', u.env(), [
       '--profile',
       'sandbox',
@@ -406,7 +410,7 @@ withTmux.test(
 );
 
 withTmux.test(
-  'an encrypted identity file: its passphrase is asked on the terminal, never taken from argv; no terminal → exit 4',
+  'an encrypted identity file (ssh2 transport): its passphrase is asked on the terminal, never taken from argv; no terminal → exit 4',
   async () => {
     const { execFile } = await import('node:child_process');
     const { promisify } = await import('node:util');
@@ -414,8 +418,9 @@ withTmux.test(
     const u = await loggedInUser(
       {
         bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-        host_key_fingerprints: bastion.fingerprint,
+        host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
         mcp_url: plane.url,
+        ssh_transport: 'ssh2',
       },
       {
         keyName: 'id_encrypted',
@@ -451,6 +456,93 @@ withTmux.test(
       await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
       const screen = await tmux.waitFor('pass', /Listening on/);
       assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+      assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
+    } finally {
+      await tmux.kill();
+    }
+  },
+);
+
+withTmux.test(
+  "OpenSSH transport on a terminal: ssh itself shows an unknown host key's fingerprint and takes the user's yes",
+  async () => {
+    const tmux = tmuxServer('mcp-secure-tofu-openssh');
+    const u = await loggedInUser({
+      bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+      mcp_url: plane.url,
+      ssh_transport: 'openssh',
+    });
+    await tmux.start('tofu', u.env(), [
+      '--profile',
+      'sandbox',
+      'connect',
+      '--tenant',
+      'acme',
+      '--port',
+      '0',
+      '--max-session',
+      '3',
+    ]);
+    try {
+      const asked = await tmux.waitFor('tofu', /Are you sure you want to continue connecting/);
+      assert.match(
+        asked,
+        new RegExp(`ED25519 key fingerprint is ${sshd.fingerprint.replace(/[+/]/g, '\\$&')}`),
+      );
+      await tmux.run('send-keys', '-t', 'tofu', 'yes', 'Enter');
+      const screen = await tmux.waitFor('tofu', /Listening on/);
+      assert.match(screen, /Permanently added '?\[127\.0\.0\.1\]:\d+/);
+      assert.match(screen, /OpenSSH transport/);
+    } finally {
+      await tmux.kill();
+    }
+  },
+);
+
+withTmux.test(
+  'OpenSSH transport, an encrypted identity file: ssh asks for the passphrase on the terminal; no terminal → exit 4',
+  async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const exec = promisify(execFile);
+    const u = await loggedInUser(
+      {
+        bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+        host_key_fingerprints: bastion.fingerprint,
+        mcp_url: plane.url,
+        ssh_transport: 'openssh',
+      },
+      {
+        keyName: 'id_encrypted',
+        prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
+      },
+    );
+    const noTty = await runCli(
+      ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
+      u.env(),
+    );
+    assert.equal(noTty.code, 4, noTty.stderr);
+    assert.match(noTty.stderr, /error: .* refused authentication \(ssh: .*Permission denied/);
+
+    const tmux = tmuxServer('mcp-secure-pass-openssh');
+    await tmux.start('pass', u.env(), [
+      '--profile',
+      'sandbox',
+      'connect',
+      '--tenant',
+      'acme',
+      '--port',
+      '0',
+      '--max-session',
+      '3',
+    ]);
+    try {
+      assert.match(
+        await tmux.waitFor('pass', /Enter passphrase for/),
+        /Enter passphrase for key '.*id_encrypted'/,
+      );
+      await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
+      const screen = await tmux.waitFor('pass', /Listening on/);
       assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
     } finally {
       await tmux.kill();

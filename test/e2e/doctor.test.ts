@@ -52,7 +52,7 @@ before(async () => {
   await writeSandboxProfile(idp, user.env(), 'sandbox', {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: 'http://mcp.internal:4000/mcp',
   });
   const r = await runCli(
@@ -91,10 +91,13 @@ const TITLES = {
   idp: /IdP discovery reachable/,
   keychain: /keychain usable/,
   agent: /ssh-agent holding keys/,
+  transport: /SSH transport/,
   hostKeys: /host keys known for every hop/,
   port: /local port free/,
   tmux: /tmux for --audit-pane/,
   clock: /clock in sync with the IdP/,
+  configDir: /config directory private/,
+  coreDumps: /no secrets in core dumps/,
 };
 
 test('doctor passes against the sandbox: every check ✓, which keychain, exit 0; --json says the same', async () => {
@@ -106,6 +109,11 @@ test('doctor passes against the sandbox: every check ✓, which keychain, exit 0
   assert.match(check(r.stdout, TITLES.keychain).line, /Secret Service/);
   assert.match(check(r.stdout, TITLES.agent).line, /holds 1 key/);
   assert.match(check(r.stdout, TITLES.hostKeys).line, /pinned/);
+  // ssh is installed here: OpenSSH, and why.
+  assert.match(
+    check(r.stdout, TITLES.transport).line,
+    /SSH transport: OpenSSH \(\/\S+\/ssh is installed, OpenSSH_/,
+  );
   assert.match(check(r.stdout, TITLES.port).line, new RegExp(`127\\.0\\.0\\.1:${localPort} is free`));
   assert.match(r.stdout, /All checks passed/);
 
@@ -115,7 +123,19 @@ test('doctor passes against the sandbox: every check ✓, which keychain, exit 0
   assert.equal(report.ok, true);
   assert.deepEqual(
     report.checks.map((c) => c.id),
-    ['config', 'idp', 'keychain', 'ssh-agent', 'host-keys', 'port', 'tmux', 'clock'],
+    [
+      'config',
+      'idp',
+      'keychain',
+      'ssh-agent',
+      'ssh-transport',
+      'host-keys',
+      'port',
+      'tmux',
+      'clock',
+      'config-dir',
+      'core-dumps',
+    ],
   );
   assert.ok(report.checks.every((c) => c.status === 'ok'));
 });
@@ -198,13 +218,16 @@ test('no ssh-agent, or an agent without keys: ✗ with `ssh-add`; with an identi
 });
 
 test("an unknown host key: ✗ host keys with the bastion's fingerprint and how to trust it", async () => {
-  const other = 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+  const other = `[127.0.0.1]:${bastion.port}=SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`;
   const r = await doctor({ MCP_SECURE_HOST_KEY_FINGERPRINTS: other });
   assert.equal(r.code, 1);
   const c = check(r.stdout, TITLES.hostKeys);
   assert.ok(c.line.startsWith('✗ host keys known for every hop: '), c.line);
   assert.ok(c.line.includes(`host key ${bastion.fingerprint} is not in`), c.line);
-  assert.ok(c.fix.includes(`config set host_key_fingerprints ${bastion.fingerprint}`), c.fix);
+  assert.ok(
+    c.fix.includes(`config set host_key_fingerprints [127.0.0.1]:${bastion.port}=${bastion.fingerprint}`),
+    c.fix,
+  );
   assert.match(c.fix, /--accept-new-host-key/);
   // A bastion that is down is a different failure with a different fix.
   const closed = await listenOn(0);
@@ -279,4 +302,15 @@ test('a profile fit for login but not for connect: ⚠ config naming what connec
     check(r.stdout, TITLES.hostKeys).line,
     /^– host keys known for every hop: no bastion configured/,
   );
+});
+
+test('SSH transport: ssh2 in-process where no `ssh` is on PATH, and why; --ssh-transport openssh there is ✗', async () => {
+  const empty = join(user.root, 'empty-path');
+  await mkdir(empty, { recursive: true });
+  const r = await doctor({ PATH: empty });
+  assert.match(check(r.stdout, TITLES.transport).line, /SSH transport: ssh2 in-process \(no `ssh` on PATH/);
+  const forced = await doctor({ PATH: empty, MCP_SECURE_SSH_TRANSPORT: 'openssh' });
+  const line = check(forced.stdout, TITLES.transport);
+  assert.match(line.line, /^✗ SSH transport: the OpenSSH transport was chosen but no `ssh` is on PATH/);
+  assert.match(line.fix, /install openssh-client/);
 });

@@ -254,7 +254,7 @@ test('JWKS rotation during a session: MCP calls keep working across two key rota
   await writeSandboxProfile(idp, u.env(), 'sandbox', {
     bastion: `dev@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: plane.url,
   });
   assert.equal((await deviceLogin(u.env(), USERS[0]!)).code, 0);

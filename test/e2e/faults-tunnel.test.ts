@@ -127,7 +127,7 @@ function via(b: { port: number; fingerprint?: string }, mcpUrl = plane.url) {
   return user.env({
     MCP_SECURE_BASTION: `dev@127.0.0.1:${b.port}`,
     MCP_SECURE_MCP_URL: mcpUrl,
-    ...(b.fingerprint ? { MCP_SECURE_HOST_KEY_FINGERPRINTS: b.fingerprint } : {}),
+    ...(b.fingerprint ? { MCP_SECURE_HOST_KEY_FINGERPRINTS: `[127.0.0.1]:${b.port}=${b.fingerprint}` } : {}),
   });
 }
 

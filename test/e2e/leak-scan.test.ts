@@ -50,7 +50,7 @@ before(async () => {
   await writeSandboxProfile(idp, user.env(), 'sandbox', {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: plane.url,
   });
 });

@@ -117,25 +117,118 @@ test('a malformed tenant name is a usage error before anything touches the netwo
   assert.equal(idp.exchangeCount(), before);
 });
 
-test('a hostile or broken exchange answer is refused (exit 5)', async () => {
-  const user = await newUser(alice, ['--no-dpop']);
-  const cases: Array<[Parameters<SandboxIdp['setExchangeFault']>[0], RegExp]> = [
-    ['wrong-tenant', /refusing the tenant token: it names tenant "globex", not acme/],
-    ['no-exp', /refusing the tenant token: it has no expiry/],
-    ['long-lived', /refusing the tenant token: it lives 1440 min/],
-    ['wrong-audience', /refusing the tenant token: its audience/],
-    ['not-jwt', /refusing the tenant token: it is not a JWT/],
-  ];
-  try {
-    for (const [fault, message] of cases) {
-      idp.setExchangeFault(fault);
+// Hostile or broken exchange answers, minted on purpose by the sandbox exchange: the CLI must refuse each,
+// print no token, and exit 5. From alg-none on (issue 13, item 13) each was accepted before the signature
+// and claim checks.
+for (const [fault, message] of [
+  ['wrong-tenant', /refusing the tenant token: it names tenant "globex", not acme/],
+  ['no-exp', /refusing the tenant token: it has no expiry/],
+  ['long-lived', /refusing the tenant token: it lives 1440 min/],
+  ['wrong-audience', /refusing the tenant token: its audience/],
+  ['not-jwt', /refusing the tenant token: it is not a JWT/],
+  ['alg-none', /refusing the tenant token: it is unsigned or signed with an algorithm not allowed/],
+  ['foreign-key', /refusing the tenant token: it is not signed by a key of http:\/\/127\.0\.0\.1:\d+/],
+  ['wrong-issuer', /refusing the tenant token: it was issued by someone else than http:\/\/127\.0\.0\.1:\d+/],
+  [
+    'extra-audience',
+    /refusing the tenant token: its audience is .*, not exactly https:\/\/mcp\.sandbox\.internal\/mcp/,
+  ],
+  ['tenants-claim', /refusing the tenant token: it carries a "tenants" claim besides tenant acme/],
+] as const) {
+  test(`a hostile or broken exchange answer (${fault}) is refused: exit 5, no token printed`, async () => {
+    const user = await newUser(alice, ['--no-dpop']);
+    idp.setExchangeFault(fault);
+    try {
       const result = await token(user, '--tenant', 'acme');
       assert.equal(result.code, 5, `${fault}: ${result.stderr}`);
       assert.match(result.stderr, message);
       assert.equal(result.stdout, '');
+    } finally {
+      idp.setExchangeFault(undefined);
     }
+  });
+}
+
+/**
+ * A control plane whose exchange endpoint is not the IdP's: it serves its own discovery and JWKS and signs
+ * tenant tokens with its own key. Trusted only when the user's config names it as exchange_issuer.
+ */
+async function separateExchange() {
+  const { createServer } = await import('node:http');
+  const { generateKeyPair, exportJWK, SignJWT } = await import('jose');
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'cp-1', alg: 'ES256', use: 'sig' };
+  let origin = '';
+  let exchanges = 0;
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (path === '/.well-known/openid-configuration') {
+      send(200, { issuer: origin, jwks_uri: `${origin}/jwks`, token_endpoint: `${origin}/exchange` });
+    } else if (path === '/jwks') {
+      send(200, { keys: [jwk] });
+    } else if (path === '/exchange') {
+      exchanges++;
+      req.resume();
+      req.on('end', () => {
+        const now = Math.floor(Date.now() / 1000);
+        void new SignJWT({ tenant: 'acme', roles: ['member'] })
+          .setProtectedHeader({ alg: 'ES256', kid: 'cp-1', typ: 'at+jwt' })
+          .setIssuer(origin)
+          .setSubject(alice.sub)
+          .setAudience('https://mcp.sandbox.internal/mcp')
+          .setIssuedAt(now)
+          .setExpirationTime(now + 600)
+          .sign(privateKey)
+          .then((token) =>
+            send(200, {
+              access_token: token,
+              issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+              token_type: 'Bearer',
+              expires_in: 600,
+            }),
+          );
+      });
+    } else {
+      send(404, {});
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return {
+    origin,
+    exchanges: () => exchanges,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+test('a separate exchange endpoint: its tokens are refused unless exchange_issuer names it, then accepted', async () => {
+  const user = await newUser(alice, ['--no-dpop']);
+  const cp = await separateExchange();
+  try {
+    const set = (key: string, value: string) =>
+      runCli(['--profile', 'sandbox', 'config', 'set', key, value], user.env());
+    assert.equal((await set('exchange_endpoint', `${cp.origin}/exchange`)).code, 0);
+    const refused = await token(user, '--tenant', 'acme');
+    assert.equal(refused.code, 5, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /refusing the tenant token: it is not signed by a key of http:\/\/127\.0\.0\.1:\d+/,
+    );
+    assert.equal(refused.stdout, '');
+    assert.equal(cp.exchanges(), 1);
+    assert.equal((await set('exchange_issuer', cp.origin)).code, 0);
+    const ok = await token(user, '--tenant', 'acme');
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(claimsOf(ok.stdout.trim())['iss'], cp.origin);
   } finally {
-    idp.setExchangeFault(undefined);
+    await cp.close();
   }
 });
 

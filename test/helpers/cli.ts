@@ -28,15 +28,20 @@ export function startCli(
   args: string[],
   env: Record<string, string>,
   timeoutMs = 30_000,
-  options: { netns?: string } = {},
+  options: { netns?: string; cwd?: string } = {},
 ): CliRun {
   // In a network namespace: `ip netns exec` execs node, so the child's pid is still the CLI's.
   const child = options.netns
     ? spawn('ip', ['netns', 'exec', options.netns, process.execPath, BIN, ...args], {
         env,
         stdio: ['pipe', 'pipe', 'pipe'],
+        ...(options.cwd ? { cwd: options.cwd } : {}),
       })
-    : spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    : spawn(process.execPath, [BIN, ...args], {
+        env,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        ...(options.cwd ? { cwd: options.cwd } : {}),
+      });
   let out = '';
   let err = '';
   const waiters: Array<() => void> = [];
@@ -84,8 +89,13 @@ export function startCli(
   };
 }
 
-export async function runCli(args: string[], env: Record<string, string>, stdin?: string) {
-  const run = startCli(args, env);
+export async function runCli(
+  args: string[],
+  env: Record<string, string>,
+  stdin?: string,
+  options: { cwd?: string } = {},
+) {
+  const run = startCli(args, env, 30_000, options);
   run.child.stdin.end(stdin ?? '');
   return run.done;
 }

@@ -29,6 +29,11 @@ export const NEEDS = {
     packages: 'openssh-server',
     purpose: 'OpenSSH sshd as a bastion',
   },
+  ssh: {
+    programs: ['ssh', 'ssh-add'],
+    packages: 'openssh-client',
+    purpose: 'the OpenSSH client as the transport',
+  },
   'secret-service': {
     programs: ['dbus-daemon', 'dbus-send', 'gnome-keyring-daemon'],
     packages: 'gnome-keyring dbus',

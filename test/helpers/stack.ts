@@ -44,7 +44,7 @@ export async function aliceStack(name: string, options: { login?: boolean } = {}
   await writeSandboxProfile(idp, user.env(), 'sandbox', {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
     mcpUrl: plane.url,
   });
   if (options.login !== false) assert.equal((await deviceLogin(user.env(), alice)).code, 0);

@@ -8,7 +8,7 @@ const exec = promisify(execFile);
 export interface Tmux {
   run(...args: string[]): Promise<{ stdout: string }>;
   /** Starts session `name` running `mcp-secure ARGS` with exactly `env`; the pane stays open afterwards. */
-  start(name: string, env: Record<string, string>, args: string[]): Promise<void>;
+  start(name: string, env: Record<string, string>, args: string[], options?: { cwd?: string }): Promise<void>;
   /** The pane's text once it matches `pattern` (polled, bounded to ~10 s), or its last text. */
   waitFor(target: string, pattern: RegExp, history?: number): Promise<string>;
   kill(): Promise<void>;
@@ -18,11 +18,12 @@ export function tmuxServer(socket: string): Tmux {
   const run = (...args: string[]) => exec('tmux', ['-L', socket, ...args]);
   return {
     run,
-    async start(name, env, args) {
+    async start(name, env, args, options = {}) {
       const vars = Object.entries(env)
         .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
         .join(' ');
-      const command = `env ${vars} ${process.execPath} ${BIN} ${args.join(' ')}; sleep 30`;
+      const cd = options.cwd ? `cd ${JSON.stringify(options.cwd)} && ` : '';
+      const command = `${cd}env ${vars} ${process.execPath} ${BIN} ${args.join(' ')}; echo "exit $?"; sleep 30`;
       await run('new-session', '-d', '-s', name, '-x', '200', '-y', '50', command);
     },
     async waitFor(target, pattern, history = 200) {

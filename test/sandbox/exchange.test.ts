@@ -478,6 +478,31 @@ test('exchangeFault: each fault answers as it says; the resource refuses what it
       assert.equal(a.access_token.split('.').length, 1);
       assert.equal(status, 401);
     },
+    'alg-none': (a, status) => {
+      const header = JSON.parse(Buffer.from(a.access_token.split('.')[0]!, 'base64url').toString('utf8'));
+      assert.equal(header.alg, 'none');
+      assert.equal(a.access_token.split('.')[2], '');
+      assert.equal(status, 401);
+    },
+    'foreign-key': (a, status) => {
+      assert.equal(claimsOf(a.access_token)['tenant'], 'acme');
+      assert.equal(status, 401);
+    },
+    'wrong-issuer': (a, status) => {
+      assert.equal(claimsOf(a.access_token)['iss'], 'https://other-issuer.example');
+      assert.equal(status, 401);
+    },
+    'extra-audience': (a, status) => {
+      assert.deepEqual(claimsOf(a.access_token)['aud'], [
+        idp.mcpResource,
+        'https://other.sandbox.internal/mcp',
+      ]);
+      assert.ok(status === 200 || status === 401);
+    },
+    'tenants-claim': (a, status) => {
+      assert.ok(Array.isArray(claimsOf(a.access_token)['tenants']));
+      assert.ok(status === 200 || status === 401);
+    },
   };
   try {
     for (const [fault, verify] of Object.entries(check) as Array<

@@ -200,6 +200,7 @@ const connectDefaults: ConnectOptions = {
   maxSessionMs: undefined,
   idleTimeoutMs: undefined,
   auditPane: false,
+  sshTransport: undefined,
   flags: noFlags,
 };
 
@@ -214,6 +215,16 @@ table<ConnectOptions>('connect', connectCommand, [
     name: '--port',
     argv: ['connect', '-t', 'acme', '--port', '7701'],
     wants: { ...connectDefaults, port: 7701 },
+  },
+  {
+    name: '--ssh-transport ssh2',
+    argv: ['connect', '-t', 'acme', '--ssh-transport', 'ssh2'],
+    wants: { ...connectDefaults, sshTransport: 'ssh2' },
+  },
+  {
+    name: '--ssh-transport not a transport',
+    argv: ['connect', '-t', 'acme', '--ssh-transport', 'putty'],
+    wantsErr: { code: 'usage', message: /--ssh-transport.*putty|Allowed choices/ },
   },
   {
     name: '--port not a number',
@@ -288,6 +299,7 @@ const tailDefaults: AuditOptions = {
   quiet: false,
   pretty: false,
   acceptNewHostKey: false,
+  sshTransport: undefined,
   flags: noFlags,
 };
 

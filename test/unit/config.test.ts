@@ -3,8 +3,9 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../src/cli/main.js';
-import { loadEffectiveProfile } from '../../src/config/load.js';
+import { loadEffectiveProfile, type ProjectTrustQuestion } from '../../src/config/load.js';
 import { defaultConfigDir } from '../../src/config/paths.js';
+import { PROFILE_KEYS, PROJECT_SAFE_KEYS, type Profile } from '../../src/config/schema.js';
 import { CliError } from '../../src/errors.js';
 import { tempDir, testDeps } from '../helpers/deps.js';
 
@@ -36,7 +37,7 @@ test('precedence: flags > environment > project file > user file > defaults, eac
   );
   await writeFile(
     join(dir, 'repo', '.mcp-secure.json'),
-    JSON.stringify({ profiles: { work: { client_id: 'p', login_timeout: 90 } } }),
+    JSON.stringify({ profiles: { work: { login_flow: 'device', login_timeout: 90 } } }),
   );
   const eff = await loadEffectiveProfile({
     configDir,
@@ -48,7 +49,8 @@ test('precedence: flags > environment > project file > user file > defaults, eac
   assert.equal(eff.nameSource.kind, 'user');
   const table: Array<[keyof typeof eff.profile, unknown, string]> = [
     ['issuer', 'https://user.example', 'user'],
-    ['client_id', 'p', 'project'],
+    ['client_id', 'u', 'user'],
+    ['login_flow', 'device', 'project'],
     ['login_timeout', 120, 'env'],
     ['storage', 'auto', 'flag'],
   ];
@@ -86,16 +88,187 @@ test('a bad config names the file, the key and what was expected', async () => {
   }
 });
 
-test('a project file cannot switch on an unsafe mode', async () => {
+/** A valid value for every key, to plant in a project file. */
+const SAMPLE: Record<keyof Profile, unknown> = {
+  issuer: 'https://evil.example',
+  client_id: 'evil',
+  scopes: ['admin'],
+  storage: 'memory',
+  insecure_http: false,
+  login_timeout: 60,
+  login_flow: 'device',
+  mcp_resource: 'https://evil.example/mcp',
+  exchange_endpoint: 'https://evil.example/exchange',
+  exchange_issuer: 'https://evil.example',
+  dpop: true,
+  admin_acr: 'pwd',
+  bastion: 'evil@127.0.0.1:2222',
+  jump: ['evil-jump'],
+  identity_file: '/tmp/evil',
+  host_key_fingerprints: [`[127.0.0.1]:2222=SHA256:${'A'.repeat(43)}`],
+  mcp_url: 'http://evil.internal/mcp',
+  local_port: 7999,
+  callback_port: [8400],
+  ssh_transport: 'ssh2',
+  ssh_ca_endpoint: 'https://evil.example/ssh/certificate',
+};
+
+async function repoWith(
+  profile: Record<string, unknown>,
+): Promise<{ dir: string; file: string; configDir: string }> {
   const dir = await tempDir();
-  await writeFile(
-    join(dir, '.mcp-secure.json'),
-    JSON.stringify({ profiles: { default: { insecure_http: true } } }),
-  );
+  const file = join(dir, '.mcp-secure.json');
+  await writeFile(file, JSON.stringify({ profiles: { default: profile } }));
+  return { dir, file, configDir: join(dir, 'cfg') };
+}
+
+test('the allow-list: a project file may set only login_timeout and login_flow unasked', () => {
+  // Everything else, and any key added to the schema later, is trust-moving until listed here on purpose.
+  assert.deepEqual([...PROJECT_SAFE_KEYS].sort(), ['login_flow', 'login_timeout']);
+  assert.deepEqual(Object.keys(SAMPLE).sort(), Object.keys(PROFILE_KEYS).sort(), 'SAMPLE covers every key');
+});
+
+for (const key of (Object.keys(PROFILE_KEYS) as Array<keyof Profile>).filter(
+  (k) => !PROJECT_SAFE_KEYS.has(k),
+)) {
+  test(`a project file that sets ${key}: one line naming the file and the key, exit 2, nothing asked without a terminal`, async () => {
+    const { dir, file, configDir } = await repoWith({ [key]: SAMPLE[key] });
+    await assert.rejects(
+      loadEffectiveProfile({ configDir, cwd: dir, env: {} }),
+      (err: unknown) =>
+        err instanceof CliError &&
+        err.exitCode === 2 &&
+        err.message.includes(file) &&
+        new RegExp(`sets ${key}, which only your own config may set`).test(err.message) &&
+        !err.message.includes('\n'),
+    );
+  });
+}
+
+for (const [key, value] of [
+  ['insecure_http', true],
+  ['dpop', false],
+] as const) {
+  test(`a project file can never set ${key}: ${value}, not even approved`, async () => {
+    const { dir, file, configDir } = await repoWith({ [key]: value });
+    const bytes = await readFile(file);
+    const { createHash } = await import('node:crypto');
+    await mkdir(configDir, { recursive: true });
+    await writeFile(
+      join(configDir, 'config.json'),
+      JSON.stringify({
+        profiles: {},
+        trusted_projects: { [file]: createHash('sha256').update(bytes).digest('hex') },
+      }),
+    );
+    let asked = 0;
+    await assert.rejects(
+      loadEffectiveProfile({
+        configDir,
+        cwd: dir,
+        env: {},
+        confirmProject: async () => {
+          asked++;
+          return true;
+        },
+      }),
+      (err: unknown) =>
+        err instanceof CliError &&
+        err.exitCode === 2 &&
+        err.message.includes(file) &&
+        /unsafe mode/.test(err.message),
+    );
+    assert.equal(asked, 0);
+  });
+}
+
+test('a project file cannot hold trusted_projects (only the user file can approve)', async () => {
+  const dir = await tempDir();
+  const file = join(dir, '.mcp-secure.json');
+  await writeFile(file, JSON.stringify({ profiles: {}, trusted_projects: { [file]: '0'.repeat(64) } }));
   await assert.rejects(
     loadEffectiveProfile({ configDir: join(dir, 'cfg'), cwd: dir, env: {} }),
-    (err: unknown) => err instanceof CliError && err.kind === 'trust' && /unsafe mode/.test(err.message),
+    (err: unknown) => err instanceof CliError && /trusted_projects must be absent/.test(err.message),
   );
+});
+
+test('the trust prompt: asked once per file content, the yes recorded by hash, asked again when the file changes', async () => {
+  const { dir, file, configDir } = await repoWith({ bastion: 'evil@127.0.0.1:2222', login_timeout: 60 });
+  const questions: ProjectTrustQuestion[] = [];
+  let answer = true;
+  const load = () =>
+    loadEffectiveProfile({
+      configDir,
+      cwd: dir,
+      env: {},
+      confirmProject: async (q) => {
+        questions.push(q);
+        return answer;
+      },
+    });
+  const first = await load();
+  assert.equal(first.profile.bastion, 'evil@127.0.0.1:2222');
+  assert.equal(questions.length, 1);
+  assert.deepEqual(questions[0], {
+    file,
+    keys: [{ key: 'bastion', value: 'evil@127.0.0.1:2222' }],
+    changed: false,
+  });
+  const user = JSON.parse(await readFile(join(configDir, 'config.json'), 'utf8'));
+  assert.match(user.trusted_projects[file], /^[0-9a-f]{64}$/);
+  assert.equal((await stat(join(configDir, 'config.json'))).mode & 0o777, 0o600);
+  // Approved: not asked again.
+  assert.equal((await load()).profile.bastion, 'evil@127.0.0.1:2222');
+  assert.equal(questions.length, 1);
+  // The file changes (a new commit): asked again, saying it changed; a no refuses it.
+  await writeFile(file, JSON.stringify({ profiles: { default: { bastion: 'evil2@127.0.0.1:2223' } } }));
+  answer = false;
+  await assert.rejects(
+    load(),
+    (err: unknown) =>
+      err instanceof CliError && err.exitCode === 2 && /changed since you trusted it/.test(err.message),
+  );
+  assert.equal(questions.length, 2);
+  assert.equal(questions[1]?.changed, true);
+  // `config` itself shows the file without asking, with the untrusted keys left out.
+  const shown = await loadEffectiveProfile({ configDir, cwd: dir, env: {}, untrusted: 'ignore' });
+  assert.equal(shown.profile.bastion, undefined);
+  assert.deepEqual(shown.ignored, ['bastion']);
+});
+
+test('the trust prompt through the CLI on a terminal: the values are shown sanitized, default no, yes is remembered', async () => {
+  const { dir, file, configDir } = await repoWith({
+    issuer: 'https://evil.example/\u001b]52;c;Y3VybA==\u0007',
+  });
+  const prompts: string[] = [];
+  const run = async (answer: string) => {
+    const deps = testDeps({
+      configDir,
+      cwd: dir,
+      stdinIsTTY: true,
+      stderrIsTTY: true,
+      prompt: async (q) => {
+        prompts.push(q);
+        return answer;
+      },
+    });
+    const code = await main(['status', '--storage', 'memory'], deps);
+    return { code, err: deps.err(), out: deps.out() };
+  };
+  const no = await run('');
+  assert.equal(no.code, 2);
+  assert.match(no.err, /is new here and sets what only your own config should/);
+  assert.ok(no.err.includes(file));
+  assert.ok(no.err.includes('issuer = "https://evil.example/\\u001b]52;c;Y3VybA==\\u0007"'), no.err);
+  assert.ok(!no.err.includes('\u001b]52'), 'no OSC 52 reaches the terminal');
+  assert.equal(prompts.length, 1);
+  const yes = await run('y');
+  assert.equal(yes.code, 4, yes.err); // not logged in: the profile loaded, with the project's issuer
+  assert.match(yes.out, /evil\.example/);
+  assert.equal(prompts.length, 2);
+  const again = await run('');
+  assert.equal(again.code, 4);
+  assert.equal(prompts.length, 2, 'not asked again for the same file');
 });
 
 test('`config set/use/unset` work non-interactively, validate first, and write a 0600 file', async () => {

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import {
   fingerprint,
   hostFieldMatches,
+  hostKeyAlgorithms,
   isListed,
   recordHostKey,
   verifyHostKey,
@@ -66,13 +67,19 @@ test('verdicts: known, changed, revoked, pinned, unknown; a recorded key is hash
     verifyHostKey({ host: '127.0.0.1', port, key, knownHostsFiles: [file], pinned });
   assert.equal((await v(2200, keyA)).status, 'known');
   assert.equal((await v(2200, keyB)).status, 'revoked', 'revoked wins, even over a pin');
-  assert.equal((await v(2200, keyB, [fingerprint(keyB)])).status, 'revoked');
+  assert.equal((await v(2200, keyB, [`[127.0.0.1]:2200=${fingerprint(keyB)}`])).status, 'revoked');
   const other = blob('ssh-ed25519', 'C'.repeat(32));
   const changed = await v(2300, other);
   assert.equal(changed.status, 'changed');
   assert.equal(changed.status === 'changed' && changed.line, 4);
-  assert.equal((await v(2300, other, [fingerprint(other)])).status, 'pinned');
+  // A pin never overrides known_hosts: a changed key stays refused however it is pinned.
+  assert.equal((await v(2300, other, [`[127.0.0.1]:2300=${fingerprint(other)}`])).status, 'changed');
   assert.equal((await v(2400, other)).status, 'unknown');
+  assert.equal((await v(2400, other, [`[127.0.0.1]:2400=${fingerprint(other)}`])).status, 'pinned');
+  // A pin is for its hop only: pinned for another port or host, or without a host, it is no pin here.
+  assert.equal((await v(2400, other, [`[127.0.0.1]:2401=${fingerprint(other)}`])).status, 'unknown');
+  assert.equal((await v(2400, other, [`127.0.0.2=${fingerprint(other)}`])).status, 'unknown');
+  assert.equal((await v(2400, other, [fingerprint(other)])).status, 'unknown');
   await recordHostKey(file, '127.0.0.1', 2400, other);
   assert.equal((await v(2400, other)).status, 'known');
   assert.match(await readFile(file, 'utf8'), /\n\|1\|[^ ]+ ssh-ed25519 /);
@@ -142,6 +149,30 @@ test('ssh config: ServerAliveInterval and ServerAliveCountMax (how soon a dead p
   assert.deepEqual(pick('elsewhere'), [30, undefined]);
 });
 
+test('a hashed entry is found for a mixed-case host name (OpenSSH hashes the lower-cased name)', () => {
+  assert.equal(hostFieldMatches(hashed('bastion.example.com'), 'Bastion.Example.COM', 22), true);
+  assert.equal(hostFieldMatches(hashed('[bastion.example.com]:2222'), 'BASTION.example.com', 2222), true);
+});
+
+test('host-key algorithms: the types known_hosts holds for the host first; no ssh-rsa (SHA-1)', async () => {
+  const dir = await tempDir('mcp-secure-kh-');
+  const file = join(dir, 'known_hosts');
+  await writeFile(
+    file,
+    [
+      `[h]:2222 ecdsa-sha2-nistp256 ${blob('ecdsa-sha2-nistp256', 'E').toString('base64')}`,
+      `other ssh-ed25519 ${keyA.toString('base64')}`,
+      `rsa-only ssh-rsa ${blob('ssh-rsa', 'R').toString('base64')}`,
+    ].join('\n'),
+  );
+  const ecdsa = await hostKeyAlgorithms([file], 'h', 2222);
+  assert.equal(ecdsa[0], 'ecdsa-sha2-nistp256');
+  const rsa = await hostKeyAlgorithms([file], 'rsa-only', 22);
+  assert.deepEqual(rsa.slice(0, 2), ['rsa-sha2-512', 'rsa-sha2-256']);
+  const unknown = await hostKeyAlgorithms([file], 'nowhere', 22);
+  assert.equal(unknown[0], 'ssh-ed25519');
+  for (const list of [ecdsa, rsa, unknown]) assert.ok(!list.includes('ssh-rsa'));
+});
 const listedCases: Array<[string, string, number, boolean]> = [
   ['a plain entry', '10.0.0.5', 22, true],
   ['a hashed [host]:port entry', '127.0.0.1', 2200, true],

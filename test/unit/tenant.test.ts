@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
+import type { webcrypto } from 'node:crypto';
 import { test } from 'node:test';
 import type { TokenEndpointResponse } from 'openid-client';
-import { checkTenantName, checkTenantToken, type TenantToken } from '../../src/auth/tenant.js';
+import {
+  checkTenantName,
+  checkTenantToken,
+  type TenantToken,
+  verifyTenantSignature,
+} from '../../src/auth/tenant.js';
 import { type RefresherEvent, TenantRefresher } from '../../src/auth/tenant-refresher.js';
 import { CliError } from '../../src/errors.js';
 
@@ -48,6 +54,9 @@ const refused: Array<[string, Record<string, unknown> | string, RegExp]> = [
   ['24 hours', { ...good, exp: NOW / 1000 + 86_400 }, /lives 1440 min/],
   ['already expired', { ...good, exp: NOW / 1000 - 5 }, /already expired/],
   ['opaque', 'opaque-token-value', /not a JWT/],
+  ['a tenants claim besides tenant', { ...good, tenants: ['acme', 'globex'] }, /carries a "tenants" claim/],
+  ['an extra audience', { ...good, aud: ['https://mcp.example/mcp', 'https://other/mcp'] }, /not exactly/],
+  ['no audience', { ...good, aud: undefined }, /audience/],
 ];
 for (const [name, claims, message] of refused) {
   test(`a tenant token is refused: ${name}`, () => {
@@ -55,6 +64,68 @@ for (const [name, claims, message] of refused) {
       () => checkTenantToken(answer(claims), request),
       (err: unknown) => err instanceof CliError && err.exitCode === 5 && message.test(err.message),
       name,
+    );
+  });
+}
+
+test('a tenant token whose aud is a one-element list of the resource is used', () => {
+  assert.equal(checkTenantToken(answer({ ...good, aud: [good.aud] }), request).tenant, 'acme');
+});
+
+/** The signature check against a JWKS, with keys made here: the issuer's, and a stranger's. */
+async function signatureCase(
+  sign: (
+    jose: typeof import('jose'),
+    keys: { issuer: webcrypto.CryptoKey; stranger: webcrypto.CryptoKey },
+  ) => Promise<string>,
+) {
+  const jose = await import('jose');
+  const issuer = await jose.generateKeyPair('ES256');
+  const stranger = await jose.generateKeyPair('ES256');
+  const jwk = { ...(await jose.exportJWK(issuer.publicKey)), kid: 'k1', alg: 'ES256' };
+  const token = await sign(jose, { issuer: issuer.privateKey, stranger: stranger.privateKey });
+  return verifyTenantSignature(token, {
+    ...request,
+    verifier: { issuer: 'https://idp.example', keys: jose.createLocalJWKSet({ keys: [jwk] }) },
+  });
+}
+
+const signed =
+  (iss: string, alg = 'ES256') =>
+  async (jose: typeof import('jose'), key: webcrypto.CryptoKey | Uint8Array) =>
+    new jose.SignJWT(good).setProtectedHeader({ alg, kid: 'k1' }).setIssuer(iss).sign(key);
+
+test("tenant token signature: signed by the issuer's key, with its iss: accepted", async () => {
+  await signatureCase((jose, k) => signed('https://idp.example')(jose, k.issuer));
+});
+
+const badSignatures: Array<[string, Parameters<typeof signatureCase>[0], RegExp]> = [
+  [
+    'alg none',
+    async (jose) => `${new jose.UnsecuredJWT(good).setIssuer('https://idp.example').encode()}`,
+    /unsigned or signed with an algorithm not allowed/,
+  ],
+  [
+    'HS256 with a shared secret',
+    (jose) => signed('https://idp.example', 'HS256')(jose, new TextEncoder().encode('x'.repeat(32))),
+    /unsigned or signed with an algorithm not allowed/,
+  ],
+  [
+    "a stranger's key under the issuer's kid",
+    (jose, k) => signed('https://idp.example')(jose, k.stranger),
+    /not signed by a key of https:\/\/idp\.example/,
+  ],
+  [
+    'another iss',
+    (jose, k) => signed('https://evil.example')(jose, k.issuer),
+    /issued by someone else than https:\/\/idp\.example/,
+  ],
+];
+for (const [name, sign, message] of badSignatures) {
+  test(`tenant token signature: ${name} is refused (exit 5)`, async () => {
+    await assert.rejects(
+      signatureCase(sign),
+      (err: unknown) => err instanceof CliError && err.exitCode === 5 && message.test(err.message),
     );
   });
 }

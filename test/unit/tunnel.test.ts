@@ -30,7 +30,32 @@ function fakeChain(forwardOut: ForwardOut): { chain: Chain; close(): void } {
     close = resolve;
   });
   const last = { forwardOut };
-  return { chain: { clients: [last], last, closed, close: () => undefined } as unknown as Chain, close };
+  const open = (t: { host: string; port: number }) =>
+    new Promise((resolve, reject) =>
+      forwardOut('127.0.0.1', 0, t.host, t.port, (err, stream) => (err ? reject(err) : resolve(stream))),
+    );
+  return {
+    chain: { kind: 'ssh2', clients: [last], last, open, closed, close: () => undefined } as unknown as Chain,
+    close,
+  };
+}
+
+/** A fake ssh2 client as a transport (transport.ts): open() is a direct-tcpip channel via forwardOut. */
+function withOpen<T extends { forwardOut: ForwardOut }>(c: T) {
+  return {
+    ...c,
+    kind: 'ssh2' as const,
+    open: (t: { host: string; port: number }) =>
+      new Promise((resolve, reject) => {
+        try {
+          c.forwardOut('127.0.0.1', 0, t.host, t.port, (err, stream) =>
+            err ? reject(err) : resolve(stream),
+          );
+        } catch (err) {
+          reject(err);
+        }
+      }),
+  };
 }
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -56,7 +81,7 @@ test('supervisor.client(avoid): a client found dead is not handed back; the next
   assert.equal(second, undefined, 'the dead client is not handed back while the supervisor still holds it');
   chains[0]!.close(); // the connection closes: the supervisor re-dials
   await waiting;
-  assert.equal(second, chains[1]!.chain.last);
+  assert.equal(second, chains[1]!.chain);
   assert.equal(dials, 2);
   ac.abort();
   supervisor.close();
@@ -87,17 +112,17 @@ function through(supervisor: unknown, port: number) {
 
 test('the channel could not be opened (connection gone): the request waits for the re-dial and goes through once', async () => {
   const upstream = await upstreamServer();
-  const dead = {
+  const dead = withOpen({
     forwardOut: () => {
       throw new Error('Not connected'); // what ssh2 throws once its socket is gone
     },
-  };
-  const alive = {
+  });
+  const alive = withOpen({
     forwardOut: ((_s, _p, host, port, cb) => {
       const socket = connect(port, host);
       socket.once('connect', () => cb(undefined, socket));
     }) as ForwardOut,
-  };
+  });
   const asked: unknown[] = [];
   const supervisor = {
     client: async (avoid?: unknown) => {
@@ -121,11 +146,11 @@ test('the channel could not be opened (connection gone): the request waits for t
 });
 
 test('a refusal by the bastion (channel open failure with a reason) is final: no second try', async () => {
-  const refusing = {
+  const refusing = withOpen({
     forwardOut: ((_s, _p, _h, _port, cb) => {
       cb(Object.assign(new Error('(SSH) Channel open failure: administratively prohibited'), { reason: 1 }));
     }) as ForwardOut,
-  };
+  });
   let asked = 0;
   const supervisor = {
     client: async () => {
@@ -150,12 +175,12 @@ test('an answer cut short upstream (SSE headers sent, then the connection dies):
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const client = {
+  const client = withOpen({
     forwardOut: ((_s, _p, host, dst, cb) => {
       const socket = connect(dst, host);
       socket.once('connect', () => cb(undefined, socket));
     }) as ForwardOut,
-  };
+  });
   const listener = await listen(
     {
       supervisor: { client: async () => client } as unknown as Supervisor,

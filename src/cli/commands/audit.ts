@@ -10,6 +10,7 @@ import {
   parseDuration,
   profileFlags,
   type Runner,
+  sshTransportOption,
   storageOption,
   tenantOption,
 } from './shared.js';
@@ -25,6 +26,7 @@ export interface AuditOptions {
   quiet: boolean;
   pretty: boolean;
   acceptNewHostKey: boolean;
+  sshTransport: 'auto' | 'openssh' | 'ssh2' | undefined;
   flags: ProfileFlags;
 }
 
@@ -62,6 +64,7 @@ export function auditTailCommand(ctx: CommandContext, runF?: Runner<AuditOptions
     .option('--quiet', 'no terminal bell on denials')
     .option('--pretty', 'aligned lines for people even when stdout is not a terminal')
     .option('--accept-new-host-key', 'trust an unknown SSH host key on first use and record it')
+    .addOption(sshTransportOption())
     .addOption(storageOption())
     .addHelpText(
       'after',
@@ -84,6 +87,7 @@ export function auditTailCommand(ctx: CommandContext, runF?: Runner<AuditOptions
         quiet: flags.quiet === true,
         pretty: flags.pretty === true,
         acceptNewHostKey: flags.acceptNewHostKey === true,
+        sshTransport: flags.sshTransport,
         flags: profileFlags(flags),
       };
       return act(ctx, cmd, opts, async () => runF ?? (await import('../audit.js')).run);

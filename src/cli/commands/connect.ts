@@ -13,6 +13,7 @@ import {
   profileFlags,
   type Runner,
   roleOption,
+  sshTransportOption,
   storageOption,
   tenantOption,
 } from './shared.js';
@@ -28,6 +29,8 @@ export interface ConnectOptions {
   maxSessionMs: number | undefined;
   idleTimeoutMs: number | undefined;
   auditPane: boolean;
+  /** `--ssh-transport`: undefined leaves it to the profile's ssh_transport (default auto). */
+  sshTransport: 'auto' | 'openssh' | 'ssh2' | undefined;
   flags: ProfileFlags;
 }
 
@@ -53,6 +56,7 @@ export function connectCommand(ctx: CommandContext, runF?: Runner<ConnectOptions
     .option('--max-session <duration>', 'end the session after this long (e.g. 8h)')
     .option('--idle-timeout <duration>', 'end the session after this long without traffic (e.g. 30m)')
     .option('--audit-pane', 'show the audit feed of this tenant in a second tmux pane')
+    .addOption(sshTransportOption())
     .option('--no-dpop', 'do not use DPoP for this session')
     .addOption(storageOption())
     .addHelpText(
@@ -80,6 +84,7 @@ function connectOptions(flags: {
   maxSession?: string | undefined;
   idleTimeout?: string | undefined;
   auditPane?: true | undefined;
+  sshTransport?: 'auto' | 'openssh' | 'ssh2' | undefined;
   dpop: boolean;
   storage?: 'auto' | 'keychain' | 'memory' | undefined;
 }): ConnectOptions {
@@ -122,6 +127,7 @@ function connectOptions(flags: {
       ? parseDuration(flags.idleTimeout, '--idle-timeout', TUNNEL_LIFE)
       : undefined,
     auditPane: flags.auditPane === true,
+    sshTransport: flags.sshTransport,
     flags: profileFlags(flags),
   };
 }

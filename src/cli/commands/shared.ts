@@ -64,6 +64,14 @@ export function storageOption() {
   return new Option('--storage <where>', 'where the refresh token is kept').choices(STORAGES);
 }
 
+/** Which SSH client carries the tunnel (tunnel/transport.ts); undefined leaves it to ssh_transport. */
+export function sshTransportOption() {
+  return new Option(
+    '--ssh-transport <which>',
+    'the SSH client: auto (OpenSSH where `ssh` is installed), openssh, or ssh2 (in-process)',
+  ).choices(['auto', 'openssh', 'ssh2'] as const);
+}
+
 export function tenantOption(description = 'the tenant (lower-case letters, digits and dashes)') {
   return new Option('-t, --tenant <name>', description).makeOptionMandatory();
 }

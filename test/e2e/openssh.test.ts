@@ -1,0 +1,499 @@
+/**
+ * The OpenSSH transport and "no SSH key on disk", end to end: the real CLI, the real `ssh`, the real sshd;
+ * the sandbox control plane's SSH CA issues the session's certificate; sshd trusts only that CA (no
+ * authorized_keys). User certificates from a file too (expired and not-yet-valid refused), and ssh2
+ * saying in one line that certificates need OpenSSH.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { startBastion } from '../../sandbox/bastion.js';
+import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
+import { deviceLogin } from '../../sandbox/device-login.js';
+import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
+import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
+import { writeSandboxProfile } from '../../sandbox/profile.js';
+import { generateEd25519 } from '../../sandbox/ssh-keys.js';
+import { type Sshd, startSshd } from '../../sandbox/sshd.js';
+import { type CliRun, runCli, startCli } from '../helpers/cli.js';
+import { type UserEnv, userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
+import { tmuxServer } from '../helpers/tmux.js';
+
+const exec = promisify(execFile);
+const alice = USERS.find((u) => u.username === 'alice')!;
+
+const skip = missing('secret-service', 'sshd', 'ssh');
+const { after, before, test } = gate(skip);
+const withTmux = gate(missing('secret-service', 'sshd', 'ssh', 'tmux'));
+
+let keyring: SecretService;
+let idp: SandboxIdp;
+let plane: ControlPlane;
+/** Trusts only the control plane's CA; no authorized_keys. */
+let caSshd: Sshd;
+const running: CliRun[] = [];
+
+before(async () => {
+  if (skip) return;
+  keyring = await startSecretService();
+  idp = await startIdp({ deviceInterval: 1 });
+  plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource });
+  caSshd = await startSshd({
+    authorizedKeys: [],
+    permitOpen: [{ host: '127.0.0.1', port: plane.port }],
+    trustedUserCaKeys: [plane.sshCa.publicKeyLine],
+    authorizedPrincipals: [alice.sub],
+  });
+});
+
+after(async () => {
+  for (const r of running) r.child.kill('SIGKILL');
+  await caSshd?.close();
+  await plane?.close();
+  await idp?.close();
+  await keyring?.stop();
+});
+
+async function loggedIn(settings: Record<string, string>): Promise<UserEnv> {
+  const u = await userEnv(keyring.env);
+  await writeSandboxProfile(idp, u.env());
+  for (const [k, v] of Object.entries(settings)) {
+    const r = await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env());
+    assert.equal(r.code, 0, r.stderr);
+  }
+  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+  return u;
+}
+
+function text(result: unknown): string {
+  const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
+  return content.map((c) => c.text ?? '').join('\n');
+}
+
+/** Every file under `dir` (bounded), for the key-material scan. */
+async function files(dir: string, depth = 0): Promise<string[]> {
+  if (depth > 8) return [];
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await files(p, depth + 1)));
+    else if (e.isFile()) out.push(p);
+  }
+  return out.slice(0, 5000);
+}
+
+// An OpenSSH or PEM private key, in any of its armours (built from parts: this file is no key itself).
+const PRIVATE_KEY = new RegExp(['PRIVATE', 'KEY-----'].join(' ') + '|' + ['b3BlbnNzaC1rZXktdjE'].join(''));
+
+test('no SSH key on disk: an in-memory key, a certificate from the sandbox CA, an agent on a 0600 socket; sshd has no authorized_keys', {
+  skip,
+}, async () => {
+  const u = await loggedIn({
+    bastion: `${caSshd.username}@127.0.0.1:${caSshd.port}`,
+    host_key_fingerprints: caSshd.fingerprint,
+    mcp_url: plane.url,
+    ssh_ca_endpoint: plane.sshCaEndpoint,
+    ssh_transport: 'openssh',
+  });
+  // The private dir goes under $XDG_RUNTIME_DIR: one of this user's own, to find it.
+  const runtime = join(u.root, 'run');
+  await mkdir(runtime, { mode: 0o700 });
+  const run = startCli(
+    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--json'],
+    u.env({ XDG_RUNTIME_DIR: runtime }),
+    60_000,
+  );
+  run.child.stdin.end();
+  running.push(run);
+  const [, local] = await run.waitFor(/"local":"(http:\/\/127\.0\.0\.1:\d+\/mcp)"/, 30_000);
+  const client = new Client({ name: 'test', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(local!)));
+  assert.match(text(await client.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme-deploy/);
+  await client.close();
+  assert.ok(
+    plane
+      .records()
+      .some((r) => r.tool === 'ssh_certificate' && r.tenant === 'acme' && r.outcome === 'allowed'),
+    'the certificate came from the CA, for alice',
+  );
+
+  // The session's private dir: 0700, the agent's socket 0600, and no private key anywhere.
+  const dirs = (await readdir(runtime)).filter((d) => d.startsWith('mcp-secure-'));
+  assert.equal(dirs.length, 1, `one private dir in ${runtime}: ${dirs.join(', ')}`);
+  const dir = join(runtime, dirs[0]!);
+  assert.equal((await stat(dir)).mode & 0o777, 0o700);
+  assert.equal((await stat(join(dir, 'agent.sock'))).mode & 0o777, 0o600);
+  assert.equal((await stat(join(dir, 'upstream.sock'))).mode & 0o777, 0o600);
+  for (const f of [...(await files(dir)), ...(await files(u.home)), ...(await files(runtime))]) {
+    const content = await readFile(f, 'latin1').catch(() => '');
+    assert.doesNotMatch(content, PRIVATE_KEY, `key material in ${f}`);
+  }
+  // The agent holds the session's identity only: the certificate and its key, nothing can be added.
+  const listed = await exec('ssh-add', ['-L'], {
+    env: { ...process.env, SSH_AUTH_SOCK: join(dir, 'agent.sock') },
+  });
+  assert.match(listed.stdout, /^ssh-ed25519-cert-v01@openssh\.com /m);
+  const { private: other } = generateEd25519('intruder');
+  const otherFile = join(u.root, 'intruder');
+  await writeFile(otherFile, other, { mode: 0o600 });
+  await assert.rejects(
+    exec('ssh-add', [otherFile], { env: { ...process.env, SSH_AUTH_SOCK: join(dir, 'agent.sock') } }),
+    'the session agent refuses to add keys',
+  );
+
+  run.child.kill('SIGINT');
+  const result = await run.done;
+  assert.equal(result.code, 130, result.stderr);
+  await assert.rejects(stat(dir), 'the private dir is removed at the end');
+});
+
+test('ssh_ca_endpoint with the ssh2 transport: one line naming the OpenSSH transport (exit 2)', {
+  skip,
+}, async () => {
+  const u = await loggedIn({
+    bastion: `${caSshd.username}@127.0.0.1:${caSshd.port}`,
+    host_key_fingerprints: caSshd.fingerprint,
+    mcp_url: plane.url,
+    ssh_ca_endpoint: plane.sshCaEndpoint,
+    ssh_transport: 'ssh2',
+  });
+  const r = await runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'], u.env());
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /error: ssh_ca_endpoint .* needs the OpenSSH transport.* — install openssh-client/);
+});
+
+/** A user key on disk with a certificate beside it (`-cert.pub`), as `ssh-keygen -s` users have. */
+async function certFileUser(validAfter: number, validBefore: number): Promise<UserEnv> {
+  const u = await userEnv(keyring.env);
+  const key = generateEd25519('cert-user');
+  const keyFile = join(u.home, 'id_cert');
+  await writeFile(keyFile, key.private, { mode: 0o600 });
+  const cert = plane.sshCa.issue({
+    publicKey: key.public,
+    type: 'user',
+    keyId: 'alice-file',
+    principals: [alice.sub],
+    validAfter,
+    validBefore,
+    extensions: ['permit-port-forwarding'],
+  });
+  await writeFile(`${keyFile}-cert.pub`, `${cert}\n`);
+  await writeSandboxProfile(idp, u.env());
+  for (const [k, v] of Object.entries({
+    bastion: `${caSshd.username}@127.0.0.1:${caSshd.port}`,
+    host_key_fingerprints: caSshd.fingerprint,
+    mcp_url: plane.url,
+    identity_file: keyFile,
+    ssh_transport: 'openssh',
+  })) {
+    assert.equal((await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env())).code, 0);
+  }
+  assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+  return u;
+}
+
+const nowS = () => Math.floor(Date.now() / 1000);
+const CERT_CASES: Array<{ name: string; after: () => number; before: () => number; code: number }> = [
+  {
+    name: 'a valid user certificate beside the identity file: accepted',
+    after: () => nowS() - 60,
+    before: () => nowS() + 600,
+    code: 0,
+  },
+  {
+    name: 'an expired user certificate: refused (exit 4)',
+    after: () => nowS() - 7200,
+    before: () => nowS() - 3600,
+    code: 4,
+  },
+  {
+    name: 'a not-yet-valid user certificate: refused (exit 4)',
+    after: () => nowS() + 3600,
+    before: () => nowS() + 7200,
+    code: 4,
+  },
+];
+for (const c of CERT_CASES) {
+  test(`OpenSSH transport: ${c.name}`, { skip }, async () => {
+    const u = await certFileUser(c.after(), c.before());
+    const r = await runCli(
+      ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1'],
+      u.env(),
+    );
+    assert.equal(r.code, c.code, r.stderr);
+    if (c.code === 4) assert.match(r.stderr, /refused authentication \(ssh: .*Permission denied/);
+    else assert.match(r.stderr, /OpenSSH transport/);
+  });
+}
+
+/** An sshd with ed25519, ECDSA and RSA host keys, as most real ones have; the user's own key file. */
+let multiKey: Sshd | undefined;
+let otherSshd: Sshd | undefined;
+const userKey = generateEd25519('known-hosts-user');
+async function multiKeySshd(): Promise<{ sshd: Sshd; other: Sshd }> {
+  if (!multiKey) {
+    multiKey = await startSshd({
+      authorizedKeys: [userKey.public],
+      permitOpen: [{ host: '127.0.0.1', port: plane.port }],
+      extraHostKeyTypes: ['ecdsa', 'rsa'],
+    });
+    // Another host's ECDSA key: the "someone else answers on that address" case.
+    otherSshd = await startSshd({ authorizedKeys: [], permitOpen: [], extraHostKeyTypes: ['ecdsa'] });
+  }
+  return { sshd: multiKey, other: otherSshd! };
+}
+after(async () => {
+  await multiKey?.close();
+  await otherSshd?.close();
+});
+
+const KNOWN_HOSTS_CASES: Array<{
+  name: string;
+  file: string;
+  line(s: Sshd, other: Sshd): string;
+  code: number;
+}> = [
+  {
+    name: 'known_hosts holds only the ECDSA key: accepted',
+    file: 'known_hosts',
+    line: (s) => s.extraHostKeys[0]!.knownHostsLine,
+    code: 0,
+  },
+  {
+    name: 'known_hosts holds only the RSA key: accepted',
+    file: 'known_hosts',
+    line: (s) => s.extraHostKeys[1]!.knownHostsLine,
+    code: 0,
+  },
+  {
+    name: 'the key is in known_hosts2: accepted',
+    file: 'known_hosts2',
+    line: (s) => s.extraHostKeys[0]!.knownHostsLine,
+    code: 0,
+  },
+  {
+    name: 'known_hosts holds another ECDSA key for the address: refused (exit 5)',
+    file: 'known_hosts',
+    line: (s, other) =>
+      other.extraHostKeys[0]!.knownHostsLine.replace(/^\[127\.0\.0\.1\]:\d+/, `[127.0.0.1]:${s.port}`),
+    code: 5,
+  },
+];
+for (const transport of ['openssh', 'ssh2'] as const) {
+  for (const c of KNOWN_HOSTS_CASES) {
+    test(`${transport} transport: ${c.name}`, { skip }, async () => {
+      const { sshd, other } = await multiKeySshd();
+      const u = await userEnv(keyring.env);
+      const keyFile = join(u.home, 'id_user');
+      await writeFile(keyFile, userKey.private, { mode: 0o600 });
+      await mkdir(join(u.home, '.ssh'), { recursive: true, mode: 0o700 });
+      await writeFile(join(u.home, '.ssh', c.file), `${c.line(sshd, other)}\n`);
+      await writeSandboxProfile(idp, u.env());
+      for (const [k, v] of Object.entries({
+        bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+        mcp_url: plane.url,
+        identity_file: keyFile,
+        ssh_transport: transport,
+      })) {
+        assert.equal((await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env())).code, 0);
+      }
+      assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+      const r = await runCli(
+        ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1'],
+        u.env(),
+      );
+      assert.equal(r.code, c.code, r.stderr);
+      if (c.code === 5) {
+        assert.match(r.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED/);
+        assert.match(
+          r.stderr,
+          /error: the host key of \[127\.0\.0\.1\]:\d+ has changed; refusing to connect/,
+        );
+      }
+    });
+  }
+}
+
+/** A byte pipe from `listen` to the control plane: the MCP endpoint on [::1] or on a Unix socket. */
+async function relay(listenOn: { host: string; port: number } | { path: string }) {
+  const { createServer, connect } = await import('node:net');
+  const server = createServer((s) => {
+    const up = connect(plane.port, '127.0.0.1');
+    s.pipe(up).pipe(s);
+    s.on('error', () => up.destroy());
+    up.on('error', () => s.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(listenOn, resolve));
+  const addr = server.address();
+  return { port: typeof addr === 'object' && addr ? addr.port : 0, close: () => server.close() };
+}
+
+for (const transport of ['openssh', 'ssh2'] as const) {
+  for (const where of ['ipv6', 'unix'] as const) {
+    const title =
+      where === 'ipv6'
+        ? 'an IPv6 mcp_url http://[::1]:P/mcp works'
+        : 'an MCP endpoint on a Unix socket on the bastion (http+unix://%2F…sock/mcp) works';
+    test(`${transport} transport: ${title}`, { skip }, async () => {
+      const u = await userEnv(keyring.env);
+      const sock = join(u.root, 'mcp.sock');
+      const r = await relay(where === 'ipv6' ? { host: '::1', port: 0 } : { path: sock });
+      const sshd = await startSshd({
+        authorizedKeys: [userKey.public],
+        permitOpen: where === 'ipv6' ? [{ host: '::1', port: r.port }] : [],
+        // sshd connects forwards with its AddressFamily; a Unix socket needs streamlocal forwarding, and
+        // PermitOpen applies to socket paths too (channels.c channel_connect_to_path) with no way to name one.
+        extraConfig:
+          where === 'ipv6' ? ['AddressFamily any'] : ['AllowStreamLocalForwarding local', 'PermitOpen any'],
+      });
+      try {
+        const keyFile = join(u.home, 'id_user');
+        await writeFile(keyFile, userKey.private, { mode: 0o600 });
+        await writeSandboxProfile(idp, u.env());
+        const mcpUrl =
+          where === 'ipv6' ? `http://[::1]:${r.port}/mcp` : `http+unix://${encodeURIComponent(sock)}/mcp`;
+        for (const [k, v] of Object.entries({
+          bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+          host_key_fingerprints: sshd.fingerprint,
+          mcp_url: mcpUrl,
+          identity_file: keyFile,
+          ssh_transport: transport,
+          // The control plane checks a DPoP proof's htu against its own URL; the relay changes the URL.
+          dpop: 'false',
+        })) {
+          const set = await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env());
+          assert.equal(set.code, 0, set.stderr);
+        }
+        assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+        const run = startCli(
+          ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
+          u.env(),
+          60_000,
+        );
+        run.child.stdin.end();
+        running.push(run);
+        const [, local] = await run.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/, 30_000);
+        const client = new Client({ name: 'test', version: '1.0.0' });
+        await client.connect(new StreamableHTTPClientTransport(new URL(local!)));
+        assert.match(
+          text(await client.callTool({ name: 'list_workflows', arguments: {} })),
+          /wf-acme-deploy/,
+        );
+        await client.close();
+        run.child.kill('SIGINT');
+        assert.equal((await run.done).code, 130);
+      } finally {
+        r.close();
+        await sshd.close();
+      }
+    });
+  }
+}
+
+for (const transport of ['openssh', 'ssh2'] as const) {
+  test(`${transport} transport: an sshd allowing only sntrup761x25519-sha512 (post-quantum) kex`, {
+    skip,
+  }, async () => {
+    const sshd = await startSshd({
+      authorizedKeys: [userKey.public],
+      permitOpen: [{ host: '127.0.0.1', port: plane.port }],
+      extraConfig: ['KexAlgorithms sntrup761x25519-sha512@openssh.com'],
+    });
+    try {
+      const u = await userEnv(keyring.env);
+      const keyFile = join(u.home, 'id_user');
+      await writeFile(keyFile, userKey.private, { mode: 0o600 });
+      await writeSandboxProfile(idp, u.env());
+      for (const [k, v] of Object.entries({
+        bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+        host_key_fingerprints: sshd.fingerprint,
+        mcp_url: plane.url,
+        identity_file: keyFile,
+        ssh_transport: transport,
+      })) {
+        assert.equal((await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env())).code, 0);
+      }
+      assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+      const r = await runCli(
+        ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1'],
+        u.env(),
+      );
+      if (transport === 'openssh') assert.equal(r.code, 0, r.stderr);
+      else {
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /ssh2 has no post-quantum key exchange.* — use the OpenSSH transport/);
+        assert.equal(
+          r.stderr
+            .trim()
+            .split('\n')
+            .filter((l) => l.startsWith('error:')).length,
+          1,
+        );
+      }
+    } finally {
+      await sshd.close();
+    }
+  });
+}
+
+withTmux.test(
+  'a 2FA bastion (publickey, then keyboard-interactive): ssh asks for the code on the terminal (tmux); no terminal → exit 4',
+  {
+    skip,
+  },
+  async () => {
+    const bastion = await startBastion({
+      authorizedKeys: [userKey.public],
+      allow: [{ host: '127.0.0.1', port: plane.port }],
+      secondFactor: { prompt: 'One-time code: ', answer: '424242' },
+    });
+    const tmux = tmuxServer('mcp-secure-2fa');
+    try {
+      const u = await userEnv(keyring.env);
+      const keyFile = join(u.home, 'id_user');
+      await writeFile(keyFile, userKey.private, { mode: 0o600 });
+      await writeSandboxProfile(idp, u.env());
+      for (const [k, v] of Object.entries({
+        bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+        host_key_fingerprints: bastion.fingerprint,
+        mcp_url: plane.url,
+        identity_file: keyFile,
+        ssh_transport: 'openssh',
+      })) {
+        assert.equal((await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env())).code, 0);
+      }
+      assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+      const noTty = await runCli(
+        ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
+        u.env(),
+      );
+      assert.equal(noTty.code, 4, noTty.stderr);
+      assert.match(noTty.stderr, /refused authentication \(ssh: .*Permission denied/);
+
+      await tmux.start('otp', u.env(), [
+        '--profile',
+        'sandbox',
+        'connect',
+        '--tenant',
+        'acme',
+        '--port',
+        '0',
+        '--max-session',
+        '3',
+      ]);
+      assert.match(await tmux.waitFor('otp', /One-time code/), /One-time code: /);
+      await tmux.run('send-keys', '-t', 'otp', '424242', 'Enter');
+      const screen = await tmux.waitFor('otp', /Listening on/);
+      assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+      assert.doesNotMatch(screen, /424242/, 'the code is not echoed');
+    } finally {
+      await tmux.kill();
+      await bastion.close();
+    }
+  },
+);
