@@ -352,7 +352,18 @@ test('`mcp-secure config`: columns line up whatever the key or value length', as
     user.env(),
   );
   const fp = (c: string) => `SHA256:${c.repeat(43)}`;
-  assert.equal((await cli(user, 'config', 'set', 'host_key_fingerprints', `${fp('A')} ${fp('B')}`)).code, 0);
+  assert.equal(
+    (
+      await cli(
+        user,
+        'config',
+        'set',
+        'host_key_fingerprints',
+        `[bastion.example.com]:2222=${fp('A')} jump.example.com=${fp('B')}`,
+      )
+    ).code,
+    0,
+  );
   const r = await cli(user, 'config');
   assert.equal(r.code, 0, r.stderr);
   const rows = r.stdout.split('\n').filter((l) => l.startsWith('  '));
