@@ -53,7 +53,7 @@ export async function startStack(options: {
     await writeSandboxProfile(idp, options.env, 'sandbox', {
       bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
       sshCaEndpoint: plane.sshCaEndpoint,
-      fingerprints: [sshd.fingerprint],
+      fingerprints: [`[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`],
       mcpUrl: plane.url,
     });
     return {

@@ -13,6 +13,7 @@ import { connectCommand } from './commands/connect.js';
 import { doctorCommand } from './commands/doctor.js';
 import { loginCommand } from './commands/login.js';
 import { logoutCommand } from './commands/logout.js';
+import { mcpCommand } from './commands/mcp.js';
 import { mcpConfigCommand } from './commands/mcp-config.js';
 import { type CommandContext, examples } from './commands/shared.js';
 import { statusCommand } from './commands/status.js';
@@ -69,6 +70,7 @@ export function buildProgram(deps: Deps, setCode: (code: number) => void): Comma
     loginCommand(ctx),
     tokenCommand(ctx),
     connectCommand(ctx),
+    mcpCommand(ctx),
     auditCommand(ctx),
     mcpConfigCommand(ctx),
     logoutCommand(ctx),

@@ -1,18 +1,31 @@
 /**
- * `mcp-secure mcp-config --client X`: the MCP client configuration that points at the local tunnel. It
- * holds no secret: the proxy adds the tenant token. `--write` merges it into the client's own file,
- * keeping everything that was there.
+ * `mcp-secure mcp-config --client X --tenant T`: the MCP client configuration for a tenant. By default a
+ * stdio entry: the client spawns `mcp-secure mcp --tenant T` itself (no port, no `connect` to start),
+ * named by the absolute paths of this Node and this installed CLI, so nothing is looked up on PATH or
+ * fetched at run time. `--transport http` gives today's URL entry for a running `connect`. Neither holds
+ * a secret. `--write` merges it into the client's own file, keeping everything that was there, and
+ * refuses a file or directory that is a symbolic link (a repository can plant `.mcp.json ->
+ * ~/.claude.json`).
  */
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { lstat, open, realpath, writeFile } from 'node:fs/promises';
+import { join, posix, relative, win32 } from 'node:path';
 import { writeFileAtomic } from '../config/load.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
-import { CLIENTS, type McpClient, type McpConfigOptions, SCOPES, type Scope } from './commands/mcp-config.js';
+import {
+  CLIENTS,
+  type McpClient,
+  type McpConfigOptions,
+  SCOPES,
+  type Scope,
+  TRANSPORTS,
+  type Transport,
+} from './commands/mcp-config.js';
 import { loadProfile } from './context.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
-export { CLIENTS, type McpClient, SCOPES, type Scope };
+export { CLIENTS, type McpClient, SCOPES, type Scope, TRANSPORTS, type Transport };
 
 const CLIENT_NAMES: Readonly<Record<McpClient, string>> = {
   'claude-desktop': 'Claude Desktop',
@@ -48,44 +61,61 @@ export const DEFAULT_SCOPE: Readonly<Record<McpClient, Scope>> = {
   vscode: 'project',
 };
 
+/** A server the client spawns: an absolute program and its arguments (no shell, no PATH lookup). */
+export interface StdioServer {
+  command: string;
+  args: string[];
+}
+
+/** What an entry points at: the URL of a running `connect`, or the stdio command. */
+export type ServerSpec = string | StdioServer;
+
 export function clientTarget(
   client: McpClient,
-  url: string,
+  server: ServerSpec,
   deps: PathDeps,
   scope = DEFAULT_SCOPE[client],
 ): Target {
+  const stdio = typeof server === 'string' ? undefined : server;
+  const url = typeof server === 'string' ? server : '';
   switch (client) {
     case 'claude-desktop': {
       if (scope !== 'user') {
         throw new CliError('usage', 'Claude Desktop has only a per-user config', { hint: 'drop --scope' });
       }
-      // Claude Desktop's config file starts local (stdio) servers only; mcp-remote bridges it to HTTP.
+      // Claude Desktop's config file starts local (stdio) servers only. Earlier versions wrote
+      // `npx -y mcp-remote URL`: an unpinned package fetched at run time into the token path; gone.
       // macOS ~/Library/Application Support/Claude, Windows %APPDATA%\Claude, Linux ~/.config/Claude.
+      if (!stdio) {
+        throw new CliError('usage', "Claude Desktop's config file starts stdio servers only", {
+          hint: 'drop --transport http (the default stdio entry needs no running connect)',
+        });
+      }
       return {
         file: join(appData(deps, 'Claude'), 'claude_desktop_config.json'),
         key: 'mcpServers',
-        entry: { command: 'npx', args: ['-y', 'mcp-remote', url, '--allow-http'] },
+        entry: { command: stdio.command, args: stdio.args },
         scope,
       };
     }
     case 'claude-code':
       // project: .mcp.json at the project root (shared through git); user: ~/.claude.json's top-level
-      // mcpServers (every project). Remote servers are `"type": "http"`.
+      // mcpServers (every project). `"type": "stdio"` with command/args, or `"type": "http"` with a url.
       return {
         file: scope === 'user' ? join(deps.homedir, '.claude.json') : join(deps.cwd, '.mcp.json'),
         key: 'mcpServers',
-        entry: { type: 'http', url },
+        entry: stdio ? { type: 'stdio', command: stdio.command, args: stdio.args } : { type: 'http', url },
         scope,
       };
     case 'cursor':
-      // user: ~/.cursor/mcp.json; project: .cursor/mcp.json. A `url` entry is a remote server.
+      // user: ~/.cursor/mcp.json; project: .cursor/mcp.json. command/args is a local server, url a remote.
       return {
         file:
           scope === 'user'
             ? join(deps.homedir, '.cursor', 'mcp.json')
             : join(deps.cwd, '.cursor', 'mcp.json'),
         key: 'mcpServers',
-        entry: { url },
+        entry: stdio ? { command: stdio.command, args: stdio.args } : { url },
         scope,
       };
     case 'vscode':
@@ -96,9 +126,65 @@ export function clientTarget(
             ? join(appData(deps, 'Code'), 'User', 'mcp.json')
             : join(deps.cwd, '.vscode', 'mcp.json'),
         key: 'servers',
-        entry: { type: 'http', url },
+        entry: stdio ? { type: 'stdio', command: stdio.command, args: stdio.args } : { type: 'http', url },
         scope,
       };
+  }
+}
+
+/**
+ * The stdio command for this installation: this Node (process.execPath) running this CLI's bin script,
+ * both absolute. node.exe is spawned directly on Windows too — no `cmd /c`, which only .cmd shims such as
+ * `npx` need — so the same shape works everywhere.
+ */
+export async function stdioServer(
+  deps: Pick<Deps, 'self' | 'platform'>,
+  args: string[],
+): Promise<StdioServer> {
+  const [node, script] = deps.self;
+  const path = deps.platform === 'win32' ? win32 : posix;
+  let bin = script ?? '';
+  // The installed file, not a PATH symlink to it (npm's global bin links), where this machine can tell.
+  if (deps.platform === process.platform && bin) bin = await realpath(bin).catch(() => bin);
+  if (!node || !path.isAbsolute(node) || !path.isAbsolute(bin)) {
+    throw new CliError('error', 'cannot tell where mcp-secure is installed (no absolute path to it)', {
+      hint: 'run the installed `mcp-secure` itself, or use --transport http with `mcp-secure connect`',
+    });
+  }
+  return { command: node, args: [bin, ...args] };
+}
+
+/**
+ * Refuses to write through a symbolic link: the file itself, or any directory between `root` (the
+ * project directory or the home directory) and it. A repository can ship `.mcp.json -> ~/.claude.json`
+ * or `.vscode -> ~/somewhere`; following it would copy another file (with its credentials) into the
+ * repository as a backup and rewrite it. Issue 13 item 8.
+ */
+export async function refuseSymlinks(file: string, root: string): Promise<void> {
+  const rel = relative(root, file);
+  const inside = rel !== '' && !rel.startsWith('..') && !posix.isAbsolute(rel) && !win32.isAbsolute(rel);
+  const parts = inside ? rel.split(/[\\/]/) : [];
+  const checks: string[] = [];
+  if (inside) {
+    let at = root;
+    for (const part of parts) {
+      at = join(at, part);
+      checks.push(at);
+    }
+  } else {
+    checks.push(join(file, '..'), file);
+  }
+  for (const path of checks) {
+    const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (st?.isSymbolicLink()) {
+      throw new CliError('error', `${path} is a symbolic link; not writing through it`, {
+        hint: 'print the config without --write and merge it into the real file yourself',
+      });
+    }
+    if (!st) return; // nothing below a missing directory can be a link yet
   }
 }
 
@@ -110,38 +196,71 @@ export function backupName(file: string, nowMs: number): string {
     .replace(/\.\d+Z$/, 'Z')}`;
 }
 
+/** The file's text, or undefined when there is none; never through a symbolic link (O_NOFOLLOW). */
+async function readNoFollow(file: string): Promise<string | undefined> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') {
+      throw new CliError('error', `${file} is a symbolic link; not writing through it`, {
+        hint: 'print the config without --write and merge it into the real file yourself',
+      });
+    }
+    throw err;
+  }
+  try {
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The validated options (commands/mcp-config.ts). */
 export async function runMcpConfig(globals: GlobalOptions, opts: McpConfigOptions, deps: Deps) {
   const ui = await Ui.create(deps, globals);
-  const { client, name } = opts;
+  const { client, transport, tenant } = opts;
+  // One entry per tenant, so two tenants (and two clients) sit side by side.
+  const name = opts.name ?? (tenant ? `mcp-secure-${tenant}` : 'mcp-secure');
   const eff = await loadProfile(deps, globals);
-  const port = opts.port ?? eff.profile.local_port;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new CliError('usage', 'invalid --port', { hint: 'use a port number, e.g. 7700' });
+  let server: ServerSpec;
+  let shown: string;
+  if (transport === 'stdio') {
+    server = await stdioServer(deps, ['--profile', eff.name, 'mcp', '--tenant', tenant!]);
+    shown = `mcp-secure --profile ${eff.name} mcp --tenant ${tenant}`;
+  } else {
+    const port = opts.port ?? eff.profile.local_port;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new CliError('usage', 'invalid --port', { hint: 'use a port number, e.g. 7700' });
+    }
+    const path = eff.profile.mcp_url ? new URL(eff.profile.mcp_url).pathname : '/mcp';
+    server = `http://127.0.0.1:${port}${path}`;
+    shown = server;
   }
-  const path = eff.profile.mcp_url ? new URL(eff.profile.mcp_url).pathname : '/mcp';
-  const url = `http://127.0.0.1:${port}${path}`;
-  const target = clientTarget(client, url, deps, opts.scope);
+  const target = clientTarget(client, server, deps, opts.scope);
   const snippet = { [target.key]: { [name]: target.entry } };
+  const next =
+    transport === 'stdio'
+      ? `${CLIENT_NAMES[client]} starts the session itself (log in first: \`mcp-secure login\`).`
+      : 'Start the tunnel with `mcp-secure connect --tenant NAME`.';
 
   if (!opts.write && !opts.dryRun) {
     ui.out(JSON.stringify(snippet, null, 2));
-    ui.info(
-      ui.c.dim(
-        `Merge this into ${target.file} (or run again with --write). Start the tunnel with \`mcp-secure connect --tenant NAME\`.`,
-      ),
-    );
+    ui.info(ui.c.dim(`Merge this into ${target.file} (or run again with --write). ${next}`));
     return 0;
   }
+  await refuseSymlinks(target.file, target.scope === 'project' ? deps.cwd : deps.homedir);
   let existing: Record<string, unknown> = {};
-  let original: string | undefined;
-  try {
-    original = await readFile(target.file, 'utf8');
-    const parsed: unknown = JSON.parse(original);
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
-      throw new SyntaxError('not an object');
-    existing = parsed as Record<string, unknown>;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+  const original = await readNoFollow(target.file);
+  if (original !== undefined) {
+    try {
+      const parsed: unknown = JSON.parse(original);
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+        throw new SyntaxError('not an object');
+      existing = parsed as Record<string, unknown>;
+    } catch {
       throw new CliError('error', `${target.file} is not a JSON object; not touching it`, {
         hint: 'fix it by hand, or print the config without --write and merge it yourself',
       });
@@ -156,7 +275,7 @@ export async function runMcpConfig(globals: GlobalOptions, opts: McpConfigOption
   const servers = (current as Record<string, unknown> | undefined) ?? {};
   const replaced = name in servers;
   if (replaced && JSON.stringify(servers[name]) === JSON.stringify(target.entry)) {
-    ui.success(`"${name}" in ${target.file} already points at ${url}; nothing to change.`);
+    ui.success(`"${name}" in ${target.file} already points at ${shown}; nothing to change.`);
     return 0;
   }
   existing[target.key] = { ...servers, [name]: target.entry };
@@ -170,7 +289,8 @@ export async function runMcpConfig(globals: GlobalOptions, opts: McpConfigOption
   // their own), then replaced atomically: a crash leaves the old file or the new one, never half of one.
   let backup = '';
   if (original !== undefined) {
-    // 'wx': an existing backup is never overwritten; two writes within a second get a suffix.
+    // 'wx': an existing backup is never overwritten (nor a planted link at its name followed); two writes
+    // within a second get a suffix.
     for (let i = 0; i < 10 && !backup; i++) {
       const candidate = `${backupName(target.file, deps.now())}${i ? `.${i}` : ''}`;
       try {
@@ -189,13 +309,16 @@ export async function runMcpConfig(globals: GlobalOptions, opts: McpConfigOption
   await writeFileAtomic(target.file, merged);
   const kept = Object.keys(servers).filter((k) => k !== name).length;
   ui.success(
-    `${replaced ? 'Updated' : 'Added'} "${name}" in ${target.file} (${url}); ${kept} other server${kept === 1 ? '' : 's'} and every other setting kept.`,
+    `${replaced ? 'Updated' : 'Added'} "${name}" in ${target.file} (${shown}); ${kept} other server${kept === 1 ? '' : 's'} and every other setting kept.`,
   );
   if (backup) ui.info(`  backup of the previous file: ${backup}`);
-  ui.info(
-    ui.c.dim(
-      `Restart ${CLIENT_NAMES[client]} to pick it up; start the tunnel with \`mcp-secure connect --tenant NAME\`.`,
-    ),
-  );
+  if (transport === 'stdio' && target.scope === 'project') {
+    ui.info(
+      ui.c.dim(
+        `  ${target.file} now names paths on this machine; if the project is shared, --scope user keeps them out of it.`,
+      ),
+    );
+  }
+  ui.info(ui.c.dim(`Restart ${CLIENT_NAMES[client]} to pick it up. ${next}`));
   return 0;
 }

@@ -29,6 +29,11 @@ export interface OpenTunnelOptions {
   quietEvents: boolean;
   /** Where to register what must be closed when the session ends. */
   cleanups: Array<() => unknown>;
+  /**
+   * False when stdin is not the user's (the stdio MCP mode: it carries JSON-RPC): never ask on the
+   * terminal then — no host-key question, passphrase or 2FA prompt — even where one is attached.
+   */
+  interactive?: boolean;
 }
 
 export function mmss(ms: number): string {
@@ -101,7 +106,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
   const { Supervisor } = await import('../tunnel/supervisor.js');
   const home = deps.homedir;
   const knownHosts = join(home, '.ssh', 'known_hosts');
-  const canAsk = deps.stdinIsTTY && deps.stderrIsTTY;
+  const canAsk = o.interactive !== false && deps.stdinIsTTY && deps.stderrIsTTY;
   const chosen = await chooseTransport(o.transport ?? eff.profile.ssh_transport ?? 'auto', deps.env);
   ui.debug(`SSH transport: ${chosen.kind} (${chosen.why})`);
   let routeLabel = hops.map(hopLabel).join(' → ');

@@ -19,7 +19,7 @@ import { CliError, sanitize } from '../errors.js';
 import { isLoopbackHost } from '../net.js';
 import { ChannelAgent } from './pool.js';
 import type { Supervisor } from './supervisor.js';
-import { targetOf, unixSocketOf } from './transport.js';
+import { type Transport, targetOf, unixSocketOf } from './transport.js';
 
 export interface Stats {
   open: number;
@@ -106,14 +106,186 @@ function requestIds(body: Buffer[]): Array<string | number> {
   return ids;
 }
 
-/** The SSE event that answers request `id` when the tunnel died before the server's answer arrived. */
-function lostAnswerEvent(id: string | number): string {
-  const [, body] = jsonRpcError(
-    502,
-    'the SSH connection was lost before the answer arrived; the request may have run',
-  );
+/** What broke an answer off, as the made-up JSON-RPC error names it. */
+export type CutCause = 'ssh' | 'upstream' | 'server-ended';
+
+const CUT_MESSAGES: Readonly<Record<CutCause, string>> = {
+  ssh: 'the SSH connection was lost before the answer arrived; the request may have run',
+  upstream:
+    'the connection from the bastion to the MCP server closed before the answer arrived (the server stopped or the network cut it); the request may have run',
+  'server-ended': 'the MCP server ended the stream without answering; the request may have run',
+};
+
+/** The SSE event that answers request `id` when its answer stream broke off and cannot be resumed. */
+export function lostAnswerEvent(id: string | number, cause: CutCause): string {
+  const [, body] = jsonRpcError(502, CUT_MESSAGES[cause]);
   const message = { ...(JSON.parse(body) as Record<string, unknown>), id };
   return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+}
+
+/**
+ * What the proxy learns from an SSE answer as it passes (WHATWG HTML §9.2 "event stream" parsing, the
+ * parts that matter): whether any event carried an `id` — then the client can resume the stream with
+ * `Last-Event-ID` (MCP Streamable HTTP §"Resumability and Redelivery") and must be left to — and which
+ * JSON-RPC responses it carried, so a stream that cannot be resumed is finished only for the requests
+ * still unanswered. An event too large to parse here counts as "cannot tell" (`unsure`).
+ */
+export interface SseWatch {
+  resumable: boolean;
+  answered: Set<string | number>;
+  unsure: boolean;
+}
+
+const MAX_PARSED_EVENT = 4 * 1024 * 1024;
+
+export function watchSse(stream: NodeJS.EventEmitter, parseAnswers: boolean): SseWatch {
+  const w: SseWatch = { resumable: false, answered: new Set(), unsure: false };
+  const decoder = new TextDecoder();
+  let line = '';
+  let data: string[] = [];
+  let dataSize = 0;
+  let tooBig = false;
+  let pendingCR = false;
+  const dispatch = () => {
+    if (parseAnswers && data.length > 0) {
+      if (tooBig) w.unsure = true;
+      else {
+        try {
+          const parsed: unknown = JSON.parse(data.join('\n'));
+          for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
+            const r = m as { id?: unknown; result?: unknown; error?: unknown; method?: unknown } | null;
+            if (
+              r &&
+              r.method === undefined &&
+              (r.result !== undefined || r.error !== undefined) &&
+              (typeof r.id === 'string' || typeof r.id === 'number')
+            )
+              w.answered.add(r.id);
+          }
+        } catch {
+          // Not JSON-RPC: nothing answered by it.
+        }
+      }
+    }
+    data = [];
+    dataSize = 0;
+    tooBig = false;
+  };
+  const onLine = (text: string) => {
+    if (text === '') return dispatch();
+    if (text.startsWith(':')) return; // a comment (keep-alive)
+    const colon = text.indexOf(':');
+    const field = colon === -1 ? text : text.slice(0, colon);
+    let value = colon === -1 ? '' : text.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'id' && value !== '' && !value.includes('\0')) w.resumable = true;
+    else if (field === 'data' && parseAnswers) {
+      dataSize += value.length;
+      if (dataSize > MAX_PARSED_EVENT) {
+        tooBig = true;
+        data = [];
+      } else if (!tooBig) data.push(value);
+    }
+  };
+  stream.on('data', (chunk: Buffer) => {
+    let text = decoder.decode(chunk, { stream: true });
+    // Lines end with CRLF, LF or CR; a CR at a chunk's end may be the first half of a CRLF.
+    if (pendingCR && text.startsWith('\n')) text = text.slice(1);
+    pendingCR = false;
+    let start = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c !== 10 && c !== 13) continue;
+      const piece = line + text.slice(start, i);
+      line = '';
+      onLine(piece);
+      if (c === 13) {
+        if (i + 1 < text.length && text.charCodeAt(i + 1) === 10) i++;
+        else if (i + 1 === text.length) pendingCR = true;
+      }
+      start = i + 1;
+    }
+    // Only a partial line is kept, and bounded: a data line too long to parse is counted, not stored.
+    const rest = text.slice(start);
+    if (line.length + rest.length > MAX_PARSED_EVENT + 16) {
+      tooBig = true;
+      line = line.slice(0, 16);
+    } else line += rest;
+  });
+  return w;
+}
+
+/**
+ * The SSH transport each upstream stream runs on (transport.ts): an answer cut off while its transport
+ * went down (an SSH hop closed, ssh exited) was cut by SSH; one cut with the transport still up was
+ * closed by the bastion, i.e. its connection to the server ended.
+ */
+const streamTransport = new WeakMap<object, Pick<Transport, 'closed'>>();
+
+function trackChannel<S extends object>(transport: Pick<Transport, 'closed'>, stream: S): S {
+  if (transport && typeof transport.closed?.then === 'function') streamTransport.set(stream, transport);
+  return stream;
+}
+
+/** How long a cut answer waits to learn whether its transport went down with it. */
+const CAUSE_WAIT_MS = 250;
+
+/**
+ * Why `socket`'s answer broke off. The streams of a transport that dies close in the same moment as (or
+ * just before) the transport reports it: ssh2 tears its channels down as its socket closes; ssh's
+ * forwarded connections close before Node sees the process exit. So wait briefly for the transport's
+ * `closed`: only a non-resumable answer waits, and by at most CAUSE_WAIT_MS.
+ */
+function cutCause(socket: object | null | undefined): Promise<CutCause> {
+  const transport = socket ? streamTransport.get(socket) : undefined;
+  if (!transport) return Promise.resolve('upstream');
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    transport.closed.then(() => 'ssh' as const),
+    new Promise<CutCause>((resolve) => {
+      timer = setTimeout(() => resolve('upstream'), CAUSE_WAIT_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The end of an answer the proxy passes on (`up.pipe(res, { end: false })`), cut or complete:
+ *  - an SSE answer that carried event ids is resumable: a cut closes the client's connection and adds
+ *    nothing, so the client resumes with `Last-Event-ID` and gets the server's real answer;
+ *  - an SSE answer without ids cannot be resumed: each request it carried that is still unanswered gets
+ *    a JSON-RPC error naming what failed (an MCP client does not fail a request whose SSE answer breaks
+ *    off; it would wait until its own timeout);
+ *  - any other answer cut short is cut for the client too.
+ */
+function finishAnswer(
+  up: IncomingMessage,
+  res: import('node:http').ServerResponse,
+  requests: Array<string | number>,
+  sse: SseWatch | undefined,
+): void {
+  let done = false;
+  const finish = (cut: boolean) => {
+    if (done || res.destroyed) return;
+    done = true;
+    if (!sse) {
+      if (cut) res.destroy();
+      else res.end();
+      return;
+    }
+    const open = requests.filter((id) => !sse.answered.has(id) || sse.unsure);
+    if (sse.resumable || open.length === 0) {
+      if (cut) res.destroy();
+      else res.end();
+      return;
+    }
+    const write = (cause: CutCause) =>
+      // Blank lines first: they end whatever line or event the cut left half-written.
+      res.end(`\n\n${open.map((id) => lostAnswerEvent(id, cause)).join('')}`);
+    if (cut) cutCause(up.socket).then(write);
+    else write('server-ended');
+  };
+  up.once('end', () => finish(!up.complete));
+  up.once('close', () => finish(!up.complete));
 }
 
 /** What a request through the tunnel needs: the chain, the upstream, and the current token. */
@@ -194,14 +366,14 @@ async function tunnelStream(o: Pick<ListenerOptions, 'supervisor' | 'upstream'>)
   const target = targetOf(o.upstream);
   const transport = await o.supervisor.client();
   try {
-    return await transport.open(target);
+    return trackChannel(transport, await transport.open(target));
   } catch (err) {
     // A refusal from the bastion (SSH_MSG_CHANNEL_OPEN_FAILURE) carries a reason code: that is the answer.
     // Without one the connection died before the channel opened ('Not connected', 'No response from
     // server'), so not a byte of the request has left: safe to wait for the re-dial and open it once more.
     if ((err as { reason?: unknown }).reason !== undefined) throw err;
     const next = await o.supervisor.client(transport);
-    return await next.open(target);
+    return trackChannel(next, await next.open(target));
   }
 }
 
@@ -214,6 +386,40 @@ function count(
   stream.on('data', (chunk: Buffer) => {
     stats[key] += chunk.length;
     stats.lastActivity = now();
+  });
+}
+
+/** A sized request body up to this is sent in the same write as the request head. */
+const MERGED_BODY_MAX = 1024 * 1024;
+
+/**
+ * The local request's body, upstream. A sized body (an MCP POST: one JSON-RPC message) is collected and
+ * given to end() as latin1 text, which Node appends to the request head in one write (OutgoingMessage
+ * _send): one SSH data packet, so the bastion's upstream socket sends head and body as one segment.
+ * Streamed as two, a bastion with Nagle on holds the body until the server's delayed ACK of the head
+ * (~40 ms per call on Linux; bench/stdio.ts --bastion-nagle). Bodies without a length, or larger, stream.
+ */
+function sendBody(req: IncomingMessage, upstream: ClientRequest): void {
+  const length = Number(req.headers['content-length']);
+  if (
+    req.headers['transfer-encoding'] !== undefined ||
+    !Number.isInteger(length) ||
+    length < 0 ||
+    length > MERGED_BODY_MAX
+  ) {
+    req.pipe(upstream);
+    return;
+  }
+  const chunks: Buffer[] = [];
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.once('end', () => {
+    const body = Buffer.concat(chunks);
+    if (body.length === 0) upstream.end();
+    else upstream.end(body.toString('latin1'), 'latin1');
+  });
+  // The local client went away mid-body: the upstream request goes too (nothing half-sent is completed).
+  req.once('close', () => {
+    if (!req.complete) upstream.destroy();
   });
 }
 
@@ -266,23 +472,14 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
         // buffering. A sized answer leaves with its first body chunk (one write instead of two).
         if (up.headers['content-length'] === undefined) res.flushHeaders();
         count(up, o.stats, 'bytesIn', o.now);
-        up.pipe(res);
-        // An answer cut short upstream (the SSH connection died mid-stream; pipe() does not end `res` then)
-        // must not leave the local client waiting for the rest until its own timeout. An MCP client does not
-        // fail a request whose SSE answer breaks off (it may wait to resume it), so that answer is finished
-        // with a JSON-RPC error for each request it carried; anything else is cut.
-        up.once('close', () => {
-          if (up.complete || res.destroyed) return;
-          const ids = /^text\/event-stream/i.test(String(up.headers['content-type'] ?? ''))
-            ? requestIds(sent)
-            : [];
-          if (ids.length === 0) {
-            res.destroy();
-            return;
-          }
-          // Blank lines first: they end whatever line or event the cut left half-written.
-          res.end(`\n\n${ids.map(lostAnswerEvent).join('')}`);
-        });
+        const ids = requestIds(sent);
+        const sse = /^text\/event-stream/i.test(String(up.headers['content-type'] ?? ''))
+          ? watchSse(up, ids.length > 0)
+          : undefined;
+        // `end: false`: how the answer ends — cut, resumable, or finished for its requests — is decided
+        // in finishAnswer (pipe() would not end `res` on an upstream abort at all).
+        up.pipe(res, { end: false });
+        finishAnswer(up, res, ids, sse);
       });
       upstream.on('error', (err) => {
         // The upstream closed a kept-alive channel just as we reused it: once more on a new channel.
@@ -301,7 +498,7 @@ function httpProxy(o: ListenerOptions, allowedHosts: Set<string>): Server {
           if (kept <= MAX_KEPT_BODY) sent.push(chunk);
           kept += chunk.length;
         });
-        req.pipe(upstream);
+        sendBody(req, upstream);
       }
     };
     const failWith = (err: unknown) =>

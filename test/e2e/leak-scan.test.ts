@@ -137,8 +137,8 @@ test('the whole story with --debug leaks no token, code or key into any output o
   );
   assert.match(pretty.stdout, /run_workflow/);
   assert.equal((await cli(['audit', 'tail', '--tenant', 'acme', '--no-follow', '--json'])).code, 0);
-  assert.equal((await cli(['mcp-config', '--client', 'claude-code'])).code, 0);
-  assert.equal((await cli(['mcp-config', '--client', 'cursor', '--write'])).code, 0);
+  assert.equal((await cli(['mcp-config', '--client', 'claude-code', '--tenant', 'acme'])).code, 0);
+  assert.equal((await cli(['mcp-config', '--client', 'cursor', '--tenant', 'acme', '--write'])).code, 0);
 
   connect.child.kill('SIGINT');
   const ended = await connect.done;

@@ -95,7 +95,7 @@ test('no SSH key on disk: an in-memory key, a certificate from the sandbox CA, a
 }, async () => {
   const u = await loggedIn({
     bastion: `${caSshd.username}@127.0.0.1:${caSshd.port}`,
-    host_key_fingerprints: caSshd.fingerprint,
+    host_key_fingerprints: `[127.0.0.1]:${caSshd.port}=${caSshd.fingerprint}`,
     mcp_url: plane.url,
     ssh_ca_endpoint: plane.sshCaEndpoint,
     ssh_transport: 'openssh',
@@ -152,12 +152,34 @@ test('no SSH key on disk: an in-memory key, a certificate from the sandbox CA, a
   await assert.rejects(stat(dir), 'the private dir is removed at the end');
 });
 
+test('openssh transport: a pin never overrides known_hosts — another key listed for the hop is refused (exit 5) though the real key is pinned', {
+  skip,
+}, async () => {
+  const u = await loggedIn({
+    bastion: `${caSshd.username}@127.0.0.1:${caSshd.port}`,
+    host_key_fingerprints: `[127.0.0.1]:${caSshd.port}=${caSshd.fingerprint}`,
+    mcp_url: plane.url,
+    ssh_ca_endpoint: plane.sshCaEndpoint,
+    ssh_transport: 'openssh',
+  });
+  // known_hosts says this hop has another ed25519 key: OpenSSH's "changed" verdict must stand.
+  const other = generateEd25519('not-the-bastion');
+  await mkdir(join(u.home, '.ssh'), { recursive: true, mode: 0o700 });
+  await writeFile(join(u.home, '.ssh', 'known_hosts'), `[127.0.0.1]:${caSshd.port} ${other.public}\n`);
+  const r = await runCli(
+    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1'],
+    u.env(),
+  );
+  assert.equal(r.code, 5, r.stderr);
+  assert.match(r.stderr, /HOST IDENTIFICATION HAS CHANGED|has changed/i);
+});
+
 test('ssh_ca_endpoint with the ssh2 transport: one line naming the OpenSSH transport (exit 2)', {
   skip,
 }, async () => {
   const u = await loggedIn({
     bastion: `${caSshd.username}@127.0.0.1:${caSshd.port}`,
-    host_key_fingerprints: caSshd.fingerprint,
+    host_key_fingerprints: `[127.0.0.1]:${caSshd.port}=${caSshd.fingerprint}`,
     mcp_url: plane.url,
     ssh_ca_endpoint: plane.sshCaEndpoint,
     ssh_transport: 'ssh2',
@@ -186,7 +208,7 @@ async function certFileUser(validAfter: number, validBefore: number): Promise<Us
   await writeSandboxProfile(idp, u.env());
   for (const [k, v] of Object.entries({
     bastion: `${caSshd.username}@127.0.0.1:${caSshd.port}`,
-    host_key_fingerprints: caSshd.fingerprint,
+    host_key_fingerprints: `[127.0.0.1]:${caSshd.port}=${caSshd.fingerprint}`,
     mcp_url: plane.url,
     identity_file: keyFile,
     ssh_transport: 'openssh',
@@ -359,7 +381,7 @@ for (const transport of ['openssh', 'ssh2'] as const) {
           where === 'ipv6' ? `http://[::1]:${r.port}/mcp` : `http+unix://${encodeURIComponent(sock)}/mcp`;
         for (const [k, v] of Object.entries({
           bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-          host_key_fingerprints: sshd.fingerprint,
+          host_key_fingerprints: `[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
           mcp_url: mcpUrl,
           identity_file: keyFile,
           ssh_transport: transport,
@@ -411,7 +433,7 @@ for (const transport of ['openssh', 'ssh2'] as const) {
       await writeSandboxProfile(idp, u.env());
       for (const [k, v] of Object.entries({
         bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-        host_key_fingerprints: sshd.fingerprint,
+        host_key_fingerprints: `[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
         mcp_url: plane.url,
         identity_file: keyFile,
         ssh_transport: transport,
@@ -460,7 +482,7 @@ withTmux.test(
       await writeSandboxProfile(idp, u.env());
       for (const [k, v] of Object.entries({
         bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-        host_key_fingerprints: bastion.fingerprint,
+        host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
         mcp_url: plane.url,
         identity_file: keyFile,
         ssh_transport: 'openssh',

@@ -14,6 +14,7 @@ import { type ConnectOptions, connectCommand } from '../../src/cli/commands/conn
 import { doctorCommand } from '../../src/cli/commands/doctor.js';
 import { type LoginOptions, loginCommand } from '../../src/cli/commands/login.js';
 import { type LogoutOptions, logoutCommand } from '../../src/cli/commands/logout.js';
+import { type McpOptions, mcpCommand } from '../../src/cli/commands/mcp.js';
 import { type McpConfigOptions, mcpConfigCommand } from '../../src/cli/commands/mcp-config.js';
 import type { CommandContext, Runner } from '../../src/cli/commands/shared.js';
 import { type StatusOptions, statusCommand } from '../../src/cli/commands/status.js';
@@ -357,9 +358,35 @@ table<AuditOptions>('audit tail', auditCommand, [
   },
 ]);
 
+table<McpOptions>('mcp', mcpCommand, [
+  {
+    name: 'tenant only',
+    argv: ['mcp', '--tenant', 'acme'],
+    wants: {
+      tenant: 'acme',
+      role: 'member',
+      acceptNewHostKey: false,
+      sshTransport: undefined,
+      flags: noFlags,
+    },
+  },
+  {
+    name: 'every flag',
+    argv: ['mcp', '-t', 'acme', '--role', 'admin', '--accept-new-host-key', '--ssh-transport', 'ssh2'],
+    wants: { tenant: 'acme', role: 'admin', acceptNewHostKey: true, sshTransport: 'ssh2', flags: noFlags },
+  },
+  {
+    name: 'no tenant',
+    argv: ['mcp'],
+    wantsErr: { code: 'usage', message: /--tenant <name>' not specified/ },
+  },
+]);
+
 const mcpDefaults: McpConfigOptions = {
   client: 'claude-code',
-  name: 'mcp-secure',
+  transport: 'stdio',
+  tenant: 'acme',
+  name: undefined,
   port: undefined,
   scope: undefined,
   write: false,
@@ -367,13 +394,31 @@ const mcpDefaults: McpConfigOptions = {
 };
 
 table<McpConfigOptions>('mcp-config', mcpConfigCommand, [
-  { name: 'client only', argv: ['mcp-config', '--client', 'claude-code'], wants: mcpDefaults },
+  {
+    name: 'client and tenant',
+    argv: ['mcp-config', '--client', 'claude-code', '-t', 'acme'],
+    wants: mcpDefaults,
+  },
+  {
+    name: 'stdio without a tenant',
+    argv: ['mcp-config', '--client', 'claude-code'],
+    wantsErr: { code: 'usage', message: /which tenant\?/ },
+  },
+  {
+    name: 'stdio with a port',
+    argv: ['mcp-config', '--client', 'cursor', '-t', 'acme', '--port', '7701'],
+    wantsErr: { code: 'usage', message: /--port is for --transport http/ },
+  },
   {
     name: 'every flag',
     argv: [
       'mcp-config',
       '--client',
       'vscode',
+      '--transport',
+      'http',
+      '--tenant',
+      'globex',
       '--name',
       'corp',
       '--port',
@@ -383,7 +428,16 @@ table<McpConfigOptions>('mcp-config', mcpConfigCommand, [
       '--write',
       '--dry-run',
     ],
-    wants: { client: 'vscode', name: 'corp', port: 7701, scope: 'user', write: true, dryRun: true },
+    wants: {
+      client: 'vscode',
+      transport: 'http',
+      tenant: 'globex',
+      name: 'corp',
+      port: 7701,
+      scope: 'user',
+      write: true,
+      dryRun: true,
+    },
   },
   {
     name: 'no client',
@@ -397,12 +451,12 @@ table<McpConfigOptions>('mcp-config', mcpConfigCommand, [
   },
   {
     name: 'bad name',
-    argv: ['mcp-config', '--client', 'cursor', '--name', 'a b'],
+    argv: ['mcp-config', '--client', 'cursor', '-t', 'acme', '--name', 'a b'],
     wantsErr: { code: 'usage', message: /invalid --name "a b"/ },
   },
   {
     name: 'bad port',
-    argv: ['mcp-config', '--client', 'cursor', '--port', '0'],
+    argv: ['mcp-config', '--client', 'cursor', '--transport', 'http', '--port', '0'],
     wantsErr: { code: 'usage', message: /invalid --port/ },
   },
 ]);

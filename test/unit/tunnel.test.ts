@@ -212,8 +212,9 @@ test('an answer cut short upstream (SSE headers sent, then the connection dies):
     clearTimeout(timer);
     assert.equal(outcome, 'cut', 'the local client sees the answer fail, not a clean end and not a hang');
 
-    // An MCP request whose SSE answer breaks off: finished with a JSON-RPC error for that request's id (an
-    // MCP client would otherwise wait to resume it until its own timeout).
+    // An MCP request whose SSE answer (no event ids: not resumable) breaks off while SSH stays up: finished
+    // with a JSON-RPC error for that request's id naming the bastion→server connection (an MCP client
+    // would otherwise wait to resume it until its own timeout).
     const started = Date.now();
     const post = await fetch(`http://127.0.0.1:${listener.port}/mcp`, {
       method: 'POST',
@@ -230,7 +231,7 @@ test('an answer cut short upstream (SSE headers sent, then the connection dies):
     assert.equal(events.at(-1)?.id, 42);
     assert.match(
       events.at(-1)?.error?.message ?? '',
-      /mcp-secure: the SSH connection was lost before the answer arrived/,
+      /mcp-secure: the connection from the bastion to the MCP server closed before the answer arrived/,
     );
   } finally {
     await listener.close();
@@ -274,5 +275,211 @@ test('a bastion that accepts and resets before the SSH handshake: the dial fails
     process.off('uncaughtException', onUncaught);
     await new Promise((resolve) => server.close(resolve));
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * How the proxy ends an SSE answer that breaks off, one case per row: an upstream MCP server (plain HTTP)
+ * behind a fake SSH client whose channels are TCP connections to it; `drop` is what goes wrong.
+ */
+const CUT_CASES: Array<{
+  name: string;
+  /** The SSE body the server writes before things go wrong. */
+  body: string;
+  drop: 'server-socket' | 'ssh' | 'server-ends';
+  /** The JSON-RPC error the client gets, or undefined when the connection is just closed. */
+  error: RegExp | undefined;
+  /** Whether the local client's stream fails (cut) rather than ending cleanly. */
+  cut: boolean;
+}> = [
+  {
+    name: 'resumable (events with ids), bastion→server connection cut: the connection is closed, nothing made up',
+    body: 'id: ev-1\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n',
+    drop: 'server-socket',
+    error: undefined,
+    cut: true,
+  },
+  {
+    name: 'resumable (a priming event with an id), SSH lost: the connection is closed, nothing made up',
+    body: 'id: prime-0\ndata: \n\n',
+    drop: 'ssh',
+    error: undefined,
+    cut: true,
+  },
+  {
+    name: 'not resumable, SSH lost: an error for the request naming SSH',
+    body: 'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n',
+    drop: 'ssh',
+    error: /the SSH connection was lost before the answer arrived/,
+    cut: false,
+  },
+  {
+    name: 'not resumable, bastion→server connection cut: an error naming that connection',
+    body: 'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n',
+    drop: 'server-socket',
+    error: /the connection from the bastion to the MCP server closed before the answer arrived/,
+    cut: false,
+  },
+  {
+    name: 'not resumable, the server ends the stream cleanly without answering: an error naming the server',
+    body: 'data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}\n\n',
+    drop: 'server-ends',
+    error: /the MCP server ended the stream without answering/,
+    cut: false,
+  },
+  {
+    name: 'not resumable but already answered, then cut: no error added for the answered request',
+    body: 'data: {"jsonrpc":"2.0","id":42,"result":{"content":[]}}\n\n',
+    drop: 'server-socket',
+    error: undefined,
+    cut: true,
+  },
+];
+
+for (const c of CUT_CASES) {
+  test(`cut SSE answer: ${c.name}`, async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(c.body);
+      setTimeout(() => {
+        if (c.drop === 'server-ends') res.end();
+        else if (c.drop === 'server-socket') res.socket?.destroy();
+        else {
+          // SSH goes: the transport says so (its `closed`), its streams die with it.
+          lose();
+          for (const s of sockets) s.destroy();
+        }
+      }, 50);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    let lose: () => void = () => undefined;
+    const closed = new Promise<void>((resolve) => {
+      lose = resolve;
+    });
+    const client = {
+      ...withOpen({
+        forwardOut: ((_s, _p, host, dst, cb) => {
+          const socket = connect(dst, host);
+          sockets.add(socket);
+          socket.once('connect', () => cb(undefined, socket));
+        }) as ForwardOut,
+      }),
+      closed,
+    };
+    const listener = await listen(
+      {
+        supervisor: { client: async () => client } as unknown as Supervisor,
+        upstream: new URL(`http://127.0.0.1:${port}/mcp`),
+        raw: false,
+        token: () => ({ value: 'tenant-token', type: 'Bearer' }),
+        proof: async () => '',
+        stats: { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
+        now: () => 0,
+      },
+      { host: '127.0.0.1', port: 0, allowNonLoopback: false },
+    );
+    try {
+      const post = await fetch(`http://127.0.0.1:${listener.port}/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 42, method: 'tools/call', params: { name: 'slow' } }),
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        post.text().then(
+          (text) => ({ cut: false, text }),
+          () => ({ cut: true, text: '' }),
+        ),
+        new Promise<{ cut: boolean; text: string }>((resolve) => {
+          timer = setTimeout(() => resolve({ cut: false, text: 'still waiting after 5 s' }), 5_000);
+        }),
+      ]);
+      clearTimeout(timer);
+      assert.equal(outcome.cut, c.cut, `cut: ${outcome.text}`);
+      const errors = outcome.text
+        .split('\n')
+        .filter((l) => l.startsWith('data: {"jsonrpc":"2.0","error"'))
+        .map((l) => JSON.parse(l.slice(6)) as { id?: number; error?: { message: string } });
+      if (c.error) {
+        assert.equal(errors.length, 1, outcome.text);
+        assert.equal(errors[0]?.id, 42);
+        assert.match(errors[0]?.error?.message ?? '', c.error);
+      } else assert.equal(errors.length, 0, outcome.text);
+    } finally {
+      await listener.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+}
+
+test('Nagle: the proxy and the stdio bridge send a request head and its JSON body in one write to the channel', async () => {
+  const { tunnelFetch } = await import('../../src/tunnel/fetch.js');
+  const server = createServer((req, res) => {
+    req.resume();
+    req.once('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  /** Every write the tunnel makes to a channel, in order. */
+  const writes: string[] = [];
+  const client = withOpen({
+    forwardOut: ((_s, _p, host, dst, cb) => {
+      const socket = connect(dst, host);
+      const write = socket.write.bind(socket) as (...a: unknown[]) => boolean;
+      socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+        const encoding = (typeof rest[0] === 'string' ? rest[0] : 'utf8') as BufferEncoding;
+        const text = (Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), encoding)).toString(
+          'latin1',
+        );
+        // An empty write sends no SSH packet (ssh2's Channel._write loops over the bytes).
+        if (text.length > 0) writes.push(text);
+        return write(chunk, ...rest);
+      }) as typeof socket.write;
+      socket.once('connect', () => cb(undefined, socket));
+    }) as ForwardOut,
+  });
+  const options = {
+    supervisor: { client: async () => client } as unknown as Supervisor,
+    upstream: new URL(`http://127.0.0.1:${port}/mcp`),
+    raw: false,
+    token: () => ({ value: 'tenant-token', type: 'Bearer' as const }),
+    proof: async () => '',
+    stats: { open: 0, total: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
+    now: () => 0,
+  };
+  const listener = await listen(options, { host: '127.0.0.1', port: 0, allowNonLoopback: false });
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'é' } });
+  try {
+    for (const via of ['proxy', 'bridge'] as const) {
+      writes.length = 0;
+      const res =
+        via === 'proxy'
+          ? await fetch(`http://127.0.0.1:${listener.port}/mcp`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body,
+            })
+          : await tunnelFetch(options)(options.upstream, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body,
+            });
+      assert.equal(res.status, 200, via);
+      await res.text();
+      assert.equal(writes.length, 1, `${via}: ${JSON.stringify(writes)}`);
+      assert.match(
+        writes[0]!,
+        /^POST \/mcp HTTP\/1\.1\r\n[\s\S]*authorization: Bearer tenant-token\r\n[\s\S]*\r\n\r\n\{"jsonrpc"/i,
+      );
+      // The body's bytes arrive intact (latin1 carries each byte as one character).
+      assert.ok(writes[0]!.endsWith(Buffer.from(body).toString('latin1')), via);
+    }
+  } finally {
+    await listener.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
   }
 });

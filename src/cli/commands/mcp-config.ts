@@ -1,4 +1,5 @@
 /** `mcp-secure mcp-config`: its flags, examples and validated options; the work is in ../mcp-config.ts. */
+import { checkTenantName } from '../../config/schema.js';
 import { CliError, sanitize } from '../../errors.js';
 import { act, Command, type CommandContext, examples, Option, type Runner } from './shared.js';
 
@@ -6,11 +7,18 @@ export const CLIENTS = ['claude-desktop', 'claude-code', 'cursor', 'vscode'] as 
 export type McpClient = (typeof CLIENTS)[number];
 export const SCOPES = ['project', 'user'] as const;
 export type Scope = (typeof SCOPES)[number];
+/** stdio: the client spawns `mcp-secure mcp --tenant T`; http: the URL of a running `connect`. */
+export const TRANSPORTS = ['stdio', 'http'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
 
 export interface McpConfigOptions {
   client: McpClient;
-  name: string;
-  /** undefined: the profile's local_port. */
+  transport: Transport;
+  /** Required for stdio (the entry starts that tenant's session); optional for http. */
+  tenant: string | undefined;
+  /** undefined: mcp-secure-TENANT, or mcp-secure without a tenant. */
+  name: string | undefined;
+  /** http only; undefined: the profile's local_port. */
   port: number | undefined;
   scope: Scope | undefined;
   write: boolean;
@@ -19,10 +27,20 @@ export interface McpConfigOptions {
 
 export function mcpConfigCommand(ctx: CommandContext, runF?: Runner<McpConfigOptions>) {
   return new Command('mcp-config')
-    .description("print (or --write) an MCP client's config for the local tunnel; it holds no secret")
+    .description("print (or --write) an MCP client's config for a tenant; it holds no secret")
     .addOption(new Option('--client <client>', 'the MCP client').choices(CLIENTS).makeOptionMandatory())
-    .option('--name <name>', "the server name in the client's config", 'mcp-secure')
-    .option('--port <port>', "the local port (default: the profile's local_port, 7700)")
+    .option('-t, --tenant <name>', 'the tenant the entry starts a session for (needed for stdio)')
+    .addOption(
+      new Option(
+        '--transport <transport>',
+        'stdio: the client spawns `mcp-secure mcp` (default); http: the URL of a running connect',
+      ).choices(TRANSPORTS),
+    )
+    .option('--name <name>', "the server name in the client's config (default: mcp-secure-TENANT)")
+    .option(
+      '--port <port>',
+      "with --transport http: the local port (default: the profile's local_port, 7700)",
+    )
     .addOption(
       new Option(
         '--scope <scope>',
@@ -34,13 +52,25 @@ export function mcpConfigCommand(ctx: CommandContext, runF?: Runner<McpConfigOpt
     .addHelpText(
       'after',
       examples([
-        'mcp-secure mcp-config --client claude-code --write     # ./.mcp.json',
-        'mcp-secure mcp-config --client claude-desktop --write  # backup first, other servers kept',
-        'mcp-secure mcp-config --client vscode --port 7701',
+        'mcp-secure mcp-config --client claude-code -t acme --write      # ./.mcp.json, spawns `mcp -t acme`',
+        'mcp-secure mcp-config --client claude-desktop -t acme --write   # backup first, other servers kept',
+        'mcp-secure mcp-config --client vscode --transport http --port 7701   # URL of a running connect',
       ]),
     )
     .action((flags, cmd) => {
-      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(flags.name)) {
+      const transport = flags.transport ?? 'stdio';
+      const tenant = flags.tenant === undefined ? undefined : checkTenantName(flags.tenant);
+      if (transport === 'stdio' && !tenant) {
+        throw new CliError('usage', 'which tenant? the stdio entry starts that tenant’s session itself', {
+          hint: 'pass `--tenant NAME` (or `--transport http` for a running `connect`)',
+        });
+      }
+      if (transport === 'stdio' && flags.port !== undefined) {
+        throw new CliError('usage', '--port is for --transport http; the stdio entry uses no port', {
+          hint: 'drop --port, or add --transport http',
+        });
+      }
+      if (flags.name !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(flags.name)) {
         throw new CliError('usage', `invalid --name "${sanitize(flags.name, 40)}"`, {
           hint: 'letters, digits, ".", "_" and "-"',
         });
@@ -51,6 +81,8 @@ export function mcpConfigCommand(ctx: CommandContext, runF?: Runner<McpConfigOpt
       }
       const opts: McpConfigOptions = {
         client: flags.client,
+        transport,
+        tenant,
         name: flags.name,
         port,
         scope: flags.scope,

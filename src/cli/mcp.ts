@@ -1,0 +1,128 @@
+/**
+ * `mcp-secure mcp --tenant acme`: the tenant's MCP server as a stdio server, for MCP clients that spawn
+ * their servers (Claude Desktop, Claude Code, Cursor, VS Code). The same session as `connect` — tenant
+ * token renewed in memory, SSH chain re-dialled by the supervisor, token and DPoP proof set on every
+ * request (tunnel-session.ts, tunnel/local.ts) — but no TCP listener: JSON-RPC on stdin/stdout, talk on
+ * stderr. Ends when the MCP client closes stdin (the session is ended upstream with DELETE first).
+ */
+import { requireSetting } from '../config/require.js';
+import { CliError } from '../errors.js';
+import type { Deps } from '../io.js';
+import { resolveHops } from '../tunnel/hops.js';
+import type { McpOptions } from './commands/mcp.js';
+import { loadProfile } from './context.js';
+import { type GlobalOptions, Ui } from './ui.js';
+import { boundYoungGeneration } from './young-generation.js';
+
+/** The validated options (commands/mcp.ts); a session lasts hours: a small young generation. */
+export async function run(globals: GlobalOptions, opts: McpOptions, deps: Deps) {
+  boundYoungGeneration();
+  // stdout carries JSON-RPC only: --json (NDJSON events on stdout) would corrupt it.
+  return runMcp({ ...globals, json: false }, opts, deps);
+}
+
+export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Deps): Promise<number> {
+  // Started now, used once the tunnel is up: loading the SDK's transports overlaps the token exchange
+  // and the SSH handshake instead of adding to the time before the first answer (bench/stdio.ts).
+  const bridgeModule = import('../tunnel/stdio-bridge.js');
+  bridgeModule.catch(() => undefined);
+  const ui = await Ui.create(deps, globals);
+  const eff = await loadProfile(deps, globals, opts.flags);
+  const mcpUrl = requireSetting(
+    eff,
+    'mcp_url',
+    'the in-cluster MCP endpoint',
+    'http://mcp.internal:4000/mcp',
+  );
+  const upstream = new URL(mcpUrl);
+  const hops = await resolveHops(eff, deps);
+
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(deps.signal.reason);
+  deps.signal.addEventListener('abort', onAbort, { once: true });
+  const signal = stop.signal;
+  // The tunnel outlives the bridge by the DELETE that ends the MCP session, so it has its own end.
+  const session = new AbortController();
+  signal.addEventListener('abort', () => setTimeout(() => session.abort(signal.reason), 6000).unref(), {
+    once: true,
+  });
+  const cleanups: Array<() => unknown> = [];
+  try {
+    const { openTunnel } = await import('./open-tunnel.js');
+    const { refresher, supervisor, dpopKey, stats } = await openTunnel({
+      ui,
+      deps,
+      eff,
+      tenant: opts.tenant,
+      role: opts.role,
+      acceptNewHostKey: opts.acceptNewHostKey,
+      hops,
+      transport: opts.sshTransport,
+      upstream,
+      signal: session.signal,
+      event: () => undefined,
+      // No status line here (stderr is the MCP client's log): state changes are logged as lines.
+      quietEvents: true,
+      cleanups,
+      interactive: false,
+    });
+    const { createProof } = await import('../auth/dpop.js');
+    const { tunnelFetch } = await import('../tunnel/fetch.js');
+    const fetch = tunnelFetch({
+      supervisor,
+      upstream,
+      token: () => {
+        const t = refresher.current();
+        return t ? { value: t.token, type: t.tokenType } : undefined;
+      },
+      proof: async (method, url, token) => {
+        if (!dpopKey)
+          throw new CliError('error', 'the tenant token is DPoP-bound but the DPoP key is missing');
+        return createProof(dpopKey, { method, url, accessToken: token, now: deps.now() });
+      },
+      stats,
+      now: deps.now,
+    });
+    ui.success(`stdio MCP server for ${opts.tenant} → ${upstream.href} (no local port)`);
+
+    let fatal: unknown;
+    const failed = new Promise<void>((resolve) => {
+      const fail = (err: unknown) => {
+        if (signal.aborted || session.signal.aborted) return resolve();
+        fatal = err;
+        stop.abort(new Error('fatal'));
+        resolve();
+      };
+      // Both settle once the session's signal aborts; either failing before that ends the bridge.
+      Promise.all([refresher.run().catch(fail), supervisor.done().catch(fail)]).then(() => resolve());
+    });
+    const { runBridge } = await bridgeModule;
+    const result = await runBridge({
+      url: upstream,
+      fetch,
+      input: deps.stdin as unknown as import('node:stream').Readable,
+      output: deps.stdout as unknown as import('node:stream').Writable,
+      signal,
+      log: (line) => ui.warn(line),
+    });
+    deps.signal.removeEventListener('abort', onAbort);
+    if (!signal.aborted) stop.abort(new Error('done'));
+    session.abort(new Error('done'));
+    await failed;
+    supervisor.close();
+    const summary = `${result.toServer} messages to the server, ${result.toClient} to the client, ${supervisor.redials} re-dials`;
+    if (fatal !== undefined) {
+      ui.info(`Session ended: ${summary}.`);
+      throw fatal instanceof CliError ? fatal : new CliError('error', String(fatal));
+    }
+    ui.info(
+      `Session ended (${result.reason === 'eof' ? 'the MCP client closed stdin' : 'interrupted'}): ${summary}.`,
+    );
+    return result.reason === 'eof' ? 0 : 130;
+  } finally {
+    if (!signal.aborted) stop.abort(new Error('cleanup'));
+    if (!session.signal.aborted) session.abort(new Error('cleanup'));
+    deps.signal.removeEventListener('abort', onAbort);
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The stdio MCP bridge (`mcp-secure mcp --tenant acme`): JSON-RPC on stdin/stdout on one side, the
+ * tenant's Streamable HTTP endpoint through the tunnel on the other, with no TCP listener at all.
+ *
+ * Both sides are the MCP SDK's own transports — StdioServerTransport (newline-delimited JSON-RPC, as the
+ * spec's stdio transport) and StreamableHTTPClientTransport (session id, MCP-Protocol-Version, the GET
+ * stream for server→client messages, SSE resumption with Last-Event-ID, DELETE) — joined message for
+ * message, so the in-cluster server sees what a direct SDK client would send, and the MCP client sees
+ * what the server sent. Only the HTTP goes through `tunnelFetch` instead of a socket of its own.
+ * The SDK is bundled into this command's chunk (scripts/bundle.js): no runtime dependency, loaded only here.
+ */
+import type { Readable, Writable } from 'node:stream';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { sanitize } from '../errors.js';
+import type { FetchLike } from './fetch.js';
+
+export interface BridgeOptions {
+  /** The in-cluster MCP endpoint (what the last bastion reaches). */
+  url: URL;
+  fetch: FetchLike;
+  input: Readable;
+  output: Writable;
+  /** Ends the bridge (a signal): the session is ended with DELETE first. */
+  signal: AbortSignal;
+  /** One diagnostic line for stderr; never stdout, which carries JSON-RPC only. */
+  log(line: string): void;
+  /** How long the DELETE that ends the session may take before the bridge gives up on it. */
+  closeTimeoutMs?: number;
+}
+
+export interface BridgeResult {
+  /** Why the bridge ended: the MCP client closed stdin, or a signal. */
+  reason: 'eof' | 'signal';
+  /** Messages each way. */
+  toServer: number;
+  toClient: number;
+}
+
+type Id = string | number;
+
+function requestId(m: JSONRPCMessage): Id | undefined {
+  const r = m as { method?: unknown; id?: unknown };
+  return typeof r.method === 'string' && (typeof r.id === 'string' || typeof r.id === 'number')
+    ? r.id
+    : undefined;
+}
+
+function errorText(err: unknown): string {
+  return sanitize(err instanceof Error ? err.message : String(err), 300);
+}
+
+/**
+ * Runs until stdin ends or `signal` aborts; then ends the MCP session upstream (DELETE, as the SDK
+ * client's terminateSession) and closes both sides.
+ */
+export async function runBridge(o: BridgeOptions): Promise<BridgeResult> {
+  const [{ StdioServerTransport }, { StreamableHTTPClientTransport }] = await Promise.all([
+    import('@modelcontextprotocol/sdk/server/stdio.js'),
+    import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+  ]);
+  const local = new StdioServerTransport(o.input, o.output);
+  const remote = new StreamableHTTPClientTransport(o.url, {
+    fetch: o.fetch,
+    // The SDK's defaults (2 tries from 1 s) are for a direct connection; through the tunnel a resumption
+    // GET may wait for an SSH re-dial first, and the server keeps the events (its EventStore) meanwhile.
+    reconnectionOptions: {
+      initialReconnectionDelay: 250,
+      maxReconnectionDelay: 5000,
+      reconnectionDelayGrowFactor: 2,
+      maxRetries: 6,
+    },
+  });
+  const counts = { toServer: 0, toClient: 0 };
+  // The initialize request's id: its result names the protocol version every later request must carry
+  // (MCP-Protocol-Version, Streamable HTTP §"Protocol Version Header"); the SDK Client does this itself.
+  const initializing = new Set<Id>();
+
+  const toClient = (m: JSONRPCMessage) => {
+    counts.toClient += 1;
+    const r = m as { id?: unknown; result?: { protocolVersion?: unknown } };
+    if ((typeof r.id === 'string' || typeof r.id === 'number') && initializing.has(r.id)) {
+      initializing.delete(r.id);
+      if (typeof r.result?.protocolVersion === 'string') remote.setProtocolVersion(r.result.protocolVersion);
+    }
+    local.send(m).catch((err: unknown) => o.log(`could not write to the MCP client: ${errorText(err)}`));
+  };
+
+  remote.onmessage = toClient;
+  remote.onerror = (err) => o.log(`upstream: ${errorText(err)}`);
+  local.onerror = (err) => o.log(`from the MCP client: ${errorText(err)}`);
+  local.onmessage = (m) => {
+    counts.toServer += 1;
+    const id = requestId(m);
+    if (id !== undefined && (m as { method?: string }).method === 'initialize') initializing.add(id);
+    // Not awaited: a direct SDK client does not wait for one POST before sending the next (a cancellation
+    // must overtake the slow call it cancels).
+    remote.send(m).catch((err: unknown) => {
+      // A direct client's request fails with the transport's error; across stdio that is an error answer
+      // for its id, or the MCP client would wait until its own timeout.
+      if (id === undefined) return;
+      toClient({
+        jsonrpc: '2.0',
+        id,
+        error: { code: -32000, message: `mcp-secure: ${errorText(err)}` },
+      } as JSONRPCMessage);
+    });
+  };
+
+  await remote.start();
+  const ended = new Promise<'eof' | 'signal'>((resolve) => {
+    o.input.once('end', () => resolve('eof'));
+    o.input.once('close', () => resolve('eof'));
+    if (o.signal.aborted) resolve('signal');
+    o.signal.addEventListener('abort', () => resolve('signal'), { once: true });
+  });
+  await local.start();
+  const reason = await ended;
+
+  // The session ends with the client (Streamable HTTP §"Session Management": DELETE), bounded in time.
+  if (remote.sessionId) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      remote.terminateSession().catch(() => undefined),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, o.closeTimeoutMs ?? 5000);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+  await remote.close().catch(() => undefined);
+  await local.close().catch(() => undefined);
+  return { reason, ...counts };
+}
