@@ -1198,8 +1198,7 @@ async function setUp(opts: Options): Promise<Setup> {
     import('../sandbox/sshd.js'),
     import('../sandbox/ssh-keys.js'),
   ]);
-  if (!(await haveSshd()))
-    throw new Error('needs OpenSSH sshd at /usr/sbin/sshd (apt-get install openssh-server)');
+  if (!(await haveSshd())) throw new Error('needs OpenSSH sshd on PATH (apt-get install openssh-server)');
 
   const root = await mkdtemp(join(os.tmpdir(), 'mcp-secure-bench-tunnel-'));
   cleanups.push({ name: 'temp dir', run: () => rm(root, { recursive: true, force: true }) });

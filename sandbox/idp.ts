@@ -13,6 +13,7 @@ import {
   timingSafeEqual,
 } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
@@ -33,6 +34,7 @@ import {
   registerTokenExchange,
   TOKEN_EXCHANGE_GRANT,
 } from './exchange.js';
+import { faultMiddlewares, type IdpFaults } from './idp-faults.js';
 import {
   consentPage,
   deviceAbortedPage,
@@ -49,6 +51,7 @@ import {
 import { type SandboxUser, USERS } from './users.js';
 
 export { EXCHANGE_FAULTS, type ExchangeFault, TOKEN_EXCHANGE_GRANT } from './exchange.js';
+export type { IdpFaults } from './idp-faults.js';
 export { type SandboxUser, USERS } from './users.js';
 
 /** acr of a password-only sign-in. */
@@ -86,6 +89,12 @@ export interface IdpOptions {
   listenHost?: string;
   /** Default 0: any free port. */
   port?: number;
+  /** Behave as some real IdPs do (Glewlwyd 2.7.5): see sandbox/idp-faults.ts. */
+  faults?: IdpFaults;
+  /** A path for the issuer, e.g. '/api/oidc' (Glewlwyd's): the issuer is http://127.0.0.1:PORT/api/oidc. */
+  issuerPath?: string;
+  /** Serve https with this certificate (PEM, e.g. from a private CA) and key: the issuer is https://127.0.0.1:PORT. */
+  tls?: { cert: string; key: string };
 }
 
 export interface SandboxIdp {
@@ -141,13 +150,18 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
   let fault = opts.exchangeFault;
 
   let handler: http.RequestListener | undefined;
-  const server = http.createServer((req, res) => {
+  const listener: http.RequestListener = (req, res) => {
     if (handler) {
       handler(req, res);
     } else {
       res.writeHead(503).end();
     }
-  });
+  };
+  const server = opts.tls ? https.createServer({ ...opts.tls }, listener) : http.createServer(listener);
+  const issuerPath = opts.issuerPath?.replace(/\/$/, '') ?? '';
+  if (issuerPath !== '' && !/^(\/[A-Za-z0-9._-]+)+$/.test(issuerPath)) {
+    throw new TypeError('issuerPath: a path such as /api/oidc');
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, opts.listenHost ?? '127.0.0.1', () => {
@@ -156,7 +170,7 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
     });
   });
   const { port } = server.address() as AddressInfo;
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}${issuerPath}`;
 
   try {
     const { configuration, signingKey } = await buildConfiguration({
@@ -194,10 +208,17 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
     provider.use(paceDevicePolling({ deviceInterval, enforceSlowDown, deviceCodeTtl }));
     provider.use(countRevocations(() => revoked++));
     provider.use(describeStepUp({ adminAcr, stepUpMaxAge }));
+    for (const middleware of faultMiddlewares(opts.faults ?? {})) provider.use(middleware);
 
     const callback = provider.callback();
     handler = (req, res) => {
-      const path = new URL(req.url ?? '/', issuer).pathname;
+      // Under an issuer path, oidc-provider is mounted there, as under express's app.use(path, callback()):
+      // it finds its mount path from originalUrl (lib/helpers/oidc_context.js).
+      if (issuerPath !== '' && req.url?.startsWith(`${issuerPath}/`)) {
+        (req as http.IncomingMessage & { originalUrl?: string }).originalUrl = req.url;
+        req.url = req.url.slice(issuerPath.length);
+      }
+      const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
       const match = INTERACTION_PATH.exec(path);
       if (path === '/jwks' && published) {
         res.writeHead(200, { 'content-type': 'application/jwk-set+json' });
@@ -269,7 +290,7 @@ function positive(value: number, name: string): number {
   return value;
 }
 
-function closeServer(server: http.Server): Promise<void> {
+function closeServer(server: http.Server | https.Server): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) {
       resolve();

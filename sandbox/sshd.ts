@@ -20,10 +20,19 @@ import {
   parseAuthorizedKey,
   parsePrivateKey,
 } from './ssh-keys.js';
+import { which } from './which.js';
 
 const run = promisify(execFile);
 
-export const SSHD_PATH = '/usr/sbin/sshd';
+/**
+ * sshd as found on PATH (Debian puts it in /usr/sbin, on root's PATH): absolute, because sshd re-executes
+ * itself for each connection and refuses a relative path.
+ */
+export function sshdPath(): string {
+  const found = which('sshd');
+  if (found === undefined) throw new Error('sshd is not on PATH (Debian: apt-get install openssh-server)');
+  return found;
+}
 /** sshd's privilege separation directory (Debian); it refuses to start as root without it. */
 const PRIVSEP_DIR = '/run/sshd';
 const START_TIMEOUT_MS = 5_000;
@@ -95,7 +104,7 @@ export interface HostKeyInfo {
 /** Whether startSshd can work here: sshd and ssh-keygen present, and the privsep dir there or creatable. */
 export async function haveSshd(): Promise<boolean> {
   try {
-    await access(SSHD_PATH, constants.X_OK);
+    await access(sshdPath(), constants.X_OK);
     await run('ssh-keygen', ['-l', '-f', '/dev/null']).catch((err: unknown) => {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw err; // exit status 255 is fine
     });
@@ -328,7 +337,7 @@ function config(c: ConfigInput): string {
 
 async function sshdVersion(): Promise<[number, number] | undefined> {
   try {
-    const { stdout, stderr } = await run(SSHD_PATH, ['-V']);
+    const { stdout, stderr } = await run(sshdPath(), ['-V']);
     const m = /OpenSSH_(\d+)\.(\d+)/.exec(`${stderr}${stdout}`);
     return m ? [Number(m[1]), Number(m[2])] : undefined;
   } catch (err) {
@@ -350,7 +359,7 @@ async function ensurePrivsepDir(): Promise<void> {
 async function launch(configFile: string, pidFile: string, port: number): Promise<ChildProcess> {
   await rm(pidFile, { force: true });
   // An absolute path: sshd re-executes itself for each connection and refuses otherwise.
-  const child = spawn(SSHD_PATH, ['-D', '-e', '-f', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(sshdPath(), ['-D', '-e', '-f', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => {

@@ -17,6 +17,10 @@ if (files.length === 0) {
   process.stderr.write('no test files under dist/test: run `npm run build` first\n');
   process.exit(1);
 }
+// Which Node runs the tests (.ci/run runs them on several): the runner and every process the tests start.
+process.stderr.write(
+  `# node ${process.version} (${process.execPath})${process.env.MCP_SECURE_TEST_STRICT === '1' ? '; MCP_SECURE_TEST_STRICT=1: a missing system package fails its tests' : ''}\n`,
+);
 const result = spawnSync(
   process.execPath,
   [

@@ -3,15 +3,58 @@
  * event once and in order, verifies the chain across resumes, detects a silent server by a heartbeat
  * timeout, and never buffers without bound (stdout back-pressure pauses the reading).
  */
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
 import { CliError } from '../errors.js';
 import { type AuditEvent, type ChainProblem, ChainVerifier, parseEvent } from './chain.js';
 import { SseParser } from './sse.js';
 
+/** An answer of the feed: its status, and its body as text with every byte that arrived before any cut. */
+export interface FeedResponse {
+  statusCode: number | undefined;
+  body: Readable;
+}
+
 export type OpenFeed = (
   request: { lastEventId: string | undefined; since: string | undefined },
   signal: AbortSignal,
-) => Promise<IncomingMessage>;
+) => Promise<FeedResponse>;
+
+/**
+ * Sends `req` and resolves with its answer, the body taken from the first byte on.
+ *
+ * Why not the IncomingMessage itself: a connection cut mid-body destroys it ('aborted'), and a destroyed
+ * Readable drops what it has buffered but not yet handed out. A cut is usually the last thing in the same
+ * read as the last events (one SSH packet with the data and the channel close, or a TCP segment with its
+ * FIN), so the events and the cut arrive together, the response is destroyed on the next tick, and a
+ * consumer that awaited the 'response' first reads nothing: every resume then starts at the same event
+ * and `audit tail` resumes forever (seen on Node 24, and on Node 20 on a loaded machine, where the two
+ * arrive together more often). Here a 'data' listener is attached inside the 'response' event, before the
+ * parser pushes a byte of the body, so every byte goes to `body`; the cut then just ends `body`.
+ * Back-pressure is kept: the response is paused while `body` is full.
+ */
+export function feedResponse(req: ClientRequest): Promise<FeedResponse> {
+  return new Promise((resolve, reject) => {
+    req.once('error', reject);
+    req.once('response', (res) => {
+      const body = new PassThrough({ encoding: 'utf8' });
+      res.on('data', (chunk: string) => {
+        if (!body.write(chunk)) {
+          res.pause();
+          body.once('drain', () => res.resume());
+        }
+      });
+      res.on('error', () => undefined); // 'aborted': the cut; what came before it is in body, and close follows
+      res.once('close', () => {
+        if (!body.writableEnded) body.end();
+      });
+      // The consumer is done (end of backlog, watchdog): drop the connection too.
+      body.once('close', () => res.destroy());
+      resolve({ statusCode: res.statusCode, body });
+    });
+    req.end();
+  });
+}
 
 export interface TailOptions {
   open: OpenFeed;
@@ -70,22 +113,21 @@ export async function tail(o: TailOptions): Promise<TailResult> {
         conn.signal,
       );
       if (res.statusCode === 401) {
-        res.resume();
+        res.body.resume();
         throw new CliError('auth', 'the audit feed refused the token', { hint: 'run `mcp-secure login`' });
       }
       if (res.statusCode === 403) {
-        res.resume();
+        res.body.resume();
         throw new CliError('auth', `not allowed to read the audit feed of tenant ${o.tenant}`, {
           hint: "ask your admin for access to that tenant's audit feed",
         });
       }
       if (res.statusCode !== 200) {
-        res.resume();
+        res.body.resume();
         throw new Error(`the feed answered HTTP ${res.statusCode}`);
       }
       failures = 0;
       answered = true;
-      res.setEncoding('utf8');
       let out: string[] = [];
       const parser = new SseParser({
         // `: live` marks the end of the backlog (docs/protocol.md §5): --no-follow stops there.
@@ -93,7 +135,7 @@ export async function tail(o: TailOptions): Promise<TailResult> {
           if (text === 'live') wentLive = true;
           if (text === 'live' && !o.follow) {
             done = true;
-            res.destroy();
+            res.body.destroy();
           }
         },
         message: (m) => {
@@ -116,23 +158,32 @@ export async function tail(o: TailOptions): Promise<TailResult> {
       // The watchdog: a server that goes silent (no events, no heartbeats) is dropped and resumed.
       let timer: NodeJS.Timeout | undefined;
       let quiet: NodeJS.Timeout | undefined;
+      let chunks = 0;
       const arm = () => {
         clearTimeout(timer);
         timer = setTimeout(() => {
           why = `no data or heartbeat for ${o.heartbeatTimeoutMs / 1000} s`;
-          res.destroy();
+          res.body.destroy();
         }, o.heartbeatTimeoutMs);
         if (!o.follow) {
           clearTimeout(quiet);
           quiet = setTimeout(() => {
-            done = true;
-            res.destroy();
+            // After a stall (a loaded machine), an expired timer runs before the I/O that queued up behind
+            // it: Node's timers phase comes before the poll phase. Decide only once that I/O has been read
+            // (setImmediate runs after the poll phase): events that were waiting are not "the end".
+            const seen = chunks;
+            setImmediate(() => {
+              if (chunks !== seen || done) return;
+              done = true;
+              res.body.destroy();
+            });
           }, o.quietMs);
         }
       };
       arm();
       try {
-        for await (const chunk of res) {
+        for await (const chunk of res.body) {
+          chunks += 1;
           arm();
           let oversized = false;
           try {
@@ -155,7 +206,7 @@ export async function tail(o: TailOptions): Promise<TailResult> {
               failures += 1; // no id to skip past: back off instead of asking again at once
             }
             oversized = true;
-            res.destroy();
+            res.body.destroy();
           }
           if (out.length) {
             const text = out.join('');

@@ -21,6 +21,8 @@ export interface ProfileRef {
   insecure_http: boolean;
   storage: 'auto' | 'keychain' | 'memory';
   dpop: boolean;
+  /** The browser login's fixed loopback ports (callback_port), tried in order; absent: a random port. */
+  callback_ports?: number[];
 }
 
 /** The agent's first line on every connection. */
@@ -82,6 +84,8 @@ export interface LoginFacts {
   flow: 'device' | 'browser';
   logged_in_at: number;
   access_expires_at: number | null;
+  /** When the IdP refused to renew this login (it is dead, whatever the access token's expiry says). */
+  refresh_refused_at?: number;
   refresh_token: boolean;
   scope: string | null;
   dpop: boolean;

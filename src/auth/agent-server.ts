@@ -39,7 +39,7 @@ import {
   signProof,
 } from './dpop.js';
 import type { DeviceCodeInfo, LoginUi } from './login-ui.js';
-import { connectIdp, type Idp, mapIdpError, oauthError } from './oidc.js';
+import { connectIdp, httpStatusOf, type Idp, mapIdpError, oauthError } from './oidc.js';
 import {
   accessExpiresAt,
   accountFor,
@@ -129,7 +129,9 @@ function refOf(params: Record<string, unknown>): ProfileRef {
     typeof r.client_id !== 'string' ||
     typeof r.insecure_http !== 'boolean' ||
     typeof r.dpop !== 'boolean' ||
-    (r.storage !== 'auto' && r.storage !== 'keychain' && r.storage !== 'memory')
+    (r.storage !== 'auto' && r.storage !== 'keychain' && r.storage !== 'memory') ||
+    (r.callback_ports !== undefined &&
+      !(Array.isArray(r.callback_ports) && r.callback_ports.every((p) => Number.isInteger(p))))
   ) {
     throw new RequestError({
       kind: 'error',
@@ -501,6 +503,7 @@ export class Agent {
       flow: l.flow,
       logged_in_at: l.logged_in_at,
       access_expires_at: l.access_expires_at ?? null,
+      ...(l.refresh_refused_at !== undefined ? { refresh_refused_at: l.refresh_refused_at } : {}),
       refresh_token: Boolean(l.refresh_token),
       scope: l.scope ?? null,
       dpop: h.key !== undefined,
@@ -666,6 +669,7 @@ export class Agent {
     extraParams?: Record<string, string>,
   ) {
     const flow = params['flow'] === 'browser' ? 'browser' : 'device';
+    const ports = refOf(params).callback_ports;
     const timeoutMs = typeof params['timeout_ms'] === 'number' ? params['timeout_ms'] : 300_000;
     const ui = this.#loginUi(conn, id, params['debug'] === true);
     const { interactiveLogin } = await import('./interactive.js');
@@ -683,6 +687,7 @@ export class Agent {
       timeoutMs,
       dpop,
       ...(extraParams ? { extraParams } : {}),
+      ...(ports ? { callbackPorts: ports } : {}),
     });
   }
 
@@ -779,6 +784,11 @@ export class Agent {
 
   async #refresh(h: Held): Promise<string> {
     const latest = h.login;
+    if (latest.refresh_refused_at !== undefined) {
+      throw new CliError('auth', 'your login was refused by the IdP when it was last renewed', {
+        hint: `run \`mcp-secure login${profileFlag(h.ref.profile)}\``,
+      });
+    }
     if (!latest.refresh_token) {
       throw new CliError('auth', 'the login has expired and there is no refresh token', {
         hint: `run \`mcp-secure login${profileFlag(h.ref.profile)}\``,
@@ -794,12 +804,22 @@ export class Agent {
         dpopOptions(idp, h.key?.pair),
       );
     } catch (err) {
-      if (oauthError(err)?.error === 'invalid_grant') {
-        this.#held.delete(h.ref.profile);
-        throw new CliError('auth', 'your login has expired or was revoked at the IdP', {
-          hint: `run \`mcp-secure login${profileFlag(h.ref.profile)}\``,
-          cause: err,
-        });
+      const oauth = oauthError(err);
+      // invalid_grant is RFC 6749 §5.2's answer for a dead refresh token. Some IdPs (Glewlwyd) answer a
+      // bare 400 instead, empty or not JSON: a 400 from the token endpoint is a refusal of this request
+      // all the same, and no retry will change it. Either way the login is dead: recorded (held and in the
+      // keychain), so that `status` stops calling its access token valid.
+      const bare400 = !oauth && httpStatusOf(err) === 400;
+      if (oauth?.error === 'invalid_grant' || bare400) {
+        h.login = { ...latest, refresh_refused_at: this.#o.deps.now() };
+        if (h.store) await saveLogin(h.store, h.ref.profile, h.login).catch(() => undefined);
+        throw new CliError(
+          'auth',
+          bare400
+            ? 'the IdP refused to renew your login (HTTP 400 without an error body): the refresh token has expired, was revoked or was already used'
+            : 'your login has expired or was revoked at the IdP',
+          { hint: `run \`mcp-secure login${profileFlag(h.ref.profile)}\``, cause: err },
+        );
       }
       throw mapIdpError(err, latest.issuer, 'refresh');
     }
@@ -886,6 +906,7 @@ export class Agent {
       now: this.#o.deps.now,
       dpop: dpopOptions(idp, held.key?.pair),
       config: exchangeConfig(idp, endpoint, held.ref.insecure_http),
+      customEndpoint: endpoint !== undefined,
       verifier,
     });
   }

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type * as Client from 'openid-client';
 import { CliError } from '../errors.js';
 import { PeerTable } from '../peer.js';
@@ -33,6 +33,12 @@ export interface BrowserLoginOptions {
   extraParams?: Record<string, string>;
   /** Who may connect to the loopback listener; default: our own uid where /proc says, anyone elsewhere. */
   peers?: { table: Pick<PeerTable, 'owner'>; uid: number } | 'any';
+  /**
+   * Fixed ports to listen on, the first free one wins (the profile's callback_port). Default: a random
+   * port, which RFC 8252 §7.3 says an IdP must accept for loopback redirects; many do not (Glewlwyd,
+   * most company app registrations) and accept only the registered URI with its port.
+   */
+  ports?: number[];
 }
 
 /** What the listener turned away during one login, reported when it ends. */
@@ -61,6 +67,47 @@ function turnedAway(t: Turned): string | undefined {
   ].filter(Boolean);
   if (parts.length === 0) return undefined;
   return `the login listener ignored ${parts.join(', ')}; something else on this machine (a web page, another user) tried to answer it`;
+}
+
+/** Listens on 127.0.0.1 on the first free port of `ports` (or a random one); a clear error when all are taken. */
+async function listenLoopback(server: Server, ports: number[] | undefined): Promise<number> {
+  const tryPort = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => {
+        server.off('listening', onListening);
+        reject(err);
+      };
+      const onListening = () => {
+        server.off('error', onError);
+        resolve();
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen({ host: '127.0.0.1', port, exclusive: true });
+    });
+  if (ports === undefined || ports.length === 0) {
+    await tryPort(0);
+    return (server.address() as AddressInfo).port;
+  }
+  const busy: string[] = [];
+  for (const port of ports) {
+    try {
+      await tryPort(port);
+      return port;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EADDRINUSE' && code !== 'EACCES') throw err;
+      busy.push(`${port} ${code === 'EADDRINUSE' ? 'is in use' : 'is not allowed'}`);
+    }
+  }
+  const list = ports.map((p) => `http://127.0.0.1:${p}/callback`).join(', ');
+  throw new CliError(
+    'error',
+    `cannot listen for the login's redirect: ${busy.join(', ')} on 127.0.0.1 (callback_port)`,
+    {
+      hint: `stop what holds ${ports.length === 1 ? 'it' : 'one of them'} (\`ss -ltnp\` shows who), or register another exact redirect URI at your IdP and add its port to callback_port; registered now: ${list}`,
+    },
+  );
 }
 
 function escapeHtml(s: string): string {
@@ -116,11 +163,8 @@ export async function browserLogin(options: BrowserLoginOptions): Promise<TokenR
       () => socket.destroy(),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    gate.once('error', reject);
-    gate.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
-  });
-  const { port } = gate.address() as AddressInfo;
+  const port = await listenLoopback(gate, options.ports);
+  const fixedPort = options.ports !== undefined && options.ports.length > 0;
   const redirectUri = `http://127.0.0.1:${port}/callback`;
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
@@ -254,7 +298,7 @@ export async function browserLogin(options: BrowserLoginOptions): Promise<TokenR
     // The opener and the terminal get the one-time link, never the authorization URL itself.
     const link = `http://127.0.0.1:${port}${startPath}`;
     const opened = await options.openUrl(link);
-    ui.showBrowserUrl(link, opened);
+    ui.showBrowserUrl(link, opened, { uri: redirectUri, fixed: fixedPort });
     ui.debug(`authorization URL (behind the one-time link): ${url.origin}${url.pathname}`);
     waiting = ui.waiting('Waiting for you to finish signing in in the browser…');
     // The clock starts once the user has the URL.
@@ -263,7 +307,11 @@ export async function browserLogin(options: BrowserLoginOptions): Promise<TokenR
         'auth',
         `the browser sign-in did not finish within ${Math.round(options.timeoutMs / 1000)} s`,
         {
-          hint: 'run `mcp-secure login` again, or `mcp-secure login --device` to sign in from another device',
+          // The usual cause with a real IdP: it accepts only its registered redirect URI, port included,
+          // and showed an error in the browser that the CLI never hears about.
+          hint: fixedPort
+            ? `if the browser showed an error about the redirect URI, ask your IdP admin to register exactly ${redirectUri}; or use \`mcp-secure login --device\``
+            : `if the browser showed an error about the redirect URI, your IdP wants one exact URI: register http://127.0.0.1:PORT/callback there and set \`mcp-secure config set callback_port PORT\`; or use \`mcp-secure login --device\``,
         },
       );
     });

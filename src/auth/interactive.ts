@@ -15,6 +15,8 @@ export interface InteractiveLoginOptions {
   timeoutMs: number;
   dpop?: Client.DPoPOptions;
   extraParams?: Record<string, string>;
+  /** Fixed loopback ports for the browser flow's redirect (the profile's callback_port). */
+  callbackPorts?: number[];
 }
 
 export async function resolveFlow(flow: LoginFlow, deps: Deps): Promise<'device' | 'browser'> {
@@ -57,6 +59,7 @@ export async function interactiveLogin(
           ...common,
           openUrl: o.deps.openUrl,
           timeoutMs: o.timeoutMs,
+          ...(o.callbackPorts ? { ports: o.callbackPorts } : {}),
         });
   return { tokens, flow };
 }

@@ -12,7 +12,8 @@ export interface Waiting {
 
 export interface LoginUi {
   showDeviceCode(info: DeviceCodeInfo): void | Promise<void>;
-  showBrowserUrl(url: string, opened: boolean): void;
+  /** `redirectUri`: the exact loopback redirect URI of this login; `fixed` when it is a configured port. */
+  showBrowserUrl(url: string, opened: boolean, redirect?: { uri: string; fixed: boolean }): void;
   waiting(text: string): Waiting;
   debug(line: string): void;
   /** Something the user should know about the login that does not stop it. */

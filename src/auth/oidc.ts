@@ -25,6 +25,8 @@ export interface IdpOptions {
   /** Seconds for each request to the IdP. */
   timeout?: number;
   debug?: (line: string) => void;
+  /** ` --profile NAME` for commands in hints, when not the default profile. */
+  profileArgs?: string;
 }
 
 /**
@@ -61,6 +63,64 @@ export function checkCredentialUrl(raw: string, insecureHttp: boolean, what = 'i
     });
   }
   return url;
+}
+
+/**
+ * OpenSSL's codes for a certificate chain this machine does not trust (as opposed to an unreachable host):
+ * a private/company CA, a self-signed certificate, a server that leaves out its intermediate.
+ */
+const TLS_TRUST_CODES: ReadonlySet<string> = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+/** How to make Node trust a private CA (docs/faults.md, "An untrusted CA"). */
+export const TLS_TRUST_HINT =
+  "if your company signs its servers' certificates with its own CA, let Node trust it: NODE_EXTRA_CA_CERTS=/path/to/company-ca.pem " +
+  '(any Node), or add it to the system store (`update-ca-certificates`) and set NODE_USE_SYSTEM_CA=1 (Node ≥ 22.19 / 24.6); ' +
+  'never turn certificate checks off';
+
+/** The OpenSSL code when `err` (a fetch failure, openid-client's wrapping) is a certificate trust failure. */
+export function tlsTrustProblem(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 6 && e && typeof e === 'object'; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && TLS_TRUST_CODES.has(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/**
+ * Whether the issuer a discovery document names is the one configured: exact string equality after URL
+ * parsing, as openid-client (oauth4webapi) compares them (RFC 8414 §3.3, OIDC Discovery §4.3). So
+ * `https://idp/api/oidc/` is not `https://idp/api/oidc`; `https://idp` and `https://idp/` are the same URL.
+ */
+export function issuerMatches(configured: string, named: unknown): boolean {
+  if (typeof named !== 'string' || !URL.canParse(named) || !URL.canParse(configured)) return false;
+  return new URL(named).href === new URL(configured).href;
+}
+
+/** The one wording for a discovery document naming another issuer: login and doctor both use it. */
+export function issuerMismatch(
+  configured: string,
+  named: unknown,
+  profileArgs = '',
+): { message: string; hint: string } {
+  const theirs = sanitize(named, 200);
+  const ours = sanitize(configured, 200);
+  const slashOnly = typeof named === 'string' && named.replace(/\/+$/, '') === configured.replace(/\/+$/, '');
+  return {
+    message: `the IdP's discovery document names its issuer "${theirs}", but the profile's issuer is "${ours}"; they must be the same string${slashOnly ? ' (they differ in a trailing slash)' : ' (a possible mix-up attack)'}`,
+    hint: slashOnly
+      ? `set the issuer exactly as the IdP names it: \`mcp-secure config set issuer ${theirs}${profileArgs}\``
+      : 'check the issuer URL with your IdP admin; do not change it to whatever a server names',
+  };
 }
 
 /** https everywhere; plain http only for a loopback issuer and only with the named opt-in. */
@@ -126,7 +186,7 @@ interface ErrorShape {
   name?: unknown;
 }
 
-function networkReason(err: unknown): string | undefined {
+export function networkReason(err: unknown): string | undefined {
   let e: unknown = err;
   for (let depth = 0; depth < 5 && e && typeof e === 'object'; depth++) {
     const shape = e as ErrorShape & { code?: unknown };
@@ -174,6 +234,37 @@ export function oauthError(err: unknown): OAuthErrorInfo | undefined {
   return { error: sanitize(shape.error, 60), description: sanitize(description) };
 }
 
+/** The HTTP status of the answer behind an openid-client error (it keeps the Response as `cause`). */
+export function httpStatusOf(err: unknown): number | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e && typeof e === 'object'; depth++) {
+    const status = (e as ErrorShape).status;
+    if (typeof status === 'number' && status >= 100 && status <= 599) return status;
+    e = (e as ErrorShape).cause;
+  }
+  return undefined;
+}
+
+/**
+ * A failed RFC 7009 revocation, said as what it is. An IdP that refuses revocation answers 4xx, often with
+ * an empty body (Glewlwyd: 401 to public clients), which openid-client reports as "not JSON": that is the
+ * IdP's refusal, not a broken answer.
+ */
+export function revocationError(err: unknown, issuer: string): CliError {
+  const status = httpStatusOf(err);
+  if (status !== undefined && status >= 400 && status < 500 && !oauthError(err)) {
+    const why =
+      status === 401
+        ? ': its revocation endpoint wants client authentication, which this public client does not have'
+        : '';
+    return new CliError('error', `the IdP refused revocation (HTTP ${status}${why})`, {
+      hint: 'ask your IdP admin to let the public client revoke its own tokens (RFC 7009 §2.1)',
+      cause: err,
+    });
+  }
+  return mapIdpError(err, issuer, 'token revocation');
+}
+
 /**
  * Turns whatever openid-client threw into a one-line CliError with the next step. `action` says what we
  * were doing ("discovery", "token request"). Branches on error codes, never on message text.
@@ -193,6 +284,14 @@ export function mapIdpError(
   }
   if (err && typeof err === 'object' && (err as ErrorShape).name === 'AbortError') {
     return new CliError('interrupted', 'interrupted');
+  }
+  const tls = tlsTrustProblem(err);
+  if (tls) {
+    return new CliError(
+      'trust',
+      `the TLS certificate of the IdP at ${issuer} is not trusted on this machine (${tls}) during ${action}`,
+      { hint: TLS_TRUST_HINT, cause: err },
+    );
   }
   const net = networkReason(err);
   if (net) {
@@ -308,6 +407,13 @@ export async function connectIdp(options: IdpOptions): Promise<Idp> {
       [client.customFetch]: customFetch,
     });
   } catch (err) {
+    const code = err && typeof err === 'object' ? (err as ErrorShape).code : undefined;
+    if (code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
+      // oauth4webapi keeps the document it refused as cause.body: quote both strings exactly.
+      const body = ((err as ErrorShape).cause as { body?: { issuer?: unknown } } | undefined)?.body;
+      const { message, hint } = issuerMismatch(options.issuer, body?.issuer, options.profileArgs);
+      throw new CliError('trust', message, { hint, cause: err });
+    }
     throw mapIdpError(err, issuerUrl.href.replace(/\/$/, ''), 'discovery');
   }
   config[client.customFetch] = customFetch;

@@ -3,14 +3,14 @@
  * it replaces. One place for the endpoint check, the order (refresh token first: revoking it ends the
  * grant, §2.1) and the error mapping.
  */
-import { type Idp, mapIdpError } from './oidc.js';
+import { type Idp, revocationError } from './oidc.js';
 
 /** Whether the IdP offers revocation at all (its discovery document names a revocation_endpoint). */
 export function canRevoke(idp: Idp): boolean {
   return Boolean(idp.config.serverMetadata().revocation_endpoint);
 }
 
-/** Revokes these tokens in order; a failure is a one-line CliError (mapIdpError). */
+/** Revokes these tokens in order; a failure is a one-line CliError (revocationError: a 4xx is a refusal). */
 export async function revokeTokens(
   idp: Idp,
   issuer: string,
@@ -21,6 +21,6 @@ export async function revokeTokens(
       if (token) await idp.client.tokenRevocation(idp.config, token, { token_type_hint: hint });
     }
   } catch (err) {
-    throw mapIdpError(err, issuer, 'token revocation');
+    throw revocationError(err, issuer);
   }
 }

@@ -40,6 +40,11 @@ export interface StoredLogin {
   acr?: string;
   /** The config directory whose profile this is (keychain items are per profile name only). */
   config_dir?: string;
+  /**
+   * Epoch ms when the IdP refused this login's refresh token (invalid_grant, or a bare 400): the login is
+   * dead, whatever the access token's expiry says; `status` and every command then say to log in again.
+   */
+  refresh_refused_at?: number;
 }
 
 /**

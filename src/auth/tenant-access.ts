@@ -34,6 +34,7 @@ export function profileRef(eff: EffectiveProfile): ProfileRef {
     insecure_http: eff.profile.insecure_http,
     storage: eff.profile.storage,
     dpop: eff.profile.dpop,
+    ...(eff.profile.callback_port ? { callback_ports: eff.profile.callback_port } : {}),
   };
 }
 

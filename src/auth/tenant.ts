@@ -5,7 +5,15 @@
  */
 import type * as Client from 'openid-client';
 import { CliError, sanitize } from '../errors.js';
-import { type Idp, mapIdpError, oauthError } from './oidc.js';
+import {
+  httpStatusOf,
+  type Idp,
+  mapIdpError,
+  networkReason,
+  oauthError,
+  TLS_TRUST_HINT,
+  tlsTrustProblem,
+} from './oidc.js';
 import type { UserInfo } from './stored-login.js';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -83,8 +91,70 @@ export interface ExchangeRequest {
   dpop: Client.DPoPOptions;
   /** The IdP configuration to send the exchange to (a custom exchange endpoint gets its own). */
   config?: Client.Configuration;
+  /** True when that endpoint is the profile's exchange_endpoint, not the IdP's token endpoint. */
+  customEndpoint?: boolean;
   /** The issuer and keys the answer's signature is checked against. */
   verifier: TokenVerifier;
+}
+
+/**
+ * Failures that are about where the exchange was sent, said with the endpoint actually called: with a
+ * configured exchange_endpoint, "cannot reach the IdP at <issuer>" sent people to the wrong server.
+ */
+function exchangeEndpointError(err: unknown, idp: Idp, req: ExchangeRequest): CliError | undefined {
+  const config = req.config ?? idp.config;
+  const endpoint = String(config.serverMetadata().token_endpoint ?? idp.issuer);
+  const custom = req.customEndpoint === true;
+  const which = custom
+    ? `the token-exchange endpoint ${endpoint} (exchange_endpoint)`
+    : `the IdP's token endpoint ${endpoint}`;
+  const check = custom
+    ? "check exchange_endpoint (`mcp-secure config`): it must be the control plane's RFC 8693 endpoint"
+    : 'if the control plane exchanges tokens elsewhere, set it: `mcp-secure config set exchange_endpoint https://…`';
+  const oauth = oauthError(err);
+  if (oauth?.error === 'unsupported_grant_type') {
+    const grants = idp.config.serverMetadata().grant_types_supported;
+    const listed =
+      !custom && Array.isArray(grants) && !grants.includes(TOKEN_EXCHANGE_GRANT)
+        ? '; its discovery document lists no token-exchange grant either'
+        : '';
+    return new CliError(
+      'error',
+      `${which} does not support RFC 8693 token exchange (unsupported_grant_type${listed})`,
+      {
+        hint: custom
+          ? check
+          : "this IdP has no RFC 8693: set exchange_endpoint to the control plane's token-exchange endpoint (`mcp-secure config set exchange_endpoint https://…`)",
+        cause: err,
+      },
+    );
+  }
+  const tls = tlsTrustProblem(err);
+  if (tls) {
+    return new CliError('trust', `the TLS certificate of ${which} is not trusted on this machine (${tls})`, {
+      hint: TLS_TRUST_HINT,
+      cause: err,
+    });
+  }
+  const status = httpStatusOf(err);
+  if (status === 404 || status === 405) {
+    return new CliError(
+      'error',
+      `${which} answered HTTP ${status} (${status === 404 ? 'no such endpoint' : 'method not allowed'})`,
+      {
+        hint: check,
+        cause: err,
+      },
+    );
+  }
+  const net = networkReason(err);
+  if (net) {
+    return new CliError('error', `cannot reach ${which} (${net})`, {
+      hint: custom ? `${check}, and up` : 'check your network or VPN, and that the IdP is up',
+      cause: err,
+    });
+  }
+  return undefined;
 }
 
 /** What the claims of a tenant token are checked against. */
@@ -112,6 +182,8 @@ export async function exchangeForTenant(idp: Idp, req: ExchangeRequest): Promise
       req.dpop,
     );
   } catch (err) {
+    const where = exchangeEndpointError(err, idp, req);
+    if (where) throw where;
     const oauth = oauthError(err);
     const who = describeUser(req.user);
     const detail = oauth?.description ? ` (${oauth.description})` : '';
@@ -135,11 +207,6 @@ export async function exchangeForTenant(idp: Idp, req: ExchangeRequest): Promise
       case 'invalid_grant':
         throw new CliError('auth', `the IdP no longer accepts your login for token exchange${detail}`, {
           hint: 'run `mcp-secure login`',
-          cause: err,
-        });
-      case 'unsupported_grant_type':
-        throw new CliError('error', `the IdP at ${idp.issuer} does not support token exchange (RFC 8693)`, {
-          hint: "set exchange_endpoint in your profile to the control plane's exchange endpoint",
           cause: err,
         });
       default:

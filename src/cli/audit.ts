@@ -5,10 +5,10 @@
  * (the same code path as `connect`, without a listener).
  */
 import { once } from 'node:events';
-import { get as httpGet, type IncomingMessage } from 'node:http';
+import { type ClientRequest, get as httpGet, type IncomingMessage } from 'node:http';
 import type { AuditEvent, ChainProblem } from '../audit/chain.js';
 import type { Checkpoint } from '../audit/checkpoint.js';
-import type { OpenFeed } from '../audit/tail.js';
+import { feedResponse, type OpenFeed } from '../audit/tail.js';
 import type { LogProblem, StreamTree } from '../audit/transparency.js';
 import { agentGone } from '../auth/agent-client.js';
 import type { EffectiveProfile } from '../config/load.js';
@@ -35,7 +35,7 @@ function feedPath(
   return `${url.pathname}${url.search}`;
 }
 
-function awaitResponse(req: import('node:http').ClientRequest): Promise<IncomingMessage> {
+function awaitResponse(req: ClientRequest): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     req.once('response', resolve);
     req.once('error', reject);
@@ -43,12 +43,15 @@ function awaitResponse(req: import('node:http').ClientRequest): Promise<Incoming
   });
 }
 
-/** A GET to the control plane, through the running `connect` or a tunnel session of this command's own. */
+/**
+ * A GET to the control plane, through the running `connect` or a tunnel session of this command's own:
+ * the request, before its answer, so that the feed can take its body from the first byte (feedResponse).
+ */
 export type ControlPlaneRequest = (
   path: string,
   headers: Record<string, string>,
   signal: AbortSignal,
-) => Promise<IncomingMessage>;
+) => Promise<ClientRequest>;
 
 export async function openControlPlane(o: {
   ui: Ui;
@@ -69,8 +72,8 @@ export async function openControlPlane(o: {
   const live = await findConnect(deps.configDir, eff.name, o.tenant);
   if (live) {
     ui.debug(`using the running connect (pid ${live.pid}) on 127.0.0.1:${live.port}`);
-    return (path, headers, signal) =>
-      awaitResponse(httpGet({ host: '127.0.0.1', port: live.port, path, headers, signal }));
+    return async (path, headers, signal) =>
+      httpGet({ host: '127.0.0.1', port: live.port, path, headers, signal });
   }
   const { resolveHops } = await import('../tunnel/hops.js');
   const { openTunnel } = await import('./open-tunnel.js');
@@ -126,10 +129,8 @@ export async function openControlPlane(o: {
     const { openChannel } = await import('../tunnel/local.js');
     await tlsSetup.tls.probe(await openChannel(upstream));
   }
-  return async (path, headers, signal) =>
-    awaitResponse(
-      await upstreamRequest({ ...upstream, token, proof }, { method: 'GET', path, headers, signal }),
-    );
+  return (path, headers, signal) =>
+    upstreamRequest({ ...upstream, token, proof }, { method: 'GET', path, headers, signal });
 }
 
 /** The small text answers of the log (checkpoint, proofs), bounded, through the same channel. */
@@ -137,10 +138,8 @@ export function textFetcher(request: ControlPlaneRequest, mcpUrl: string, signal
   return async (path: string) => {
     const { readBounded } = await import('./audit-log.js');
     const url = new URL(path, mcpUrl);
-    const res = await request(
-      `${url.pathname}${url.search}`,
-      { accept: 'text/plain, application/json' },
-      signal,
+    const res = await awaitResponse(
+      await request(`${url.pathname}${url.search}`, { accept: 'text/plain, application/json' }, signal),
     );
     if (res.statusCode === 401 || res.statusCode === 403) {
       res.resume();
@@ -183,11 +182,13 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
       onAgentGone: (err) => stop.abort(err),
       unsafeSkipTlsVerify: opts.unsafeSkipTlsVerify,
     });
-    const open: OpenFeed = (req, signal) =>
-      request(
-        feedPath(mcpUrl, req),
-        { accept: 'text/event-stream', ...(req.lastEventId ? { 'last-event-id': req.lastEventId } : {}) },
-        signal,
+    const open: OpenFeed = async (req, signal) =>
+      feedResponse(
+        await request(
+          feedPath(mcpUrl, req),
+          { accept: 'text/event-stream', ...(req.lastEventId ? { 'last-event-id': req.lastEventId } : {}) },
+          signal,
+        ),
       );
     const get = textFetcher(request, mcpUrl, stop.signal);
 

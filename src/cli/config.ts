@@ -49,11 +49,20 @@ async function runShow(globals: GlobalOptions, deps: Deps) {
   }
   const { c } = ui;
   ui.out(`${c.bold('Profile')} ${eff.name} ${c.dim(`(${describe(eff.nameSource)})`)}`);
-  for (const key of keys) {
+  // Columns as wide as their widest cell (keys like host_key_fingerprints are longer than any fixed width),
+  // measured before colouring: escape sequences take no room on the screen.
+  const cells = keys.map((key) => {
     const value = eff.profile[key];
-    const text =
-      value === undefined ? c.yellow('(not set)') : Array.isArray(value) ? value.join(' ') : String(value);
-    ui.out(`  ${key.padEnd(14)} ${text.padEnd(40)} ${c.dim(describe(eff.sources[key]?.source))}`);
+    const text = value === undefined ? '(not set)' : Array.isArray(value) ? value.join(' ') : String(value);
+    return { key, text, unset: value === undefined };
+  });
+  const keyWidth = Math.max(...cells.map((r) => r.key.length));
+  const textWidth = Math.max(...cells.map((r) => r.text.length));
+  for (const { key, text, unset } of cells) {
+    const shown = unset ? c.yellow(text) : text;
+    ui.out(
+      `  ${key.padEnd(keyWidth)}  ${shown}${' '.repeat(textWidth - text.length)}  ${c.dim(describe(eff.sources[key]?.source))}`,
+    );
   }
   ui.out(c.dim(`User file: ${eff.userFile}`));
   if (eff.projectFile) ui.out(c.dim(`Project file: ${eff.projectFile}`));
@@ -142,9 +151,11 @@ async function runList(globals: GlobalOptions, deps: Deps) {
   }
   if (rows.length === 0)
     ui.info('No profiles yet: create one with `mcp-secure config set issuer https://… --profile NAME`.');
+  const nameWidth = Math.max(0, ...rows.map((r) => r.name.length));
+  const issuerWidth = Math.max(0, ...rows.map((r) => (r.issuer ?? '(no issuer)').length));
   for (const r of rows) {
     ui.out(
-      `${r.name === eff.name ? '*' : ' '} ${r.name.padEnd(16)} ${(r.issuer ?? '(no issuer)').padEnd(40)} ${ui.c.dim(r.file ?? '')}`,
+      `${r.name === eff.name ? '*' : ' '} ${r.name.padEnd(nameWidth)}  ${(r.issuer ?? '(no issuer)').padEnd(issuerWidth)}  ${ui.c.dim(r.file ?? '')}`,
     );
   }
   return 0;

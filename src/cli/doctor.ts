@@ -119,7 +119,8 @@ interface Discovery extends Outcome {
 
 async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
   const issuer = eff.profile.issuer!;
-  const { checkIssuerUrl, readCapped } = await import('../auth/oidc.js');
+  const { checkIssuerUrl, issuerMatches, issuerMismatch, readCapped, tlsTrustProblem, TLS_TRUST_HINT } =
+    await import('../auth/oidc.js');
   const url = checkIssuerUrl(issuer, eff.profile.insecure_http === true);
   const well = new URL(`${url.href.replace(/\/$/, '')}/.well-known/openid-configuration`);
   const started = deps.now();
@@ -130,6 +131,14 @@ async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
       headers: { accept: 'application/json' },
     });
   } catch (err) {
+    const tls = tlsTrustProblem(err);
+    if (tls) {
+      return {
+        status: 'fail',
+        detail: `the TLS certificate of ${url.origin} is not trusted on this machine (${tls}): certificate trust, not the network`,
+        fix: TLS_TRUST_HINT,
+      };
+    }
     return {
       status: 'fail',
       detail: `${well.href} is not reachable: ${errText(err)}`,
@@ -148,7 +157,13 @@ async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
       fix: 'check the issuer URL: it must be the exact issuer, without /.well-known/…',
     };
   }
-  let doc: { issuer?: unknown; device_authorization_endpoint?: unknown; token_endpoint?: unknown };
+  let doc: {
+    issuer?: unknown;
+    device_authorization_endpoint?: unknown;
+    token_endpoint?: unknown;
+    revocation_endpoint?: unknown;
+    revocation_endpoint_auth_methods_supported?: unknown;
+  };
   try {
     doc = (await (await readCapped(res, well.href)).json()) as typeof doc;
   } catch (err) {
@@ -161,17 +176,27 @@ async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
       fix: 'check the issuer URL: a proxy or captive portal may be answering instead',
     };
   }
-  if (doc.issuer !== issuer && doc.issuer !== issuer.replace(/\/$/, '')) {
-    return {
-      ...clock,
-      status: 'fail',
-      detail: `the discovery document names another issuer (${sanitize(doc.issuer, 80)})`,
-      fix: `set the exact issuer: mcp-secure config set issuer ${sanitize(doc.issuer, 80)}${profileHint(eff)}`,
-    };
+  // The same rule as login's (openid-client's): doctor passing and login then refusing helps nobody.
+  if (!issuerMatches(issuer, doc.issuer)) {
+    const { message, hint } = issuerMismatch(issuer, doc.issuer, profileHint(eff));
+    return { ...clock, status: 'fail', detail: message, fix: hint };
   }
   const grants = [doc.token_endpoint ? 'token' : '', doc.device_authorization_endpoint ? 'device flow' : '']
     .filter(Boolean)
     .join(', ');
+  // RFC 8414 §2: the auth methods the revocation endpoint takes. A list without "none" means this public
+  // client's tokens cannot be revoked at logout (Glewlwyd answers 401): say so before it matters. An
+  // absent list formally means client_secret_basic, but many IdPs omit it and accept public clients
+  // (RFC 7009 §2.1), so only a list is believed.
+  const methods = doc.revocation_endpoint_auth_methods_supported;
+  if (typeof doc.revocation_endpoint === 'string' && Array.isArray(methods) && !methods.includes('none')) {
+    return {
+      ...clock,
+      status: 'warn',
+      detail: `${issuer} (${grants || 'no endpoints listed'}); its revocation endpoint needs client authentication (${sanitize(methods.join(', '), 80)}), which a public client has not: \`logout\` will delete the login here, but its refresh token stays valid at the IdP until it expires`,
+      fix: 'ask your IdP admin to let the public client revoke its own tokens (RFC 7009 §2.1), or to keep refresh token lifetimes short',
+    };
+  }
   return { ...clock, status: 'ok', detail: `${issuer} (${grants || 'no endpoints listed'})` };
 }
 

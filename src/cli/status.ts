@@ -64,7 +64,15 @@ export async function runStatus(globals: GlobalOptions, opts: StatusOptions, dep
             flow: login.flow,
             logged_in_at: iso(login.logged_in_at),
             access_expires_at: iso(login.access_expires_at ?? undefined),
-            access_token_valid: login.access_expires_at !== null ? login.access_expires_at > now : null,
+            access_token_valid:
+              login.refresh_refused_at !== undefined
+                ? false
+                : login.access_expires_at !== null
+                  ? login.access_expires_at > now
+                  : null,
+            ...(login.refresh_refused_at !== undefined
+              ? { refresh_refused_at: iso(login.refresh_refused_at) }
+              : {}),
             refresh_token: login.refresh_token,
             scope: login.scope,
             dpop: login.dpop,
@@ -72,7 +80,7 @@ export async function runStatus(globals: GlobalOptions, opts: StatusOptions, dep
           }
         : {}),
     });
-    return login ? 0 : 4;
+    return login && login.refresh_refused_at === undefined ? 0 : 4;
   }
 
   const { c } = ui;
@@ -103,6 +111,15 @@ export async function runStatus(globals: GlobalOptions, opts: StatusOptions, dep
     'Logged in',
     `${new Date(login.logged_in_at).toISOString()} (${relativeTime(login.logged_in_at, now)}, ${login.flow} flow)`,
   );
+  if (login.refresh_refused_at !== undefined) {
+    const when = `${new Date(login.refresh_refused_at).toISOString()} (${relativeTime(login.refresh_refused_at, now)})`;
+    row('Access token', c.yellow('not usable: the login is dead'));
+    row('Refresh token', c.yellow(`refused by the IdP ${when}`));
+    ui.info(
+      `The IdP no longer accepts this login — run \`mcp-secure login${eff.name === 'default' ? '' : ` --profile ${eff.name}`}\`.`,
+    );
+    return 4;
+  }
   if (login.access_expires_at !== null) {
     const valid = login.access_expires_at > now;
     const when = `${new Date(login.access_expires_at).toISOString()} (${relativeTime(login.access_expires_at, now)})`;

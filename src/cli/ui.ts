@@ -95,9 +95,15 @@ export class Ui implements LoginUi {
     this.info('');
     this.info(`To sign in, open this page on any device:`);
     this.info(`  ${c.cyan.underline(sanitize(info.verificationUriComplete ?? info.verificationUri, 500))}`);
-    this.info(`and check that it shows this code:  ${c.bold.yellow(sanitize(info.userCode, 40))}`);
-    if (info.verificationUriComplete)
+    const code = c.bold.yellow(sanitize(info.userCode, 40));
+    if (info.verificationUriComplete) {
+      this.info(`and check that it shows this code:  ${code}`);
       this.info(c.dim(`(or go to ${sanitize(info.verificationUri, 500)} and type the code)`));
+    } else {
+      // Without verification_uri_complete (RFC 8628 §3.3.1: optional; Glewlwyd omits it) the page cannot
+      // know the code: the user has to type it in.
+      this.info(`and type in this code:  ${code}`);
+    }
     this.info(c.dim(`The code expires in ${minutes} min. Press Ctrl-C to cancel.`));
     this.info('');
     // On a terminal wide enough, a QR code of the URL for phones; the encoder is loaded only then.
@@ -110,13 +116,20 @@ export class Ui implements LoginUi {
     }
   }
 
-  showBrowserUrl(url: string, opened: boolean): void {
+  showBrowserUrl(url: string, opened: boolean, redirect?: { uri: string; fixed: boolean }): void {
     if (opened) {
       this.info('Opened your browser to sign in. If it did not open, visit:');
     } else {
       this.info('Could not open a browser here. Open this URL to sign in:');
     }
     this.info(`  ${this.c.cyan(sanitize(url, 2000))}`);
+    if (redirect?.fixed) {
+      this.info(this.c.dim(`Redirect URI (registered at your IdP exactly so): ${redirect.uri}`));
+    } else if (redirect) {
+      this.debug(
+        `redirect URI: ${redirect.uri} (a random port; an IdP that wants one exact URI needs callback_port)`,
+      );
+    }
   }
 }
 

@@ -38,6 +38,7 @@ type NoDefault =
   | 'identity_file'
   | 'host_key_fingerprints'
   | 'mcp_url'
+  | 'callback_port'
   | 'ssh_ca_endpoint'
   | 'mcp_ca_file'
   | 'client_cert_endpoint'
@@ -79,6 +80,7 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   host_key_fingerprints: 'MCP_SECURE_HOST_KEY_FINGERPRINTS',
   mcp_url: 'MCP_SECURE_MCP_URL',
   local_port: 'MCP_SECURE_LOCAL_PORT',
+  callback_port: 'MCP_SECURE_CALLBACK_PORT',
   ssh_transport: 'MCP_SECURE_SSH_TRANSPORT',
   ssh_ca_endpoint: 'MCP_SECURE_SSH_CA_ENDPOINT',
   agent_idle_timeout: 'MCP_SECURE_AGENT_IDLE_TIMEOUT',

@@ -63,6 +63,12 @@ export interface Profile {
    * an SSH host key: checkpoints signed by any other key are refused (docs/protocol.md §5).
    */
   audit_log_key?: string;
+  /**
+   * Fixed ports for the browser login's loopback redirect, tried in order (default: a random port). For an
+   * IdP that accepts only the exact registered redirect URI, port included: register
+   * http://127.0.0.1:PORT/callback for each.
+   */
+  callback_port?: number[];
   /** Which SSH client carries the tunnel: `auto` (OpenSSH where `ssh` is installed), `openssh`, `ssh2`. */
   ssh_transport?: 'auto' | 'openssh' | 'ssh2';
   /**
@@ -259,6 +265,18 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
   },
   client_cert_file: { expected: 'a path to a PEM certificate', check: isString, parse: (t) => t },
   client_key_file: { expected: 'a path to a PEM private key', check: isString, parse: (t) => t },
+  callback_port: {
+    expected: 'a list of port numbers between 1024 and 65535 (the registered http://127.0.0.1:PORT/callback)',
+    check: (v) =>
+      Array.isArray(v) &&
+      v.length > 0 &&
+      v.every((p) => typeof p === 'number' && Number.isInteger(p) && p >= 1024 && p <= 65535),
+    parse: (t) =>
+      t
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .map((p) => (/^\d+$/.test(p) ? Number(p) : p)),
+  },
 };
 
 /** Tenant names: lower-case letters, digits and dashes, as the control plane names them. */

@@ -8,9 +8,10 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { haveSshd } from '../../sandbox/sshd.js';
+import { gate, missing } from '../helpers/requires.js';
+
+const { test } = gate(missing('sshd'));
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 const PATHS = ['direct', 'ssh-L', 'ssh-L-aes', 'raw', 'proxy', 'raw-openssh', 'proxy-openssh'];
@@ -32,9 +33,7 @@ interface Results {
   };
 }
 
-test('npm run bench --small: every bench, every row, valid JSON', {
-  skip: !(await haveSshd()) && 'needs OpenSSH sshd',
-}, async () => {
+test('npm run bench --small: every bench, every row, valid JSON', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mcp-secure-bench-test-'));
   try {
     const json = join(dir, 'out.json');

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -23,6 +22,9 @@ import { generateEd25519 } from '../../sandbox/ssh-keys.js';
 import { type BastionProcess, startBastionProcess } from '../helpers/bastion-process.js';
 import { type CliRun, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
+
+const { after, before, test } = gate(missing('secret-service'));
 
 const LOAD_MS = 60_000;
 const KILLS_AT_MS = [6_000, 17_000, 28_000, 39_000, 50_000];

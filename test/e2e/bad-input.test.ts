@@ -103,7 +103,8 @@ test('bad issuers and IdP answers: one line, next step, exit code', async () => 
       name: 'mix-up',
       issuer: mixUp,
       code: 5,
-      error: /names a different issuer \(possible mix-up attack\); refusing it/,
+      error:
+        /the IdP's discovery document names its issuer "http:\/\/127\.0\.0\.1:\d+", but the profile's issuer is "http:\/\/127\.0\.0\.1:\d+"; they must be the same string \(a possible mix-up attack\)/,
     },
     {
       name: 'hostile error text',

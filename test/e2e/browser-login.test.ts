@@ -5,14 +5,17 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
+import { which } from '../../sandbox/which.js';
 import { startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
+
+const { after, before, test } = gate(missing('secret-service', 'secret-tool', 'chromium'));
 
 const BROWSER_SCRIPT = fileURLToPath(new URL('../../../test/fixtures/browser.sh', import.meta.url));
 const alice = USERS.find((u) => u.username === 'alice')!;
@@ -27,7 +30,7 @@ before(async () => {
   user = await userEnv();
   await writeSandboxProfile(idp, user.env());
   browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath: which('chromium') ?? 'chromium',
     headless: true,
     args: [
       '--no-sandbox',

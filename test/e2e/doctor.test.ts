@@ -8,14 +8,16 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
 import { type SandboxIdp, startIdp } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { runCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
 import { type Agent, startAgent } from '../helpers/ssh-agent.js';
+
+const { after, before, test } = gate(missing('secret-service'));
 
 let idp: SandboxIdp;
 let keyring: SecretService;

@@ -4,11 +4,13 @@
  * other events, the gap named, a --verify failure, and an end, never a loop or a buffer without bound.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
 import type { ControlPlane } from '../../sandbox/control-plane.js';
 import { runCli } from '../helpers/cli.js';
 import type { UserEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
 import { type AliceStack, aliceStack } from '../helpers/stack.js';
+
+const { after, before, test } = gate(missing('secret-service'));
 
 let stack: AliceStack;
 let plane: ControlPlane;

@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { generateUserKey, startBastion } from '../../sandbox/bastion.js';
 import { startControlPlane } from '../../sandbox/control-plane.js';
 import { deviceLogin } from '../../sandbox/device-login.js';
@@ -19,6 +18,9 @@ import { CliError } from '../../src/errors.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
 import { discovery, json, type Route, serve } from '../helpers/http.js';
+import { gate, missing } from '../helpers/requires.js';
+
+const { after, before, test } = gate(missing('secret-service'));
 
 type Server = Awaited<ReturnType<typeof serve>>;
 let user: UserEnv;

@@ -10,7 +10,6 @@ import { writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type ServerResponse } from 'node:http';
 import { type AddressInfo, createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import ssh2 from 'ssh2';
 import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
 import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
@@ -21,6 +20,9 @@ import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { fingerprintOf, generateEd25519, parsePrivateKey } from '../../sandbox/ssh-keys.js';
 import { type CliRun, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
+
+const { after, before, test } = gate(missing('secret-service'));
 
 const alice = USERS.find((u) => u.username === 'alice')!;
 let idp: SandboxIdp;

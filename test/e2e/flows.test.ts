@@ -3,7 +3,8 @@
  * RFC 8628 slow_down, expiry and cancel; the loopback listener's state and Host checks and its timeout.
  */
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { approveAuthorization, approveDevice } from '../../sandbox/approve.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
@@ -212,4 +213,34 @@ test('browser flow: no browser here prints the URL to open', async () => {
   await assert.rejects(browserLogin(opts), /did not finish within/);
   // The one-time link, not the authorization URL (state, PKCE challenge) itself.
   assert.match(opts.ui.urls[0] ?? '', /^http:\/\/127\.0\.0\.1:\d+\/start\/[A-Za-z0-9_-]{43}$/);
+});
+
+test('browser flow: the timeout names the likely cause, an IdP that wants one exact redirect URI, and the fix', async () => {
+  const random = browserOptions(async () => true, 50);
+  await assert.rejects(browserLogin(random), (err: unknown) => {
+    assert.ok(err instanceof CliError);
+    assert.equal(err.exitCode, 4);
+    assert.match(
+      err.hint ?? '',
+      /register http:\/\/127\.0\.0\.1:PORT\/callback there and set `mcp-secure config set callback_port PORT`/,
+    );
+    return true;
+  });
+  // With a fixed port: the URI in the authorization request, and in the hint, is exactly that one.
+  const probe = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+  const fixed = { ...browserOptions(async () => true, 50), ports: [probe] };
+  await assert.rejects(browserLogin(fixed), (err: unknown) => {
+    assert.ok(err instanceof CliError);
+    assert.match(err.hint ?? '', new RegExp(`register exactly http://127\\.0\\.0\\.1:${probe}/callback`));
+    return true;
+  });
+  assert.equal(
+    new URL(fixed.ui.urls[0]!).searchParams.get('redirect_uri'),
+    `http://127.0.0.1:${probe}/callback`,
+  );
 });

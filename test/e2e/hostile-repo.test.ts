@@ -9,12 +9,15 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import ssh2 from 'ssh2';
 import { fingerprintOf, generateEd25519, parsePrivateKey } from '../../sandbox/ssh-keys.js';
 import { type CliRun, runCli, startCli } from '../helpers/cli.js';
+import { gate, missing } from '../helpers/requires.js';
 import { type AliceStack, aliceStack } from '../helpers/stack.js';
 import { tmuxServer } from '../helpers/tmux.js';
+
+const { after, before, test } = gate(missing('secret-service'));
+const withTmux = gate(missing('secret-service', 'tmux'));
 
 const { Server } = ssh2;
 
@@ -263,45 +266,48 @@ test('exchange_endpoint over plain http off loopback is refused even from the us
   assert.equal((await runCli(['--profile', 'sandbox', 'status'], stack.user.env())).code, 0);
 });
 
-test('on a real terminal (tmux): the trust prompt shows the file and its values; yes is remembered until the file changes', async (t) => {
-  const { execFileSync } = await import('node:child_process');
-  try {
-    execFileSync('tmux', ['-V']);
-  } catch {
-    t.skip('needs tmux (Debian package: tmux)');
-    return;
-  }
-  const { dir, file } = await repo('prompted', { scopes: ['profile', 'email', 'groups'] });
-  const tmux = tmuxServer(`mcp-secure-trust-${process.pid}`);
-  const status = ['--profile', 'sandbox', 'status'];
-  try {
-    await tmux.start('ask', stack.user.env(), status, { cwd: dir });
-    const asked = await tmux.waitFor('ask', /Trust this project file\? \[y\/N\]/);
-    assert.ok(asked.includes(file), asked);
-    assert.match(asked, /is new here and sets what only your own config should:/);
-    assert.match(asked, /scopes = profile email groups/);
-    await tmux.run('send-keys', '-t', 'ask', 'y', 'Enter');
-    const done = await tmux.waitFor('ask', /exit \d+/);
-    assert.match(done, /exit 0/, done);
-    const config = JSON.parse(await readFile(join(stack.user.configDir, 'config.json'), 'utf8'));
-    assert.match(config.trusted_projects[file], /^[0-9a-f]{64}$/);
+withTmux.test(
+  'on a real terminal (tmux): the trust prompt shows the file and its values; yes is remembered until the file changes',
+  async (t) => {
+    const { execFileSync } = await import('node:child_process');
+    try {
+      execFileSync('tmux', ['-V']);
+    } catch {
+      t.skip('needs tmux (Debian package: tmux)');
+      return;
+    }
+    const { dir, file } = await repo('prompted', { scopes: ['profile', 'email', 'groups'] });
+    const tmux = tmuxServer(`mcp-secure-trust-${process.pid}`);
+    const status = ['--profile', 'sandbox', 'status'];
+    try {
+      await tmux.start('ask', stack.user.env(), status, { cwd: dir });
+      const asked = await tmux.waitFor('ask', /Trust this project file\? \[y\/N\]/);
+      assert.ok(asked.includes(file), asked);
+      assert.match(asked, /is new here and sets what only your own config should:/);
+      assert.match(asked, /scopes = profile email groups/);
+      await tmux.run('send-keys', '-t', 'ask', 'y', 'Enter');
+      const done = await tmux.waitFor('ask', /exit \d+/);
+      assert.match(done, /exit 0/, done);
+      const config = JSON.parse(await readFile(join(stack.user.configDir, 'config.json'), 'utf8'));
+      assert.match(config.trusted_projects[file], /^[0-9a-f]{64}$/);
 
-    await tmux.start('again', stack.user.env(), status, { cwd: dir });
-    const again = await tmux.waitFor('again', /exit \d+/);
-    assert.match(again, /exit 0/);
-    assert.doesNotMatch(again, /Trust this project file/, 'the same file is not asked about again');
+      await tmux.start('again', stack.user.env(), status, { cwd: dir });
+      const again = await tmux.waitFor('again', /exit \d+/);
+      assert.match(again, /exit 0/);
+      assert.doesNotMatch(again, /Trust this project file/, 'the same file is not asked about again');
 
-    await writeFile(
-      file,
-      JSON.stringify({ profiles: { sandbox: { scopes: ['profile', 'email', 'admin'] } } }),
-    );
-    await tmux.start('changed', stack.user.env(), status, { cwd: dir });
-    const changed = await tmux.waitFor('changed', /Trust this project file/);
-    assert.match(changed, /has CHANGED since you trusted it/);
-    await tmux.run('send-keys', '-t', 'changed', 'Enter');
-    const refused = await tmux.waitFor('changed', /exit \d+/);
-    assert.match(refused, /exit 2/, refused);
-  } finally {
-    await tmux.kill();
-  }
-});
+      await writeFile(
+        file,
+        JSON.stringify({ profiles: { sandbox: { scopes: ['profile', 'email', 'admin'] } } }),
+      );
+      await tmux.start('changed', stack.user.env(), status, { cwd: dir });
+      const changed = await tmux.waitFor('changed', /Trust this project file/);
+      assert.match(changed, /has CHANGED since you trusted it/);
+      await tmux.run('send-keys', '-t', 'changed', 'Enter');
+      const refused = await tmux.waitFor('changed', /exit \d+/);
+      assert.match(refused, /exit 2/, refused);
+    } finally {
+      await tmux.kill();
+    }
+  },
+);

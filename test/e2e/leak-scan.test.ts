@@ -11,7 +11,6 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
@@ -22,6 +21,9 @@ import { type SecretService, startSecretService } from '../../sandbox/keychain.j
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
+
+const { after, before, test } = gate(missing('secret-service', 'secret-tool'));
 
 const alice = USERS.find((u) => u.username === 'alice')!;
 let idp: SandboxIdp;

@@ -7,10 +7,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmod, chown, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { BIN, runCli } from '../helpers/cli.js';
 import { userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
 import { type AliceStack, aliceStack } from '../helpers/stack.js';
+
+const { after, before, test } = gate(missing('secret-service'));
 
 let stack: AliceStack;
 

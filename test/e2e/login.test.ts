@@ -6,13 +6,15 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { approveDevice } from '../../sandbox/approve.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
-import { haveSecretServiceTools, type SecretService, startSecretService } from '../../sandbox/keychain.js';
+import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
+
+const { after, before, test } = gate(missing('secret-service', 'secret-tool'));
 
 const alice = USERS.find((u) => u.username === 'alice')!;
 let idp: SandboxIdp;
@@ -45,10 +47,6 @@ async function deviceLogin(
 const ITEM = { service: 'mcp-secure', username: 'profile:sandbox' };
 
 before(async () => {
-  assert.ok(
-    await haveSecretServiceTools(),
-    'dbus-daemon, gnome-keyring-daemon and secret-tool are needed (see .ci/run)',
-  );
   keyring = await startSecretService();
   idp = await startIdp({ deviceInterval: 1 });
   user = await userEnv();

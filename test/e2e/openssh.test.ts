@@ -108,13 +108,16 @@ const PRIVATE_KEY = new RegExp(['PRIVATE', 'KEY-----'].join(' ') + '|' + ['b3Blb
 test('no SSH key on disk: an in-memory key, a certificate from the sandbox CA, an agent on a 0600 socket; sshd has no authorized_keys', {
   skip,
 }, async () => {
-  const u = await loggedIn({
-    bastion: `${caSshd.username}@127.0.0.1:${caSshd.port}`,
-    host_key_fingerprints: `[127.0.0.1]:${caSshd.port}=${caSshd.fingerprint}`,
-    mcp_url: plane.url,
-    ssh_ca_endpoint: plane.sshCaEndpoint,
-    ssh_transport: 'openssh',
-  }, true);
+  const u = await loggedIn(
+    {
+      bastion: `${caSshd.username}@127.0.0.1:${caSshd.port}`,
+      host_key_fingerprints: `[127.0.0.1]:${caSshd.port}=${caSshd.fingerprint}`,
+      mcp_url: plane.url,
+      ssh_ca_endpoint: plane.sshCaEndpoint,
+      ssh_transport: 'openssh',
+    },
+    true,
+  );
   // The private dir goes under $XDG_RUNTIME_DIR: one of this user's own, to find it.
   const runtime = join(u.root, 'run');
   const run = startCli(

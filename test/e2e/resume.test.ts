@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -16,7 +15,10 @@ import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/in
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { BIN, baseEnv, type CliRun, startCli } from '../helpers/cli.js';
+import { gate, missing } from '../helpers/requires.js';
 import { type UpstreamStack, upstreamStack } from '../helpers/upstream-stack.js';
+
+const { after, before, test } = gate(missing('secret-service'));
 
 /** The tool's progress has reached the client; the test then breaks the path and lets the tool finish. */
 let onProgress: () => void = () => undefined;

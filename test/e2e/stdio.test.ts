@@ -6,11 +6,13 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { BIN, baseEnv, runCli } from '../helpers/cli.js';
+import { gate, missing } from '../helpers/requires.js';
 import { type AliceStack, aliceStack } from '../helpers/stack.js';
+
+const { after, before, test } = gate(missing('secret-service'));
 
 let stack: AliceStack;
 

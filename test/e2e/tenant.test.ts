@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, webcrypto } from 'node:crypto';
-import { after, before, test } from 'node:test';
 import { approveDevice } from '../../sandbox/approve.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
@@ -13,6 +12,9 @@ import { startResource } from '../../sandbox/resource.js';
 import { findAgent } from '../../src/auth/agent-client.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
+
+const { after, before, test } = gate(missing('secret-service', 'secret-tool'));
 
 const [alice, bob] = [USERS.find((u) => u.username === 'alice')!, USERS.find((u) => u.username === 'bob')!];
 let idp: SandboxIdp;

@@ -7,7 +7,8 @@ import type { ClientChannel, ConnectConfig } from 'ssh2';
 import ssh2 from 'ssh2';
 import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
 import { fingerprintOf, freeLoopbackPort } from '../../sandbox/ssh-keys.js';
-import { haveSshd, type Sshd, startSshd } from '../../sandbox/sshd.js';
+import { type Sshd, startSshd } from '../../sandbox/sshd.js';
+import { gate, missing } from '../helpers/requires.js';
 
 type SshClient = InstanceType<typeof ssh2.Client>;
 
@@ -240,13 +241,12 @@ describe('sandbox bastion (ssh2 Server)', () => {
   });
 });
 
-const available = await haveSshd();
+const withSshd = gate(missing('sshd'));
 
 describe('OpenSSH sshd', () => {
   let sshd: Sshd;
 
-  before(async () => {
-    if (!available) return;
+  withSshd.before(async () => {
     sshd = await startSshd({
       authorizedKeys: [user.publicKey],
       permitOpen: [{ host: '127.0.0.1', port: echoPort }],
@@ -257,16 +257,14 @@ describe('OpenSSH sshd', () => {
     await sshd?.close();
   });
 
-  test('identity: the fingerprint is the host key ssh2 sees', { skip: !available && 'no sshd' }, async () => {
+  withSshd.test('identity: the fingerprint is the host key ssh2 sees', async () => {
     assert.match(sshd.fingerprint, FINGERPRINT);
     assert.match(sshd.knownHostsLine, new RegExp(`^\\[127\\.0\\.0\\.1\\]:${sshd.port} ssh-ed25519 AAAA`));
     const client = await connect(sshd, user); // hostVerifier fails the handshake on any other key
     client.end();
   });
 
-  test('the user key: forwards to PermitOpen, refuses another port; no shell', {
-    skip: !available && 'no sshd',
-  }, async () => {
+  withSshd.test('the user key: forwards to PermitOpen, refuses another port; no shell', async () => {
     const client = await connect(sshd, user);
     try {
       const data = randomBytes(3 * 1024 * 1024);
@@ -293,13 +291,11 @@ describe('OpenSSH sshd', () => {
     }
   });
 
-  test('another key is refused', { skip: !available && 'no sshd' }, async () => {
+  withSshd.test('another key is refused', async () => {
     await assertAuthRefused(connect(sshd, stranger));
   });
 
-  test('stop() drops an open connection; restart() has the same port and fingerprint', {
-    skip: !available && 'no sshd',
-  }, async () => {
+  withSshd.test('stop() drops an open connection; restart() has the same port and fingerprint', async () => {
     const client = await connect(sshd, user);
     await forwardOut(client, '127.0.0.1', echoPort);
     const gone = closed(client);
@@ -320,9 +316,7 @@ describe('OpenSSH sshd', () => {
     }
   });
 
-  test('a given host key is kept: the sandbox bastion and sshd can wear one identity', {
-    skip: !available && 'no sshd',
-  }, async () => {
+  withSshd.test('a given host key is kept: the sandbox bastion and sshd can wear one identity', async () => {
     const bastion = await startBastion({ authorizedKeys: [user.publicKey], allow: [] });
     await bastion.close();
     // A key from ssh2 (the bastion's) in OpenSSH's hands.

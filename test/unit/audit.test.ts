@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { Duplex } from 'node:stream';
 import { test } from 'node:test';
 import {
   type AuditEvent,
@@ -10,6 +12,7 @@ import {
   parseEvent,
 } from '../../src/audit/chain.js';
 import { type SseMessage, SseParser } from '../../src/audit/sse.js';
+import { feedResponse, type OpenFeed, tail } from '../../src/audit/tail.js';
 
 function chain(n: number, tenant = 'acme'): AuditEvent[] {
   const out: AuditEvent[] = [];
@@ -118,4 +121,77 @@ for (const [name, data, why] of malformed) {
 
 test('a well-formed event parses', () => {
   assert.equal(typeof parseEvent(goodEvent), 'object');
+});
+
+/**
+ * A feed whose every connection is cut after `perConnection` events, the cut arriving in the same read as
+ * the events (as when one SSH packet carries the last data and the channel close): the whole answer is
+ * pushed into the connection at once, then its end. Resumes from Last-Event-ID; says `: live` at the end.
+ */
+function cutFeed(events: AuditEvent[], perConnection: number): { open: OpenFeed; connections: () => number } {
+  let connections = 0;
+  const open: OpenFeed = (request, signal) => {
+    connections += 1;
+    const from = Number(request.lastEventId ?? 0);
+    const batch = events.filter((e) => e.seq > from).slice(0, perConnection);
+    const live = batch.length < perConnection;
+    const body =
+      batch.map((e) => `id: ${e.seq}\nevent: audit\ndata: ${JSON.stringify(e)}\n\n`).join('') +
+      (live ? ': live\n\n' : '');
+    const answer =
+      'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n' +
+      `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n`;
+    let asked = '';
+    const conn = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, done) {
+        asked += chunk.toString();
+        if (asked.includes('\r\n\r\n')) {
+          this.push(answer);
+          if (!live) this.push(null); // the cut: no terminating chunk, the connection just ends
+        }
+        done();
+      },
+    });
+    return feedResponse(
+      httpRequest({
+        path: '/audit/stream',
+        headers: { accept: 'text/event-stream' },
+        createConnection: () => conn as unknown as import('node:net').Socket,
+        signal,
+      }),
+    );
+  };
+  return { open, connections: () => connections };
+}
+
+test('tail: events that arrive together with the cut are delivered, so every resume makes progress', async () => {
+  const events = chain(10);
+  const feed = cutFeed(events, 3);
+  const got: number[] = [];
+  const problems: ChainProblem[] = [];
+  const result = await tail({
+    open: feed.open,
+    tenant: 'acme',
+    follow: false,
+    since: undefined,
+    deliver: (e) => {
+      got.push(e.seq);
+      return '';
+    },
+    problem: (p) => problems.push(p),
+    write: async () => undefined,
+    heartbeatTimeoutMs: 60_000,
+    quietMs: 60_000,
+    sleep: async () => undefined,
+    random: () => 0,
+    signal: new AbortController().signal,
+  });
+  assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(problems, []);
+  assert.ok(result.verifier.ok);
+  // 3 + 3 + 3 cut, then 1 and `: live`: four connections, three resumes. Before the fix every connection
+  // lost its events to the cut and the tail resumed at event 1 until the round limit.
+  assert.equal(feed.connections(), 4);
+  assert.equal(result.resumes, 3);
 });

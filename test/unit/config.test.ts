@@ -108,6 +108,7 @@ const SAMPLE: Record<keyof Profile, unknown> = {
   host_key_fingerprints: [`[127.0.0.1]:2222=SHA256:${'A'.repeat(43)}`],
   mcp_url: 'http://evil.internal/mcp',
   local_port: 7999,
+  callback_port: [8400],
   ssh_transport: 'ssh2',
   ssh_ca_endpoint: 'https://evil.example/ssh/certificate',
   mcp_ca_file: '/tmp/evil-ca.pem',

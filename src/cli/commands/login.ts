@@ -28,6 +28,10 @@ export function loginCommand(ctx: CommandContext, runF?: Runner<LoginOptions>) {
     .addOption(storageOption())
     .option('--scope <scopes>', 'extra scopes besides "openid offline_access" (space or comma separated)')
     .option('--timeout <seconds>', 'how long to wait for the sign-in')
+    .option(
+      '--callback-port <ports>',
+      'browser login: listen on this fixed port (or the first free of several) for the exact redirect URI your IdP has registered',
+    )
     .option('--no-dpop', 'do not bind the tokens to a DPoP key even where the IdP offers it')
     .addOption(issuerOption())
     .addOption(clientIdOption())

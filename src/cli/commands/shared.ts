@@ -10,7 +10,7 @@ import type {
 } from '@commander-js/extra-typings';
 import { Argument as RawArgument, Command as RawCommand, Option as RawOption } from 'commander';
 import type { Profile } from '../../config/schema.js';
-import { STORAGES } from '../../config/schema.js';
+import { PROFILE_KEYS, STORAGES } from '../../config/schema.js';
 import { CliError, sanitize } from '../../errors.js';
 import type { Deps } from '../../io.js';
 import type { GlobalOptions } from '../ui.js';
@@ -107,6 +107,7 @@ export interface ProfileFlagOptions {
   scope?: string | undefined;
   dpop?: boolean | undefined;
   timeout?: string | undefined;
+  callbackPort?: string | undefined;
 }
 
 export interface ProfileFlags {
@@ -146,6 +147,11 @@ export function profileFlags(options: ProfileFlagOptions): ProfileFlags {
   if (options.timeout !== undefined) {
     values.login_timeout = Number(options.timeout);
     names.login_timeout = '--timeout';
+  }
+  if (options.callbackPort !== undefined) {
+    // Validated with the other flag values (config/load.ts), against callback_port's spec.
+    values.callback_port = PROFILE_KEYS.callback_port.parse(options.callbackPort) as number[];
+    names.callback_port = '--callback-port';
   }
   return { values, names };
 }
