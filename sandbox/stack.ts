@@ -55,6 +55,7 @@ export async function startStack(options: {
       sshCaEndpoint: plane.sshCaEndpoint,
       fingerprints: [`[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`],
       mcpUrl: plane.url,
+      auditLogKey: plane.logKey.vkey,
     });
     return {
       idp,

@@ -39,7 +39,7 @@ import {
   signProof,
 } from './dpop.js';
 import type { DeviceCodeInfo, LoginUi } from './login-ui.js';
-import { connectIdp, httpStatusOf, type Idp, mapIdpError, oauthError } from './oidc.js';
+import { connectIdp, httpStatusOf, type Idp, mapIdpError, oauthError, revocationError } from './oidc.js';
 import {
   accessExpiresAt,
   accountFor,
@@ -517,6 +517,7 @@ export class Agent {
       clientId: ref.client_id,
       insecureHttp: ref.insecure_http,
       fetch: this.#o.deps.fetch,
+      profileArgs: profileFlag(ref.profile),
       ...(debug ? { debug } : {}),
     });
   }
@@ -966,7 +967,7 @@ export class Agent {
           });
           revoked = true;
         } catch (err) {
-          problem = mapIdpError(err, login.issuer, 'token revocation').message;
+          problem = revocationError(err, login.issuer).message;
         }
       }
     }

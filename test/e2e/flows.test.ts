@@ -20,19 +20,29 @@ const alice = USERS.find((u) => u.username === 'alice')!;
 let sandbox: SandboxIdp;
 let idp: Idp;
 
-function recordingUi(): LoginUi & { codes: DeviceCodeInfo[]; urls: string[]; warnings: string[] } {
+function recordingUi(): LoginUi & {
+  codes: DeviceCodeInfo[];
+  urls: string[];
+  redirects: string[];
+  warnings: string[];
+} {
   const codes: DeviceCodeInfo[] = [];
   const urls: string[] = [];
+  const redirects: string[] = [];
   const warnings: string[] = [];
   return {
     codes,
     urls,
+    redirects,
     warnings,
     warn: (line) => warnings.push(line),
     showDeviceCode: (info) => {
       codes.push(info);
     },
-    showBrowserUrl: (url) => urls.push(url),
+    showBrowserUrl: (url, _opened, redirect) => {
+      urls.push(url);
+      if (redirect) redirects.push(redirect.uri);
+    },
     waiting: () => ({ stop() {} }),
     debug: () => {},
   };
@@ -239,8 +249,6 @@ test('browser flow: the timeout names the likely cause, an IdP that wants one ex
     assert.match(err.hint ?? '', new RegExp(`register exactly http://127\\.0\\.0\\.1:${probe}/callback`));
     return true;
   });
-  assert.equal(
-    new URL(fixed.ui.urls[0]!).searchParams.get('redirect_uri'),
-    `http://127.0.0.1:${probe}/callback`,
-  );
+  // The browser gets a one-time link (nothing reusable in argv); the redirect URI shown is the fixed one.
+  assert.deepEqual(fixed.ui.redirects, [`http://127.0.0.1:${probe}/callback`]);
 });

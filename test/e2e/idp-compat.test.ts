@@ -61,6 +61,15 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
+/** The authorization URL behind the one-time sign-in link the CLI shows (followed once, as a browser does). */
+async function authUrlOf(run: { waitFor(re: RegExp): Promise<string[]> }): Promise<string> {
+  const [link] = await run.waitFor(/http:\/\/127\.0\.0\.1:\d+\/start\/[A-Za-z0-9_-]+/);
+  const r = await fetch(link!, { redirect: 'manual' });
+  const location = r.headers.get('location');
+  assert.ok(location, `the sign-in link redirects (HTTP ${r.status})`);
+  return location;
+}
+
 // 1. Exact redirect URIs ---------------------------------------------------------------------------
 
 test('an IdP that accepts only its registered redirect URI: with callback_port the browser login works, and the URI is printed', async () => {
@@ -70,7 +79,7 @@ test('an IdP that accepts only its registered redirect URI: with callback_port t
   // Without the setting, the IdP refuses the random-port redirect: the browser sees its 403.
   const random = startCli(['--profile', 'sandbox', 'login', '--browser', '--timeout', '10'], user.env());
   random.child.stdin.end();
-  const [url] = await random.waitFor(/http:\/\/127\.0\.0\.1:\d+\/auth\?\S+/);
+  const url = await authUrlOf(random);
   const refused = await fetch(url, { redirect: 'manual' });
   assert.equal(refused.status, 403, 'the sandbox behaves as Glewlwyd: 403 for another port');
   random.child.kill('SIGINT');
@@ -79,7 +88,7 @@ test('an IdP that accepts only its registered redirect URI: with callback_port t
   assert.equal((await cli(user, 'config', 'set', 'callback_port', String(port))).code, 0);
   const run = startCli(['--profile', 'sandbox', 'login', '--browser'], user.env());
   run.child.stdin.end();
-  const [authUrl] = await run.waitFor(/http:\/\/127\.0\.0\.1:\d+\/auth\?\S+/);
+  const authUrl = await authUrlOf(run);
   assert.equal(new URL(authUrl).searchParams.get('redirect_uri'), registered);
   await run.waitFor(/Redirect URI/);
   const approved = await approveAuthorization(authUrl, alice);
@@ -104,7 +113,7 @@ test('several callback ports: a busy one is skipped; all busy → one line namin
     user.env(),
   );
   run.child.stdin.end();
-  const [authUrl] = await run.waitFor(/http:\/\/127\.0\.0\.1:\d+\/auth\?\S+/);
+  const authUrl = await authUrlOf(run);
   assert.equal(new URL(authUrl).searchParams.get('redirect_uri'), `http://127.0.0.1:${free}/callback`);
   assert.equal((await approveAuthorization(authUrl, alice)).status, 200);
   assert.equal((await run.done).code, 0);
@@ -122,7 +131,11 @@ test('several callback ports: a busy one is skipped; all busy → one line namin
     ),
   );
   assert.match(all.stderr, new RegExp(`registered now: http://127\\.0\\.0\\.1:${busy}/callback`));
-  assert.doesNotMatch(all.stderr, /\/auth\?/, 'no sign-in URL shown for a login that cannot finish');
+  assert.doesNotMatch(
+    all.stderr,
+    /\/auth\?|\/start\//,
+    'no sign-in URL shown for a login that cannot finish',
+  );
   const bad = await runCli(
     ['--profile', 'sandbox', 'login', '--browser', '--callback-port', '80'],
     user.env(),
@@ -175,7 +188,7 @@ withKeychain.test(
       token.stderr,
       /error: the IdP refused to renew your login \(HTTP 400 without an error body\): the refresh token has expired, was revoked or was already used/,
     );
-    assert.match(token.stderr, /run `mcp-secure login`/);
+    assert.match(token.stderr, /run `mcp-secure login( --profile sandbox)?`/);
     assert.doesNotMatch(token.stderr, /valid OpenID Connect answer|report it/);
 
     const status = await cli(user, 'status');
@@ -188,7 +201,7 @@ withKeychain.test(
     // A second command says the same without asking the IdP again.
     const again = await cli(user, 'token', '--tenant', 'acme');
     assert.equal(again.code, 4);
-    assert.match(again.stderr, /run `mcp-secure login`/);
+    assert.match(again.stderr, /run `mcp-secure login( --profile sandbox)?`/);
   },
 );
 
@@ -221,7 +234,11 @@ withKeychain.test(
       ),
     );
     assert.match(notFound.stderr, /check exchange_endpoint/);
-    assert.doesNotMatch(notFound.stderr, /run `mcp-secure login`/, 'logging in again would not help');
+    assert.doesNotMatch(
+      notFound.stderr,
+      /run `mcp-secure login( --profile sandbox)?`/,
+      'logging in again would not help',
+    );
 
     const closed = `http://127.0.0.1:${await freePort()}/exchange`;
     assert.equal((await cli(user, 'config', 'set', 'exchange_endpoint', closed)).code, 0);
@@ -309,6 +326,8 @@ withOpenssl.test(
     );
     assert.match(doctor.stdout, /NODE_EXTRA_CA_CERTS/);
 
+    // The agent that runs the login keeps the environment it was started with: restart it with the CA.
+    await cli(user, 'agent', 'stop');
     const trusted = startCli(
       ['--profile', 'sandbox', 'login', '--device'],
       user.env({ NODE_EXTRA_CA_CERTS: ca.caFile }),

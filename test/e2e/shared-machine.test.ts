@@ -113,7 +113,7 @@ before(async () => {
   const tunnel = {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identityFile: keyFile,
-    fingerprints: [bastion.fingerprint],
+    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
   };
   await writeSandboxProfile(idp, user.env(), 'sandbox', { ...tunnel, mcpUrl: plane.url });
   await writeSandboxProfile(idp, user.env(), 'record', {
