@@ -631,7 +631,8 @@ export class Agent {
     const event = (name: string, data: Record<string, unknown> = {}) => this.#event(conn, id, name, data);
     return {
       showDeviceCode: (info: DeviceCodeInfo) => event('device_code', { ...info }),
-      showBrowserUrl: (url: string, opened: boolean) => event('browser_url', { url, opened }),
+      showBrowserUrl: (url: string, opened: boolean, redirect?: { uri: string; fixed: boolean }) =>
+        event('browser_url', { url, opened, ...(redirect ? { redirect } : {}) }),
       waiting: (text: string) => {
         event('waiting', { text });
         return { stop: () => event('waiting_stop') };

@@ -100,7 +100,12 @@ export function loginHandlers(deps: Deps, ui: LoginUi) {
     timeoutMs: 24 * 3600_000,
     onEvent(name: string, data: Record<string, unknown>) {
       if (name === 'device_code') void ui.showDeviceCode(data as unknown as DeviceCodeInfo);
-      else if (name === 'browser_url') ui.showBrowserUrl(String(data['url']), data['opened'] === true);
+      else if (name === 'browser_url') {
+        const r = data['redirect'] as { uri?: unknown; fixed?: unknown } | undefined;
+        const redirect =
+          r && typeof r.uri === 'string' ? { uri: r.uri, fixed: r.fixed === true } : undefined;
+        ui.showBrowserUrl(String(data['url']), data['opened'] === true, redirect);
+      }
       else if (name === 'waiting') {
         waiting?.stop();
         waiting = ui.waiting(String(data['text']));
