@@ -102,11 +102,9 @@ export function loginHandlers(deps: Deps, ui: LoginUi) {
       if (name === 'device_code') void ui.showDeviceCode(data as unknown as DeviceCodeInfo);
       else if (name === 'browser_url') {
         const r = data['redirect'] as { uri?: unknown; fixed?: unknown } | undefined;
-        const redirect =
-          r && typeof r.uri === 'string' ? { uri: r.uri, fixed: r.fixed === true } : undefined;
+        const redirect = r && typeof r.uri === 'string' ? { uri: r.uri, fixed: r.fixed === true } : undefined;
         ui.showBrowserUrl(String(data['url']), data['opened'] === true, redirect);
-      }
-      else if (name === 'waiting') {
+      } else if (name === 'waiting') {
         waiting?.stop();
         waiting = ui.waiting(String(data['text']));
       } else if (name === 'waiting_stop') {

@@ -359,22 +359,6 @@ async function waitForFile(file: string): Promise<string> {
   throw new Error(`${file} never appeared`);
 }
 
-/** The TCP ports process `pid` listens on, from /proc/PID/fd and /proc/net/tcp. */
-async function listeningPorts(pid: number): Promise<number[]> {
-  const { readdir, readlink } = await import('node:fs/promises');
-  const inodes = new Set<string>();
-  for (const fd of await readdir(`/proc/${pid}/fd`)) {
-    const m = (await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')).match(/^socket:\[(\d+)\]$/);
-    if (m) inodes.add(m[1]!);
-  }
-  const ports: number[] = [];
-  for (const line of (await readFile('/proc/net/tcp', 'utf8')).split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f[3] === '0A' && f[9] && inodes.has(f[9])) ports.push(Number.parseInt(f[1]!.split(':')[1]!, 16));
-  }
-  return ports;
-}
-
 /** Signs in in Chromium at `url` (the link the CLI opened) as alice and allows. */
 async function chromiumSignIn(url: string): Promise<string> {
   const page = await browser!.newPage();

@@ -24,11 +24,22 @@ export async function otherUserUnavailable(): Promise<string | undefined> {
 }
 
 /** Writes `source` (an ES module) where nobody can read it: a fresh 0755 directory, the file 0644. */
+/**
+ * Node ends a module whose top-level await can never settle with exit code 13 (process.exitCode in 'exit') and no output. fetch
+ * (undici) leaves its promise pending when the server closes a fresh connection before any answer — what
+ * a refused peer gets — so on a loaded machine the script's catch never ran and the test saw nothing.
+ * Exit 13 means the event loop emptied with the request pending: the connection was closed unanswered (a
+ * hang with the connection open keeps the loop alive and is killed by runAsNobody's timeout instead).
+ */
+const UNSETTLED_IS_REFUSED = `import { writeSync as __w } from 'node:fs';
+process.on('exit', () => { if (process.exitCode === 13) __w(1, 'REFUSED closed before any answer (fetch left unsettled)\\n'); });
+`;
+
 export async function scriptForNobody(name: string, source: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mcp-secure-nobody-'));
   await chmod(dir, 0o755);
   const file = join(dir, name);
-  await writeFile(file, source, { mode: 0o644 });
+  await writeFile(file, UNSETTLED_IS_REFUSED + source, { mode: 0o644 });
   await chmod(file, 0o644);
   return file;
 }
