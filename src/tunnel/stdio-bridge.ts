@@ -88,13 +88,20 @@ export async function runBridge(o: BridgeOptions): Promise<BridgeResult> {
   remote.onmessage = toClient;
   remote.onerror = (err) => o.log(`upstream: ${errorText(err)}`);
   local.onerror = (err) => o.log(`from the MCP client: ${errorText(err)}`);
+  // A notification is delivered before anything the client sends after it, as with a direct SDK client:
+  // its Protocol.notification() awaits the POST's 202 (Client.connect awaits `notifications/initialized`
+  // before the first request). server-everything registers its sampling, elicitation and roots tools in
+  // `oninitialized`, so a `tools/list` that overtook the notification listed fewer tools. Requests and
+  // responses do not wait for each other (a cancellation must overtake the slow call it cancels).
+  let delivered: Promise<unknown> = Promise.resolve();
   local.onmessage = (m) => {
     counts.toServer += 1;
     const id = requestId(m);
     if (id !== undefined && (m as { method?: string }).method === 'initialize') initializing.add(id);
-    // Not awaited: a direct SDK client does not wait for one POST before sending the next (a cancellation
-    // must overtake the slow call it cancels).
-    remote.send(m).catch((err: unknown) => {
+    const isNotification = id === undefined && typeof (m as { method?: unknown }).method === 'string';
+    const sent = delivered.then(() => remote.send(m));
+    if (isNotification) delivered = sent.catch(() => undefined);
+    sent.catch((err: unknown) => {
       // A direct client's request fails with the transport's error; across stdio that is an error answer
       // for its id, or the MCP client would wait until its own timeout.
       if (id === undefined) return;
