@@ -504,8 +504,11 @@ export function streamAudit(
 
   const frame = (e: AuditEvent, data = JSON.stringify(e)) => `id: ${e.seq}\nevent: audit\ndata: ${data}\n\n`;
 
-  /** Writes what event e calls for; false when the socket wants a drain first. */
-  const emit = (e: AuditEvent): boolean => {
+  /**
+   * The text event e calls for (empty when a fault drops or holds it back), and whether the connection is
+   * to be cut right after it.
+   */
+  const emit = (e: AuditEvent): { text: string; cut: boolean } => {
     const { faults } = opts;
     let text: string;
     if (held) {
@@ -515,10 +518,10 @@ export function streamAudit(
       held = undefined;
       sent += 2;
     } else if (faults.take('drop', e.seq)) {
-      return true;
+      return { text: '', cut: false };
     } else if (faults.take('swap', e.seq)) {
       held = e;
-      return true;
+      return { text: '', cut: false };
     } else if (faults.take('tamper', e.seq)) {
       text = frame(e, JSON.stringify({ ...e, outcome: e.outcome === 'allowed' ? 'denied' : 'allowed' }));
       sent += 1;
@@ -541,47 +544,52 @@ export function streamAudit(
       sent += 1;
     }
     if (fault.cutAfter !== undefined && sent >= fault.cutAfter) {
-      // Abrupt: no terminating chunk, as when a tunnel or a proxy dies mid-stream. The last event is
-      // flushed first (destroy() would drop it from the socket's buffer), and nothing is written after it.
-      closed = true;
       const part = fault.cutAt === undefined ? text : text.slice(0, Math.floor(text.length * fault.cutAt));
-      res.write(part, () => res.destroy());
-      return true;
+      return { text: part, cut: true };
     }
-    return res.write(text);
+    return { text, cut: false };
   };
 
   const gone = () => closed || res.writableEnded || res.destroyed;
   const pump = () => {
     scheduled = false;
     if (gone() || draining) return;
-    // One socket write per batch rather than one per event.
-    res.cork();
-    try {
-      for (let n = 0; n < BATCH; n++) {
-        const e = next();
-        if (!e) {
-          if (!liveSaid) {
-            liveSaid = true;
-            res.write(': live\n\n');
-          }
-          return;
+    // One write per batch rather than one per event, built here and not with res.cork(): on Node 22 a
+    // chunked write while corked returns false against the response's own buffer (OutgoingMessage
+    // kChunkedBuffer), the socket never needed a drain, and 'drain' never came — the feed stopped after
+    // 64 KiB. One plain write's false means the socket is full, and its drain reaches the response.
+    const batch: string[] = [];
+    let more = true;
+    for (let n = 0; n < BATCH; n++) {
+      const e = next();
+      if (!e) {
+        if (!liveSaid) {
+          liveSaid = true;
+          batch.push(': live\n\n');
         }
-        const ok = emit(e);
-        if (gone()) return;
-        if (!ok) {
-          draining = true;
-          res.once('drain', () => {
-            draining = false;
-            schedule();
-          });
-          return;
-        }
+        more = false;
+        break;
       }
-      schedule(); // a long backlog: yield to other connections between batches
-    } finally {
-      res.uncork();
+      const { text, cut } = emit(e);
+      if (cut) {
+        // Abrupt: no terminating chunk, as when a tunnel or a proxy dies mid-stream. The last event is
+        // flushed first (destroy() would drop it from the socket's buffer), and nothing is written after it.
+        closed = true;
+        res.write(batch.join('') + text, () => res.destroy());
+        return;
+      }
+      if (text) batch.push(text);
     }
+    const ok = batch.length === 0 || res.write(batch.join(''));
+    if (!ok) {
+      draining = true;
+      res.once('drain', () => {
+        draining = false;
+        schedule();
+      });
+      return;
+    }
+    if (more) schedule(); // a long backlog: yield to other connections between batches
   };
   const schedule = () => {
     if (scheduled || gone()) return;
