@@ -76,6 +76,13 @@ export interface ControlPlaneTls {
   fault?: ServerCertFault;
   /** Longest life of an issued client certificate in seconds (default 3600; never past the token). */
   clientCertTtl?: number;
+  /**
+   * `required`: /mcp and the audit endpoints take only certificate-bound tokens (RFC 8705 cnf.x5t#S256), so
+   * the plain token a client uses to obtain its certificate is good for nothing else. Default `optional`:
+   * a bound token is checked against the connection's certificate wherever it comes (always), an unbound
+   * one is taken.
+   */
+  boundTokens?: 'optional' | 'required';
 }
 
 /** The TLS side of a control plane started with `tls`. */
@@ -133,6 +140,11 @@ export interface ControlPlane {
   logKey: LogKey;
   /** Test hook: makes the checkpoint and proof endpoints misbehave; undefined to behave again. */
   setLogFault(fault: LogFault | undefined): void;
+  /**
+   * Test hook: the last tokens this server accepted (signature and claims checked), newest last, with the
+   * path they came to — what a leaked server log would hand an attacker.
+   */
+  seenTokens(): Array<{ path: string; token: string }>;
   close(): Promise<void>;
 }
 
@@ -257,7 +269,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     // The SSH CA here too: over mTLS the main listener wants a certificate a client cannot have yet.
     if (url.pathname === '/ssh/certificate' && req.method === 'POST') {
       const token = await authenticate(req, res, `${certOrigin}${url.pathname}`);
-      if (token) await sshCertificate(req, res, token);
+      if (!token) return;
+      const unbound = bindingRefusal(req, token, false);
+      if (unbound) refuseBinding(req, res, token, unbound);
+      else await sshCertificate(req, res, token);
       return;
     }
     if (url.pathname !== CLIENT_CERT_PATH) {
@@ -274,6 +289,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
     const token = await authenticate(req, res, `${certOrigin}${url.pathname}`);
     if (!token) return;
+    // A token bound to a certificate cannot come here (no certificate on this listener): a stolen bound
+    // token buys no certificate for the thief's key.
+    const unbound = bindingRefusal(req, token, false);
+    if (unbound) {
+      refuseBinding(req, res, token, unbound);
+      return;
+    }
     let size = 0;
     const chunks: Buffer[] = [];
     for await (const chunk of req) {
@@ -341,12 +363,59 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     if (names.tenant !== token.tenant)
       return `the client certificate is for tenant ${names.tenant ?? '(none)'}`;
     if (names.sub !== token.sub) return 'the client certificate is for another user';
+    return undefined;
+  }
+
+  /**
+   * RFC 8705 §3: a token bound to a certificate (cnf.x5t#S256) is good only over a TLS connection presenting
+   * that certificate — on either listener (the plain one never has one). §3 (and RFC 6750 §3.1) says how to
+   * refuse: 401 with `invalid_token`. With `boundTokens: 'required'`, /mcp and the audit feed also refuse an
+   * unbound token. Answers the refusal's reason, or undefined.
+   */
+  function bindingRefusal(
+    req: http.IncomingMessage,
+    token: VerifiedToken,
+    requireBound: boolean,
+  ): string | undefined {
     const cnf = token.claims['cnf'] as Record<string, unknown> | undefined;
     const x5t = cnf?.['x5t#S256'];
-    if (typeof x5t === 'string' && x5t !== thumbprint(peer.toString())) {
+    if (typeof x5t !== 'string')
+      return requireBound
+        ? 'this resource takes only certificate-bound tokens (RFC 8705 cnf.x5t#S256)'
+        : undefined;
+    const socket = req.socket as TLSSocket;
+    const peer = socket.encrypted === true ? socket.getPeerX509Certificate?.() : undefined;
+    if (!peer) return 'the token is bound to a client certificate (cnf.x5t#S256) and none was presented';
+    if (x5t !== thumbprint(peer.toString()))
       return 'the token is bound to another client certificate (cnf.x5t#S256)';
-    }
     return undefined;
+  }
+
+  /** The RFC 6750 §3 / RFC 9449 §7.1 answer to a token refused for its binding; audited. */
+  function refuseBinding(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    token: VerifiedToken,
+    reason: string,
+  ): void {
+    const caller = callerOf(token);
+    record({
+      tenant: caller.tenant,
+      actor: caller.actor,
+      tool: 'mtls-binding',
+      downstream: 'control-plane',
+      outcome: 'denied',
+      reason,
+    });
+    const scheme = /^dpop /i.test(String(req.headers.authorization ?? '')) ? 'DPoP' : 'Bearer';
+    sendJson(
+      res,
+      401,
+      { error: 'invalid_token', error_description: reason },
+      {
+        'www-authenticate': `${scheme} error="invalid_token", error_description="${reason.replace(/"/g, "'")}"`,
+      },
+    );
   }
 
   /**
@@ -375,6 +444,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
     const token = await authenticate(req, res, `${ownOrigin(req)}${url.pathname}`);
     if (!token) return;
+    // The certificate-issuing endpoint takes the plain token: it is how a client gets its certificate.
+    const binding = bindingRefusal(
+      req,
+      token,
+      opts.tls?.boundTokens === 'required' && url.pathname !== '/ssh/certificate',
+    );
+    if (binding) {
+      refuseBinding(req, res, token, binding);
+      return;
+    }
     const refusal = certificateRefusal(req, token);
     if (refusal) {
       const caller = callerOf(token);
@@ -406,13 +485,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     else await echoHeaders(req, res);
   }
 
+  const seen: Array<{ path: string; token: string }> = [];
   async function authenticate(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     htu: string,
   ): Promise<VerifiedToken | undefined> {
     try {
-      return await verify({ method: req.method ?? 'GET', url: htu, headers: req.headers });
+      const token = await verify({ method: req.method ?? 'GET', url: htu, headers: req.headers });
+      const value = /^\S+ (\S+)$/.exec(String(req.headers.authorization ?? ''))?.[1];
+      if (value) {
+        seen.push({ path: new URL(htu).pathname, token: value });
+        if (seen.length > 100) seen.shift();
+      }
+      return token;
     } catch (err) {
       const refused = err instanceof TokenVerificationError;
       record({
@@ -682,6 +768,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       logFault = fault;
     },
     openStreams: () => streams,
+    seenTokens: () => seen.map((t) => ({ ...t })),
     async close() {
       const open = [...sessions.values()];
       sessions.clear();

@@ -4,7 +4,7 @@
 // client authentication, parameter parsing and duplicate checks.
 
 import type { KeyObject } from 'node:crypto';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC, TokenEndpointGrantContext, UnknownObject } from 'oidc-provider';
@@ -34,7 +34,9 @@ export type ExchangeFault =
   /** The MCP resource and another audience, so the token is good elsewhere too. */
   | 'extra-audience'
   /** The tenant asked for, and a `tenants` claim naming more. */
-  | 'tenants-claim';
+  | 'tenants-claim'
+  /** Over mTLS: bound to another certificate's thumbprint than the one presented (a TLS-terminating proxy). */
+  | 'wrong-cert-binding';
 export const EXCHANGE_FAULTS: readonly ExchangeFault[] = Object.freeze([
   'wrong-tenant',
   'no-exp',
@@ -46,6 +48,7 @@ export const EXCHANGE_FAULTS: readonly ExchangeFault[] = Object.freeze([
   'wrong-issuer',
   'extra-audience',
   'tenants-claim',
+  'wrong-cert-binding',
 ]);
 
 export interface ExchangeSettings {
@@ -56,6 +59,12 @@ export interface ExchangeSettings {
   /** The key tenant tokens are signed with now (the IdP may rotate it). */
   signer: () => { key: KeyObject; alg: string; kid: string };
   fault: () => ExchangeFault | undefined;
+  /**
+   * RFC 8705 §3: the token endpoint's mTLS alias. `certificate` gives the client certificate of a request
+   * that came over it (PEM); the token is then bound to it (cnf.x5t#S256). `tokenEndpoint` is the URL a
+   * DPoP proof sent there names (htu, RFC 9449 §4.3).
+   */
+  mtls?: { certificate(ctx: KoaContextWithOIDC): string | undefined; tokenEndpoint: string };
 }
 
 interface ExchangeParams {
@@ -149,8 +158,10 @@ async function exchange(
     throw fail('invalid_target', `resource must be ${settings.mcpResource}`);
   }
 
-  // 2. The DPoP proof, when there is one: it binds the new token (RFC 9449 §5).
-  const proof = await checkProof(provider, ctx);
+  // 2. The DPoP proof, when there is one: it binds the new token (RFC 9449 §5). Over the mTLS alias the
+  // client certificate binds it too (RFC 8705 §3); both go into `cnf`, and a resource checks both.
+  const certificate = settings.mtls?.certificate(ctx);
+  const proof = await checkProof(provider, ctx, certificate ? settings.mtls?.tokenEndpoint : undefined);
 
   // 3. The subject token: one of ours, live, issued to this client, and held by its key if bound.
   const subject = await provider.AccessToken.find(subjectToken);
@@ -208,7 +219,25 @@ async function exchange(
     scope,
     ...(authTime !== undefined ? { auth_time: authTime } : {}),
     ...(acr !== undefined ? { acr } : {}),
-    ...(proof ? { cnf: { jkt: proof.jkt } } : {}),
+    ...(proof || certificate
+      ? {
+          cnf: {
+            ...(proof ? { jkt: proof.jkt } : {}),
+            ...(certificate
+              ? {
+                  'x5t#S256':
+                    fault === 'wrong-cert-binding'
+                      ? randomBytes(32).toString('base64url')
+                      : // RFC 8705 §3.1: base64url(SHA-256(DER certificate)).
+                        Buffer.from(
+                          new X509Certificate(certificate).fingerprint256.replace(/:/g, ''),
+                          'hex',
+                        ).toString('base64url'),
+                }
+              : {}),
+          },
+        }
+      : {}),
     ...(fault === 'tenants-claim' ? { tenants: [tenant, ...OTHER_TENANTS.filter((t) => t !== tenant)] } : {}),
   };
   const signer = fault === 'foreign-key' ? await foreignSigner() : settings.signer();
@@ -252,12 +281,14 @@ async function foreignSigner(): Promise<{ key: KeyObject; alg: string; kid: stri
 async function checkProof(
   provider: Provider,
   ctx: TokenEndpointGrantContext<ExchangeParams>,
+  /** The URL the request was sent to when that is not the issuer's token endpoint (the mTLS alias). */
+  tokenUrl: string | undefined,
 ): Promise<VerifiedProof | undefined> {
   const header = ctx.get('DPoP');
   if (!header) return undefined;
   let proof: VerifiedProof;
   try {
-    proof = await verifyDpopProof(header, { method: ctx.method, url: ctx.oidc.urlFor('token') });
+    proof = await verifyDpopProof(header, { method: ctx.method, url: tokenUrl ?? ctx.oidc.urlFor('token') });
   } catch (err) {
     if (err instanceof DpopProofError) throw new errors.InvalidDpopProof(err.message);
     throw err;

@@ -15,6 +15,7 @@ import {
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import type {
@@ -95,6 +96,14 @@ export interface IdpOptions {
   issuerPath?: string;
   /** Serve https with this certificate (PEM, e.g. from a private CA) and key: the issuer is https://127.0.0.1:PORT. */
   tls?: { cert: string; key: string };
+  /**
+   * RFC 8705 certificate-bound tenant tokens: a second listener, https with this server certificate, that
+   * asks every client for a certificate (any: the binding proves possession of its key, §3; who it names is
+   * the resource server's check) and serves the token endpoint there; discovery names it as
+   * `mtls_endpoint_aliases.token_endpoint` (§5) and says `tls_client_certificate_bound_access_tokens`. An
+   * exchange over it gets `cnf.x5t#S256` of the certificate presented, beside `cnf.jkt` under DPoP.
+   */
+  mtls?: { cert: string; key: string };
 }
 
 export interface SandboxIdp {
@@ -121,6 +130,8 @@ export interface SandboxIdp {
    * keepOld is false) the old one. ID tokens keep oidc-provider's key. Resolves the new kid.
    */
   rotateSigningKey(options?: { keepOld?: boolean }): Promise<string>;
+  /** The mTLS alias of the token endpoint (opts.mtls), e.g. https://127.0.0.1:PORT/token. */
+  mtlsTokenEndpoint: string | undefined;
   /** Closes the server and every open socket. */
   close(): Promise<void>;
 }
@@ -171,6 +182,30 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
   });
   const { port } = server.address() as AddressInfo;
   const issuer = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}${issuerPath}`;
+  // RFC 8705 §5: the mTLS alias, on its own port (a client that has no certificate is never asked for one
+  // on the issuer's listener). rejectUnauthorized false: any certificate binds; none is refused below.
+  const mtlsServer = opts.mtls
+    ? https.createServer(
+        { ...opts.mtls, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+        listener,
+      )
+    : undefined;
+  if (mtlsServer)
+    await new Promise<void>((resolve, reject) => {
+      mtlsServer.once('error', reject);
+      mtlsServer.listen(0, '127.0.0.1', () => {
+        mtlsServer.off('error', reject);
+        resolve();
+      });
+    });
+  const mtlsPort = mtlsServer ? (mtlsServer.address() as AddressInfo).port : 0;
+  const mtlsTokenEndpoint = mtlsServer ? `https://127.0.0.1:${mtlsPort}${issuerPath}/token` : undefined;
+  /** The client certificate of a request that came over the mTLS alias (PEM), else undefined. */
+  const aliasCertificate = (req: http.IncomingMessage): string | undefined => {
+    const socket = req.socket as TLSSocket;
+    if (!mtlsServer || socket.encrypted !== true || socket.localPort !== mtlsPort) return undefined;
+    return socket.getPeerX509Certificate?.()?.toString();
+  };
 
   try {
     const { configuration, signingKey } = await buildConfiguration({
@@ -178,6 +213,7 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
       accessTokenTtl,
       deviceCodeTtl,
       adminAcr,
+      mtlsCertificate: mtlsServer ? (ctx) => aliasCertificate(ctx.req) : undefined,
     });
     const provider = new Provider(issuer, configuration);
     // Key rotation (rotateSigningKey): tenant tokens are signed with `current`; the JWKS lists `published`.
@@ -191,6 +227,14 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
       tenantTokenTtl,
       signer: () => current,
       fault: () => fault,
+      ...(mtlsServer
+        ? {
+            mtls: {
+              certificate: (ctx: KoaContextWithOIDC) => aliasCertificate(ctx.req),
+              tokenEndpoint: mtlsTokenEndpoint!,
+            },
+          }
+        : {}),
     });
 
     let revoked = 0;
@@ -208,6 +252,7 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
     provider.use(paceDevicePolling({ deviceInterval, enforceSlowDown, deviceCodeTtl }));
     provider.use(countRevocations(() => revoked++));
     provider.use(describeStepUp({ adminAcr, stepUpMaxAge }));
+    if (mtlsTokenEndpoint) provider.use(advertiseMtlsAlias(mtlsTokenEndpoint));
     for (const middleware of faultMiddlewares(opts.faults ?? {})) provider.use(middleware);
 
     const callback = provider.callback();
@@ -254,12 +299,26 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
         published = [publicJwk(current), ...(options.keepOld === false ? [] : [publicJwk(previous)])];
         return current.kid;
       },
-      close: () => closeServer(server),
+      mtlsTokenEndpoint,
+      close: async () => {
+        await Promise.all([closeServer(server), ...(mtlsServer ? [closeServer(mtlsServer)] : [])]);
+      },
     };
   } catch (err) {
-    await closeServer(server);
+    await Promise.all([closeServer(server), ...(mtlsServer ? [closeServer(mtlsServer)] : [])]);
     throw err;
   }
+}
+
+/** RFC 8705 §5: discovery names the token endpoint's mTLS alias (oidc-provider publishes no aliases). */
+function advertiseMtlsAlias(tokenEndpoint: string): Middleware {
+  return async (ctx, next) => {
+    await next();
+    if (!ctx.path.endsWith('/.well-known/openid-configuration')) return;
+    const body: unknown = ctx.body;
+    if (body && typeof body === 'object' && !Buffer.isBuffer(body))
+      (body as Record<string, unknown>)['mtls_endpoint_aliases'] = { token_endpoint: tokenEndpoint };
+  };
 }
 
 const ISSUED_FIELDS = ['access_token', 'refresh_token', 'id_token', 'device_code'] as const;
@@ -310,6 +369,8 @@ interface ConfigInput {
   accessTokenTtl: number;
   deviceCodeTtl: number;
   adminAcr: string;
+  /** The client certificate of a request on the mTLS alias (PEM); undefined: no mTLS at all. */
+  mtlsCertificate: ((ctx: KoaContextWithOIDC) => string | undefined) | undefined;
 }
 
 interface SigningKey {
@@ -435,6 +496,21 @@ async function buildConfiguration(
           html(ctx, deviceSuccessPage(client?.clientName ?? client?.clientId ?? 'the application'));
         },
       },
+      // RFC 8705: only for discovery's tls_client_certificate_bound_access_tokens and the certificate of a
+      // request. The client is not registered with tls_client_certificate_bound_access_tokens: that would make
+      // oidc-provider demand a certificate at every grant (lib/helpers/sender_constraints.js), login and
+      // refresh included, where the CLI has none. The token exchange binds what it is given (exchange.ts).
+      ...(input.mtlsCertificate
+        ? {
+            mTLS: {
+              enabled: true,
+              certificateBoundAccessTokens: true,
+              getCertificate: input.mtlsCertificate,
+              certificateAuthorized: () => false,
+              certificateSubjectMatches: () => false,
+            },
+          }
+        : {}),
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: (ctx, form) => html(ctx, logoutPage(form, ctx.host)),

@@ -182,11 +182,18 @@ function claimsOf(payload: JWTPayload): VerifiedToken {
   if (typeof scope !== 'string') throw refuse('the token has a malformed scope');
   let jkt: string | undefined;
   if (cnf !== undefined) {
-    const bound =
-      typeof cnf === 'object' && cnf !== null ? (cnf as Record<string, unknown>)['jkt'] : undefined;
-    if (typeof bound !== 'string' || bound === '')
+    // The confirmation methods this resource honours: a DPoP key (RFC 9449 §6.1, checked here) and a
+    // client certificate (RFC 8705 §3.1 x5t#S256, checked against the connection by the control plane,
+    // control-plane.ts bindingRefusal). Anything else, or neither, is a binding it cannot check.
+    const c = typeof cnf === 'object' && cnf !== null ? (cnf as Record<string, unknown>) : {};
+    const known = Object.keys(c).every((k) => k === 'jkt' || k === 'x5t#S256');
+    const dpop = c['jkt'];
+    const x5t = c['x5t#S256'];
+    const dpopOk = dpop === undefined || (typeof dpop === 'string' && dpop !== '');
+    const x5tOk = x5t === undefined || (typeof x5t === 'string' && x5t !== '');
+    if (!known || !dpopOk || !x5tOk || (dpop === undefined && x5t === undefined))
       throw refuse('the token has a confirmation it cannot honour');
-    jkt = bound;
+    if (typeof dpop === 'string') jkt = dpop;
   }
   return {
     sub,

@@ -112,4 +112,8 @@ export interface WireTenantToken {
   issuedAt: number;
   expiresAt: number;
   jkt: string | undefined;
+  /** RFC 8705 `cnf.x5t#S256` of a certificate-bound token. */
+  x5t?: string;
+  /** The IdP binds tokens to a client certificate presented at its mTLS token endpoint. */
+  certBinding?: boolean;
 }

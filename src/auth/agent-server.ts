@@ -30,6 +30,7 @@ import {
   type ProfileRef,
   type WireError,
 } from './agent-protocol.js';
+import { describeCert } from './client-cert.js';
 import {
   type DpopKey,
   dpopOptions,
@@ -39,6 +40,7 @@ import {
   signProof,
 } from './dpop.js';
 import type { DeviceCodeInfo, LoginUi } from './login-ui.js';
+import { mtlsFetch } from './mtls-fetch.js';
 import { connectIdp, httpStatusOf, type Idp, mapIdpError, oauthError, revocationError } from './oidc.js';
 import {
   accessExpiresAt,
@@ -50,7 +52,12 @@ import {
   userFromClaims,
 } from './stored-login.js';
 import { checkTenantName, exchangeForTenant, type Role, type TenantToken } from './tenant.js';
-import { exchangeConfig, tenantTokenVerifier } from './tenant-access.js';
+import {
+  exchangeConfig,
+  mtlsExchangeConfig,
+  mtlsTokenEndpoint,
+  tenantTokenVerifier,
+} from './tenant-access.js';
 
 /** Refresh the IdP access token when it has less than this left. */
 const ACCESS_TOKEN_MARGIN_MS = 60_000;
@@ -118,6 +125,16 @@ function str(params: Record<string, unknown>, key: string): string {
     });
   }
   return v;
+}
+
+/** The `client_cert` of an exchange request: a PEM certificate and its PEM key, or nothing. */
+function clientCertOf(params: Record<string, unknown>): { cert: string; key: string } | undefined {
+  const c = params['client_cert'];
+  if (c === undefined) return undefined;
+  const { cert, key } = (c ?? {}) as { cert?: unknown; key?: unknown };
+  if (typeof cert !== 'string' || typeof key !== 'string' || cert.length > 16_384 || key.length > 16_384)
+    throw new RequestError({ kind: 'error', code: 'bad_request', message: 'bad client_cert' });
+  return { cert, key };
 }
 
 function refOf(params: Record<string, unknown>): ProfileRef {
@@ -899,7 +916,15 @@ export class Agent {
     const exchangeIssuer =
       typeof params['exchange_issuer'] === 'string' ? params['exchange_issuer'] : undefined;
     const verifier = await tenantTokenVerifier(idp, exchangeIssuer, held.ref.insecure_http);
-    return exchangeForTenant(idp, {
+    const mtlsEndpoint = mtlsTokenEndpoint(idp, endpoint);
+    const clientCert = clientCertOf(params);
+    if (clientCert && !mtlsEndpoint)
+      throw new CliError(
+        'error',
+        'the IdP does not bind tokens to client certificates (no tls_client_certificate_bound_access_tokens with an https token endpoint)',
+        { hint: 'connect without asking for a certificate-bound token' },
+      );
+    const token = await exchangeForTenant(idp, {
       tenant,
       resource,
       role,
@@ -907,10 +932,34 @@ export class Agent {
       user: held.login.user,
       now: this.#o.deps.now,
       dpop: dpopOptions(idp, held.key?.pair),
-      config: exchangeConfig(idp, endpoint, held.ref.insecure_http),
+      config:
+        clientCert && mtlsEndpoint
+          ? mtlsExchangeConfig(idp, {
+              endpoint: mtlsEndpoint,
+              identity: clientCert,
+              fetch: mtlsFetch,
+              debug: undefined,
+            })
+          : exchangeConfig(idp, endpoint, held.ref.insecure_http),
       customEndpoint: endpoint !== undefined,
       verifier,
     });
+    if (clientCert) {
+      // RFC 8705 §3.1: the binding must be to the certificate we presented. Another thumbprint means
+      // something between us and the IdP terminated TLS with its own certificate.
+      const presented = describeCert(clientCert.cert).x5t;
+      if (token.x5t !== presented)
+        throw new CliError(
+          'trust',
+          token.x5t
+            ? 'refusing the tenant token: the IdP bound it to another client certificate than the one presented (cnf.x5t#S256)'
+            : 'refusing the tenant token: the IdP did not bind it to the client certificate presented (no cnf.x5t#S256)',
+          {
+            hint: "something between you and the IdP's mTLS endpoint terminates TLS; tell the IdP's operators",
+          },
+        );
+    }
+    return { ...token, ...(mtlsEndpoint ? { certBinding: true } : {}) };
   }
 
   async #proof(params: Record<string, unknown>): Promise<unknown> {

@@ -56,7 +56,7 @@ const RETRY_MS = 5000;
 export class EphemeralClientCert {
   readonly #o: EphemeralOptions;
   #current: (Identity & { notAfter: number; notBefore: number }) | undefined;
-  #pending: Promise<Identity> | undefined;
+  #pending: Promise<Identity & { notAfter: number }> | undefined;
   #lastTry = 0;
   /** Certificates obtained so far (status line, tests). */
   issued = 0;
@@ -87,17 +87,21 @@ export class EphemeralClientCert {
     return this.renew();
   }
 
-  /** A new key and certificate for the current token (one request at a time). */
-  renew(): Promise<Identity> {
+  /**
+   * A new key and certificate for the current token (one request at a time); or for `token` (the tunnel
+   * binding the next tenant token to a new certificate, RFC 8705 §3).
+   */
+  renew(token?: TokenNow): Promise<Identity & { notAfter: number }> {
+    if (token) return this.#obtain(token);
     this.#pending ??= this.#obtain().finally(() => {
       this.#pending = undefined;
     });
     return this.#pending;
   }
 
-  async #obtain(): Promise<Identity> {
+  async #obtain(given?: TokenNow): Promise<Identity & { notAfter: number }> {
     this.#lastTry = this.#o.now();
-    const token = this.#o.token();
+    const token = given ?? this.#o.token();
     if (!token)
       throw new CliError('auth', 'no tenant token to ask for a client certificate with', {
         hint: 'wait for the token to be renewed, or run `mcp-secure login`',
@@ -151,7 +155,7 @@ export class EphemeralClientCert {
     return this.#accept(body.certificate, privateKey);
   }
 
-  #accept(certPem: string, privateKey: KeyObject): Identity {
+  #accept(certPem: string, privateKey: KeyObject): Identity & { notAfter: number } {
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(certPem);

@@ -153,6 +153,12 @@ export interface TenantRequest {
   role: Role;
   /** For admin: the elevation of an earlier step-up in this same tenant session. */
   elevation?: string;
+  /**
+   * Present this client certificate at the IdP's mTLS token endpoint, so the token is bound to it (RFC 8705
+   * §3). The key crosses the agent's socket (0600, this user only) for this one request; the agent keeps
+   * no reference to it.
+   */
+  clientCert?: { cert: string; key: string };
 }
 
 /** A fresh, checked tenant token from the agent (for admin, from a step-up: the one given, or a new one). */
@@ -174,6 +180,7 @@ export async function obtainTenantToken(
       resource,
       role: request.role,
       ...(elevation ? { elevation } : {}),
+      ...(request.clientCert ? { client_cert: request.clientCert } : {}),
       ...(endpoint ? { exchange_endpoint: endpoint } : {}),
       ...(manager.eff.profile.exchange_issuer
         ? { exchange_issuer: manager.eff.profile.exchange_issuer }
@@ -226,6 +233,49 @@ export function exchangeConfig(idp: Idp, endpoint: string | undefined, insecureH
   if (url.protocol === 'http:') client.allowInsecureRequests(config);
   const customFetch = idp.config[client.customFetch];
   if (customFetch) config[client.customFetch] = customFetch;
+  return config;
+}
+
+/**
+ * Where a certificate-bound exchange goes (RFC 8705 §3, §5): the profile's exchange_endpoint when set, else
+ * the IdP's `mtls_endpoint_aliases.token_endpoint`; only where the IdP says it binds tokens to certificates
+ * (`tls_client_certificate_bound_access_tokens`), and only over https (a certificate needs TLS). Undefined:
+ * this IdP does not bind, and the tunnel uses the token of the plain exchange.
+ */
+export function mtlsTokenEndpoint(idp: Idp, endpoint: string | undefined): string | undefined {
+  const md = idp.config.serverMetadata() as Client.ServerMetadata & {
+    mtls_endpoint_aliases?: { token_endpoint?: unknown };
+  };
+  if (md.tls_client_certificate_bound_access_tokens !== true) return undefined;
+  const alias = endpoint ?? md.mtls_endpoint_aliases?.token_endpoint ?? md.token_endpoint;
+  return typeof alias === 'string' && URL.canParse(alias) && new URL(alias).protocol === 'https:'
+    ? alias
+    : undefined;
+}
+
+/**
+ * The configuration of an exchange that presents `identity` at the mTLS token endpoint: the same guarded
+ * fetch rules (credential URL, 1 MiB cap), over a connection that carries the client certificate.
+ */
+export function mtlsExchangeConfig(
+  idp: Idp,
+  o: {
+    endpoint: string;
+    identity: { cert: string; key: string };
+    fetch: (identity: { cert: string; key: string }) => typeof globalThis.fetch;
+    debug: ((line: string) => void) | undefined;
+  },
+): Client.Configuration {
+  const url = checkCredentialUrl(o.endpoint, false, 'mtls_endpoint_aliases.token_endpoint');
+  const { client } = idp;
+  const metadata = JSON.parse(JSON.stringify(idp.config.serverMetadata())) as Client.ServerMetadata;
+  const config = new client.Configuration(
+    { ...metadata, token_endpoint: url.href },
+    idp.config.clientMetadata().client_id,
+    undefined,
+    client.None(),
+  );
+  config[client.customFetch] = guardedFetch(o.fetch(o.identity), { insecureHttp: false, debug: o.debug });
   return config;
 }
 

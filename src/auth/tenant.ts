@@ -36,6 +36,23 @@ export interface TenantToken {
   expiresAt: number;
   /** Thumbprint of the DPoP key the token is bound to. */
   jkt: string | undefined;
+  /**
+   * RFC 8705 §3.1 `cnf.x5t#S256`: the SHA-256 thumbprint (base64url) of the client certificate the token
+   * is bound to; such a token is good only over a TLS connection presenting that certificate.
+   */
+  x5t?: string | undefined;
+  /**
+   * The IdP binds tenant tokens to a client certificate presented at its mTLS token endpoint (its metadata:
+   * `tls_client_certificate_bound_access_tokens` and an https `mtls_endpoint_aliases.token_endpoint`, or an
+   * https exchange_endpoint; RFC 8705 §3.3, §5). Set by the agent; the tunnel then asks for a bound token.
+   */
+  certBinding?: boolean;
+  /**
+   * With a certificate-bound token: the token of the same exchange *without* the certificate binding, for
+   * the endpoints that issue certificates (client_cert_endpoint, ssh_ca_endpoint) and that a client reaches
+   * before it has one. Never sent to the MCP server. Kept in this process only (never on the agent wire).
+   */
+  issuance?: TenantToken;
 }
 
 export { checkTenantName } from '../config/schema.js';
@@ -306,7 +323,8 @@ export function checkTenantToken(answer: Client.TokenEndpointResponse, req: Clai
     : [];
   if (req.role === 'admin' && !roles.includes('admin'))
     throw refuse('the admin role was asked for but not granted');
-  const cnf = claims['cnf'] as { jkt?: unknown } | undefined;
+  const cnf = claims['cnf'] as { jkt?: unknown; 'x5t#S256'?: unknown } | undefined;
+  const x5t = cnf?.['x5t#S256'];
   const iat = typeof claims['iat'] === 'number' ? claims['iat'] * 1000 : now;
   return {
     token: answer.access_token,
@@ -318,5 +336,6 @@ export function checkTenantToken(answer: Client.TokenEndpointResponse, req: Clai
     issuedAt: Math.min(iat, now),
     expiresAt: exp * 1000,
     jkt: typeof cnf?.jkt === 'string' ? cnf.jkt : undefined,
+    ...(typeof x5t === 'string' ? { x5t } : {}),
   };
 }

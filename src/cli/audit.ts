@@ -98,6 +98,7 @@ export async function openControlPlane(o: {
     event: () => undefined,
     quietEvents: false,
     cleanups: o.cleanups,
+    tls: { unsafeSkipVerify: o.unsafeSkipTlsVerify === true },
   });
   void tunnel.refresher.run().catch(() => undefined);
   tunnel.session.agent.onClose(() => {
@@ -114,16 +115,7 @@ export async function openControlPlane(o: {
   };
   // An https:// upstream: TLS inside the channel (upstream-tls.ts), checked once first, so a bad
   // certificate is one line and exit 5, not a resume loop.
-  const { upstreamTls } = await import('./upstream-tls.js');
-  const tlsSetup = await upstreamTls({
-    eff,
-    deps,
-    ui,
-    upstream: new URL(mcpUrl),
-    unsafeSkipVerify: o.unsafeSkipTlsVerify === true,
-    token,
-    proof,
-  });
+  const tlsSetup = tunnel.tls;
   const upstream = { supervisor: tunnel.supervisor, upstream: new URL(mcpUrl), tls: tlsSetup?.tls };
   if (tlsSetup) {
     const { openChannel } = await import('../tunnel/local.js');

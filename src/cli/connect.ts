@@ -165,7 +165,15 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   const cleanups: Array<() => unknown> = [];
   try {
     const { openTunnel } = await import('./open-tunnel.js');
-    const { session, refresher, supervisor, proof, stats, transport } = await openTunnel({
+    const {
+      session,
+      refresher,
+      supervisor,
+      proof,
+      stats,
+      transport,
+      tls: tlsSetup,
+    } = await openTunnel({
       ui,
       deps,
       eff,
@@ -179,6 +187,8 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       event,
       quietEvents: json,
       cleanups,
+      // --raw leaves TLS to the local client.
+      tls: opts.raw ? undefined : { unsafeSkipVerify: opts.unsafeSkipTlsVerify },
     });
     const { listen, openChannel } = await import('../tunnel/local.js');
     const token = () => {
@@ -190,19 +200,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       return proof(method, url, value);
     };
     // An https:// upstream: TLS inside the channel, checked once now so a bad certificate ends here (exit 5)
-    // instead of failing every request later. --raw leaves TLS to the local client.
-    const { upstreamTls } = await import('./upstream-tls.js');
-    const tlsSetup = opts.raw
-      ? undefined
-      : await upstreamTls({
-          eff,
-          deps,
-          ui,
-          upstream,
-          unsafeSkipVerify: opts.unsafeSkipTlsVerify,
-          token,
-          proof: signProof,
-        });
+    // instead of failing every request later.
     if (tlsSetup) {
       const peer = await tlsSetup.tls.probe(await openChannel({ supervisor, upstream }));
       event('tls', {

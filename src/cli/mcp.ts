@@ -57,6 +57,7 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
       supervisor,
       proof,
       stats,
+      tls: tlsSetup,
     } = await openTunnel({
       ui,
       deps,
@@ -73,6 +74,8 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
       quietEvents: true,
       cleanups,
       interactive: false,
+      // No unsafe flag here: this command line lives in MCP clients' config files.
+      tls: { unsafeSkipVerify: false },
     });
     const { tunnelFetch } = await import('../tunnel/fetch.js');
     const token = () => {
@@ -84,17 +87,6 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
       return proof(method, url, value);
     };
     // An https:// upstream: TLS inside the channel as for connect, checked once before the bridge starts.
-    // No unsafe flag here: this command line lives in MCP clients' config files.
-    const { upstreamTls } = await import('./upstream-tls.js');
-    const tlsSetup = await upstreamTls({
-      eff,
-      deps,
-      ui,
-      upstream,
-      unsafeSkipVerify: false,
-      token,
-      proof: signProof,
-    });
     if (tlsSetup) {
       const { openChannel } = await import('../tunnel/local.js');
       await tlsSetup.tls.probe(await openChannel({ supervisor, upstream }));

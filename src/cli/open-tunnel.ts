@@ -34,6 +34,11 @@ export interface OpenTunnelOptions {
    * terminal then — no host-key question, passphrase or 2FA prompt — even where one is attached.
    */
   interactive?: boolean;
+  /**
+   * TLS to an https:// upstream (upstream-tls.ts): the CA, the client certificate and, where the IdP binds
+   * tokens to it, the certificate-bound tenant token. Absent: no TLS layer here (`connect --raw`).
+   */
+  tls?: { unsafeSkipVerify: boolean } | undefined;
 }
 
 export function mmss(ms: number): string {
@@ -62,14 +67,53 @@ export async function openTunnel(o: OpenTunnelOptions) {
   const session = await openAgentSession(manager);
   cleanups.push(() => session.agent.close());
   const elevated = opts.role === 'admin' ? await stepUp(session, manager) : undefined;
+  const signer = proofSigner(session);
+  // The token for the endpoints that issue certificates: with a certificate-bound token, the plain one of
+  // the same exchange (they are reached without a client certificate; RFC 8705 §3 binds the other).
+  const issuanceToken = () => {
+    const t = refresher.current();
+    const u = t?.issuance ?? t;
+    return u && u.expiresAt > deps.now() ? { value: u.token, type: u.tokenType } : undefined;
+  };
+  const { upstreamTls } = await import('./upstream-tls.js');
+  const tlsSetup = o.tls
+    ? await upstreamTls({
+        eff,
+        deps,
+        ui,
+        upstream: o.upstream,
+        unsafeSkipVerify: o.tls.unsafeSkipVerify,
+        token: () => {
+          const t = refresher.current();
+          return t ? { value: t.token, type: t.tokenType } : undefined;
+        },
+        issuanceToken,
+        proof: signer,
+      })
+    : undefined;
+  const binder = tlsSetup?.client;
+  const request = { tenant: opts.tenant, role: opts.role, ...(elevated ? { elevation: elevated } : {}) };
   const refresher = new TenantRefresher({
     obtain: async () => {
-      const t = await obtainTenantToken(
-        session,
-        { tenant: opts.tenant, role: opts.role, ...(elevated ? { elevation: elevated } : {}) },
-        manager,
-      );
+      let t = await obtainTenantToken(session, request, manager);
       ui.addSecret(t.token);
+      if (binder && t.certBinding) {
+        // RFC 8705 §3: the IdP binds tokens to the client certificate presented at its mTLS token endpoint.
+        // The certificate is obtained with the plain token first (a client has none before), then the same
+        // exchange again over mTLS presenting it; the proxy presents that certificate with that token, and
+        // the MCP server refuses the token over any other connection. DPoP still binds both tokens.
+        const issuance = t;
+        const id = await binder.forBinding({ value: issuance.token, type: issuance.tokenType });
+        const bound = await obtainTenantToken(
+          session,
+          { ...request, clientCert: { cert: id.certPem, key: id.keyPem } },
+          manager,
+        );
+        ui.addSecret(bound.token);
+        binder.pin(id);
+        // Renewed before the certificate ends too: the token is worthless without it.
+        t = { ...bound, expiresAt: Math.min(bound.expiresAt, id.notAfter), issuance };
+      }
       await recordTenantToken(deps.configDir, eff.name, t).catch(() => undefined);
       return t;
     },
@@ -106,7 +150,8 @@ export async function openTunnel(o: OpenTunnelOptions) {
   ui.success(
     `Tenant token for ${opts.tenant} (${first.roles.join(', ')}), expires in ${mmss(first.expiresAt - deps.now())}`,
   );
-  const proof = first.tokenType === 'DPoP' ? proofSigner(session) : undefined;
+  if (first.x5t) ui.info(`Tenant token bound to the client certificate (RFC 8705 cnf.x5t#S256)`);
+  const proof = first.tokenType === 'DPoP' ? signer : undefined;
 
   const { dialChain, hopLabel } = await import('../tunnel/ssh.js');
   const { Supervisor } = await import('../tunnel/supervisor.js');
@@ -147,7 +192,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
       const sessionIdentity = new SessionIdentity({
         now: deps.now,
         certify: async (publicKeyLine) => {
-          const t = refresher.current();
+          const t = issuanceToken();
           if (!t) {
             const { CliError } = await import('../errors.js');
             throw new CliError('error', 'the tenant token has expired and is being renewed');
@@ -155,7 +200,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
           return requestSshCertificate({
             endpoint: caEndpoint,
             publicKeyLine,
-            token: { value: t.token, type: t.tokenType },
+            token: t,
             proof: async (method, url, token) => {
               if (!proof) throw new Error('the tenant token is DPoP-bound but the login has no DPoP key');
               return proof(method, url, token);
@@ -283,7 +328,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
   );
 
   const stats = { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: deps.now() };
-  return { session, refresher, supervisor, proof, first, stats, transport: chosen.kind };
+  return { session, refresher, supervisor, proof, first, stats, transport: chosen.kind, tls: tlsSetup };
 }
 
 export type ChosenTransport = { kind: 'openssh'; ssh: string; why: string } | { kind: 'ssh2'; why: string };

@@ -11,11 +11,29 @@ import type { Deps } from '../io.js';
 import { type ClientIdentity, readCaFile, UpstreamTls } from '../tunnel/tls.js';
 import type { Ui } from './ui.js';
 
+type Held = ClientIdentity & { notAfter: number };
+
 export interface UpstreamTlsSetup {
   tls: UpstreamTls;
   /** Which client certificate is presented, and until when the current one is valid. */
-  client: { kind: 'ephemeral' | 'provided'; notAfter(): number | undefined; issued(): number } | undefined;
+  client:
+    | {
+        kind: 'ephemeral' | 'provided';
+        notAfter(): number | undefined;
+        issued(): number;
+        /**
+         * The certificate the next tenant token is to be bound to (RFC 8705 §3): a new key and certificate
+         * obtained with `issuance` (the token of the plain exchange), or the user's own.
+         */
+        forBinding(issuance: { value: string; type: 'Bearer' | 'DPoP' }): Promise<Held>;
+        /** Keep `identity` for the token bound to it: connections with that token present it. */
+        pin(identity: Held): void;
+      }
+    | undefined;
 }
+
+/** Identities kept for bound tokens: the current one and the one before (its token may still be in use). */
+const PINNED = 2;
 
 export async function upstreamTls(o: {
   eff: EffectiveProfile;
@@ -24,6 +42,8 @@ export async function upstreamTls(o: {
   upstream: URL;
   unsafeSkipVerify: boolean;
   token(): { value: string; type: 'Bearer' | 'DPoP' } | undefined;
+  /** The token for client_cert_endpoint (the plain one when the session's token is certificate-bound). */
+  issuanceToken?: () => { value: string; type: 'Bearer' | 'DPoP' } | undefined;
   proof(method: string, url: string, token: string): Promise<string>;
 }): Promise<UpstreamTlsSetup | undefined> {
   if (o.upstream.protocol !== 'https:') return undefined;
@@ -36,6 +56,13 @@ export async function upstreamTls(o: {
     );
   let client: UpstreamTlsSetup['client'];
   let identity: (() => Promise<ClientIdentity>) | undefined;
+  // Bound tokens' certificates by thumbprint: a token bound to one is only good with that one.
+  const pinned = new Map<string, Held>();
+  const pin = (id: Held) => {
+    pinned.delete(id.id);
+    pinned.set(id.id, id);
+    while (pinned.size > PINNED) pinned.delete(pinned.keys().next().value as string);
+  };
   if (p.client_cert_file || p.client_key_file) {
     if (!p.client_cert_file || !p.client_key_file)
       throw new CliError('usage', 'client_cert_file and client_key_file go together', {
@@ -49,18 +76,34 @@ export async function upstreamTls(o: {
       passphrase: canAsk ? (file) => o.deps.prompt(`Passphrase for ${file}: `, { secret: true }) : undefined,
     });
     o.ui.addSecret(provided.keyPem);
-    client = { kind: 'provided', notAfter: () => provided.notAfter, issued: () => 0 };
+    client = {
+      kind: 'provided',
+      notAfter: () => provided.notAfter,
+      issued: () => 0,
+      forBinding: async () => provided,
+      pin,
+    };
     identity = async () => provided;
   } else if (p.client_cert_endpoint) {
     const endpoint = new URL(p.client_cert_endpoint);
     const ephemeral = new EphemeralClientCert({
       endpoint,
-      token: o.token,
+      token: o.issuanceToken ?? o.token,
       proof: o.proof,
       fetch: o.deps.fetch,
       now: o.deps.now,
     });
-    client = { kind: 'ephemeral', notAfter: () => ephemeral.notAfter, issued: () => ephemeral.issued };
+    client = {
+      kind: 'ephemeral',
+      notAfter: () => ephemeral.notAfter,
+      issued: () => ephemeral.issued,
+      forBinding: async (issuance) => {
+        const id = await ephemeral.renew(issuance);
+        o.ui.addSecret(id.keyPem);
+        return id;
+      },
+      pin,
+    };
     identity = async () => {
       const id = await ephemeral.identity();
       o.ui.addSecret(id.keyPem);
@@ -72,18 +115,24 @@ export async function upstreamTls(o: {
     ca,
     unsafeSkipVerify: o.unsafeSkipVerify,
     identity: identity
-      ? async () => {
-          const id = await identity();
-          // RFC 8705 §3: a token bound to a certificate goes only over a connection presenting that one.
+      ? async (hint?: string) => {
+          // RFC 8705 §3: a token bound to a certificate goes only over a connection presenting that one:
+          // the certificate it was bound to, or none at all (the server would refuse it anyway, and the
+          // token would have crossed the connection for nothing). `hint`: the binding of the token the
+          // connection is opened for (local.ts); else the current token's.
           const t = o.token();
-          const bound = t ? boundThumbprint(t.value) : undefined;
-          if (bound && bound !== id.id)
-            throw new CliError(
-              'trust',
-              'the tenant token is bound to another client certificate (cnf.x5t#S256) than the one presented',
-              { hint: 'reconnect, so that the token and the certificate are obtained together' },
-            );
-          return id;
+          const bound = hint ?? (t ? boundThumbprint(t.value) : undefined);
+          if (bound) {
+            const held = pinned.get(bound);
+            if (!held)
+              throw new CliError(
+                'trust',
+                'the tenant token is bound to another client certificate (cnf.x5t#S256) than the one presented',
+                { hint: 'reconnect, so that the token and the certificate are obtained together' },
+              );
+            return held;
+          }
+          return identity();
         }
       : undefined,
   });

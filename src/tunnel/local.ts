@@ -19,7 +19,7 @@ import { isLoopbackHost } from '../net.js';
 import { describeHolder, type PeerTable, portHolder } from '../peer.js';
 import { ChannelAgent } from './pool.js';
 import type { Supervisor } from './supervisor.js';
-import type { UpstreamTls } from './tls.js';
+import { certBinding, type UpstreamTls } from './tls.js';
 import { type Transport, targetOf, unixSocketOf } from './transport.js';
 
 export interface Stats {
@@ -434,18 +434,20 @@ export async function upstreamRequest(
     authorization: `${token.type} ${token.value}`,
   };
   if (token.type === 'DPoP') headers['dpop'] = await o.proof(request.method, target.href, token.value);
+  // RFC 8705: a certificate-bound token goes over a connection presenting its certificate (tls.ts).
+  const bound = o.tls ? certBinding(token.value) : undefined;
   const common = {
     method: request.method,
     path: request.path,
     headers,
     ...(request.signal ? { signal: request.signal } : {}),
   };
-  if (!request.fresh) return httpRequest({ ...common, agent: channelAgent(o) });
+  if (!request.fresh) return httpRequest({ ...common, agent: channelAgent(o, bound) });
   return httpRequest({
     ...common,
     // No agent: with one, Node would ignore createConnection and dial the host itself.
     createConnection: (_opts, done) => {
-      tunnelStream(o).then(
+      tunnelStream(o, bound).then(
         (stream) => done(null, stream as unknown as Socket),
         (err: Error) => done(err, undefined as unknown as Socket),
       );
@@ -454,13 +456,27 @@ export async function upstreamRequest(
   });
 }
 
-/** One keep-alive pool of upstream channels per tunnel (pool.ts). */
-const agents = new WeakMap<Supervisor, ChannelAgent>();
-function channelAgent(o: Pick<ListenerOptions, 'supervisor' | 'upstream' | 'tls'>): ChannelAgent {
-  let agent = agents.get(o.supervisor);
+/**
+ * One keep-alive pool of upstream channels per tunnel (pool.ts), and per client certificate a bound token
+ * needs: a renewed certificate-bound token never goes over a channel that presented the previous one. An
+ * older pool is only forgotten (its idle channels close after IDLE_MS; requests on it finish).
+ */
+const agents = new WeakMap<Supervisor, Map<string, ChannelAgent>>();
+function channelAgent(
+  o: Pick<ListenerOptions, 'supervisor' | 'upstream' | 'tls'>,
+  bound: string | undefined,
+): ChannelAgent {
+  let pools = agents.get(o.supervisor);
+  if (!pools) {
+    pools = new Map();
+    agents.set(o.supervisor, pools);
+  }
+  const key = bound ?? '';
+  let agent = pools.get(key);
   if (!agent) {
-    agent = new ChannelAgent(() => tunnelStream(o));
-    agents.set(o.supervisor, agent);
+    agent = new ChannelAgent(() => tunnelStream(o, bound));
+    pools.set(key, agent);
+    while (pools.size > 2) pools.delete(pools.keys().next().value as string);
   }
   return agent;
 }
@@ -485,10 +501,11 @@ function replayable(req: IncomingMessage): boolean {
  */
 export async function tunnelStream(
   o: Pick<ListenerOptions, 'supervisor' | 'upstream' | 'tls'>,
+  bound?: string,
 ): Promise<Duplex> {
   const channel = await openChannel(o);
   if (!o.tls) return channel;
-  const secure = await o.tls.wrap(channel);
+  const secure = await o.tls.wrap(channel, bound);
   // The TLS socket is what the request sees: it runs on the channel's transport (cutCause).
   const transport = streamTransport.get(channel);
   if (transport) streamTransport.set(secure, transport);

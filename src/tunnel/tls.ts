@@ -31,8 +31,11 @@ export interface UpstreamTlsOptions {
   ca?: { pem: string; file: string } | undefined;
   /** `--unsafe-skip-tls-verify`: no certificate or name check at all. */
   unsafeSkipVerify?: boolean;
-  /** The client certificate for the next connection (renewed by its owner); undefined: none. */
-  identity?: (() => Promise<ClientIdentity | undefined>) | undefined;
+  /**
+   * The client certificate for the next connection (renewed by its owner); undefined: none. `bound`: the
+   * thumbprint the request's token is bound to (RFC 8705 cnf.x5t#S256), which the certificate must have.
+   */
+  identity?: ((bound?: string) => Promise<ClientIdentity | undefined>) | undefined;
 }
 
 /** What doctor and connect show about the server's certificate. */
@@ -198,9 +201,12 @@ export class UpstreamTls {
     return this.#o.host;
   }
 
-  /** TLS over `stream`; resolves once the handshake verified the server (and sent our certificate). */
-  async wrap(stream: Duplex): Promise<tls.TLSSocket> {
-    const identity = await this.#o.identity?.();
+  /**
+   * TLS over `stream`; resolves once the handshake verified the server (and sent our certificate). `bound`:
+   * the certificate thumbprint the token of the requests on this connection is bound to.
+   */
+  async wrap(stream: Duplex, bound?: string): Promise<tls.TLSSocket> {
+    const identity = await this.#o.identity?.(bound);
     const key = identity?.id ?? '';
     const session = this.#sessions.get(key);
     const host = this.#o.host;
@@ -294,6 +300,25 @@ export class UpstreamTls {
       resumed: socket.isSessionReused(),
       fingerprint: c?.fingerprint256 ?? '',
     };
+  }
+}
+
+/**
+ * RFC 8705 §3.1: the certificate thumbprint a JWT access token is bound to (`cnf.x5t#S256`), read without
+ * verifying (the agent verified it); undefined for an unbound or opaque token. Requests with a bound token
+ * go only over connections presenting that certificate (local.ts keeps a keep-alive pool per binding).
+ */
+export function certBinding(token: string): string | undefined {
+  const payload = token.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
+      cnf?: Record<string, unknown>;
+    };
+    const x5t = claims.cnf?.['x5t#S256'];
+    return typeof x5t === 'string' ? x5t : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -503,6 +503,14 @@ test('exchangeFault: each fault answers as it says; the resource refuses what it
       assert.ok(Array.isArray(claimsOf(a.access_token)['tenants']));
       assert.ok(status === 200 || status === 401);
     },
+    // Only over the mTLS alias (test/e2e/cert-bound.test.ts): without a certificate nothing is bound.
+    'wrong-cert-binding': (a, status) => {
+      assert.equal(
+        (claimsOf(a.access_token)['cnf'] as Record<string, unknown> | undefined)?.['x5t#S256'],
+        undefined,
+      );
+      assert.equal(status, 200);
+    },
   };
   try {
     for (const [fault, verify] of Object.entries(check) as Array<
