@@ -214,7 +214,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
         ? `; client certificate (${tlsSetup.client.kind}) until ${new Date(tlsSetup.client.notAfter() ?? 0).toISOString()}`
         : '';
       ui.success(
-        `TLS: ${upstream.hostname} ${opts.unsafeSkipTlsVerify ? 'NOT verified' : 'verified'} (${peer.protocol}, issued by ${peer.issuer})${client}`,
+        `TLS: ${tlsSetup.tls.host} ${opts.unsafeSkipTlsVerify ? 'NOT verified' : 'verified'} (${peer.protocol}, issued by ${peer.issuer})${client}`,
       );
     }
 

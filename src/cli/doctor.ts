@@ -496,7 +496,8 @@ async function checkUpstreamTls(eff: EffectiveProfile, deps: Deps): Promise<Outc
   const p = eff.profile;
   if (!p.mcp_url) return { status: 'skip', detail: 'no mcp_url configured' };
   const url = new URL(p.mcp_url);
-  if (url.protocol !== 'https:')
+  const { usesTls } = await import('../tunnel/transport.js');
+  if (!usesTls(url))
     return {
       status: 'warn',
       detail: `mcp_url is ${url.protocol}//: the hop from the bastion to the MCP server is not encrypted`,
@@ -553,15 +554,17 @@ async function checkUpstreamTls(eff: EffectiveProfile, deps: Deps): Promise<Outc
   });
   try {
     const { targetOf } = await import('../tunnel/transport.js');
+    const { tlsServerName } = await import('./upstream-tls.js');
+    const host = tlsServerName(url, p.mcp_tls_server_name);
     const tls = new UpstreamTls({
-      host: url.hostname.replace(/^\[|\]$/g, ''),
+      host,
       ca,
       ...(identity ? { identity: async () => identity } : {}),
     });
     try {
       const peer = await tls.probe(await chain.open(targetOf(url)), 2000);
       const days = Math.floor((peer.validTo.getTime() - deps.now()) / 86_400_000);
-      const detail = `${url.hostname}: ${peer.protocol}, issued by ${peer.issuer}, valid until ${peer.validTo.toISOString()}${notes.length ? `; ${notes.join('; ')}` : ''}`;
+      const detail = `${host}: ${peer.protocol}, issued by ${peer.issuer}, valid until ${peer.validTo.toISOString()}${notes.length ? `; ${notes.join('; ')}` : ''}`;
       if (days < 7)
         return {
           status: 'warn',
@@ -574,7 +577,7 @@ async function checkUpstreamTls(eff: EffectiveProfile, deps: Deps): Promise<Outc
       if (isClientCertRefusal(err) && !identity && p.client_cert_endpoint)
         return {
           status: 'ok',
-          detail: `${url.hostname}: certificate verified; the server requires a client certificate (${notes.join('; ')})`,
+          detail: `${host}: certificate verified; the server requires a client certificate (${notes.join('; ')})`,
         };
       throw err;
     }

@@ -9,6 +9,7 @@ import type { EffectiveProfile } from '../config/load.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import { type ClientIdentity, readCaFile, UpstreamTls } from '../tunnel/tls.js';
+import { usesTls } from '../tunnel/transport.js';
 import type { Ui } from './ui.js';
 
 type Held = ClientIdentity & { notAfter: number };
@@ -35,6 +36,23 @@ export interface UpstreamTlsSetup {
 /** Identities kept for bound tokens: the current one and the one before (its token may still be in use). */
 const PINNED = 2;
 
+/**
+ * The name the server's certificate is checked against and sent as SNI: mcp_tls_server_name, else the
+ * URL's host. An https+unix:// URL has none of its own (its host is the socket path): the setting is needed.
+ */
+export function tlsServerName(url: URL, configured: string | undefined): string {
+  if (configured) return configured.replace(/^\[|\]$/g, '');
+  if (url.protocol === 'https+unix:')
+    throw new CliError(
+      'usage',
+      'an https+unix:// mcp_url needs mcp_tls_server_name: a Unix socket has no host name to check the certificate against',
+      {
+        hint: "set the name the MCP server's certificate holds: `mcp-secure config set mcp_tls_server_name mcp.internal`",
+      },
+    );
+  return url.hostname.replace(/^\[|\]$/g, '');
+}
+
 export async function upstreamTls(o: {
   eff: EffectiveProfile;
   deps: Deps;
@@ -46,9 +64,9 @@ export async function upstreamTls(o: {
   issuanceToken?: () => { value: string; type: 'Bearer' | 'DPoP' } | undefined;
   proof(method: string, url: string, token: string): Promise<string>;
 }): Promise<UpstreamTlsSetup | undefined> {
-  if (o.upstream.protocol !== 'https:') return undefined;
+  if (!usesTls(o.upstream)) return undefined;
   const p = o.eff.profile;
-  const host = o.upstream.hostname.replace(/^\[|\]$/g, '');
+  const host = tlsServerName(o.upstream, p.mcp_tls_server_name);
   const ca = p.mcp_ca_file ? readCaFile(p.mcp_ca_file) : undefined;
   if (o.unsafeSkipVerify)
     o.ui.warn(

@@ -41,6 +41,7 @@ type NoDefault =
   | 'callback_port'
   | 'ssh_ca_endpoint'
   | 'mcp_ca_file'
+  | 'mcp_tls_server_name'
   | 'client_cert_endpoint'
   | 'client_cert_file'
   | 'client_key_file'
@@ -85,6 +86,7 @@ export const ENV_VARS: Readonly<Record<keyof Profile, string>> = {
   ssh_ca_endpoint: 'MCP_SECURE_SSH_CA_ENDPOINT',
   agent_idle_timeout: 'MCP_SECURE_AGENT_IDLE_TIMEOUT',
   mcp_ca_file: 'MCP_SECURE_MCP_CA_FILE',
+  mcp_tls_server_name: 'MCP_SECURE_MCP_TLS_SERVER_NAME',
   client_cert_endpoint: 'MCP_SECURE_CLIENT_CERT_ENDPOINT',
   client_cert_file: 'MCP_SECURE_CLIENT_CERT_FILE',
   client_key_file: 'MCP_SECURE_CLIENT_KEY_FILE',

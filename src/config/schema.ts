@@ -52,6 +52,11 @@ export interface Profile {
   local_port?: number;
   /** A PEM CA bundle the https:// mcp_url's certificate must chain to, instead of the system store. */
   mcp_ca_file?: string;
+  /**
+   * The name the MCP server's certificate must hold (and the SNI sent): needed for an https+unix:// mcp_url
+   * (a Unix socket has no host name); for https:// it replaces the URL's host in the check.
+   */
+  mcp_tls_server_name?: string;
   /** Where a short-lived client certificate is issued for the tenant token (mTLS; docs/protocol.md §4). */
   client_cert_endpoint?: string;
   /** A client certificate (PEM) the user already has, with its key (client_key_file). */
@@ -114,6 +119,7 @@ export function projectForbidden(key: keyof Profile, value: unknown): boolean {
  */
 const USER_ONLY: ReadonlySet<keyof Profile> = new Set([
   'mcp_ca_file',
+  'mcp_tls_server_name',
   'client_cert_endpoint',
   'client_cert_file',
   'client_key_file',
@@ -214,12 +220,12 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
   },
   mcp_url: {
     expected:
-      'an http:// or https:// URL of the in-cluster MCP endpoint, or http+unix://%2Fpath%2Fto.sock/mcp for a Unix socket on the bastion',
+      'an http:// or https:// URL of the in-cluster MCP endpoint, or http+unix:// (https+unix:// for TLS) with a %-encoded socket path, e.g. http+unix://%2Fpath%2Fto.sock/mcp, for a Unix socket on the bastion',
     check: (v) =>
       isString(v) &&
       URL.canParse(v) &&
       (/^https?:$/.test(new URL(v).protocol) ||
-        (new URL(v).protocol === 'http+unix:' && decodeURIComponent(new URL(v).host).startsWith('/'))),
+        (/^https?\+unix:$/.test(new URL(v).protocol) && decodeURIComponent(new URL(v).host).startsWith('/'))),
     parse: (t) => t,
   },
   ssh_transport: {
@@ -253,6 +259,12 @@ export const PROFILE_KEYS: Readonly<Record<keyof Profile, KeySpec>> = {
     },
   },
   mcp_ca_file: { expected: 'a path to a PEM CA bundle', check: isString, parse: (t) => t },
+  mcp_tls_server_name: {
+    expected: 'a DNS name or an IP address the MCP server certificate holds',
+    check: (v) =>
+      isString(v) && /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$|^[0-9a-fA-F:.]+$/.test(v),
+    parse: (t) => t,
+  },
   client_cert_endpoint: {
     expected: 'an https:// URL (http:// only on loopback)',
     check: (v) =>

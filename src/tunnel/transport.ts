@@ -26,6 +26,11 @@ export interface Transport {
 export type TransportKind = 'openssh' | 'ssh2';
 export type TransportChoice = TransportKind | 'auto';
 
+/** Does this MCP URL use TLS (https://, or https+unix:// for a Unix socket)? */
+export function usesTls(url: URL): boolean {
+  return url.protocol === 'https:' || url.protocol === 'https+unix:';
+}
+
 /** The upstream target of an MCP URL: brackets off an IPv6 literal (`[::1]` → `::1`), the default port. */
 export function targetOf(url: URL): UpstreamTarget {
   const socketPath = unixSocketOf(url);
@@ -37,10 +42,11 @@ export function targetOf(url: URL): UpstreamTarget {
 /**
  * `http+unix://%2Frun%2Fmcp.sock/mcp`: an MCP endpoint listening on a Unix socket on the last hop (the
  * form requests-unixsocket and docker's clients use: the socket path percent-encoded as the host). The
- * HTTP request itself goes to the path after it.
+ * HTTP request itself goes to the path after it. `https+unix://…`: TLS over that socket.
  */
 export function unixSocketOf(url: URL): string | undefined {
-  if (url.protocol !== 'http+unix:') return undefined;
+  // https+unix: the same socket, with TLS over it (tls.ts; the name checked is mcp_tls_server_name).
+  if (url.protocol !== 'http+unix:' && url.protocol !== 'https+unix:') return undefined;
   const path = decodeURIComponent(url.host);
   return path.startsWith('/') ? path : undefined;
 }

@@ -15,7 +15,6 @@ import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type Bastion, generateUserKey, startBastion } from '../../sandbox/bastion.js';
@@ -28,6 +27,9 @@ import { createCa } from '../../sandbox/x509.js';
 import { type CliRun, runCli, startCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/deps.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
+
+const { after, before, test } = gate(missing('secret-service'));
 
 const alice = USERS.find((u) => u.username === 'alice')!;
 let keyring: SecretService;

@@ -112,6 +112,7 @@ const SAMPLE: Record<keyof Profile, unknown> = {
   ssh_transport: 'ssh2',
   ssh_ca_endpoint: 'https://evil.example/ssh/certificate',
   mcp_ca_file: '/tmp/evil-ca.pem',
+  mcp_tls_server_name: 'evil.example',
   client_cert_endpoint: 'https://evil.example/tls/client-certificate',
   client_cert_file: '/tmp/evil.crt',
   client_key_file: '/tmp/evil.key',
@@ -120,7 +121,13 @@ const SAMPLE: Record<keyof Profile, unknown> = {
 };
 
 /** Keys a project file may never set, approved or not: they decide whom the tunnel trusts (TLS). */
-const USER_ONLY = ['mcp_ca_file', 'client_cert_endpoint', 'client_cert_file', 'client_key_file'] as const;
+const USER_ONLY = [
+  'mcp_ca_file',
+  'mcp_tls_server_name',
+  'client_cert_endpoint',
+  'client_cert_file',
+  'client_key_file',
+] as const;
 
 async function repoWith(
   profile: Record<string, unknown>,
