@@ -12,7 +12,7 @@
 // request carrying another subject's or another tenant's token on that session id is refused as if the
 // session did not exist, and audited. Tool calls always act as the token on the request that carries them.
 
-import { type X509Certificate as NodeX509, randomUUID } from 'node:crypto';
+import { type X509Certificate as NodeX509, randomUUID, X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -102,6 +102,13 @@ export interface PlaneTls {
   }): Promise<{ certPem: string; keyPem?: string }>;
   /** Client certificates issued through the endpoint so far. */
   issued(): number;
+  /** The client certificates issued through the endpoint (PEM), oldest first. */
+  issuedCertificates(): string[];
+  /**
+   * Revokes a client certificate (the operators' answer to a lost key): from now on the server's CRL lists
+   * it (RFC 5280 §5), so no handshake with it succeeds, and open connections presenting it are closed.
+   */
+  revoke(certPem: string): Promise<void>;
 }
 
 export interface ControlPlane {
@@ -263,6 +270,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   });
   let certOrigin = '';
   let issuedCount = 0;
+  const issuedPems: string[] = [];
+  const revokedSerials: string[] = [];
+  // Open TLS connections, so that a revocation also ends the ones already past their handshake.
+  const tlsSockets = new Set<TLSSocket>();
+  if (tlsSetup)
+    server.on('secureConnection', (socket: TLSSocket) => {
+      tlsSockets.add(socket);
+      socket.once('close', () => tlsSockets.delete(socket));
+    });
 
   async function issueClientCert(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', certOrigin);
@@ -341,6 +357,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       return;
     }
     issuedCount += 1;
+    issuedPems.push(certPem);
+    if (issuedPems.length > 1000) issuedPems.shift();
     record({
       tenant: caller.tenant,
       actor: caller.actor,
@@ -737,6 +755,21 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           clientCaPem: tlsSetup.clientCa.certPem,
           issueClient: (o) => tlsSetup.issueClient(o),
           issued: () => issuedCount,
+          issuedCertificates: () => [...issuedPems],
+          async revoke(certPem) {
+            const cert = new X509Certificate(certPem);
+            revokedSerials.push(cert.serialNumber);
+            const crl = await tlsSetup.clientCa.crl(revokedSerials);
+            (server as https.Server).setSecureContext({
+              key: tlsSetup.serverKeyPem,
+              cert: tlsSetup.serverCertPem,
+              minVersion: 'TLSv1.2',
+              ca: tlsSetup.clientCa.certPem,
+              crl,
+            });
+            for (const socket of tlsSockets)
+              if (socket.getPeerX509Certificate()?.fingerprint256 === cert.fingerprint256) socket.destroy();
+          },
         }
       : undefined,
     host: '127.0.0.1',

@@ -41,6 +41,11 @@ export interface Ca {
   name: string;
   certPem: string;
   issue(req: CertRequest): Promise<Issued>;
+  /**
+   * A CRL (RFC 5280 §5, PEM) revoking these certificates (by serial, hex), valid from a minute ago for a
+   * day: what a TLS server checks client certificates against (tls.createSecureContext `crl`).
+   */
+  crl(serials: string[]): Promise<string>;
 }
 
 function pem(label: string, der: ArrayBuffer): string {
@@ -118,6 +123,24 @@ export async function createCa(name: string, days = 30): Promise<Ca> {
       });
       const certPem = cert.toString('pem');
       return { certPem, ...(keyPem ? { keyPem } : {}), x5tS256: thumbprint(certPem) };
+    },
+    async crl(serials) {
+      const now = Date.now();
+      const crl = await x509.X509CrlGenerator.create({
+        issuer: caCert.subject,
+        thisUpdate: new Date(now - 60_000),
+        nextUpdate: new Date(now + 86_400_000),
+        signingAlgorithm: SIGN,
+        signingKey: keys.privateKey,
+        entries: serials.map((serialNumber) => ({
+          serialNumber,
+          revocationDate: new Date(now - 60_000),
+          reason: x509.X509CrlReason.keyCompromise,
+        })),
+        extensions: [await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey)],
+      });
+      // OpenSSL reads only the RFC 7468 §5 label "X509 CRL"; @peculiar/x509 writes "CRL".
+      return pem('X509 CRL', crl.rawData);
     },
   };
 }

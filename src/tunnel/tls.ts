@@ -111,6 +111,7 @@ const CLIENT_CERT_REFUSED = new Set([
   'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
   'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED',
   'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED',
 ]);
 
 /** Did the server refuse (or ask for) a client certificate? (doctor probes without one.) */
@@ -159,6 +160,18 @@ export function tlsFailure(
       hint: "TLS 1.2 is the minimum; tell the cluster's operators to enable TLS 1.2 or 1.3",
       cause: err,
     });
+  // RFC 8446 §6.2 certificate_revoked: the server's CRL lists our certificate (its operators revoked it).
+  if (code === 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED')
+    return new CliError(
+      'trust',
+      `TLS: the MCP server at ${host} refused our client certificate: it has been revoked`,
+      {
+        hint: o.client
+          ? "ask the control plane's operators why; with client_cert_file, get a new certificate"
+          : "tell the control plane's operators",
+        cause: err,
+      },
+    );
   if (CLIENT_CERT_REFUSED.has(code))
     return new CliError(
       'trust',
@@ -259,6 +272,7 @@ export class UpstreamTls {
    */
   async probe(stream: Duplex, waitMs = 5000): Promise<PeerInfo> {
     const socket = await this.wrap(stream);
+    const identified = this.#o.identity !== undefined;
     try {
       if (socket.getProtocol() === 'TLSv1.3') {
         await new Promise<void>((resolve, reject) => {
@@ -273,7 +287,20 @@ export class UpstreamTls {
           });
           socket.once('close', () => {
             clearTimeout(timer);
-            resolve();
+            // Closed after our Finished with no ticket and no alert: a server that checks client certificates
+            // in application code (Node's own, for one: its verify callback accepts, then JS destroys the
+            // socket) refused ours without saying why — revoked (its CRL), expired, or another CA's.
+            if (identified)
+              reject(
+                new CliError(
+                  'trust',
+                  `TLS: the MCP server at ${this.#o.host} closed the connection after the handshake: it did not accept our client certificate (revoked, expired, or not from its client CA)`,
+                  {
+                    hint: "check client_cert_file / client_cert_endpoint, and ask the control plane's operators whether the certificate was revoked",
+                  },
+                ),
+              );
+            else resolve();
           });
         }).catch((err: unknown) => {
           throw tlsFailure(err, this.#o.host, {

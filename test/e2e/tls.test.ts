@@ -346,6 +346,69 @@ test('a client certificate for another tenant is refused by the control plane (4
   await stop(run);
 });
 
+/** A client certificate for alice in acme from the mTLS plane's CA, written to files; `life` in ms. */
+async function aliceCert(name: string, o: { notBefore?: Date; notAfter: Date }) {
+  const issued = await planes.mtls.tls!.issueClient({
+    username: alice.username,
+    sub: alice.sub,
+    tenant: 'acme',
+    ...o,
+  });
+  const certFile = join(user.home, `${name}.crt`);
+  const keyFile = join(user.home, `${name}.key`);
+  await writeFile(certFile, issued.certPem);
+  await writeFile(keyFile, issued.keyPem!, { mode: 0o600 });
+  return { certPem: issued.certPem, certFile, keyFile };
+}
+
+test('a revoked client certificate (client_cert_file; the server CRL lists it) → exit 5, one line: not accepted, revocation named as a reason', async () => {
+  const c = await aliceCert('revoked', { notAfter: new Date(Date.now() + 3_600_000) });
+  await planes.mtls.tls!.revoke(c.certPem);
+  const r = await refused({
+    mcp_ca_file: mtlsCaFile,
+    mcp_url: planes.mtls.url,
+    client_cert_file: c.certFile,
+    client_key_file: c.keyFile,
+  });
+  assert.equal(r.code, 5, r.stderr);
+  // Node's TLS server drops the connection without an alert (its JS rejects after the handshake), so the
+  // CLI says what it can: the certificate was not accepted, revoked being one reason.
+  assert.match(
+    r.stderr,
+    /did not accept our client certificate \(revoked, expired, or not from its client CA\)/,
+  );
+  assert.equal(errorLines(r.stderr).length, 1, r.stderr);
+});
+
+test('revoked during a session: the connections presenting it are closed and the next call is refused', async () => {
+  const { run, local } = await connect({
+    mcp_ca_file: mtlsCaFile,
+    mcp_url: planes.mtls.url,
+    client_cert_endpoint: planes.mtls.clientCertUrl,
+  });
+  assert.ok((await tools(local)).includes('list_workflows'));
+  const current = planes.mtls.tls!.issuedCertificates().at(-1)!;
+  await planes.mtls.tls!.revoke(current);
+  await assert.rejects(tools(local), /unreachable|revoked/);
+  await stop(run);
+});
+
+test('an expired client certificate (client_cert_file) → exit 4 before any connection, one line with its end', async () => {
+  const c = await aliceCert('expired', {
+    notBefore: new Date(Date.now() - 2 * 86_400_000),
+    notAfter: new Date(Date.now() - 86_400_000),
+  });
+  const r = await refused({
+    mcp_ca_file: mtlsCaFile,
+    mcp_url: planes.mtls.url,
+    client_cert_file: c.certFile,
+    client_key_file: c.keyFile,
+  });
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stderr, /the client certificate .*expired\.crt expired 20/);
+  assert.equal(errorLines(r.stderr).length, 1, r.stderr);
+});
+
 test('an encrypted client key without a terminal to ask its passphrase → exit 4, one line', async () => {
   const { generateKeyPairSync } = await import('node:crypto');
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
