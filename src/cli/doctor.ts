@@ -163,6 +163,8 @@ async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
     token_endpoint?: unknown;
     revocation_endpoint?: unknown;
     revocation_endpoint_auth_methods_supported?: unknown;
+    tls_client_certificate_bound_access_tokens?: unknown;
+    mtls_endpoint_aliases?: { token_endpoint?: unknown };
   };
   try {
     doc = (await (await readCapped(res, well.href)).json()) as typeof doc;
@@ -197,7 +199,13 @@ async function checkIdp(eff: EffectiveProfile, deps: Deps): Promise<Discovery> {
       fix: 'ask your IdP admin to let the public client revoke its own tokens (RFC 7009 §2.1), or to keep refresh token lifetimes short',
     };
   }
-  return { ...clock, status: 'ok', detail: `${issuer} (${grants || 'no endpoints listed'})` };
+  // RFC 8705 §3.3, §5: where connect gets a certificate-bound tenant token (docs/protocol.md §4).
+  const alias = doc.mtls_endpoint_aliases?.token_endpoint ?? doc.token_endpoint;
+  const binding =
+    doc.tls_client_certificate_bound_access_tokens === true && typeof alias === 'string'
+      ? `; binds tenant tokens to client certificates (RFC 8705) at ${sanitize(alias, 100)}`
+      : '';
+  return { ...clock, status: 'ok', detail: `${issuer} (${grants || 'no endpoints listed'})${binding}` };
 }
 
 async function checkKeychain(eff: EffectiveProfile, deps: Deps): Promise<Outcome> {

@@ -366,6 +366,16 @@ test('the IdP binding the token to another certificate than the one presented â†
   }
 });
 
+test('doctor names the IdP binding tenant tokens to client certificates, and its mTLS token endpoint', async () => {
+  const r = await runCli(['--profile', 'sandbox', 'doctor'], env(settingsFor('bound')));
+  assert.match(
+    r.stdout + r.stderr,
+    new RegExp(
+      `binds tenant tokens to client certificates \\(RFC 8705\\) at ${idp.mtlsTokenEndpoint!.replace(/[.]/g, '\\.')}`,
+    ),
+  );
+});
+
 test('a user-provided certificate: the token is bound to it (its thumbprint in cnf.x5t#S256)', async () => {
   const issued = await planes.bound.tls!.issueClient({
     username: alice.username,
