@@ -106,7 +106,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
   ui.success(
     `Tenant token for ${opts.tenant} (${first.roles.join(', ')}), expires in ${mmss(first.expiresAt - deps.now())}`,
   );
-  const proof = first.tokenType === 'DPoP' ? proofSigner(session) : undefined;
+  const proof = first.tokenType === 'DPoP' ? proofSigner(session, deps.now) : undefined;
 
   const { dialChain, hopLabel } = await import('../tunnel/ssh.js');
   const { Supervisor } = await import('../tunnel/supervisor.js');
