@@ -13,9 +13,9 @@ import type { Deps } from '../io.js';
 import { type AgentConnection, ensureAgent } from './agent-client.js';
 import type { LoginFacts, ProfileRef, WireTenantToken } from './agent-protocol.js';
 import { accessTokenHash, proofTarget } from './dpop.js';
-import { ProofPool } from './proof-pool.js';
 import type { DeviceCodeInfo, LoginUi, Waiting } from './login-ui.js';
 import { checkCredentialUrl, guardedFetch, type Idp } from './oidc.js';
+import { ProofPool } from './proof-pool.js';
 import { checkTenantName, type Role, type TenantToken, type TokenVerifier } from './tenant.js';
 
 export interface ManagerOptions {
