@@ -286,7 +286,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     if (url.pathname === '/ssh/certificate' && req.method === 'POST') {
       const token = await authenticate(req, res, `${certOrigin}${url.pathname}`);
       if (!token) return;
-      const unbound = bindingRefusal(req, token, false);
+      const unbound = bindingRefusal(undefined, token, false);
       if (unbound) refuseBinding(req, res, token, unbound);
       else await sshCertificate(req, res, token);
       return;
@@ -307,7 +307,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     if (!token) return;
     // A token bound to a certificate cannot come here (no certificate on this listener): a stolen bound
     // token buys no certificate for the thief's key.
-    const unbound = bindingRefusal(req, token, false);
+    const unbound = bindingRefusal(undefined, token, false);
     if (unbound) {
       refuseBinding(req, res, token, unbound);
       return;
@@ -373,9 +373,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
    * mTLS on this connection: the certificate must name the token's tenant and subject, and when the token is
    * bound to a certificate (RFC 8705 §3, cnf.x5t#S256) it must be that one. Answers the refusal, or undefined.
    */
-  function certificateRefusal(req: http.IncomingMessage, token: VerifiedToken): string | undefined {
+  function certificateRefusal(token: VerifiedToken, peer: NodeX509 | undefined): string | undefined {
     if (opts.tls?.clientCerts !== 'required') return undefined;
-    const peer = (req.socket as TLSSocket).getPeerX509Certificate?.();
     if (!peer) return 'no client certificate';
     const names = certNames(peer);
     if (names.tenant !== token.tenant)
@@ -391,7 +390,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
    * unbound token. Answers the refusal's reason, or undefined.
    */
   function bindingRefusal(
-    req: http.IncomingMessage,
+    peer: NodeX509 | undefined,
     token: VerifiedToken,
     requireBound: boolean,
   ): string | undefined {
@@ -401,8 +400,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       return requireBound
         ? 'this resource takes only certificate-bound tokens (RFC 8705 cnf.x5t#S256)'
         : undefined;
-    const socket = req.socket as TLSSocket;
-    const peer = socket.encrypted === true ? socket.getPeerX509Certificate?.() : undefined;
     if (!peer) return 'the token is bound to a client certificate (cnf.x5t#S256) and none was presented';
     if (x5t !== thumbprint(peer.toString()))
       return 'the token is bound to another client certificate (cnf.x5t#S256)';
@@ -450,6 +447,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   }
 
   async function serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    // The client certificate of this connection, read now: after the token check (asynchronous) a client
+    // that has gone away leaves a destroyed socket, which has none, and its request would be audited as
+    // one presented without a certificate.
+    const socket = req.socket as TLSSocket;
+    const peer = socket.encrypted === true ? socket.getPeerX509Certificate?.() : undefined;
     const url = new URL(req.url ?? '/', origin);
     const route = ROUTES[url.pathname];
     if (!route) {
@@ -464,7 +466,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     if (!token) return;
     // The certificate-issuing endpoint takes the plain token: it is how a client gets its certificate.
     const binding = bindingRefusal(
-      req,
+      peer,
       token,
       opts.tls?.boundTokens === 'required' && url.pathname !== '/ssh/certificate',
     );
@@ -472,10 +474,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       refuseBinding(req, res, token, binding);
       return;
     }
-    const refusal = certificateRefusal(req, token);
+    const refusal = certificateRefusal(token, peer);
     if (refusal) {
       const caller = callerOf(token);
-      const certTenant = certNames((req.socket as TLSSocket).getPeerX509Certificate()).tenant;
+      const certTenant = certNames(peer).tenant;
       record({
         tenant: caller.tenant,
         actor: caller.actor,
