@@ -149,3 +149,74 @@ test('the ephemeral client certificate: a new key per certificate, renewed when 
     await new Promise((resolve) => issuer.close(resolve));
   }
 });
+
+/** A JWT-shaped token with these claims (unsigned: certBinding reads, the agent verified). */
+function jwt(claims: Record<string, unknown>): string {
+  const part = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${part({ alg: 'ES256', typ: 'at+jwt' })}.${part(claims)}.sig`;
+}
+
+const BINDINGS: Array<[string, string, string | undefined]> = [
+  ['bound: cnf.x5t#S256', jwt({ cnf: { 'x5t#S256': 'abc' } }), 'abc'],
+  ['bound with DPoP too', jwt({ cnf: { jkt: 'k', 'x5t#S256': 'abc' } }), 'abc'],
+  ['DPoP only', jwt({ cnf: { jkt: 'k' } }), undefined],
+  ['no cnf', jwt({ sub: 'a' }), undefined],
+  ['a non-string thumbprint', jwt({ cnf: { 'x5t#S256': 42 } }), undefined],
+  ['an opaque token', 'opaque-token-value', undefined],
+  ['a payload that is not JSON', 'a.bm90IGpzb24.c', undefined],
+];
+for (const [name, token, expected] of BINDINGS) {
+  test(`certBinding: ${name}`, async () => {
+    const { certBinding } = await import('../../src/tunnel/tls.js');
+    assert.equal(certBinding(token), expected);
+  });
+}
+
+const ALIASES: Array<[string, Record<string, unknown>, string | undefined, string | undefined]> = [
+  [
+    'the mTLS alias when the IdP binds',
+    {
+      tls_client_certificate_bound_access_tokens: true,
+      token_endpoint: 'http://127.0.0.1:1/token',
+      mtls_endpoint_aliases: { token_endpoint: 'https://127.0.0.1:2/token' },
+    },
+    undefined,
+    'https://127.0.0.1:2/token',
+  ],
+  [
+    'the token endpoint itself when it is https and there is no alias',
+    { tls_client_certificate_bound_access_tokens: true, token_endpoint: 'https://idp.example/token' },
+    undefined,
+    'https://idp.example/token',
+  ],
+  [
+    'exchange_endpoint replaces the alias',
+    {
+      tls_client_certificate_bound_access_tokens: true,
+      mtls_endpoint_aliases: { token_endpoint: 'https://a/token' },
+    },
+    'https://cp.example/exchange',
+    'https://cp.example/exchange',
+  ],
+  [
+    'nothing without the flag',
+    { mtls_endpoint_aliases: { token_endpoint: 'https://127.0.0.1:2/token' } },
+    undefined,
+    undefined,
+  ],
+  [
+    'nothing over plain http (a certificate needs TLS)',
+    { tls_client_certificate_bound_access_tokens: true, token_endpoint: 'http://127.0.0.1:1/token' },
+    undefined,
+    undefined,
+  ],
+];
+for (const [name, metadata, endpoint, expected] of ALIASES) {
+  test(`mtlsTokenEndpoint: ${name}`, async () => {
+    const { mtlsTokenEndpoint } = await import('../../src/auth/tenant-access.js');
+    const idp = { config: { serverMetadata: () => metadata } } as unknown as Parameters<
+      typeof mtlsTokenEndpoint
+    >[0];
+    assert.equal(mtlsTokenEndpoint(idp, endpoint), expected);
+  });
+}
