@@ -17,7 +17,7 @@ import { type UserEnv, userEnv } from '../helpers/env.js';
 import { gate, missing } from '../helpers/requires.js';
 import { type Agent, startAgent } from '../helpers/ssh-agent.js';
 
-const { after, before, test } = gate(missing('secret-service'));
+const { after, before, test } = gate(missing('secret-service', 'ssh')); // ssh-agent and ssh-add: a real agent
 
 let idp: SandboxIdp;
 let keyring: SecretService;

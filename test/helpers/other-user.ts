@@ -14,9 +14,11 @@ const exec = promisify(execFile);
 export async function otherUserUnavailable(): Promise<string | undefined> {
   if (process.platform !== 'linux') return 'another-user tests need Linux (/proc/net/tcp)';
   if (process.getuid?.() !== 0) return 'another-user tests need root (to run a script as nobody via su)';
-  const probe = await exec('su', ['-s', '/bin/sh', 'nobody', '-c', 'id -u'], { timeout: 10_000 }).catch(
-    (err: Error) => err,
-  );
+  // A PATH of the system's own: the test's may hold directories nobody cannot enter (su keeps it).
+  const probe = await exec('su', ['-s', '/bin/sh', 'nobody', '-c', 'id -u'], {
+    timeout: 10_000,
+    env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' },
+  }).catch((err: Error) => err);
   if (probe instanceof Error)
     return `cannot run a command as nobody with su (Debian package util-linux): ${probe.message.split('\n')[0]}`;
   if (probe.stdout.trim() !== '65534') return `su nobody runs as uid ${probe.stdout.trim()}, not 65534`;

@@ -30,7 +30,8 @@ export const NEEDS = {
     purpose: 'OpenSSH sshd as a bastion',
   },
   ssh: {
-    programs: ['ssh', 'ssh-add'],
+    // ssh-keygen and ssh-agent are openssh-client's too (Debian), not openssh-server's.
+    programs: ['ssh', 'ssh-add', 'ssh-agent', 'ssh-keygen'],
     packages: 'openssh-client',
     purpose: 'the OpenSSH client as the transport',
   },

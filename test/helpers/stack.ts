@@ -2,6 +2,7 @@
  * The stack most end-to-end tests need, started once per file: a private-D-Bus gnome-keyring, the sandbox
  * IdP, the control plane (MCP server + audit feed), an ssh2 bastion that may reach it only, a user with a
  * `sandbox` profile pointing at all of it and an SSH key generated now; alice logged in (device flow).
+ * `aliceFile()` is that stack for a whole test file, started in its `before` and closed in its `after`.
  */
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { type UserEnv, userEnv } from './env.js';
+import { type Gated, gate, missing, type NeedName } from './requires.js';
 
 export const alice = USERS.find((u) => u.username === 'alice')!;
 
@@ -63,5 +65,63 @@ export async function aliceStack(name: string, options: { login?: boolean } = {}
       await idp.close();
       await keyring.stop();
     },
+  };
+}
+
+/** The stack of one test file (see aliceFile): its parts, readable once the file's `before` has run. */
+export interface AliceFile extends Gated, Readonly<Omit<AliceStack, 'close'>> {
+  /** Tests of the file that also need `needs` (as gate(missing('secret-service', ...needs)) gives them). */
+  also(...needs: NeedName[]): Gated;
+}
+
+/**
+ * One AliceStack for a whole file: started in `before` (with `events` audit events for acme appended), closed
+ * in `after` (`beforeClose` first). The file's tests come from the returned `test`: gnome-keyring is
+ * needed by every one of them (the stack starts it), so on a machine without it each is skipped naming the
+ * Debian packages (a failure under MCP_SECURE_TEST_STRICT=1, see requires.ts).
+ */
+export function aliceFile(
+  name: string,
+  options: { events?: number; beforeClose?(stack: AliceStack): unknown } = {},
+): AliceFile {
+  const gated = gate(missing('secret-service'));
+  let stack: AliceStack | undefined;
+  const started = (): AliceStack => {
+    if (stack === undefined) throw new Error(`the stack of ${name} is not started (used outside a test?)`);
+    return stack;
+  };
+  gated.before(async () => {
+    stack = await aliceStack(name);
+    for (let i = 0; i < (options.events ?? 0); i++)
+      stack.plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
+  });
+  gated.after(async () => {
+    if (stack !== undefined) await options.beforeClose?.(stack);
+    await stack?.close();
+  });
+  return {
+    ...gated,
+    get keyring() {
+      return started().keyring;
+    },
+    get idp() {
+      return started().idp;
+    },
+    get plane() {
+      return started().plane;
+    },
+    get bastion() {
+      return started().bastion;
+    },
+    get user() {
+      return started().user;
+    },
+    get keyText() {
+      return started().keyText;
+    },
+    get keyFile() {
+      return started().keyFile;
+    },
+    also: (...needs) => gate(missing('secret-service', ...needs)),
   };
 }
