@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Browser } from 'playwright-core';
-import { type Bastion, generateUserKey, startBastion } from '../../sandbox/bastion.js';
+import type { Bastion } from '../../sandbox/bastion.js';
 import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
 import { deviceLogin } from '../../sandbox/device-login.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
@@ -24,9 +24,10 @@ import { type SecretService, startSecretService } from '../../sandbox/keychain.j
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { which } from '../../sandbox/which.js';
 import { type CliRun, runCli, startCli } from '../helpers/cli.js';
-import { type UserEnv, userEnv } from '../helpers/env.js';
+import type { UserEnv } from '../helpers/env.js';
 import { otherUserUnavailable, runAsNobody, scriptForNobody, startAsNobody } from '../helpers/other-user.js';
 import { gate, missing } from '../helpers/requires.js';
+import { type BastionUser, bastionUser } from '../helpers/stack.js';
 import { tmuxServer } from '../helpers/tmux.js';
 
 const execFileAsync = promisify(execFile);
@@ -100,22 +101,12 @@ before(async () => {
   plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource, heartbeatMs: 200 });
   recording = await startRecording();
   recordingPort = (recording.address() as { port: number }).port;
-  const key = generateUserKey('shared-machine');
-  bastion = await startBastion({
-    authorizedKeys: [key.publicKey],
-    allow: [
-      { host: '127.0.0.1', port: plane.port },
-      { host: '127.0.0.1', port: recordingPort },
-    ],
-  });
-  user = await userEnv(keyring.env);
-  const keyFile = join(user.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  const tunnel = {
-    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    identityFile: keyFile,
-    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
-  };
+  let tunnel: BastionUser['tunnel'];
+  ({ bastion, user, tunnel } = await bastionUser(idp, {
+    name: 'shared-machine',
+    allow: [plane.port, recordingPort],
+    env: keyring.env,
+  }));
   await writeSandboxProfile(idp, user.env(), 'sandbox', { ...tunnel, mcpUrl: plane.url });
   await writeSandboxProfile(idp, user.env(), 'record', {
     ...tunnel,

@@ -69,7 +69,9 @@ export function missing(...needs: NeedName[]): string | undefined {
   const absent = needs.filter((n) => NEEDS[n].programs.some((p) => which(p) === undefined));
   if (absent.length === 0) return undefined;
   const packages = [...new Set(absent.flatMap((n) => NEEDS[n].packages.split(' ')))];
-  const programs = absent.flatMap((n) => NEEDS[n].programs.filter((p) => which(p) === undefined));
+  const programs = [
+    ...new Set(absent.flatMap((n) => NEEDS[n].programs.filter((p) => which(p) === undefined))),
+  ];
   return `needs ${absent.map((n) => NEEDS[n].purpose).join(' and ')}: ${programs.join(', ')} not on PATH — install the Debian package${packages.length > 1 ? 's' : ''} ${packages.join(' ')} (apt-get install ${packages.join(' ')})`;
 }
 
