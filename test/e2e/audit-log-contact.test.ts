@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { auditLogFile } from '../helpers/audit-log.js';
-import { runCli } from '../helpers/cli.js';
+import { auditTailArgs, runCli } from '../helpers/cli.js';
 import { tmuxServer } from '../helpers/tmux.js';
 
 const log = auditLogFile('audit-log-contact');
@@ -114,23 +114,7 @@ test('mid-log (--since): the first event shown is proved by an inclusion proof, 
     log.plane.appendAudit('globex', { actor: 'bob', tool: 'list_workflows', ts: old });
   for (let i = 0; i < 4; i++) log.plane.appendAudit('globex', { actor: 'alice', tool: 'list_workflows' });
   const since = (...extra: string[]) =>
-    runCli(
-      [
-        '--profile',
-        'sandbox',
-        'audit',
-        'tail',
-        '--tenant',
-        'globex',
-        '--since',
-        '1h',
-        '--no-follow',
-        '--json',
-        '--verify',
-        ...extra,
-      ],
-      log.user.env(),
-    );
+    runCli(auditTailArgs('globex', '--since', '1h', '--json', '--verify', ...extra), log.user.env());
   const r = await since();
   assert.equal(r.code, 0, r.stderr);
   const seqs = r.stdout

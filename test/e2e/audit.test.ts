@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { ControlPlane } from '../../sandbox/control-plane.js';
-import { runCli } from '../helpers/cli.js';
+import { auditTailArgs, connectArgs, runCli } from '../helpers/cli.js';
 import { aliceFile } from '../helpers/stack.js';
 import { tmuxServer } from '../helpers/tmux.js';
 
@@ -14,16 +14,7 @@ const stack = aliceFile('audit-test', { beforeClose: () => tmuxServer('mcp-secur
 const { test } = stack;
 const withTmux = stack.also('tmux');
 
-const tailArgs = (...extra: string[]) => [
-  '--profile',
-  'sandbox',
-  'audit',
-  'tail',
-  '--tenant',
-  'acme',
-  '--no-follow',
-  ...extra,
-];
+const tailArgs = (...extra: string[]) => auditTailArgs('acme', ...extra);
 
 function seqs(stdout: string): number[] {
   return stdout
@@ -119,16 +110,11 @@ withTmux.test(
   'tmux: connect --audit-pane shows the events of MCP calls made through the tunnel in a second pane, and when the log checkpoint was last verified',
   async () => {
     const tmux = tmuxServer('mcp-secure-test');
-    await tmux.start('audit', stack.user.env({ MCP_SECURE_AUDIT_CHECKPOINT_INTERVAL_MS: '300' }), [
-      '--profile',
-      'sandbox',
-      'connect',
-      '--tenant',
-      'acme',
-      '--port',
-      '0',
-      '--audit-pane',
-    ]);
+    await tmux.start(
+      'audit',
+      stack.user.env({ MCP_SECURE_AUDIT_CHECKPOINT_INTERVAL_MS: '300' }),
+      connectArgs('--audit-pane'),
+    );
     try {
       const local = (await tmux.waitFor('audit:0.0', /Listening on http/, 50)).match(
         /Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/,

@@ -16,7 +16,7 @@ import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { type Sshd, startSshd } from '../../sandbox/sshd.js';
-import { type CliRun, runCli, startCli } from '../helpers/cli.js';
+import { type CliRun, connectArgs, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
 import { gate, missing, type NeedName } from '../helpers/requires.js';
 import { tmuxServer } from '../helpers/tmux.js';
@@ -117,12 +117,30 @@ function openSshd(): Sshd {
   return sshd;
 }
 
-async function connect(args: string[] = [], u: UserEnv = user) {
-  const run = startCli(
-    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', ...args],
-    u.env(),
-    60_000,
+/**
+ * A fresh user whose identity file (`id_encrypted`, for the ssh2 bastion) is the test's key encrypted with the
+ * passphrase "correct horse", as `ssh-keygen -p` does for a user; `transport` is its ssh_transport.
+ */
+async function encryptedKeyUser(transport: 'ssh2' | 'openssh'): Promise<UserEnv> {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const exec = promisify(execFile);
+  return loggedInUser(
+    {
+      bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+      host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
+      mcp_url: plane.url,
+      ssh_transport: transport,
+    },
+    {
+      keyName: 'id_encrypted',
+      prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
+    },
   );
+}
+
+async function connect(args: string[] = [], u: UserEnv = user) {
+  const run = startCli(connectArgs(...args), u.env(), 60_000);
   run.child.stdin.end();
   running.push(run);
   const [, local] = await run.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+\/[a-z-]+)/, 20_000);
@@ -249,11 +267,7 @@ withSshd.test(
     const sshd = openSshd();
     const u = await loggedInUser({ bastion: `${sshd.username}@127.0.0.1:${sshd.port}`, mcp_url: plane.url });
 
-    const connectOnce = (args: string[] = []) =>
-      runCli(
-        ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1', ...args],
-        u.env(),
-      );
+    const connectOnce = (args: string[] = []) => runCli(connectArgs('--max-session', '1', ...args), u.env());
     const unknown = await connectOnce();
     assert.equal(unknown.code, 5, unknown.stderr);
     assert.match(unknown.stderr, /error: unknown host key for \[127\.0\.0\.1\]:\d+ \(SHA256:/);
@@ -408,10 +422,7 @@ withSsh.test(
 
 test('--idle-timeout ends a session nobody uses (exit 0), and says so', async () => {
   const started = Date.now();
-  const result = await runCli(
-    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--idle-timeout', '2'],
-    user.env(),
-  );
+  const result = await runCli(connectArgs('--idle-timeout', '2'), user.env());
   assert.equal(result.code, 0, result.stderr);
   assert.match(
     result.stderr,
@@ -430,17 +441,7 @@ needing('sshd', 'tmux').test(
       mcp_url: plane.url,
       ssh_transport: 'ssh2',
     });
-    await tmux.start('tofu', u.env(), [
-      '--profile',
-      'sandbox',
-      'connect',
-      '--tenant',
-      'acme',
-      '--port',
-      '0',
-      '--max-session',
-      '3',
-    ]);
+    await tmux.start('tofu', u.env(), connectArgs('--max-session', '3'));
     try {
       const asked = await tmux.waitFor('tofu', /Trust this host key/);
       assert.match(
@@ -460,27 +461,9 @@ needing('sshd', 'tmux').test(
 needing('ssh', 'tmux').test(
   'an encrypted identity file (ssh2 transport): its passphrase is asked on the terminal, never taken from argv; no terminal → exit 4',
   async () => {
-    const { execFile } = await import('node:child_process');
-    const { promisify } = await import('node:util');
-    const exec = promisify(execFile);
-    const u = await loggedInUser(
-      {
-        bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-        host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
-        mcp_url: plane.url,
-        ssh_transport: 'ssh2',
-      },
-      {
-        keyName: 'id_encrypted',
-        // Re-encrypt the same key with a passphrase, as `ssh-keygen -p` does for a user.
-        prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
-      },
-    );
+    const u = await encryptedKeyUser('ssh2');
 
-    const noTty = await runCli(
-      ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
-      u.env(),
-    );
+    const noTty = await runCli(connectArgs(), u.env());
     assert.equal(noTty.code, 4);
     assert.match(
       noTty.stderr,
@@ -488,17 +471,7 @@ needing('ssh', 'tmux').test(
     );
 
     const tmux = tmuxServer('mcp-secure-pass');
-    await tmux.start('pass', u.env(), [
-      '--profile',
-      'sandbox',
-      'connect',
-      '--tenant',
-      'acme',
-      '--port',
-      '0',
-      '--max-session',
-      '3',
-    ]);
+    await tmux.start('pass', u.env(), connectArgs('--max-session', '3'));
     try {
       assert.match(await tmux.waitFor('pass', /Passphrase for/), /Passphrase for .*id_encrypted: /);
       await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
@@ -521,17 +494,7 @@ needing('sshd', 'ssh', 'tmux').test(
       mcp_url: plane.url,
       ssh_transport: 'openssh',
     });
-    await tmux.start('tofu', u.env(), [
-      '--profile',
-      'sandbox',
-      'connect',
-      '--tenant',
-      'acme',
-      '--port',
-      '0',
-      '--max-session',
-      '3',
-    ]);
+    await tmux.start('tofu', u.env(), connectArgs('--max-session', '3'));
     try {
       const asked = await tmux.waitFor('tofu', /Are you sure you want to continue connecting/);
       assert.match(
@@ -551,40 +514,13 @@ needing('sshd', 'ssh', 'tmux').test(
 needing('ssh', 'tmux').test(
   'OpenSSH transport, an encrypted identity file: ssh asks for the passphrase on the terminal; no terminal → exit 4',
   async () => {
-    const { execFile } = await import('node:child_process');
-    const { promisify } = await import('node:util');
-    const exec = promisify(execFile);
-    const u = await loggedInUser(
-      {
-        bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-        host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
-        mcp_url: plane.url,
-        ssh_transport: 'openssh',
-      },
-      {
-        keyName: 'id_encrypted',
-        prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
-      },
-    );
-    const noTty = await runCli(
-      ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
-      u.env(),
-    );
+    const u = await encryptedKeyUser('openssh');
+    const noTty = await runCli(connectArgs(), u.env());
     assert.equal(noTty.code, 4, noTty.stderr);
     assert.match(noTty.stderr, /error: .* refused authentication \(ssh: .*Permission denied/);
 
     const tmux = tmuxServer('mcp-secure-pass-openssh');
-    await tmux.start('pass', u.env(), [
-      '--profile',
-      'sandbox',
-      'connect',
-      '--tenant',
-      'acme',
-      '--port',
-      '0',
-      '--max-session',
-      '3',
-    ]);
+    await tmux.start('pass', u.env(), connectArgs('--max-session', '3'));
     try {
       assert.match(
         await tmux.waitFor('pass', /Enter passphrase for/),

@@ -4,29 +4,14 @@
  * other events, the gap named, a --verify failure, and an end, never a loop or a buffer without bound.
  */
 import assert from 'node:assert/strict';
-import { runCli } from '../helpers/cli.js';
+import { auditTailArgs, runCli } from '../helpers/cli.js';
 import { aliceFile } from '../helpers/stack.js';
 
 const stack = aliceFile('faults-audit', { events: 10 });
 const { test } = stack;
 
 /** `audit tail --no-follow --json --verify --debug` for acme: the whole feed once, checked. */
-const tailVerify = () =>
-  runCli(
-    [
-      '--profile',
-      'sandbox',
-      'audit',
-      'tail',
-      '--tenant',
-      'acme',
-      '--no-follow',
-      '--json',
-      '--verify',
-      '--debug',
-    ],
-    stack.user.env(),
-  );
+const tailVerify = () => runCli(auditTailArgs('acme', '--json', '--verify', '--debug'), stack.user.env());
 
 test('an event larger than the limit (1 MiB), sent again on every resume: skipped and named, the rest delivered, --verify exits 5', async () => {
   stack.plane.setStreamFault({ kind: 'oversize', seq: 5, bytes: 2 * 1024 * 1024 });

@@ -11,7 +11,7 @@ import { chmod, chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promi
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { deviceLogin } from '../../sandbox/device-login.js';
-import { BIN, runCli, startCli } from '../helpers/cli.js';
+import { BIN, outputOf, runCli, startCli } from '../helpers/cli.js';
 import { userEnv } from '../helpers/env.js';
 import { alice, aliceFile } from '../helpers/stack.js';
 import { tmuxServer } from '../helpers/tmux.js';
@@ -186,21 +186,7 @@ function runAsUser(args: string[], env: Record<string, string>) {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
+  return outputOf(child, 20_000);
 }
 
 test('a read-only config directory: changes fail with one line naming it; reading still works; nothing written', async () => {

@@ -17,7 +17,7 @@ import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { fingerprintOf, generateEd25519, parsePrivateKey } from '../../sandbox/ssh-keys.js';
-import { type CliRun, runCli, startCli } from '../helpers/cli.js';
+import { type CliRun, connectArgs, runCli, startCli } from '../helpers/cli.js';
 import type { UserEnv } from '../helpers/env.js';
 import { gate, missing } from '../helpers/requires.js';
 import { bastionUser } from '../helpers/stack.js';
@@ -132,17 +132,6 @@ function via(b: { port: number; fingerprint?: string }, mcpUrl = plane.url) {
     ...(b.fingerprint ? { MCP_SECURE_HOST_KEY_FINGERPRINTS: `[127.0.0.1]:${b.port}=${b.fingerprint}` } : {}),
   });
 }
-
-const connectArgs = (...extra: string[]) => [
-  '--profile',
-  'sandbox',
-  'connect',
-  '--tenant',
-  'acme',
-  '--port',
-  '0',
-  ...extra,
-];
 
 async function connect(env: Record<string, string>, extra: string[] = []) {
   const run = startCli(connectArgs(...extra), env, 60_000);

@@ -23,7 +23,7 @@ import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { which } from '../../sandbox/which.js';
-import { type CliRun, runCli, startCli } from '../helpers/cli.js';
+import { type CliRun, connectArgs, runCli, startCli } from '../helpers/cli.js';
 import type { UserEnv } from '../helpers/env.js';
 import { otherUserUnavailable, runAsNobody, scriptForNobody, startAsNobody } from '../helpers/other-user.js';
 import { gate, missing } from '../helpers/requires.js';
@@ -215,11 +215,7 @@ test('--unsafe-any-local-user: the named opt-out serves other users too, and say
 test('--json: a refused connection is an NDJSON event, and the closing event counts it', {
   skip: nobodySkip,
 }, async () => {
-  const json = startCli(
-    ['--json', '--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
-    user.env(),
-    60_000,
-  );
+  const json = startCli(['--json', ...connectArgs()], user.env(), 60_000);
   json.child.stdin.end();
   running.push(json);
   const [, local] = await json.waitFor(/"local":"http:\/\/(127\.0\.0\.1:\d+)\/mcp"/, 20_000);
@@ -249,15 +245,7 @@ withTmux.test(
   async () => {
     const tmux = tmuxServer(`mcp-secure-refused-${process.pid}`);
     try {
-      await tmux.start('s', user.env(), [
-        '--profile',
-        'sandbox',
-        'connect',
-        '--tenant',
-        'acme',
-        '--port',
-        '0',
-      ]);
+      await tmux.start('s', user.env(), connectArgs());
       const screen = await tmux.waitFor('s', /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
       const [, address] = screen.match(/Listening on http:\/\/(127\.0\.0\.1:\d+)\/mcp/) ?? [];
       assert.ok(address, screen);
@@ -375,20 +363,25 @@ async function chromiumSignIn(url: string): Promise<string> {
   }
 }
 
+/** `login` (the browser flow) with a stand-in opener as $BROWSER: the run, and the opener's pid once it runs. */
+async function browserLogin(): Promise<{ login: CliRun; openerPid: number }> {
+  const opener = await fakeOpener();
+  const login = startCli(
+    ['--profile', 'sandbox', 'login'],
+    user.env({ BROWSER: opener.script, DISPLAY: ':99' }),
+  );
+  login.child.stdin.end();
+  running.push(login);
+  return { login, openerPid: Number(await waitForFile(opener.pidFile)) };
+}
+
 withChromium.test(
   "login CSRF: nobody replays the opener's argv from /proc and signs in as bob first; alice's login still ends as alice",
   {
     skip: nobodySkip,
   },
   async () => {
-    const opener = await fakeOpener();
-    const login = startCli(
-      ['--profile', 'sandbox', 'login'],
-      user.env({ BROWSER: opener.script, DISPLAY: ':99' }),
-    );
-    login.child.stdin.end();
-    running.push(login);
-    const openerPid = Number(await waitForFile(opener.pidFile));
+    const { login, openerPid } = await browserLogin();
     try {
       const attack = await scriptForNobody(
         'csrf.mjs',
@@ -428,14 +421,7 @@ withChromium.test(
 withChromium.test(
   'a web page port-scans the login callback and sends a wrong state: ignored, the real sign-in completes, the count is reported',
   async () => {
-    const opener = await fakeOpener();
-    const login = startCli(
-      ['--profile', 'sandbox', 'login'],
-      user.env({ BROWSER: opener.script, DISPLAY: ':99' }),
-    );
-    login.child.stdin.end();
-    running.push(login);
-    const openerPid = Number(await waitForFile(opener.pidFile));
+    const { login, openerPid } = await browserLogin();
     try {
       const link = (await readFile(`/proc/${openerPid}/cmdline`, 'utf8')).split('\0').filter(Boolean).pop()!;
       // Where the login listens (in the agent that runs it): the port of the one-time link.

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli } from './cli.js';
+import { auditTailArgs, runCli } from './cli.js';
 import { type AliceFile, aliceFile } from './stack.js';
 
 export interface AuditLogFile extends AliceFile {
@@ -28,21 +28,7 @@ export function auditLogFile(name: string): AuditLogFile {
   const stateDir = () => join(file.user.configDir, 'state');
   const stateFile = () => join(stateDir(), 'sandbox.audit-acme.json');
   const tail = (...extra: string[]) =>
-    runCli(
-      [
-        '--profile',
-        'sandbox',
-        'audit',
-        'tail',
-        '--tenant',
-        'acme',
-        '--no-follow',
-        '--json',
-        '--verify',
-        ...extra,
-      ],
-      file.user.env(),
-    );
+    runCli(auditTailArgs('acme', '--json', '--verify', ...extra), file.user.env());
   const verify = (...extra: string[]) =>
     runCli(['--profile', 'sandbox', 'audit', 'verify', '--tenant', 'acme', ...extra], file.user.env());
   return Object.assign(file, {

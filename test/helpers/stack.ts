@@ -140,29 +140,9 @@ export function aliceFile(
     if (stack !== undefined) await options.beforeClose?.(stack);
     await stack?.close();
   });
-  return {
-    ...gated,
-    get keyring() {
-      return started().keyring;
-    },
-    get idp() {
-      return started().idp;
-    },
-    get plane() {
-      return started().plane;
-    },
-    get bastion() {
-      return started().bastion;
-    },
-    get user() {
-      return started().user;
-    },
-    get keyText() {
-      return started().keyText;
-    },
-    get keyFile() {
-      return started().keyFile;
-    },
-    also: (...needs) => gate(missing('secret-service', ...needs)),
-  };
+  const file = { ...gated, also: (...needs: NeedName[]) => gate(missing('secret-service', ...needs)) };
+  const parts = ['keyring', 'idp', 'plane', 'bastion', 'user', 'keyText', 'keyFile'] as const;
+  for (const part of parts)
+    Object.defineProperty(file, part, { get: () => started()[part], enumerable: true });
+  return file as AliceFile;
 }
