@@ -7,8 +7,6 @@ import assert from 'node:assert/strict';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
 import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
 import { deviceLogin } from '../../sandbox/device-login.js';
@@ -18,6 +16,7 @@ import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { type Sshd, startSshd } from '../../sandbox/sshd.js';
 import { type CliRun, connectArgs, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { mcpClient, toolText } from '../helpers/mcp.js';
 import { gate, missing, type NeedName } from '../helpers/requires.js';
 import { tmuxServer } from '../helpers/tmux.js';
 
@@ -152,28 +151,17 @@ async function stop(run: CliRun) {
   return run.done;
 }
 
-async function mcpClient(url: string) {
-  const client = new Client({ name: 'test', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
-  return client;
-}
-
-function text(result: unknown): string {
-  const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
-  return content.map((c) => c.text ?? '').join('\n');
-}
-
 test('an MCP client lists and calls tools through 127.0.0.1 with no token; cross-tenant is denied; Ctrl-C frees the port', async () => {
   const { run, local } = await connect();
   const client = await mcpClient(local);
   const tools = await client.listTools();
   assert.ok(tools.tools.some((t) => t.name === 'list_workflows'));
   const own = await client.callTool({ name: 'list_workflows', arguments: {} });
-  assert.match(text(own), /wf-acme-deploy/);
-  assert.doesNotMatch(text(own), /globex/);
+  assert.match(toolText(own), /wf-acme-deploy/);
+  assert.doesNotMatch(toolText(own), /globex/);
   const cross = await client.callTool({ name: 'run_workflow', arguments: { workflow_id: 'wf-globex-etl' } });
   assert.equal(cross.isError, true);
-  assert.match(text(cross), /denied/);
+  assert.match(toolText(cross), /denied/);
   assert.ok(
     plane.records().some((r) => r.tenant === 'acme' && r.cross_tenant === true && r.outcome === 'denied'),
   );
@@ -256,7 +244,7 @@ withSshd.test('two hops: the ssh2 bastion as jump host, then the real OpenSSH ss
   );
   const client = await mcpClient(local);
   const who = await client.callTool({ name: 'whoami', arguments: {} });
-  assert.match(text(who), /acme/);
+  assert.match(toolText(who), /acme/);
   await client.close();
   assert.equal((await stop(run)).code, 130);
 });
@@ -298,13 +286,13 @@ for (const transport of ['openssh', 'ssh2'] as const) {
     async () => {
       const { run, local } = await connect(['--ssh-transport', transport]);
       const first = await mcpClient(local);
-      assert.match(text(await first.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
+      assert.match(toolText(await first.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
       await first.close().catch(() => undefined);
       await bastion.stop();
       await run.waitFor(/SSH connection lost/, 10_000).catch(() => undefined);
       await bastion.restart();
       const second = await mcpClient(local);
-      assert.match(text(await second.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
+      assert.match(toolText(await second.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
       await second.close();
       const result = await stop(run);
       assert.equal(result.code, 130);

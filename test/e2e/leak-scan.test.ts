@@ -20,6 +20,7 @@ import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import type { UserEnv } from '../helpers/env.js';
+import { toolText } from '../helpers/mcp.js';
 import { gate, missing } from '../helpers/requires.js';
 import { bastionUser } from '../helpers/stack.js';
 
@@ -72,11 +73,6 @@ after(async () => {
   await idp?.close();
   await keyring?.stop();
 });
-
-function text(result: unknown): string {
-  const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
-  return content.map((c) => c.text ?? '').join('\n');
-}
 
 async function filesUnder(root: string): Promise<string[]> {
   const entries = await readdir(root, { recursive: true, withFileTypes: true });
@@ -131,8 +127,8 @@ test('the whole story with --debug leaks no token, code or key into any output o
   const client = new Client({ name: 'leak-scan', version: '1.0.0' });
   await client.connect(new StreamableHTTPClientTransport(new URL(local!)));
   assert.ok((await client.listTools()).tools.length > 0);
-  assert.match(text(await client.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
-  assert.match(text(await client.callTool({ name: 'whoami', arguments: {} })), /acme/);
+  assert.match(toolText(await client.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
+  assert.match(toolText(await client.callTool({ name: 'whoami', arguments: {} })), /acme/);
   const cross = await client.callTool({ name: 'run_workflow', arguments: { workflow_id: 'wf-globex-etl' } });
   assert.equal(cross.isError, true);
   await client.close();
