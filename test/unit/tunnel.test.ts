@@ -24,6 +24,20 @@ type ForwardOut = (
   cb: (err: Error | undefined, stream?: unknown) => void,
 ) => void;
 
+/** The local proxy's options for a fake SSH client whose channels reach 127.0.0.1:`port`; a fixed token. */
+function proxyOptions(client: unknown, port: number) {
+  return {
+    supervisor: { client: async () => client } as unknown as Supervisor,
+    upstream: new URL(`http://127.0.0.1:${port}/mcp`),
+    raw: false,
+    token: () => ({ value: 'tenant-token', type: 'Bearer' as const }),
+    proof: async () => '',
+    stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
+    now: () => 0,
+  };
+}
+const LOOPBACK = { host: '127.0.0.1', port: 0, allowNonLoopback: false };
+
 function fakeChain(forwardOut: ForwardOut): { chain: Chain; close(): void } {
   let close!: () => void;
   const closed = new Promise<void>((resolve) => {
@@ -181,18 +195,7 @@ test('an answer cut short upstream (SSE headers sent, then the connection dies):
       socket.once('connect', () => cb(undefined, socket));
     }) as ForwardOut,
   });
-  const listener = await listen(
-    {
-      supervisor: { client: async () => client } as unknown as Supervisor,
-      upstream: new URL(`http://127.0.0.1:${port}/mcp`),
-      raw: false,
-      token: () => ({ value: 'tenant-token', type: 'Bearer' }),
-      proof: async () => '',
-      stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
-      now: () => 0,
-    },
-    { host: '127.0.0.1', port: 0, allowNonLoopback: false },
-  );
+  const listener = await listen(proxyOptions(client, port), LOOPBACK);
   try {
     const res = await fetch(`http://127.0.0.1:${listener.port}/mcp`);
     assert.equal(res.status, 200);
@@ -368,18 +371,7 @@ for (const c of CUT_CASES) {
       }),
       closed,
     };
-    const listener = await listen(
-      {
-        supervisor: { client: async () => client } as unknown as Supervisor,
-        upstream: new URL(`http://127.0.0.1:${port}/mcp`),
-        raw: false,
-        token: () => ({ value: 'tenant-token', type: 'Bearer' }),
-        proof: async () => '',
-        stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
-        now: () => 0,
-      },
-      { host: '127.0.0.1', port: 0, allowNonLoopback: false },
-    );
+    const listener = await listen(proxyOptions(client, port), LOOPBACK);
     try {
       const post = await fetch(`http://127.0.0.1:${listener.port}/mcp`, {
         method: 'POST',
@@ -441,16 +433,8 @@ test('Nagle: the proxy and the stdio bridge send a request head and its JSON bod
       socket.once('connect', () => cb(undefined, socket));
     }) as ForwardOut,
   });
-  const options = {
-    supervisor: { client: async () => client } as unknown as Supervisor,
-    upstream: new URL(`http://127.0.0.1:${port}/mcp`),
-    raw: false,
-    token: () => ({ value: 'tenant-token', type: 'Bearer' as const }),
-    proof: async () => '',
-    stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
-    now: () => 0,
-  };
-  const listener = await listen(options, { host: '127.0.0.1', port: 0, allowNonLoopback: false });
+  const options = proxyOptions(client, port);
+  const listener = await listen(options, LOOPBACK);
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'é' } });
   try {
     for (const via of ['proxy', 'bridge'] as const) {
