@@ -16,7 +16,14 @@ import { generateEd25519 } from '../../sandbox/ssh-keys.js';
 import type { Sshd } from '../../sandbox/sshd.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import type { UserEnv } from '../helpers/env.js';
-import { alice, opensshNeeds, opensshStack, toolText as text } from '../helpers/openssh-stack.js';
+import {
+  alice,
+  filesUnder,
+  opensshNeeds,
+  opensshStack,
+  PRIVATE_KEY,
+  toolText as text,
+} from '../helpers/openssh-stack.js';
 import { gate } from '../helpers/requires.js';
 
 const exec = promisify(execFile);
@@ -26,20 +33,7 @@ const stack = opensshStack(g);
 /** A user logged in as alice; `runtime`: an $XDG_RUNTIME_DIR of its own, `<root>/run`, to look inside. */
 const loggedIn = (settings: Record<string, string>, runtime = false) => stack.user({ settings, runtime });
 
-/** Every file under `dir` (bounded), for the key-material scan. */
-async function files(dir: string, depth = 0): Promise<string[]> {
-  if (depth > 8) return [];
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await files(p, depth + 1)));
-    else if (e.isFile()) out.push(p);
-  }
-  return out.slice(0, 5000);
-}
-
-// An OpenSSH or PEM private key, in any of its armours (built from parts: this file is no key itself).
-const PRIVATE_KEY = new RegExp(['PRIVATE', 'KEY-----'].join(' ') + '|' + ['b3BlbnNzaC1rZXktdjE'].join(''));
+const files = filesUnder;
 
 g.test(
   'no SSH key on disk: an in-memory key, a certificate from the sandbox CA, an agent on a 0600 socket; sshd has no authorized_keys',

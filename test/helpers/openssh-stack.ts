@@ -67,7 +67,12 @@ export interface OpenSshStack {
   connectOnce(u: UserEnv, extraEnv?: Record<string, string>): ReturnType<typeof runCli>;
 }
 
-export function opensshStack(g: Gated): OpenSshStack {
+export interface StackOptions {
+  /** The sandbox IdP's tenant-token lifetime in seconds (default 900): short, to see renewals. */
+  tenantTokenTtl?: number;
+}
+
+export function opensshStack(g: Gated, opts: StackOptions = {}): OpenSshStack {
   let keyring: SecretService | undefined;
   let idp: SandboxIdp | undefined;
   let plane: ControlPlane | undefined;
@@ -82,7 +87,10 @@ export function opensshStack(g: Gated): OpenSshStack {
 
   g.before(async () => {
     keyring = await startSecretService();
-    idp = await startIdp({ deviceInterval: 1 });
+    idp = await startIdp({
+      deviceInterval: 1,
+      ...(opts.tenantTokenTtl ? { tenantTokenTtl: opts.tenantTokenTtl } : {}),
+    });
     plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource });
     caSshd = await startSshd({
       authorizedKeys: [],
@@ -170,3 +178,21 @@ export function toolText(result: unknown): string {
   const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
   return content.map((c) => c.text ?? '').join('\n');
 }
+
+/** Every file under `dir` (bounded), for the key-material scan. */
+export async function filesUnder(dir: string, depth = 0): Promise<string[]> {
+  const { readdir } = await import('node:fs/promises');
+  if (depth > 8) return [];
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await filesUnder(p, depth + 1)));
+    else if (e.isFile()) out.push(p);
+  }
+  return out.slice(0, 5000);
+}
+
+/** An OpenSSH or PEM private key, in any of its armours (built from parts: this file is no key itself). */
+export const PRIVATE_KEY = new RegExp(
+  `${['PRIVATE', 'KEY-----'].join(' ')}|${['b3BlbnNzaC1rZXktdjE'].join('')}`,
+);
