@@ -18,9 +18,9 @@
  * No secret ever goes into ssh's argv or its files: the tenant token is never given to ssh at all.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { constants, watch } from 'node:fs';
+import { constants, statSync, watch } from 'node:fs';
 import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -149,6 +149,8 @@ exit 0
 export interface GeneratedConfig {
   configFile: string;
   socket: string;
+  /** The master's control socket (ControlMaster), for `--raw` connections handed to ssh (adopt). */
+  control: string;
 }
 
 /** Writes the session's ssh_config, pins and KnownHostsCommand helper into the private dir. */
@@ -214,7 +216,7 @@ export async function writeSshConfig(o: OpenSshOptions): Promise<GeneratedConfig
     '',
   ];
   await writeFile(configFile, lines.join('\n'), { mode: 0o600 });
-  return { configFile, socket: join(o.dir, 'upstream.sock') };
+  return { configFile, socket: join(o.dir, 'upstream.sock'), control: join(o.dir, 'mux') };
 }
 
 /** ssh's arguments: no secret among them (the token never reaches ssh). */
@@ -224,6 +226,15 @@ export function sshArgs(o: OpenSshOptions, generated: GeneratedConfig): string[]
   return [
     '-F',
     generated.configFile,
+    // A control socket of our own in the private dir (ssh makes it 0600 and serves only our uid, mux.c),
+    // command-line options winning over the generated `ControlMaster no`: `--raw` connections are handed to
+    // this master through it (adopt), so their bytes never pass through node.
+    '-o',
+    'ControlMaster=yes',
+    '-o',
+    'ControlPersist=no',
+    '-S',
+    generated.control,
     '-N',
     '-L',
     forwardSpec(generated.socket, o.target),
@@ -356,9 +367,25 @@ export async function dialOpenSsh(o: OpenSshOptions): Promise<Transport> {
   }
   await reportAdded(o, knownBefore);
   const closed = exited.then(() => undefined);
+  const adopted = new Set<ChildProcess>();
+  let muxReady = false;
   return {
     kind: 'openssh',
     closed,
+    adopt: (socket, target) => {
+      // ssh -W speaks host:port only; a Unix-socket target goes through open() and the relay.
+      if ('socketPath' in target || targetLabel(target) !== targetLabel(o.target)) return undefined;
+      if (!muxReady) {
+        // ssh binds the control socket just after the forward's (ssh.c ssh_session2): until then, relay.
+        try {
+          muxReady = statSync(generated.control).isSocket();
+        } catch {
+          muxReady = false;
+        }
+        if (!muxReady) return undefined;
+      }
+      return adoptConnection(o, generated, socket, target, adopted, env);
+    },
     open: (target) => {
       if (targetLabel(target) !== targetLabel(o.target)) {
         return Promise.reject(
@@ -368,9 +395,60 @@ export async function dialOpenSsh(o: OpenSshOptions): Promise<Transport> {
       return connectSocket(generated.socket);
     },
     close() {
+      for (const c of adopted) c.kill('SIGTERM');
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     },
   };
+}
+
+/**
+ * One local connection handed to the master: a mux client (`ssh -S CONTROL -W host:port`) whose stdin and
+ * stdout are the accepted socket. It passes both descriptors to the master (mux.c
+ * mux_client_request_stdio_fwd, SCM_RIGHTS), which then reads and writes the socket itself, as `ssh -L`
+ * does; the client only waits for the channel to end. Our own handle stays open (never read: the server
+ * accepted it paused) until then, so the listener counts the connection as open.
+ */
+function adoptConnection(
+  o: OpenSshOptions,
+  generated: GeneratedConfig,
+  socket: Socket,
+  target: { host: string; port: number },
+  adopted: Set<ChildProcess>,
+  env: Record<string, string>,
+): Promise<void> {
+  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
+  const mux = spawn(
+    o.ssh,
+    [
+      '-F',
+      generated.configFile,
+      '-S',
+      generated.control,
+      '-o',
+      'ControlMaster=no',
+      // The generated config's StdinNull would hand the master /dev/null instead of the socket.
+      '-o',
+      'StdinNull=no',
+      '-W',
+      `${host}:${target.port}`,
+      '--',
+      sshDestination(o.route.destination),
+    ],
+    { stdio: [socket, socket, 'pipe'], env },
+  );
+  adopted.add(mux);
+  mux.stderr?.setEncoding('utf8');
+  mux.stderr?.on('data', (chunk: string) => {
+    for (const line of chunk.split(/\r?\n/)) if (line) o.onStderr?.(`mux: ${sanitize(line, 300)}`);
+  });
+  return new Promise((resolve) => {
+    const done = () => {
+      adopted.delete(mux);
+      resolve();
+    };
+    mux.once('exit', done);
+    mux.once('error', done);
+  });
 }
 
 function userKnownHosts(home: string): string {
