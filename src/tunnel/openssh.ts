@@ -4,9 +4,12 @@
  * ~/.ssh/config (Include, Match, ProxyCommand, ProxyJump of the jump hosts), every known_hosts source,
  * certificates, FIDO keys, post-quantum kex and 2FA prompts behave exactly as they do for `ssh`.
  *
- * Why `-N -L` and not ControlMaster + `ssh -W` per connection: `-W` costs a process and a channel-open
- * round trip per local connection (measured in docs/benchmarks.md); `-L` to a Unix socket costs one
- * connect(2) on this machine and the channel open that `ssh2` would do too.
+ * Why `-N -L` for the proxy: `-W` costs a process per local connection (measured in docs/benchmarks.md);
+ * `-L` to a Unix socket costs one connect(2) and the channel open that `ssh2` would do too. The proxy must
+ * read every request anyway (it adds the token). `--raw` connections are different: nothing needs to see
+ * their bytes, and relaying them through node cost a second copy of every byte (0.35–0.6× `ssh -L` on a
+ * loaded 2-core machine), so the same ssh is also a ControlMaster and each raw connection is handed to it
+ * (`adopt`: a mux client `-W host:port` with the socket as stdio; the master reads the socket itself).
  *
  * Our settings reach every hop, ProxyJump's own `ssh -W` children included, because they are in a
  * generated config file passed with `-F` (ssh.c passes `-F` on to ProxyJump's children): the forced
@@ -229,12 +232,11 @@ export function sshArgs(o: OpenSshOptions, generated: GeneratedConfig): string[]
     // A control socket of our own in the private dir (ssh makes it 0600 and serves only our uid, mux.c),
     // command-line options winning over the generated `ControlMaster no`: `--raw` connections are handed to
     // this master through it (adopt), so their bytes never pass through node.
-    '-o',
-    'ControlMaster=yes',
-    '-o',
-    'ControlPersist=no',
-    '-S',
-    generated.control,
+    // ssh binds it under a temporary name 17 characters longer (mux.c), and a path too long for
+    // sun_path is fatal there: then no control socket, and --raw connections are relayed instead.
+    ...(generated.control.length + 17 < 104
+      ? ['-o', 'ControlMaster=yes', '-o', 'ControlPersist=no', '-S', generated.control]
+      : []),
     '-N',
     '-L',
     forwardSpec(generated.socket, o.target),
