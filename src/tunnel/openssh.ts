@@ -556,12 +556,13 @@ export async function sshG(
   ssh: string,
   args: string[],
   env: Readonly<Record<string, string | undefined>>,
+  timeoutMs = 5000,
 ): Promise<Map<string, string[]>> {
   const out = await new Promise<string>((resolve, reject) => {
     execFile(
       ssh,
       ['-G', ...args],
-      { env: env as NodeJS.ProcessEnv, timeout: 5000, maxBuffer: 1 << 20 },
+      { env: env as NodeJS.ProcessEnv, timeout: timeoutMs, maxBuffer: 1 << 20 },
       (err, stdout, stderr) => {
         if (err)
           reject(
