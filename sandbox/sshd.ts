@@ -477,3 +477,6 @@ async function processTree(root: number): Promise<number[][]> {
     levels.push(next);
   }
 }
+
+/** The same stop for another server the sandbox runs (dropbear.ts): it and every process under it. */
+export const killProcessTree = kill;

@@ -56,7 +56,8 @@ export type HostKeyVerdict =
   | { status: 'known'; file: string; line: number }
   | { status: 'changed'; file: string; line: number; knownType: string }
   | { status: 'revoked'; file: string; line: number }
-  | { status: 'unknown' };
+  /** `certAuthority`: known_hosts trusts a host CA (@cert-authority) for this host; the key is no certificate. */
+  | { status: 'unknown'; certAuthority?: { file: string; line: number } };
 
 interface Entry {
   marker: string | undefined;
@@ -130,9 +131,19 @@ export async function verifyHostKey(o: VerifyOptions): Promise<HostKeyVerdict> {
   // never overrides this: a pin comes from a config file, known_hosts from the user's own past connections.
   const other = plain[0];
   if (other) return { status: 'changed', file: other.file, line: other.line, knownType: other.type };
+  // Nothing listed under `[host]:port`: OpenSSH then tries the port-less name and accepts the host when
+  // the very same key is listed there ("found matching key w/out port", sshconnect.c check_host_key); a
+  // different key or an @revoked line under the bare name changes nothing (measured with OpenSSH 9.2).
+  if (o.port !== 22) {
+    const bare = (await readEntries(o.knownHostsFiles)).find(
+      (e) => e.marker === undefined && e.key === blob && hostFieldMatches(e.hosts, o.host, 22),
+    );
+    if (bare) return { status: 'known', file: bare.file, line: bare.line };
+  }
   // A pin is for one hop only: a key pinned for one host proves nothing about another.
   if (pinsFor(o.pinned, o.host, o.port).includes(fp)) return { status: 'pinned' };
-  return { status: 'unknown' };
+  const ca = entries.find((e) => e.marker === '@cert-authority');
+  return ca ? { status: 'unknown', certAuthority: { file: ca.file, line: ca.line } } : { status: 'unknown' };
 }
 
 /**

@@ -673,24 +673,46 @@ function httpProxy(o: ListenerOptions, allowed: Admission): Server {
 function rawForward(o: ListenerOptions): (socket: Socket) => void {
   return (socket) => {
     socket.setNoDelay(true);
-    // --raw forwards bytes: a TLS upstream is the local client's to speak (like `ssh -L`).
-    openChannel(o).then(
-      (stream) => {
-        count(stream, o.stats, 'bytesIn', o.now);
-        count(socket, o.stats, 'bytesOut', o.now);
-        socket.pipe(stream).pipe(socket);
-        const end = () => {
+    // A transport that can take the connection over (OpenSSH: its master reads and writes the socket
+    // itself) relays no byte here: `connect --raw` then moves data as `ssh -L` does. Such a connection's
+    // bytes are not counted in the status line; it counts as open (idle timeout) until it ends.
+    const target = targetOf(o.upstream);
+    void o.supervisor.client().then(
+      (transport) => {
+        const adopted = transport.adopt?.(socket, target);
+        if (!adopted) {
+          relayRaw(o, socket);
+          return;
+        }
+        o.stats.lastActivity = o.now();
+        void adopted.then(() => {
+          o.stats.lastActivity = o.now();
           socket.destroy();
-          stream.destroy();
-        };
-        socket.once('close', end);
-        stream.once('close', end);
-        stream.once('error', end);
-        socket.once('error', end);
+        });
       },
       () => socket.destroy(),
     );
   };
+}
+
+function relayRaw(o: ListenerOptions, socket: Socket): void {
+  // --raw forwards bytes: a TLS upstream is the local client's to speak (like `ssh -L`).
+  openChannel(o).then(
+    (stream) => {
+      count(stream, o.stats, 'bytesIn', o.now);
+      count(socket, o.stats, 'bytesOut', o.now);
+      socket.pipe(stream).pipe(socket);
+      const end = () => {
+        socket.destroy();
+        stream.destroy();
+      };
+      socket.once('close', end);
+      stream.once('close', end);
+      stream.once('error', end);
+      socket.once('error', end);
+    },
+    () => socket.destroy(),
+  );
 }
 
 export interface Listener {

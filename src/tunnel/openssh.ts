@@ -4,9 +4,12 @@
  * ~/.ssh/config (Include, Match, ProxyCommand, ProxyJump of the jump hosts), every known_hosts source,
  * certificates, FIDO keys, post-quantum kex and 2FA prompts behave exactly as they do for `ssh`.
  *
- * Why `-N -L` and not ControlMaster + `ssh -W` per connection: `-W` costs a process and a channel-open
- * round trip per local connection (measured in docs/benchmarks.md); `-L` to a Unix socket costs one
- * connect(2) on this machine and the channel open that `ssh2` would do too.
+ * Why `-N -L` for the proxy: `-W` costs a process per local connection (measured in docs/benchmarks.md);
+ * `-L` to a Unix socket costs one connect(2) and the channel open that `ssh2` would do too. The proxy must
+ * read every request anyway (it adds the token). `--raw` connections are different: nothing needs to see
+ * their bytes, and relaying them through node cost a second copy of every byte (0.35–0.6× `ssh -L` on a
+ * loaded 2-core machine), so the same ssh is also a ControlMaster and each raw connection is handed to it
+ * (`adopt`: a mux client `-W host:port` with the socket as stdio; the master reads the socket itself).
  *
  * Our settings reach every hop, ProxyJump's own `ssh -W` children included, because they are in a
  * generated config file passed with `-F` (ssh.c passes `-F` on to ProxyJump's children): the forced
@@ -18,9 +21,9 @@
  * No secret ever goes into ssh's argv or its files: the tenant token is never given to ssh at all.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { constants, watch } from 'node:fs';
+import { constants, statSync, watch } from 'node:fs';
 import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -149,6 +152,8 @@ exit 0
 export interface GeneratedConfig {
   configFile: string;
   socket: string;
+  /** The master's control socket (ControlMaster), for `--raw` connections handed to ssh (adopt). */
+  control: string;
 }
 
 /** Writes the session's ssh_config, pins and KnownHostsCommand helper into the private dir. */
@@ -214,7 +219,7 @@ export async function writeSshConfig(o: OpenSshOptions): Promise<GeneratedConfig
     '',
   ];
   await writeFile(configFile, lines.join('\n'), { mode: 0o600 });
-  return { configFile, socket: join(o.dir, 'upstream.sock') };
+  return { configFile, socket: join(o.dir, 'upstream.sock'), control: join(o.dir, 'mux') };
 }
 
 /** ssh's arguments: no secret among them (the token never reaches ssh). */
@@ -224,6 +229,14 @@ export function sshArgs(o: OpenSshOptions, generated: GeneratedConfig): string[]
   return [
     '-F',
     generated.configFile,
+    // A control socket of our own in the private dir (ssh makes it 0600 and serves only our uid, mux.c),
+    // command-line options winning over the generated `ControlMaster no`: `--raw` connections are handed to
+    // this master through it (adopt), so their bytes never pass through node.
+    // ssh binds it under a temporary name 17 characters longer (mux.c), and a path too long for
+    // sun_path is fatal there: then no control socket, and --raw connections are relayed instead.
+    ...(generated.control.length + 17 < 104
+      ? ['-o', 'ControlMaster=yes', '-o', 'ControlPersist=no', '-S', generated.control]
+      : []),
     '-N',
     '-L',
     forwardSpec(generated.socket, o.target),
@@ -356,9 +369,25 @@ export async function dialOpenSsh(o: OpenSshOptions): Promise<Transport> {
   }
   await reportAdded(o, knownBefore);
   const closed = exited.then(() => undefined);
+  const adopted = new Set<ChildProcess>();
+  let muxReady = false;
   return {
     kind: 'openssh',
     closed,
+    adopt: (socket, target) => {
+      // ssh -W speaks host:port only; a Unix-socket target goes through open() and the relay.
+      if ('socketPath' in target || targetLabel(target) !== targetLabel(o.target)) return undefined;
+      if (!muxReady) {
+        // ssh binds the control socket just after the forward's (ssh.c ssh_session2): until then, relay.
+        try {
+          muxReady = statSync(generated.control).isSocket();
+        } catch {
+          muxReady = false;
+        }
+        if (!muxReady) return undefined;
+      }
+      return adoptConnection(o, generated, socket, target, adopted, env);
+    },
     open: (target) => {
       if (targetLabel(target) !== targetLabel(o.target)) {
         return Promise.reject(
@@ -368,9 +397,60 @@ export async function dialOpenSsh(o: OpenSshOptions): Promise<Transport> {
       return connectSocket(generated.socket);
     },
     close() {
+      for (const c of adopted) c.kill('SIGTERM');
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     },
   };
+}
+
+/**
+ * One local connection handed to the master: a mux client (`ssh -S CONTROL -W host:port`) whose stdin and
+ * stdout are the accepted socket. It passes both descriptors to the master (mux.c
+ * mux_client_request_stdio_fwd, SCM_RIGHTS), which then reads and writes the socket itself, as `ssh -L`
+ * does; the client only waits for the channel to end. Our own handle stays open (never read: the server
+ * accepted it paused) until then, so the listener counts the connection as open.
+ */
+function adoptConnection(
+  o: OpenSshOptions,
+  generated: GeneratedConfig,
+  socket: Socket,
+  target: { host: string; port: number },
+  adopted: Set<ChildProcess>,
+  env: Record<string, string>,
+): Promise<void> {
+  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
+  const mux = spawn(
+    o.ssh,
+    [
+      '-F',
+      generated.configFile,
+      '-S',
+      generated.control,
+      '-o',
+      'ControlMaster=no',
+      // The generated config's StdinNull would hand the master /dev/null instead of the socket.
+      '-o',
+      'StdinNull=no',
+      '-W',
+      `${host}:${target.port}`,
+      '--',
+      sshDestination(o.route.destination),
+    ],
+    { stdio: [socket, socket, 'pipe'], env },
+  );
+  adopted.add(mux);
+  mux.stderr?.setEncoding('utf8');
+  mux.stderr?.on('data', (chunk: string) => {
+    for (const line of chunk.split(/\r?\n/)) if (line) o.onStderr?.(`mux: ${sanitize(line, 300)}`);
+  });
+  return new Promise((resolve) => {
+    const done = () => {
+      adopted.delete(mux);
+      resolve();
+    };
+    mux.once('exit', done);
+    mux.once('error', done);
+  });
 }
 
 function userKnownHosts(home: string): string {
@@ -476,12 +556,13 @@ export async function sshG(
   ssh: string,
   args: string[],
   env: Readonly<Record<string, string | undefined>>,
+  timeoutMs = 5000,
 ): Promise<Map<string, string[]>> {
   const out = await new Promise<string>((resolve, reject) => {
     execFile(
       ssh,
       ['-G', ...args],
-      { env: env as NodeJS.ProcessEnv, timeout: 5000, maxBuffer: 1 << 20 },
+      { env: env as NodeJS.ProcessEnv, timeout: timeoutMs, maxBuffer: 1 << 20 },
       (err, stdout, stderr) => {
         if (err)
           reject(

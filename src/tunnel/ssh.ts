@@ -92,11 +92,79 @@ export function isEncryptedKey(text: string): boolean {
   return raw.subarray(magic.length + 4, magic.length + 4 + len).toString('ascii') !== 'none';
 }
 
+/**
+ * The public key of an identity file without its passphrase: `FILE.pub` when it is there, else the public
+ * key an OpenSSH-format private key carries in the clear (PROTOCOL.key: magic, cipher, kdf, kdf options,
+ * key count, then the public keys), as OpenSSH's sshkey_load_public does. Undefined for the PEM formats.
+ */
+export async function publicBlobOf(file: string, text: string): Promise<Buffer | undefined> {
+  const pub = await readFile(`${file}.pub`, 'utf8').catch(() => '');
+  const b64 = pub.trim().split(/\s+/)[1];
+  if (b64 && /^[A-Za-z0-9+/]+=*$/.test(b64)) return Buffer.from(b64, 'base64');
+  const m = text.match(OPENSSH_KEY_BLOCK);
+  if (!m) return undefined;
+  const raw = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
+  const magic = 'openssh-key-v1\0';
+  if (raw.subarray(0, magic.length).toString('latin1') !== magic) return undefined;
+  let at = magic.length;
+  const str = (): Buffer | undefined => {
+    if (at + 4 > raw.length) return undefined;
+    const len = raw.readUInt32BE(at);
+    if (at + 4 + len > raw.length) return undefined;
+    const v = raw.subarray(at + 4, at + 4 + len);
+    at += 4 + len;
+    return v;
+  };
+  for (let i = 0; i < 3; i++) if (str() === undefined) return undefined; // cipher, kdf, kdf options
+  if (at + 4 > raw.length || raw.readUInt32BE(at) < 1) return undefined;
+  at += 4;
+  return str();
+}
+
+/** An agent key's public blob (ssh2 hands ParsedKey objects, or entries holding one). */
+function blobOfAgentKey(k: Ssh2Types.ParsedKey | Ssh2Types.PublicKeyEntry): Buffer | undefined {
+  if ('getPublicSSH' in k) return k.getPublicSSH();
+  const inner = k.pubKey;
+  if (Buffer.isBuffer(inner)) return inner;
+  return typeof inner === 'object' && 'getPublicSSH' in inner ? inner.getPublicSSH() : undefined;
+}
+
+/** The public key blobs the agent at `socket` holds (none when it cannot be asked). */
+function agentBlobs(socket: string): Promise<Buffer[]> {
+  return new Promise((resolve) => {
+    new ssh2.OpenSSHAgent(socket).getIdentities((err, keys) => {
+      resolve(err || !keys ? [] : keys.flatMap((k) => blobOfAgentKey(k) ?? []));
+    });
+  });
+}
+
+/** The agent at `socket`, offering only the keys in `blobs` (an identity file's key it holds). */
+class OnlyKeysAgent extends ssh2.OpenSSHAgent {
+  readonly #blobs: Buffer[];
+  constructor(socket: string, blobs: Buffer[]) {
+    super(socket);
+    this.#blobs = blobs;
+  }
+  override getIdentities(cb: Parameters<Ssh2Types.OpenSSHAgent['getIdentities']>[0]): void {
+    super.getIdentities((err, keys) =>
+      cb(
+        err,
+        keys?.filter((k) => {
+          const blob = blobOfAgentKey(k);
+          return blob !== undefined && this.#blobs.some((b) => b.equals(blob));
+        }),
+      ),
+    );
+  }
+}
+
 async function authMethods(hop: Hop, o: DialOptions): Promise<AuthMethod[]> {
   const methods: AuthMethod[] = [];
   // The agent first: that is where hardware keys live.
   if (o.agentSocket && !hop.identitiesOnly)
     methods.push({ type: 'agent', username: hop.user, agent: o.agentSocket });
+  let held: Promise<Buffer[]> | undefined;
+  const inAgent: Buffer[] = [];
   for (const file of hop.identityFiles) {
     let text: string;
     try {
@@ -106,6 +174,16 @@ async function authMethods(hop: Hop, o: DialOptions): Promise<AuthMethod[]> {
     }
     let passphrase: string | undefined;
     if (isEncryptedKey(text)) {
+      // The key already in the agent: use it there, never ask for the passphrase (OpenSSH's
+      // sshconnect2.c pubkey_prepare matches identity files to agent keys by their public key first).
+      const blob = o.agentSocket ? await publicBlobOf(file, text) : undefined;
+      if (blob && o.agentSocket) {
+        held ??= agentBlobs(o.agentSocket);
+        if ((await held).some((b) => b.equals(blob))) {
+          inAgent.push(blob);
+          continue;
+        }
+      }
       if (!o.passphrase) {
         throw new CliError(
           'auth',
@@ -126,6 +204,9 @@ async function authMethods(hop: Hop, o: DialOptions): Promise<AuthMethod[]> {
     }
     methods.push({ type: 'publickey', username: hop.user, key: text, ...(passphrase ? { passphrase } : {}) });
   }
+  // With IdentitiesOnly the agent offers only these; without it, the whole agent is offered first anyway.
+  if (inAgent.length && o.agentSocket && hop.identitiesOnly)
+    methods.unshift({ type: 'agent', username: hop.user, agent: new OnlyKeysAgent(o.agentSocket, inAgent) });
   if (methods.length === 0) {
     throw new CliError('auth', `no SSH key to offer ${hopLabel(hop)}`, {
       hint: 'start ssh-agent with your key (SSH_AUTH_SOCK), or set identity_file in the profile',
@@ -188,6 +269,18 @@ async function decideHostKey(
       );
       return false;
     case 'unknown': {
+      if (verdict.certAuthority) {
+        // The user trusts a host CA for this host: the key to check is a certificate, which ssh2 never asks
+        // for. Recording the plain key instead (TOFU) would replace the CA's word with a guess: never.
+        refuse(
+          new CliError(
+            'trust',
+            `${verdict.certAuthority.file}:${verdict.certAuthority.line} trusts a host CA (@cert-authority) for ${name}, but the ssh2 transport cannot check host certificates — use the OpenSSH transport`,
+            { hint: 'install openssh-client and set ssh_transport openssh (or --ssh-transport openssh)' },
+          ),
+        );
+        return false;
+      }
       let accepted = o.acceptNew;
       if (!accepted && o.confirm) {
         o.info(`The authenticity of host ${name} can't be established.`);

@@ -4,6 +4,7 @@
  * system OpenSSH client (openssh.ts; one `ssh -N -L socket:host:port` per session, a Unix-socket
  * connection per stream). The supervisor keeps whichever is in use up; the listener never knows which.
  */
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 /** Where the last hop connects: a TCP host and port, or a Unix socket path on the last hop. */
@@ -18,6 +19,13 @@ export interface Transport {
    * nothing was sent, so the caller may wait for the next one and try once more.
    */
   open(target: UpstreamTarget): Promise<Duplex>;
+  /**
+   * Optional: takes an accepted local connection over, so that its bytes never pass through this process
+   * (the OpenSSH transport hands the socket's descriptor to ssh: `ssh -S master -W host:port` with the
+   * socket as its stdin and stdout, which the master then reads and writes itself, as `ssh -L` does).
+   * Resolves when that connection has ended; undefined when this transport cannot (then `open` is used).
+   */
+  adopt?(socket: Socket, target: UpstreamTarget): Promise<void> | undefined;
   /** Resolves when the transport has gone (a hop closed, ssh exited). */
   closed: Promise<void>;
   close(): void;

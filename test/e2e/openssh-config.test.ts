@@ -5,81 +5,16 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
 import { deviceLogin } from '../../sandbox/device-login.js';
-import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
-import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
-import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { generateEd25519 } from '../../sandbox/ssh-keys.js';
-import { haveSshd, type Sshd, startSshd } from '../../sandbox/sshd.js';
-import { type CliRun, runCli } from '../helpers/cli.js';
-import { userEnv } from '../helpers/env.js';
+import { runCli } from '../helpers/cli.js';
+import { alice, opensshNeeds, opensshStack } from '../helpers/openssh-stack.js';
+import { gate } from '../helpers/requires.js';
 
-const exec = promisify(execFile);
-const alice = USERS.find((u) => u.username === 'alice')!;
-
-async function haveSsh(): Promise<boolean> {
-  return exec('ssh', ['-V']).then(
-    () => true,
-    () => false,
-  );
-}
-const skip = !(await haveSshd())
-  ? 'OpenSSH sshd is not installed (Debian: openssh-server)'
-  : !(await haveSsh())
-    ? 'the OpenSSH client is not installed (Debian: openssh-client)'
-    : undefined;
-
-let keyring: SecretService;
-let idp: SandboxIdp;
-let plane: ControlPlane;
-/** Trusts only the control plane's CA; no authorized_keys. */
-let caSshd: Sshd;
-const running: CliRun[] = [];
-
-before(async () => {
-  if (skip) return;
-  keyring = await startSecretService();
-  idp = await startIdp({ deviceInterval: 1 });
-  plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource });
-  caSshd = await startSshd({
-    authorizedKeys: [],
-    permitOpen: [{ host: '127.0.0.1', port: plane.port }],
-    trustedUserCaKeys: [plane.sshCa.publicKeyLine],
-    authorizedPrincipals: [alice.sub],
-  });
-});
-
-after(async () => {
-  for (const r of running) r.child.kill('SIGKILL');
-  await caSshd?.close();
-  await plane?.close();
-  await idp?.close();
-  await keyring?.stop();
-});
-
-/** An sshd with ed25519, ECDSA and RSA host keys, as most real ones have; the user's own key file. */
-let multiKey: Sshd | undefined;
-let otherSshd: Sshd | undefined;
-const userKey = generateEd25519('known-hosts-user');
-async function multiKeySshd(): Promise<{ sshd: Sshd; other: Sshd }> {
-  if (!multiKey) {
-    multiKey = await startSshd({
-      authorizedKeys: [userKey.public],
-      permitOpen: [{ host: '127.0.0.1', port: plane.port }],
-      extraHostKeyTypes: ['ecdsa', 'rsa'],
-    });
-    // Another host's ECDSA key: the "someone else answers on that address" case.
-    otherSshd = await startSshd({ authorizedKeys: [], permitOpen: [], extraHostKeyTypes: ['ecdsa'] });
-  }
-  return { sshd: multiKey, other: otherSshd! };
-}
-after(async () => {
-  await multiKey?.close();
-  await otherSshd?.close();
-});
+const _exec = promisify(execFile);
+const g = gate(await opensshNeeds());
+const stack = opensshStack(g);
 
 /**
  * ~/.ssh/config the way OpenSSH reads it, for both transports (ssh2 resolves it with `ssh -G` where ssh
@@ -103,7 +38,7 @@ const CONFIG_CASES: Array<{
     config: async ({ port, keyFile, root }) => ({
       main: `Include ${join(root, 'conf.d')}/*.conf\n`,
       files: {
-        'conf.d/bastion.conf': `Host corp-bastion\n  HostName 127.0.0.1\n  Port ${port}\n  User ${caSshd.username}\n  IdentityFile ${keyFile}\n`,
+        'conf.d/bastion.conf': `Host corp-bastion\n  HostName 127.0.0.1\n  Port ${port}\n  User ${stack.caSshd.username}\n  IdentityFile ${keyFile}\n`,
       },
       bastion: 'corp-bastion',
     }),
@@ -112,7 +47,7 @@ const CONFIG_CASES: Array<{
   {
     name: 'a Match host block with a %h token',
     config: async ({ port, keyFile }) => ({
-      main: `Match host matched-bastion\n  HostName 127.0.0.1\n  Port ${port}\n  IdentityFile ${keyFile}\n  User ${caSshd.username}\n`,
+      main: `Match host matched-bastion\n  HostName 127.0.0.1\n  Port ${port}\n  IdentityFile ${keyFile}\n  User ${stack.caSshd.username}\n`,
       bastion: 'matched-bastion',
     }),
     ssh2: 'ok',
@@ -120,7 +55,7 @@ const CONFIG_CASES: Array<{
   {
     name: 'HostKeyAlias: the key is known under the alias name only',
     config: async ({ port, keyFile }) => ({
-      main: `Host aliased\n  HostName 127.0.0.1\n  Port ${port}\n  User ${caSshd.username}\n  IdentityFile ${keyFile}\n  HostKeyAlias bastion.corp.example\n`,
+      main: `Host aliased\n  HostName 127.0.0.1\n  Port ${port}\n  User ${stack.caSshd.username}\n  IdentityFile ${keyFile}\n  HostKeyAlias bastion.corp.example\n`,
       knownHosts: 'alias',
       bastion: 'aliased',
     }),
@@ -129,7 +64,7 @@ const CONFIG_CASES: Array<{
   {
     name: 'IdentitiesOnly with seven wrong keys in the agent',
     config: async ({ port, keyFile }) => ({
-      main: `Host only-mine\n  HostName 127.0.0.1\n  Port ${port}\n  User ${caSshd.username}\n  IdentityFile ${keyFile}\n  IdentitiesOnly yes\n`,
+      main: `Host only-mine\n  HostName 127.0.0.1\n  Port ${port}\n  User ${stack.caSshd.username}\n  IdentityFile ${keyFile}\n  IdentitiesOnly yes\n`,
       bastion: 'only-mine',
     }),
     agentKeys: 7,
@@ -138,7 +73,7 @@ const CONFIG_CASES: Array<{
   {
     name: 'a ProxyCommand (the host reached through a command, like SSM or cloudflared)',
     config: async ({ port, keyFile }) => ({
-      main: `Host via-command\n  HostName 127.0.0.1\n  Port ${port}\n  User ${caSshd.username}\n  IdentityFile ${keyFile}\n  ProxyCommand ${process.execPath} -e "const s=require('net').connect(%p,'%h');process.stdin.pipe(s).pipe(process.stdout)"\n`,
+      main: `Host via-command\n  HostName 127.0.0.1\n  Port ${port}\n  User ${stack.caSshd.username}\n  IdentityFile ${keyFile}\n  ProxyCommand ${process.execPath} -e "const s=require('net').connect(%p,'%h');process.stdin.pipe(s).pipe(process.stdout)"\n`,
       bastion: 'via-command',
     }),
     ssh2: 'proxycommand',
@@ -147,11 +82,10 @@ const CONFIG_CASES: Array<{
 
 for (const transport of ['openssh', 'ssh2'] as const) {
   for (const c of CONFIG_CASES) {
-    test(`${transport} transport, ~/.ssh/config: ${c.name}`, { skip }, async () => {
-      const { sshd } = await multiKeySshd();
-      const u = await userEnv(keyring.env);
-      const keyFile = join(u.home, 'id_user');
-      await writeFile(keyFile, userKey.private, { mode: 0o600 });
+    g.test(`${transport} transport, ~/.ssh/config: ${c.name}`, async () => {
+      const { sshd } = await stack.multiKeySshd();
+      const u = await stack.user({ keyFile: true, settings: {}, noLogin: true });
+      const keyFile = u.keyFile;
       const cfg = await c.config({ port: sshd.port, keyFile, root: u.root, fp: sshd.fingerprint });
       await mkdir(join(u.home, '.ssh'), { recursive: true, mode: 0o700 });
       await writeFile(join(u.home, '.ssh', 'config'), cfg.main, { mode: 0o600 });
@@ -174,19 +108,15 @@ for (const transport of ['openssh', 'ssh2'] as const) {
         agentStop = agent.stop;
       }
       try {
-        await writeSandboxProfile(idp, u.env());
         for (const [k, v] of Object.entries({
           bastion: cfg.bastion,
-          mcp_url: plane.url,
+          mcp_url: stack.plane.url,
           ssh_transport: transport,
         })) {
           assert.equal((await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env())).code, 0);
         }
         assert.equal((await deviceLogin(u.env(), alice)).code, 0);
-        const r = await runCli(
-          ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1'],
-          u.env(extra),
-        );
+        const r = await stack.connectOnce(u, extra);
         if (transport === 'ssh2' && c.ssh2 === 'proxycommand') {
           assert.equal(r.code, 2, r.stderr);
           assert.match(r.stderr, /ProxyCommand .* the ssh2 transport cannot run — use the OpenSSH transport/);

@@ -6,84 +6,26 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startBastion } from '../../sandbox/bastion.js';
-import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
-import { deviceLogin } from '../../sandbox/device-login.js';
-import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
-import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
-import { writeSandboxProfile } from '../../sandbox/profile.js';
-import { generateEd25519 } from '../../sandbox/ssh-keys.js';
-import { haveSshd, type Sshd, startSshd } from '../../sandbox/sshd.js';
-import { type CliRun, runCli, startCli } from '../helpers/cli.js';
-import { userEnv } from '../helpers/env.js';
+import { startSshd } from '../../sandbox/sshd.js';
+import { runCli, startCli } from '../helpers/cli.js';
+import { opensshNeeds, opensshStack, toolText as text } from '../helpers/openssh-stack.js';
+
+import { gate } from '../helpers/requires.js';
 import { tmuxServer } from '../helpers/tmux.js';
 
-const exec = promisify(execFile);
-const alice = USERS.find((u) => u.username === 'alice')!;
+const _exec = promisify(execFile);
+const g = gate(await opensshNeeds());
+const stack = opensshStack(g);
 
-async function haveSsh(): Promise<boolean> {
-  return exec('ssh', ['-V']).then(
-    () => true,
-    () => false,
-  );
-}
-const skip = !(await haveSshd())
-  ? 'OpenSSH sshd is not installed (Debian: openssh-server)'
-  : !(await haveSsh())
-    ? 'the OpenSSH client is not installed (Debian: openssh-client)'
-    : undefined;
-
-let keyring: SecretService;
-let idp: SandboxIdp;
-let plane: ControlPlane;
-/** Trusts only the control plane's CA; no authorized_keys. */
-let caSshd: Sshd;
-const running: CliRun[] = [];
-
-before(async () => {
-  if (skip) return;
-  keyring = await startSecretService();
-  idp = await startIdp({ deviceInterval: 1 });
-  plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource });
-  caSshd = await startSshd({
-    authorizedKeys: [],
-    permitOpen: [{ host: '127.0.0.1', port: plane.port }],
-    trustedUserCaKeys: [plane.sshCa.publicKeyLine],
-    authorizedPrincipals: [alice.sub],
-  });
-});
-
-after(async () => {
-  for (const r of running) r.child.kill('SIGKILL');
-  await caSshd?.close();
-  await plane?.close();
-  await idp?.close();
-  await keyring?.stop();
-});
-
-function text(result: unknown): string {
-  const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
-  return content.map((c) => c.text ?? '').join('\n');
-}
-
-/** An sshd with ed25519, ECDSA and RSA host keys, as most real ones have; the user's own key file. */
-let multiKey: Sshd | undefined;
-let otherSshd: Sshd | undefined;
-const userKey = generateEd25519('known-hosts-user');
-after(async () => {
-  await multiKey?.close();
-  await otherSshd?.close();
-});
-
-/** A byte pipe from `listen` to the control plane: the MCP endpoint on [::1] or on a Unix socket. */
+/** A byte pipe from `listen` to the control stack.plane: the MCP endpoint on [::1] or on a Unix socket. */
 async function relay(listenOn: { host: string; port: number } | { path: string }) {
   const { createServer, connect } = await import('node:net');
   const server = createServer((s) => {
-    const up = connect(plane.port, '127.0.0.1');
+    const up = connect(stack.plane.port, '127.0.0.1');
     s.pipe(up).pipe(s);
     s.on('error', () => up.destroy());
     up.on('error', () => s.destroy());
@@ -99,12 +41,12 @@ for (const transport of ['openssh', 'ssh2'] as const) {
       where === 'ipv6'
         ? 'an IPv6 mcp_url http://[::1]:P/mcp works'
         : 'an MCP endpoint on a Unix socket on the bastion (http+unix://%2F…sock/mcp) works';
-    test(`${transport} transport: ${title}`, { skip }, async () => {
-      const u = await userEnv(keyring.env);
-      const sock = join(u.root, 'mcp.sock');
+    g.test(`${transport} transport: ${title}`, async () => {
+      const { tempDir } = await import('../helpers/deps.js');
+      const sock = join(await tempDir('mcp-secure-relay-'), 'mcp.sock');
       const r = await relay(where === 'ipv6' ? { host: '::1', port: 0 } : { path: sock });
       const sshd = await startSshd({
-        authorizedKeys: [userKey.public],
+        authorizedKeys: [stack.userKey.public],
         permitOpen: where === 'ipv6' ? [{ host: '::1', port: r.port }] : [],
         // sshd connects forwards with its AddressFamily; a Unix socket needs streamlocal forwarding, and
         // PermitOpen applies to socket paths too (channels.c channel_connect_to_path) with no way to name one.
@@ -112,31 +54,27 @@ for (const transport of ['openssh', 'ssh2'] as const) {
           where === 'ipv6' ? ['AddressFamily any'] : ['AllowStreamLocalForwarding local', 'PermitOpen any'],
       });
       try {
-        const keyFile = join(u.home, 'id_user');
-        await writeFile(keyFile, userKey.private, { mode: 0o600 });
-        await writeSandboxProfile(idp, u.env());
         const mcpUrl =
           where === 'ipv6' ? `http://[::1]:${r.port}/mcp` : `http+unix://${encodeURIComponent(sock)}/mcp`;
-        for (const [k, v] of Object.entries({
-          bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-          host_key_fingerprints: `[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
-          mcp_url: mcpUrl,
-          identity_file: keyFile,
-          ssh_transport: transport,
-          // The control plane checks a DPoP proof's htu against its own URL; the relay changes the URL.
-          dpop: 'false',
-        })) {
-          const set = await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env());
-          assert.equal(set.code, 0, set.stderr);
-        }
-        assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+        const u = await stack.user({
+          keyFile: true,
+          settings: {
+            bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+            host_key_fingerprints: `[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
+            mcp_url: mcpUrl,
+            identity_file: '{keyFile}',
+            ssh_transport: transport,
+            // The control plane checks a DPoP proof's htu against its own URL; the relay changes the URL.
+            dpop: 'false',
+          },
+        });
         const run = startCli(
           ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
           u.env(),
           60_000,
         );
         run.child.stdin.end();
-        running.push(run);
+        stack.running.push(run);
         const [, local] = await run.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/, 30_000);
         const client = new Client({ name: 'test', version: '1.0.0' });
         await client.connect(new StreamableHTTPClientTransport(new URL(local!)));
@@ -156,103 +94,100 @@ for (const transport of ['openssh', 'ssh2'] as const) {
 }
 
 for (const transport of ['openssh', 'ssh2'] as const) {
-  test(`${transport} transport: an sshd allowing only sntrup761x25519-sha512 (post-quantum) kex`, {
-    skip,
-  }, async () => {
-    const sshd = await startSshd({
-      authorizedKeys: [userKey.public],
-      permitOpen: [{ host: '127.0.0.1', port: plane.port }],
-      extraConfig: ['KexAlgorithms sntrup761x25519-sha512@openssh.com'],
-    });
-    try {
-      const u = await userEnv(keyring.env);
-      const keyFile = join(u.home, 'id_user');
-      await writeFile(keyFile, userKey.private, { mode: 0o600 });
-      await writeSandboxProfile(idp, u.env());
-      for (const [k, v] of Object.entries({
-        bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-        host_key_fingerprints: `[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
-        mcp_url: plane.url,
-        identity_file: keyFile,
-        ssh_transport: transport,
-      })) {
-        assert.equal((await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env())).code, 0);
-      }
-      assert.equal((await deviceLogin(u.env(), alice)).code, 0);
-      const r = await runCli(
-        ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1'],
-        u.env(),
-      );
-      if (transport === 'openssh') assert.equal(r.code, 0, r.stderr);
-      else {
-        assert.equal(r.code, 1, r.stderr);
-        assert.match(r.stderr, /ssh2 has no post-quantum key exchange.* — use the OpenSSH transport/);
-        assert.equal(
-          r.stderr
-            .trim()
-            .split('\n')
-            .filter((l) => l.startsWith('error:')).length,
-          1,
+  g.test(
+    `${transport} transport: an sshd allowing only sntrup761x25519-sha512 (post-quantum) kex`,
+    async () => {
+      const sshd = await startSshd({
+        authorizedKeys: [stack.userKey.public],
+        permitOpen: [{ host: '127.0.0.1', port: stack.plane.port }],
+        extraConfig: ['KexAlgorithms sntrup761x25519-sha512@openssh.com'],
+      });
+      try {
+        const u = await stack.user({
+          keyFile: true,
+          settings: {
+            bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+            host_key_fingerprints: `[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
+            mcp_url: stack.plane.url,
+            identity_file: '{keyFile}',
+            ssh_transport: transport,
+          },
+        });
+        const _keyFile = u.keyFile;
+        const r = await runCli(
+          ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1'],
+          u.env(),
         );
+        if (transport === 'openssh') assert.equal(r.code, 0, r.stderr);
+        else {
+          assert.equal(r.code, 1, r.stderr);
+          assert.match(r.stderr, /ssh2 has no post-quantum key exchange.* — use the OpenSSH transport/);
+          assert.equal(
+            r.stderr
+              .trim()
+              .split('\n')
+              .filter((l) => l.startsWith('error:')).length,
+            1,
+          );
+        }
+      } finally {
+        await sshd.close();
       }
-    } finally {
-      await sshd.close();
-    }
-  });
+    },
+  );
 }
 
-test('a 2FA bastion (publickey, then keyboard-interactive): ssh asks for the code on the terminal (tmux); no terminal → exit 4', {
-  skip,
-}, async () => {
-  const bastion = await startBastion({
-    authorizedKeys: [userKey.public],
-    allow: [{ host: '127.0.0.1', port: plane.port }],
-    secondFactor: { prompt: 'One-time code: ', answer: '424242' },
-  });
-  const tmux = tmuxServer('mcp-secure-2fa');
-  try {
-    const u = await userEnv(keyring.env);
-    const keyFile = join(u.home, 'id_user');
-    await writeFile(keyFile, userKey.private, { mode: 0o600 });
-    await writeSandboxProfile(idp, u.env());
-    for (const [k, v] of Object.entries({
-      bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-      host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
-      mcp_url: plane.url,
-      identity_file: keyFile,
-      ssh_transport: 'openssh',
-    })) {
-      assert.equal((await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env())).code, 0);
-    }
-    assert.equal((await deviceLogin(u.env(), alice)).code, 0);
-    const noTty = await runCli(
-      ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
-      u.env(),
-    );
-    assert.equal(noTty.code, 4, noTty.stderr);
-    assert.match(noTty.stderr, /refused authentication \(ssh: .*Permission denied/);
+g.test(
+  'a 2FA bastion (publickey, then keyboard-interactive): ssh asks for the code on the terminal (tmux); no terminal → exit 4',
+  { skip: g.skip },
+  async () => {
+    const bastion = await startBastion({
+      authorizedKeys: [stack.userKey.public],
+      allow: [{ host: '127.0.0.1', port: stack.plane.port }],
+      secondFactor: { prompt: 'One-time code: ', answer: '424242' },
+    });
+    const tmux = tmuxServer('mcp-secure-2fa');
+    try {
+      const u = await stack.user({
+        keyFile: true,
+        settings: {
+          bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+          host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
+          mcp_url: stack.plane.url,
+          identity_file: '{keyFile}',
+          ssh_transport: 'openssh',
+        },
+      });
+      const _keyFile = u.keyFile;
+      const noTty = await runCli(
+        ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
+        u.env(),
+      );
+      assert.equal(noTty.code, 4, noTty.stderr);
+      assert.match(noTty.stderr, /refused authentication \(ssh: .*Permission denied/);
 
-    await tmux.start('otp', u.env(), [
-      '--profile',
-      'sandbox',
-      'connect',
-      '--tenant',
-      'acme',
-      '--port',
-      '0',
-      '--max-session',
-      '3',
-    ]);
-    assert.match(await tmux.waitFor('otp', /One-time code/), /One-time code: /);
-    await tmux.run('send-keys', '-t', 'otp', '424242', 'Enter');
-    const screen = await tmux.waitFor('otp', /Listening on/);
-    assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
-    assert.doesNotMatch(screen, /424242/, 'the code is not echoed');
-  } finally {
-    await tmux.kill();
-    await bastion.close();
-  }
-});
+      await tmux.start('otp', u.env(), [
+        '--profile',
+        'sandbox',
+        'connect',
+        '--tenant',
+        'acme',
+        '--port',
+        '0',
+        '--max-session',
+        '3',
+      ]);
+      assert.match(await tmux.waitFor('otp', /One-time code/), /One-time code: /);
+      await tmux.run('send-keys', '-t', 'otp', '424242', 'Enter');
+      const screen = await tmux.waitFor('otp', /Listening on/);
+      assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+      assert.doesNotMatch(screen, /424242/, 'the code is not echoed');
+    } finally {
+      await tmux.kill();
+      await bastion.close();
+    }
+  },
+);
 
 /** A host CA: sshd presents a host certificate; known_hosts trusts the CA with `@cert-authority`. */
 const HOST_CA_CASES: Array<{ name: string; trusted: 'same' | 'other'; code: number }> = [
@@ -268,14 +203,14 @@ const HOST_CA_CASES: Array<{ name: string; trusted: 'same' | 'other'; code: numb
   },
 ];
 for (const c of HOST_CA_CASES) {
-  test(`openssh transport: ${c.name}`, { skip }, async () => {
+  g.test(`openssh transport: ${c.name}`, async () => {
     const { createSshCa } = await import('../../sandbox/ssh-ca.js');
     const hostCa = createSshCa('host-ca');
     const otherCa = createSshCa('other-ca');
     const nowSec = Math.floor(Date.now() / 1000);
     const sshd = await startSshd({
-      authorizedKeys: [userKey.public],
-      permitOpen: [{ host: '127.0.0.1', port: plane.port }],
+      authorizedKeys: [stack.userKey.public],
+      permitOpen: [{ host: '127.0.0.1', port: stack.plane.port }],
       hostCertificate: (publicKey) =>
         hostCa.issue({
           publicKey,
@@ -287,22 +222,19 @@ for (const c of HOST_CA_CASES) {
         }),
     });
     try {
-      const u = await userEnv(keyring.env);
-      const keyFile = join(u.home, 'id_user');
-      await writeFile(keyFile, userKey.private, { mode: 0o600 });
+      const u = await stack.user({
+        keyFile: true,
+        settings: {
+          bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+          mcp_url: stack.plane.url,
+          identity_file: '{keyFile}',
+          ssh_transport: 'openssh',
+        },
+      });
+      const _keyFile = u.keyFile;
       await mkdir(join(u.home, '.ssh'), { recursive: true, mode: 0o700 });
       const ca = c.trusted === 'same' ? hostCa : otherCa;
       await writeFile(join(u.home, '.ssh', 'known_hosts'), `@cert-authority * ${ca.publicKeyLine}\n`);
-      await writeSandboxProfile(idp, u.env());
-      for (const [k, v] of Object.entries({
-        bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-        mcp_url: plane.url,
-        identity_file: keyFile,
-        ssh_transport: 'openssh',
-      })) {
-        assert.equal((await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env())).code, 0);
-      }
-      assert.equal((await deviceLogin(u.env(), alice)).code, 0);
       const r = await runCli(
         ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1'],
         u.env(),

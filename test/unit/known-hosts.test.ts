@@ -11,7 +11,7 @@ import {
   recordHostKey,
   verifyHostKey,
 } from '../../src/tunnel/known-hosts.js';
-import { loadSshConfig, parseDestination } from '../../src/tunnel/ssh-config.js';
+import { parseDestination, resolveSshConfig } from '../../src/tunnel/ssh-config.js';
 import { tempDir } from '../helpers/deps.js';
 
 function blob(type: string, body: string): Buffer {
@@ -104,19 +104,16 @@ test('ssh config: Host, HostName, User, Port, IdentityFile and ProxyJump, first 
       '  User ignored',
     ].join('\n'),
   );
-  const resolve = await loadSshConfig('/home/u', join(dir, 'config'));
-  const spec = resolve('prod-bastion');
-  assert.deepEqual(spec, {
-    alias: 'prod-bastion',
-    hostName: '127.0.0.1',
-    user: 'ops',
-    port: 2222,
-    identityFiles: ['/home/u/.ssh/ops_key'],
-    proxyJump: ['jump1', 'dev@jump2:2200'],
-  });
-  const other = resolve('alice@other.example:2022');
-  assert.equal(other.user, 'alice');
-  assert.equal(other.port, 2022);
+  const ctx = { home: '/home/u', localUser: 'me' };
+  const resolve = async (d: string) => (await resolveSshConfig(join(dir, 'config'), d, ctx)).options;
+  const spec = await resolve('prod-bastion');
+  assert.deepEqual(
+    ['hostname', 'user', 'port', 'identityfile', 'proxyjump'].map((k) => spec.get(k)),
+    [['127.0.0.1'], ['ops'], ['2222'], ['~/.ssh/ops_key'], ['jump1,dev@jump2:2200']],
+  );
+  const other = await resolve('alice@other.example:2022');
+  assert.deepEqual(other.get('user'), ['alice']);
+  assert.deepEqual(other.get('port'), ['2022']);
   assert.deepEqual(parseDestination('[::1]:2200'), { user: undefined, host: '::1', port: 2200 });
 });
 
@@ -137,16 +134,16 @@ test('ssh config: ServerAliveInterval and ServerAliveCountMax (how soon a dead p
       '  ServerAliveInterval 30',
     ].join('\n'),
   );
-  const resolve = await loadSshConfig('/home/u', join(dir, 'config'));
-  const pick = (h: string) => {
-    const s = resolve(h);
-    return [s.serverAliveInterval, s.serverAliveCountMax];
+  const pick = async (h: string) => {
+    const s = (await resolveSshConfig(join(dir, 'config'), h, { home: '/home/u', localUser: 'me' })).options;
+    return [s.get('serveraliveinterval')?.[0], s.get('serveralivecountmax')?.[0]];
   };
-  assert.deepEqual(pick('flaky'), [2, 4]);
-  assert.deepEqual(pick('off'), [0, undefined], '0 turns keepalives off, as in OpenSSH');
-  // The first value wins even when it is unusable; it is ignored rather than guessed at.
-  assert.deepEqual(pick('junk'), [undefined, undefined], 'values OpenSSH would refuse are ignored');
-  assert.deepEqual(pick('elsewhere'), [30, undefined]);
+  // As `ssh -G` prints them: the defaults are 0 (off) and 3.
+  assert.deepEqual(await pick('flaky'), ['2', '4']);
+  assert.deepEqual(await pick('off'), ['0', '3'], '0 turns keepalives off, as in OpenSSH');
+  // An unusable value is ignored rather than guessed at; the later Host * value then applies.
+  assert.deepEqual(await pick('junk'), ['30', '0']);
+  assert.deepEqual(await pick('elsewhere'), ['30', '3']);
 });
 
 test('a hashed entry is found for a mixed-case host name (OpenSSH hashes the lower-cased name)', () => {
