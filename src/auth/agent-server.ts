@@ -68,6 +68,23 @@ export interface AgentOptions {
   idleTimeoutMs: number;
   /** One line to the terminal `agent run` was started from (nothing once detached). */
   say(line: string): void;
+  /**
+   * More ops, from a layer above (the shared tunnels of `mcp`: cli/tunnel-host.ts). Each request gets a
+   * promise that settles when its client's connection closes, so what it holds for the client can end then.
+   */
+  services?: AgentService;
+}
+
+export interface AgentService {
+  readonly ops: ReadonlySet<string>;
+  handle(
+    op: string,
+    params: Record<string, unknown>,
+    client: { closed: Promise<void> },
+    signal: AbortSignal,
+  ): Promise<unknown>;
+  /** The agent is stopping: end everything. */
+  close(): Promise<void>;
 }
 
 interface Held {
@@ -89,6 +106,8 @@ interface Conn {
   asks: Map<number, (value: unknown) => void>;
   nextAsk: number;
   elevations: Map<string, { token: string; profile: string; until: number }>;
+  /** Settles when the connection closes. */
+  closed: Promise<void>;
 }
 
 class RequestError extends Error {
@@ -309,6 +328,7 @@ export class Agent {
         await rm(paths.socket, { force: true });
         await rm(paths.cookie, { force: true });
       }
+      await this.#o.services?.close().catch(() => undefined);
       for (const c of this.#conns) c.socket.destroy();
       this.#held.clear();
       await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
@@ -318,7 +338,11 @@ export class Agent {
   }
 
   #accept(socket: Socket): void {
+    let gone!: () => void;
     const conn: Conn = {
+      closed: new Promise<void>((resolve) => {
+        gone = resolve;
+      }),
       socket,
       authed: false,
       nonce: randomBytes(16).toString('base64url'),
@@ -340,6 +364,7 @@ export class Agent {
       this.#lastActivity = this.#o.deps.now();
       for (const controller of conn.requests.values()) controller.abort(new Error('client went away'));
       conn.elevations.clear();
+      gone();
     });
     const hello: Hello = {
       v: PROTOCOL_VERSION,
@@ -468,6 +493,7 @@ export class Agent {
         this.#afterReply = () => void this.stop('asked to stop (`mcp-secure agent stop`)');
         return { pid: process.pid };
       default:
+        if (this.#o.services?.ops.has(op)) return this.#o.services.handle(op, params, conn, signal);
         throw new RequestError({
           kind: 'error',
           code: 'unknown_op',

@@ -89,12 +89,15 @@ async function runServe(globals: GlobalOptions, quiet: boolean, deps: Deps) {
   const eff = await loadProfile(deps, globals);
   const { Agent } = await import('../auth/agent-server.js');
   const { pathsFor } = await import('../auth/agent-client.js');
+  const { TunnelHost } = await import('./tunnel-host.js');
   const paths = pathsFor(deps);
   const agent = new Agent({
     deps,
     paths,
     idleTimeoutMs: (eff.profile.agent_idle_timeout ?? 0) * 1000,
     say,
+    // The tunnels `mcp` processes share (tunnel-host.ts); its sockets live in the agent's 0700 directory.
+    services: new TunnelHost({ deps, dir: paths.dir, say }),
   });
   const result = await agent.listen();
   if (!result.started) {
