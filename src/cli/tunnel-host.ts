@@ -16,6 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import type { AgentService } from '../auth/agent-server.js';
 import type { Role } from '../auth/tenant.js';
 import type { EffectiveProfile } from '../config/load.js';
@@ -93,8 +94,17 @@ export class TunnelHost implements AgentService {
   readonly #say: (line: string) => void;
 
   constructor(o: { deps: Deps; dir: string; say(line: string): void }) {
-    // Nothing in the agent may ask on a terminal: its stdin is not the user's.
-    this.#deps = { ...o.deps, stdinIsTTY: false, stderrIsTTY: false };
+    // Nothing in the agent may ask on a terminal: its stdin is not the user's. Its stderr is a pipe its
+    // starter closes (agent-client.ts ensureAgent): a write there would end the agent with EPIPE, so what the
+    // tunnel says goes to `say` (the terminal of `agent run`, or nowhere).
+    const say = o.say;
+    const talk = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n')) if (line.trim()) say(line);
+        done();
+      },
+    });
+    this.#deps = { ...o.deps, stderr: talk, stdout: talk, stdinIsTTY: false, stderrIsTTY: false };
     this.#dir = o.dir;
     this.#say = o.say;
   }

@@ -74,14 +74,52 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Runs every active server scenario against `url`; each scenario's checks, id → status. */
-async function runSuite(url: string, out: string): Promise<Map<string, Outcome>> {
+/**
+ * Scenarios whose reference tool sends its server→client request (sampling/createMessage,
+ * elicitation/create) with `server.request()` and no `relatedRequestId`, i.e. on the standalone GET stream,
+ * which the suite's SDK client opens concurrently with its first tools/call: when the call arrives first,
+ * the request goes to no stream and the call times out after 60 s — directly too (seen here 1 in 8 direct
+ * calls). A race between the suite's client and its server, not a proxy matter (the tunnel only makes the
+ * GET a few ms slower, so it is lost more often): a failed run of one of these is run again alone, up to 3
+ * times, both ways.
+ */
+const RACY = new Set([
+  'tools-call-sampling',
+  'tools-call-elicitation',
+  'elicitation-sep1034-defaults',
+  'elicitation-sep1330-enums',
+]);
+
+const failed = (o: Outcome | undefined) => !o || Object.values(o).includes('FAILURE');
+
+async function runAndRetry(url: string, out: string): Promise<Map<string, Outcome>> {
+  const all = await runSuite(url, join(out, 'all'));
+  for (const scenario of RACY) {
+    for (let attempt = 1; attempt <= 3 && failed(all.get(scenario)); attempt++) {
+      const again = await runSuite(url, join(out, `${scenario}-${attempt}`), scenario);
+      const o = again.get(scenario);
+      if (o) all.set(scenario, o);
+    }
+  }
+  return all;
+}
+
+/** Runs every server scenario (or one) against `url`; each scenario's checks, id → status. */
+async function runSuite(url: string, out: string, scenario?: string): Promise<Map<string, Outcome>> {
   await mkdir(out, { recursive: true });
   await new Promise<void>((resolve) => {
     // Its exit code says whether every check passed; the checks themselves are compared below.
     execFile(
       process.execPath,
-      [CONFORMANCE, 'server', '--url', url, '--suite', 'all', '-o', out],
+      [
+        CONFORMANCE,
+        'server',
+        '--url',
+        url,
+        ...(scenario ? ['--scenario', scenario] : ['--suite', 'all']),
+        '-o',
+        out,
+      ],
       { cwd: out, timeout: 300_000, maxBuffer: 16 * 1024 * 1024, env: { PATH: process.env['PATH'] ?? '' } },
       () => resolve(),
     );
@@ -140,9 +178,9 @@ before(async () => {
   );
   connect.child.stdin.end();
   const [, connectUrl = ''] = await connect.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/, 30_000);
-  results.direct = await runSuite(`http://127.0.0.1:${port}/mcp`, join(work, 'direct'));
+  results.direct = await runAndRetry(`http://127.0.0.1:${port}/mcp`, join(work, 'direct'));
   const relayBefore = stack.relay.connections();
-  results.connect = await runSuite(connectUrl, join(work, 'connect'));
+  results.connect = await runAndRetry(connectUrl, join(work, 'connect'));
   relayedConnections = stack.relay.connections() - relayBefore;
 });
 
@@ -165,11 +203,9 @@ for (const scenario of scenarios()) {
     const direct = results.direct.get(scenario);
     const proxied = results.connect.get(scenario);
     assert.ok(direct, `no direct result for ${scenario}`);
-    // The reference server passes its own suite directly (INFO: a check that records, not judges): the
-    // oracle is meaningful.
-    for (const [id, status] of Object.entries(direct)) {
-      assert.ok(status === 'SUCCESS' || status === 'INFO', `direct ${id}: ${status}`);
-    }
+    // The reference server passes its own suite directly (INFO records, WARNING is a SHOULD in a pending
+    // scenario): the oracle is meaningful.
+    for (const [id, status] of Object.entries(direct)) assert.notEqual(status, 'FAILURE', `direct ${id}`);
     const said = [...messages].filter(([k]) => k.includes(` ${scenario} `)).map(([k, v]) => `${k}: ${v}`);
     assert.deepEqual(proxied, direct, said.join('\n'));
   });

@@ -419,7 +419,17 @@ table<McpOptions>('mcp', mcpCommand, [
   },
   {
     name: 'every flag',
-    argv: ['mcp', '-t', 'acme', '--role', 'admin', '--accept-new-host-key', '--ssh-transport', 'ssh2', '--own-tunnel'],
+    argv: [
+      'mcp',
+      '-t',
+      'acme',
+      '--role',
+      'admin',
+      '--accept-new-host-key',
+      '--ssh-transport',
+      'ssh2',
+      '--own-tunnel',
+    ],
     wants: {
       tenant: 'acme',
       role: 'admin',
