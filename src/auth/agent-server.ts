@@ -28,6 +28,7 @@ import {
   type LoginFacts,
   PROTOCOL_VERSION,
   type ProfileRef,
+  type SharedTunnelInfo,
   type WireError,
 } from './agent-protocol.js';
 import {
@@ -83,6 +84,8 @@ export interface AgentService {
     client: { closed: Promise<void> },
     signal: AbortSignal,
   ): Promise<unknown>;
+  /** What `agent status` shows of it (no secret). */
+  describe(): SharedTunnelInfo[];
   /** The agent is stopping: end everything. */
   close(): Promise<void>;
 }
@@ -516,6 +519,7 @@ export class Agent {
         dpop: h.key !== undefined,
         store: h.store?.kind ?? 'memory',
       })),
+      ...(this.#o.services ? { tunnels: this.#o.services.describe() } : {}),
     };
   }
 

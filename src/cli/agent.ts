@@ -55,6 +55,11 @@ async function runStatus(globals: GlobalOptions, deps: Deps) {
         `Login held:     profile ${p.profile}: ${p.user}${p.dpop ? ', DPoP key in memory' : ''}; ${p.store === 'memory' ? 'in memory only' : `refresh token also in ${p.store}`}`,
       );
     }
+    for (const t of info.tunnels ?? []) {
+      ui.out(
+        `Shared tunnel:  ${t.profile}/${t.tenant} → ${t.upstream}: ${t.up ? `${t.clients} mcp process${t.clients === 1 ? '' : 'es'}${t.clients === 0 ? ' (closing soon)' : ''}, ${t.transport}, re-dials ${t.redials}, open ${relativeTime(t.opened_at, now)}` : 'opening'}`,
+      );
+    }
     return 0;
   } finally {
     agent.close();

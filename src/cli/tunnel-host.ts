@@ -17,6 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import type { SharedTunnelInfo } from '../auth/agent-protocol.js';
 import type { AgentService } from '../auth/agent-server.js';
 import type { Role } from '../auth/tenant.js';
 import type { EffectiveProfile } from '../config/load.js';
@@ -53,6 +54,12 @@ export interface TunnelAnswer {
 
 interface Hosted {
   key: string;
+  profile: string;
+  tenant: string;
+  upstream: string;
+  openedAt: number;
+  up: boolean;
+  transport: string;
   ready: Promise<{ socket: string; transport: string }>;
   clients: number;
   linger: NodeJS.Timeout | undefined;
@@ -174,6 +181,12 @@ export class TunnelHost implements AgentService {
     let closing: Promise<void> | undefined;
     const hosted: Hosted = {
       key,
+      profile: req.eff.name,
+      tenant: req.tenant,
+      upstream: String(req.eff.profile.mcp_url),
+      openedAt: this.#deps.now(),
+      up: false,
+      transport: '',
       clients: 0,
       linger: undefined,
       supervisor: undefined,
@@ -266,11 +279,26 @@ export class TunnelHost implements AgentService {
       t.refresher.run().catch(fail);
       t.supervisor.done().catch(fail);
       t.session.agent.onClose(() => fail(new Error('its agent session closed')));
+      hosted.up = true;
+      hosted.transport = t.transport;
       this.#say(`shared tunnel ${label} open on ${socket} (${t.transport})`);
       return { socket, transport: t.transport };
     })();
     hosted.ready.catch(() => void hosted.close());
     return hosted;
+  }
+
+  describe(): SharedTunnelInfo[] {
+    return [...this.#tunnels.values()].map((h) => ({
+      profile: h.profile,
+      tenant: h.tenant,
+      upstream: h.upstream,
+      clients: h.clients,
+      up: h.up,
+      transport: h.transport,
+      redials: h.supervisor?.redials ?? 0,
+      opened_at: h.openedAt,
+    }));
   }
 
   async close(): Promise<void> {

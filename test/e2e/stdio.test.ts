@@ -136,6 +136,14 @@ test('three MCP clients spawn `mcp --tenant acme` at once: one SSH connection th
     const said = opened.map((o) => o.stderr()).join('\n');
     assert.match(said, /the tunnel the agent shares/);
     assert.equal((said.match(/joined the tunnel the agent shares/g) ?? []).length >= 2, true, said);
+    // `agent status` names it, with its clients (and no token).
+    const status = await runCli(['--profile', 'sandbox', 'agent', 'status'], stack.user.env());
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(
+      status.stdout,
+      /Shared tunnel: +sandbox\/acme → http:\/\/\S+\/mcp: 3 mcp processes, (openssh|ssh2), re-dials 0/,
+    );
+    assert.doesNotMatch(status.stdout, /eyJ/);
     const sessions = new Set(opened.map((o) => o.transport.pid));
     assert.equal(sessions.size, 3);
     for (const o of opened) assert.equal(await listeningSockets(o.transport.pid!), 0);

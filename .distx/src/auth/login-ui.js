@@ -1,0 +1,1 @@
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';

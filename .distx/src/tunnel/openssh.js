@@ -1,0 +1,421 @@
+/**
+ * The system OpenSSH client as the SSH transport: one `ssh -N` per dial with a local forward from a 0600
+ * Unix socket in the session's private 0700 directory to the upstream (`-L socket:host:port`), so
+ * ~/.ssh/config (Include, Match, ProxyCommand, ProxyJump of the jump hosts), every known_hosts source,
+ * certificates, FIDO keys, post-quantum kex and 2FA prompts behave exactly as they do for `ssh`.
+ *
+ * Why `-N -L` and not ControlMaster + `ssh -W` per connection: `-W` costs a process and a channel-open
+ * round trip per local connection (measured in docs/benchmarks.md); `-L` to a Unix socket costs one
+ * connect(2) on this machine and the channel open that `ssh2` would do too.
+ *
+ * Our settings reach every hop, ProxyJump's own `ssh -W` children included, because they are in a
+ * generated config file passed with `-F` (ssh.c passes `-F` on to ProxyJump's children): the forced
+ * options first (first value wins in ssh_config), then `Include` of the user's ~/.ssh/config and the
+ * system /etc/ssh/ssh_config, then our defaults the user's files may override. The profile's pinned
+ * fingerprints reach OpenSSH through `KnownHostsCommand`: a host key whose fingerprint is pinned is
+ * printed as known; the known_hosts files are read first, so a pin never overrides a changed key there.
+ *
+ * No secret ever goes into ssh's argv or its files: the tenant token is never given to ssh at all.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { constants, watch } from 'node:fs';
+import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { CliError, sanitize } from '../errors.js';
+import { targetLabel } from './transport.js';
+/** The first `ssh` on PATH that can be executed, or undefined. */
+export async function findSsh(env) {
+    for (const dir of (env['PATH'] ?? '').split(delimiter).slice(0, 64)) {
+        if (!dir.startsWith('/'))
+            continue; // a relative PATH entry would run whatever ssh the cwd holds
+        const file = join(dir, 'ssh');
+        try {
+            await access(file, constants.X_OK);
+            if ((await stat(file)).isFile())
+                return file;
+        }
+        catch {
+            // not here
+        }
+    }
+    return undefined;
+}
+/** The session's private directory: 0700, under $XDG_RUNTIME_DIR when there is one; removed at the end. */
+export async function privateDir(env) {
+    const runtime = env['XDG_RUNTIME_DIR'];
+    const base = runtime?.startsWith('/') ? runtime : (env['TMPDIR'] ?? tmpdir());
+    const path = await mkdtemp(join(base, 'mcp-secure-'));
+    await chmod(path, 0o700);
+    return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+/** `[user@]host:port` as ssh's URI form (ssh(1): `ssh://[user@]hostname[:port]`); anything else as is. */
+export function sshDestination(text) {
+    if (text.startsWith('-')) {
+        throw new CliError('usage', `the SSH destination "${sanitize(text, 60)}" starts with "-"`, {
+            hint: 'set bastion to [user@]host[:port] or a Host from ~/.ssh/config',
+        });
+    }
+    const m = text.match(/^(?:([^@]+)@)?(\[[^\]]+\]|[^:@[\]]+):(\d{1,5})$/);
+    if (!m)
+        return text;
+    return `ssh://${m[1] ? `${m[1]}@` : ''}${m[2]}:${m[3]}`;
+}
+/** The `-L` spec: `socket:host:port` (IPv6 in brackets) or `socket:/remote/socket`. */
+function forwardSpec(socket, target) {
+    if ('socketPath' in target)
+        return `${socket}:${target.socketPath}`;
+    return `${socket}:${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+}
+/** A value for the generated ssh_config, quoted (readconf.c argv_split honours double quotes). */
+function q(value) {
+    if (/["\n\r]/.test(value))
+        throw new CliError('usage', `unusable path for ssh: ${sanitize(value, 80)}`);
+    return `"${value}"`;
+}
+/**
+ * The KnownHostsCommand helper (arguments `%I %f %H %t %K`): prints `%H %t %K` when `%H=%f` is pinned
+ * (pins are per hop, `HOST=SHA256:…`, HOST as known_hosts names it — the same token as `%H`) and no
+ * known_hosts file lists `%H` at all. OpenSSH accepts a key when any source holds it, so a pin printed for
+ * a host known_hosts knows with another key would override the "changed" verdict; a pin never does
+ * (`ssh-keygen -F` finds hashed, revoked and CA lines too). It also notes the host and fingerprint it was asked about (`seen`) so that a refusal can name
+ * the fingerprint as the ssh2 transport does. OpenSSH ends the connection if this exits non-zero
+ * (ssh_config(5) KnownHostsCommand), so it never does.
+ */
+function knownHostsCommand(sshKeygen) {
+    return `#!/bin/sh
+# Written by mcp-secure for one session; prints a host key as known when its fingerprint is pinned for the
+# host and no known_hosts file lists the host at all: OpenSSH accepts a host when any source matches, so a
+# pin printed next to a changed key in known_hosts would override it. A pin never does.
+d=$(dirname "$0")
+if [ "$1" = HOSTNAME ] && [ -n "$5" ]; then
+  printf '%s %s\\n' "$3" "$2" >> "$d/seen"
+  if grep -qxF -- "$3=$2" "$d/pins"; then
+    while IFS= read -r f; do
+      [ -f "$f" ] && ${JSON.stringify(sshKeygen)} -F "$3" -f "$f" >/dev/null 2>&1 && exit 0
+    done < "$d/known-hosts-files"
+    printf '%s %s %s\\n' "$3" "$4" "$5"
+  fi
+fi
+exit 0
+`;
+}
+/** Writes the session's ssh_config, pins and KnownHostsCommand helper into the private dir. */
+export async function writeSshConfig(o) {
+    const pins = join(o.dir, 'pins');
+    const helper = join(o.dir, 'known-hosts-command');
+    const configFile = join(o.dir, 'ssh_config');
+    await writeFile(pins, o.pinned.map((p) => `${p}\n`).join(''), { mode: 0o600 });
+    const userSsh = join(o.home, '.ssh');
+    await writeFile(helper, knownHostsCommand(join(dirname(o.ssh), 'ssh-keygen')), { mode: 0o700 });
+    // The files OpenSSH reads (ssh_config(5) defaults; the home the CLI uses): the helper's "listed at all".
+    const files = [
+        join(userSsh, 'known_hosts'),
+        join(userSsh, 'known_hosts2'),
+        '/etc/ssh/ssh_known_hosts',
+        '/etc/ssh/ssh_known_hosts2',
+    ];
+    await writeFile(join(o.dir, 'known-hosts-files'), files.map((f) => `${f}\n`).join(''), { mode: 0o600 });
+    // OpenSSH finds ~ from the password database, not $HOME: when they differ (a test's home, a sudo -E),
+    // name the files of the home the rest of the CLI uses, as the ssh2 transport does.
+    const ownHome = o.home !== userInfo().homedir;
+    const lines = [
+        '# Generated by mcp-secure for one connect session; removed when it ends.',
+        `BatchMode ${o.interactive ? 'no' : 'yes'}`,
+        // `ask` on a terminal: OpenSSH shows the fingerprint and asks; a changed key is refused either way.
+        `StrictHostKeyChecking ${o.acceptNew ? 'accept-new' : o.interactive ? 'ask' : 'yes'}`,
+        `KnownHostsCommand ${q(helper)} %I %f %H %t %K`,
+        ...(ownHome
+            ? [`UserKnownHostsFile ${q(join(userSsh, 'known_hosts'))} ${q(join(userSsh, 'known_hosts2'))}`]
+            : []),
+        // The session's forward only: no shell, no agent or X11 forwarding, no multiplexing into a master
+        // the user started (its trust decisions were not ours), no LocalCommand.
+        'SessionType none',
+        'StdinNull yes',
+        'RequestTTY no',
+        'ForwardAgent no',
+        'ForwardX11 no',
+        'PermitLocalCommand no',
+        'ControlMaster no',
+        'ControlPath none',
+        'ExitOnForwardFailure yes',
+        'StreamLocalBindMask 0177',
+        'StreamLocalBindUnlink yes',
+        // No password prompt ever; 2FA (keyboard-interactive) only when a person can answer it.
+        'PasswordAuthentication no',
+        ...(o.interactive ? [] : ['KbdInteractiveAuthentication no']),
+        ...(o.agent
+            ? [
+                `IdentityAgent ${q(o.agent.socket)}`,
+                'IdentitiesOnly yes',
+                `IdentityFile ${q(o.agent.publicKeyFile)}`,
+            ]
+            : o.identityFile
+                ? [`IdentityFile ${q(o.identityFile)}`]
+                : []),
+        `Include ${q(join(userSsh, 'config'))}`,
+        'Include /etc/ssh/ssh_config',
+        // Defaults the user's files may override (first value wins).
+        'Host *',
+        '  ServerAliveInterval 15',
+        '  ServerAliveCountMax 3',
+        '  ConnectTimeout 15',
+        '',
+    ];
+    await writeFile(configFile, lines.join('\n'), { mode: 0o600 });
+    return { configFile, socket: join(o.dir, 'upstream.sock') };
+}
+/** ssh's arguments: no secret among them (the token never reaches ssh). */
+export function sshArgs(o, generated) {
+    const jumps = o.route.jumps;
+    for (const j of jumps ?? [])
+        sshDestination(j); // a "-" would be read as an option
+    return [
+        '-F',
+        generated.configFile,
+        '-N',
+        '-L',
+        forwardSpec(generated.socket, o.target),
+        ...(jumps?.length ? ['-J', jumps.join(',')] : []),
+        '--',
+        sshDestination(o.route.destination),
+    ];
+}
+/** OpenSSH's words on stderr, turned into the CLI's one-line errors (ssh's own text is the only signal). */
+export function sshError(lines, destination, exitCode, seen = []) {
+    const text = lines.join('\n');
+    const quote = (re) => lines.find((l) => re.test(l));
+    if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/.test(text)) {
+        const words = quote(/has changed and you have requested strict checking/) ?? quote(/has changed/) ?? '';
+        const host = words.match(/Host key for (\S+) has changed/)?.[1] ?? destination;
+        return new CliError('trust', `the host key of ${sanitize(host, 80)} has changed; refusing to connect (ssh: ${sanitize(words || 'REMOTE HOST IDENTIFICATION HAS CHANGED', 160)})`, {
+            hint: `if you know why it changed, remove the old key (ssh-keygen -R '${sanitize(host, 80)}') and connect again`,
+        });
+    }
+    if (/REVOKED HOST KEY|marked as revoked/i.test(text)) {
+        return new CliError('trust', `ssh refused the host key of ${destination}: it is marked @revoked`, {
+            hint: "do not connect; tell the bastion's operators",
+        });
+    }
+    if (/Host key verification failed|host key is known for .* strict checking|Certificate invalid/.test(text)) {
+        const words = quote(/No .* host key is known for|strict checking|Certificate/) ?? 'Host key verification failed.';
+        const host = words.match(/is known for (\S+) and/)?.[1];
+        const fp = host ? seen.find((s) => s.host === host)?.fingerprint : undefined;
+        const what = host
+            ? `unknown host key for ${sanitize(host, 80)}${fp ? ` (${sanitize(fp, 60)})` : ''}`
+            : 'unknown host key';
+        return new CliError('trust', `${what} (ssh: ${sanitize(words, 160)})`, {
+            hint: 'check the fingerprint with your admin, then run again with --accept-new-host-key or pin it in the profile',
+        });
+    }
+    if (/Permission denied \(|Too many authentication failures|no more authentication methods/i.test(text)) {
+        const words = quote(/Permission denied|Too many authentication failures/) ?? 'Permission denied';
+        return new CliError('auth', `${destination} refused authentication (ssh: ${sanitize(words, 120)})`, {
+            hint: 'check that the bastion has your public key and that ssh-agent holds it (`ssh-add -l`); `ssh -v` shows what was offered',
+        });
+    }
+    if (/forwarding failed|cannot listen to path|open failed/i.test(text)) {
+        const words = quote(/forwarding failed|cannot listen|open failed/) ?? '';
+        return new CliError('error', `ssh could not set up the forward (${sanitize(words, 120)})`, {
+            hint: "check the bastion's AllowTcpForwarding and PermitOpen",
+        });
+    }
+    const last = quote(/Connection refused|timed out|No route to host|Could not resolve hostname|Network is unreachable|Connection closed|Connection reset|kex_exchange_identification|Broken pipe|Name or service not known/i) ??
+        lines.filter((l) => !/^Warning: Permanently added/.test(l)).at(-1) ??
+        `ssh exited with status ${exitCode}`;
+    return new CliError('error', `cannot reach the bastion ${destination} (ssh: ${sanitize(last, 140)})`, {
+        hint: 'check the host and port, your network or VPN, and that the bastion is up; `ssh -v` gives details',
+    });
+}
+const STDERR_LINES = 40;
+/** Starts ssh and resolves once its forward listens; rejects with the CLI's error for what ssh said. */
+export async function dialOpenSsh(o) {
+    const generated = await writeSshConfig(o);
+    await rm(generated.socket, { force: true });
+    await rm(join(o.dir, 'seen'), { force: true });
+    const args = sshArgs(o, generated);
+    // ssh creates ~/.ssh only for its default file; a new key accepted here must have somewhere to go.
+    if (o.acceptNew || o.interactive)
+        await mkdir(join(o.home, '.ssh'), { recursive: true, mode: 0o700 });
+    const knownBefore = await fileSize(userKnownHosts(o.home));
+    const env = {};
+    for (const [k, v] of Object.entries(o.env))
+        if (v !== undefined)
+            env[k] = v;
+    // ssh asks on /dev/tty itself; never an askpass program popping up out of sight.
+    delete env['SSH_ASKPASS'];
+    delete env['SSH_ASKPASS_REQUIRE'];
+    const child = spawn(o.ssh, args, {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env,
+    });
+    const lines = [];
+    let partial = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk) => {
+        partial += chunk;
+        const parts = partial.split(/\r?\n/);
+        partial = parts.pop() ?? '';
+        if (partial.length > 4096)
+            partial = partial.slice(-4096);
+        for (const raw of parts) {
+            const line = sanitize(raw, 300);
+            if (!line)
+                continue;
+            lines.push(line);
+            if (lines.length > STDERR_LINES)
+                lines.shift();
+            o.onStderr?.(line);
+            if (/^Warning: Permanently added/.test(line))
+                o.info(line);
+        }
+    });
+    const exited = new Promise((resolve) => {
+        child.once('exit', (code) => resolve(code));
+        child.once('error', () => resolve(null));
+    });
+    const label = o.route.destination;
+    const timeoutMs = o.readyTimeoutMs ?? (o.interactive ? 300_000 : 30_000);
+    try {
+        await waitForSocket(generated.socket, o.dir, exited, timeoutMs);
+    }
+    catch (err) {
+        child.kill('SIGTERM');
+        await exited;
+        if (partial)
+            lines.push(sanitize(partial, 300));
+        if (err instanceof CliError)
+            throw err;
+        const failure = sshError(lines, label, child.exitCode, await seenKeys(o.dir));
+        // OpenSSH's own banner for a changed key, as ssh prints it: the user should see its words.
+        if (failure.kind === 'trust' && lines.some((l) => l.includes('REMOTE HOST IDENTIFICATION HAS CHANGED'))) {
+            for (const l of lines)
+                if (/^@|IT IS POSSIBLE|Someone could|It is also possible|fingerprint|Offending|known_hosts/.test(l))
+                    o.warn(l);
+        }
+        throw failure;
+    }
+    await reportAdded(o, knownBefore);
+    const closed = exited.then(() => undefined);
+    return {
+        kind: 'openssh',
+        closed,
+        open: (target) => {
+            if (targetLabel(target) !== targetLabel(o.target)) {
+                return Promise.reject(new CliError('error', `this ssh forwards to ${targetLabel(o.target)}, not ${targetLabel(target)}`));
+            }
+            return connectSocket(generated.socket);
+        },
+        close() {
+            if (child.exitCode === null && child.signalCode === null)
+                child.kill('SIGTERM');
+        },
+    };
+}
+function userKnownHosts(home) {
+    return join(home, '.ssh', 'known_hosts');
+}
+async function fileSize(file) {
+    return stat(file).then((s) => s.size, () => 0);
+}
+/**
+ * OpenSSH 9 logs "Permanently added" only at LogLevel VERBOSE: when ssh recorded a new key (known_hosts
+ * grew during the dial), say which host and fingerprint, as the ssh2 transport does.
+ */
+async function reportAdded(o, before) {
+    const file = userKnownHosts(o.home);
+    if ((await fileSize(file)) <= before)
+        return;
+    for (const s of await seenKeys(o.dir)) {
+        if (o.pinned.includes(`${s.host}=${s.fingerprint}`))
+            continue;
+        o.info(`Permanently added ${sanitize(s.host, 80)} (${s.fingerprint}) to ${file}.`);
+        return;
+    }
+}
+/** What the KnownHostsCommand helper saw: `host fingerprint` lines. */
+async function seenKeys(dir) {
+    const text = await readFile(join(dir, 'seen'), 'utf8').catch(() => '');
+    return text
+        .split('\n')
+        .slice(-32)
+        .map((l) => l.split(' '))
+        .filter((f) => f.length === 2 && /^SHA256:/.test(f[1] ?? ''))
+        .map(([host, fingerprint]) => ({ host, fingerprint }));
+}
+function connectSocket(path) {
+    return new Promise((resolve, reject) => {
+        const s = netConnect(path);
+        s.once('connect', () => {
+            s.off('error', reject);
+            resolve(s);
+        });
+        s.once('error', reject);
+    });
+}
+/**
+ * Resolves when ssh's forward socket exists (ssh binds it only after authentication, and with
+ * ExitOnForwardFailure exits if it cannot); rejects with undefined when ssh exits first, with a CliError on
+ * the time limit. Woken by inotify on the private dir, with a slow poll as the backstop; bounded by time.
+ */
+function waitForSocket(socket, dir, exited, timeoutMs) {
+    return new Promise((resolve, reject) => {
+        let done = false;
+        const finish = (err) => {
+            if (done)
+                return;
+            done = true;
+            watcher?.close();
+            clearInterval(poll);
+            clearTimeout(timer);
+            if (err === undefined)
+                resolve();
+            else
+                reject(err);
+        };
+        const check = () => {
+            stat(socket).then((s) => {
+                if (s.isSocket())
+                    finish();
+            }, () => undefined);
+        };
+        let watcher;
+        try {
+            watcher = watch(dir, () => check());
+        }
+        catch {
+            watcher = undefined;
+        }
+        const poll = setInterval(check, 250);
+        const timer = setTimeout(() => finish(new CliError('error', `ssh did not finish connecting within ${Math.round(timeoutMs / 1000)} s`, {
+            hint: 'check the bastion and your network; `ssh -v` gives details',
+        })), timeoutMs);
+        exited.then(() => finish(new Error('ssh exited')));
+        check();
+    });
+}
+/** `ssh -G`: the options ssh would use for a destination, as a map of lower-case keys to values. */
+export async function sshG(ssh, args, env) {
+    const out = await new Promise((resolve, reject) => {
+        execFile(ssh, ['-G', ...args], { env: env, timeout: 5000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+            if (err)
+                reject(new CliError('usage', `ssh -G could not read the SSH configuration (${sanitize(stderr || err.message, 160)})`, {
+                    hint: 'check ~/.ssh/config; `ssh -G HOST` shows the error',
+                }));
+            else
+                resolve(stdout);
+        });
+    });
+    const map = new Map();
+    for (const line of out.split('\n')) {
+        const i = line.indexOf(' ');
+        if (i <= 0)
+            continue;
+        const key = line.slice(0, i).toLowerCase();
+        const list = map.get(key) ?? [];
+        list.push(line.slice(i + 1));
+        map.set(key, list);
+    }
+    return map;
+}

@@ -1,0 +1,440 @@
+/**
+ * `connect` end to end: the real CLI, the sandbox IdP, a real Secret Service, the sandbox control plane
+ * (an MCP SDK server), and as bastions both ssh2's Server and the real OpenSSH sshd; an MCP SDK client
+ * talks to 127.0.0.1 with no token of its own.
+ */
+import assert from 'node:assert/strict';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { createServer, connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { generateUserKey, startBastion } from '../../sandbox/bastion.js';
+import { startControlPlane } from '../../sandbox/control-plane.js';
+import { deviceLogin } from '../../sandbox/device-login.js';
+import { startIdp, USERS } from '../../sandbox/idp.js';
+import { startSecretService } from '../../sandbox/keychain.js';
+import { writeSandboxProfile } from '../../sandbox/profile.js';
+import { startSshd } from '../../sandbox/sshd.js';
+import { runCli, startCli } from '../helpers/cli.js';
+import { userEnv } from '../helpers/env.js';
+import { tmuxServer } from '../helpers/tmux.js';
+const alice = USERS.find((u) => u.username === 'alice');
+let idp;
+let keyring;
+let plane;
+let bastion;
+let sshd;
+let key;
+let user;
+const running = [];
+async function config(u, settings) {
+    for (const [k, v] of Object.entries(settings)) {
+        const r = await runCli(['--profile', 'sandbox', 'config', 'set', k, v], u.env());
+        assert.equal(r.code, 0, r.stderr);
+    }
+}
+before(async () => {
+    keyring = await startSecretService();
+    idp = await startIdp({ deviceInterval: 1 });
+    plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource });
+    key = generateUserKey('mcp-secure-test');
+    sshd = await startSshd({
+        authorizedKeys: [key.publicKey],
+        permitOpen: [{ host: '127.0.0.1', port: plane.port }],
+    });
+    bastion = await startBastion({
+        authorizedKeys: [key.publicKey],
+        allow: [
+            { host: '127.0.0.1', port: plane.port },
+            { host: '127.0.0.1', port: sshd.port },
+        ],
+    });
+    user = await userEnv(keyring.env);
+    await writeSandboxProfile(idp, user.env());
+    const keyFile = join(user.home, 'id_test');
+    await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+    await chmod(keyFile, 0o600);
+    await config(user, {
+        bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+        identity_file: keyFile,
+        host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint} [127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
+        mcp_url: plane.url,
+    });
+    assert.equal((await deviceLogin(user.env(), alice)).code, 0);
+});
+after(async () => {
+    for (const r of running)
+        r.child.kill('SIGKILL');
+    await bastion?.close();
+    await sshd?.close();
+    await plane?.close();
+    await idp?.close();
+    await keyring?.stop();
+});
+/**
+ * A fresh user: the sandbox profile, the test's SSH key on disk as `identity_file` (unless `noKey`), the
+ * given settings, logged in as alice.
+ */
+async function loggedInUser(settings, options = {}) {
+    const u = await userEnv(keyring.env);
+    await writeSandboxProfile(idp, u.env());
+    const all = { ...settings };
+    if (!options.noKey) {
+        const keyFile = join(u.home, options.keyName ?? 'id_test');
+        await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+        await options.prepareKey?.(keyFile);
+        all['identity_file'] = keyFile;
+    }
+    await config(u, all);
+    assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+    return u;
+}
+async function connect(args = [], u = user) {
+    const run = startCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', ...args], u.env(), 60_000);
+    run.child.stdin.end();
+    running.push(run);
+    const [, local] = await run.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+\/[a-z-]+)/, 20_000);
+    return { run, local: local };
+}
+async function stop(run) {
+    run.child.kill('SIGINT');
+    return run.done;
+}
+async function mcpClient(url) {
+    const client = new Client({ name: 'test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+    return client;
+}
+function text(result) {
+    const content = result.content ?? [];
+    return content.map((c) => c.text ?? '').join('\n');
+}
+test('an MCP client lists and calls tools through 127.0.0.1 with no token; cross-tenant is denied; Ctrl-C frees the port', async () => {
+    const { run, local } = await connect();
+    const client = await mcpClient(local);
+    const tools = await client.listTools();
+    assert.ok(tools.tools.some((t) => t.name === 'list_workflows'));
+    const own = await client.callTool({ name: 'list_workflows', arguments: {} });
+    assert.match(text(own), /wf-acme-deploy/);
+    assert.doesNotMatch(text(own), /globex/);
+    const cross = await client.callTool({ name: 'run_workflow', arguments: { workflow_id: 'wf-globex-etl' } });
+    assert.equal(cross.isError, true);
+    assert.match(text(cross), /denied/);
+    assert.ok(plane.records().some((r) => r.tenant === 'acme' && r.cross_tenant === true && r.outcome === 'denied'));
+    await client.close();
+    const result = await stop(run);
+    assert.equal(result.code, 130, result.stderr);
+    assert.match(result.stderr, /Session ended \(interrupted\): listener closed, SSH closed, tokens dropped/);
+    const port = Number(new URL(local).port);
+    await assert.rejects(new Promise((resolve, reject) => netConnect(port, '127.0.0.1').once('connect', resolve).once('error', reject)), /ECONNREFUSED/);
+});
+/** The test user with the MCP endpoint moved to another path of the control plane (the proxy serves only that path). */
+function withEndpoint(path) {
+    return {
+        ...user,
+        env: (extra = {}) => user.env({ MCP_SECURE_MCP_URL: new URL(path, plane.url).href, ...extra }),
+    };
+}
+test("the proxy sets its own Authorization, drops the client's, refuses web pages, and streams SSE unbuffered", async () => {
+    const { run, local } = await connect([], withEndpoint('/echo-headers'));
+    const base = new URL(local);
+    const echo = await fetch(new URL('/echo-headers', base), {
+        method: 'POST',
+        headers: { authorization: 'Bearer stolen', cookie: 'a=b' },
+        body: '{}',
+    });
+    assert.equal(echo.status, 200);
+    const seen = (await echo.json());
+    assert.match(seen['authorization'] ?? '', /^DPoP eyJ/);
+    assert.ok(seen['dpop'], 'a DPoP proof was added');
+    assert.equal(seen['cookie'], undefined);
+    const web = await fetch(new URL('/echo-headers', base), {
+        method: 'POST',
+        headers: { origin: 'https://evil.example' },
+        body: '{}',
+    });
+    assert.equal(web.status, 403);
+    await stop(run);
+    const sseRun = await connect([], withEndpoint('/slow-sse'));
+    const started = Date.now();
+    const sse = await fetch(new URL('/slow-sse', sseRun.local));
+    const reader = sse.body.getReader();
+    const first = await reader.read();
+    const firstAt = Date.now() - started;
+    let rest = '';
+    for (let i = 0; i < 20; i++) {
+        const chunk = await reader.read();
+        if (chunk.done)
+            break;
+        rest += Buffer.from(chunk.value).toString();
+    }
+    const total = Date.now() - started;
+    assert.ok(first.value && Buffer.from(first.value).toString().includes('data:'));
+    assert.ok(firstAt < total - 250, `first event after ${firstAt} ms of ${total} ms: not buffered`);
+    assert.ok(rest.split('data:').length >= 4);
+    await stop(sseRun.run);
+});
+test('two hops: the ssh2 bastion as jump host, then the real OpenSSH sshd', async () => {
+    const u = await loggedInUser({
+        jump: `${bastion.username}@127.0.0.1:${bastion.port}`,
+        bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+        host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint} [127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
+        mcp_url: plane.url,
+    });
+    const { run, local } = await connect([], u);
+    assert.match(run.stderr(), new RegExp(`SSH: dev@127\\.0\\.0\\.1:${bastion.port} → ${sshd.username}@127\\.0\\.0\\.1:${sshd.port}`));
+    const client = await mcpClient(local);
+    const who = await client.callTool({ name: 'whoami', arguments: {} });
+    assert.match(text(who), /acme/);
+    await client.close();
+    assert.equal((await stop(run)).code, 130);
+});
+test('host keys: a changed key is refused loudly (exit 5); an unknown one needs --accept-new-host-key', async () => {
+    const u = await loggedInUser({ bastion: `${sshd.username}@127.0.0.1:${sshd.port}`, mcp_url: plane.url });
+    const connectOnce = (args = []) => runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1', ...args], u.env());
+    const unknown = await connectOnce();
+    assert.equal(unknown.code, 5, unknown.stderr);
+    assert.match(unknown.stderr, /error: unknown host key for \[127\.0\.0\.1\]:\d+ \(SHA256:/);
+    const accepted = await connectOnce(['--accept-new-host-key']);
+    assert.equal(accepted.code, 0, accepted.stderr);
+    assert.match(accepted.stderr, /Permanently added \[127\.0\.0\.1\]:\d+/);
+    const again = await connectOnce();
+    assert.equal(again.code, 0, 'now known');
+    // Someone else answers on that address now: the known key no longer matches.
+    await mkdir(join(u.home, '.ssh'), { recursive: true });
+    const impostor = bastion.knownHostsLine.replace(/^\[127\.0\.0\.1\]:\d+/, `[127.0.0.1]:${sshd.port}`);
+    await writeFile(join(u.home, '.ssh', 'known_hosts'), `${impostor}\n`);
+    const changed = await connectOnce();
+    assert.equal(changed.code, 5, changed.stderr);
+    assert.match(changed.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED/);
+    assert.match(changed.stderr, /error: the host key of \[127\.0\.0\.1\]:\d+ has changed; refusing to connect.* — if you know why/);
+});
+for (const transport of ['openssh', 'ssh2']) {
+    test(`the bastion dies mid-session and comes back (${transport} transport): the next MCP call works without restarting connect`, async () => {
+        const { run, local } = await connect(['--ssh-transport', transport]);
+        const first = await mcpClient(local);
+        assert.match(text(await first.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
+        await first.close().catch(() => undefined);
+        await bastion.stop();
+        await run.waitFor(/SSH connection lost/, 10_000).catch(() => undefined);
+        await bastion.restart();
+        const second = await mcpClient(local);
+        assert.match(text(await second.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
+        await second.close();
+        const result = await stop(run);
+        assert.equal(result.code, 130);
+        assert.match(result.stderr, /[1-9]\d* re-dials/);
+    });
+}
+test('bad input: upstream refused → 502 JSON-RPC with the tunnel up; busy port names its holder; non-loopback bind refused', async () => {
+    const u = await loggedInUser({
+        bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+        host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
+        mcp_url: `http://127.0.0.1:${plane.port + 1}/mcp`, // a destination the bastion does not allow
+    });
+    const { run, local } = await connect([], u);
+    const res = await fetch(local, {
+        method: 'POST',
+        body: '{}',
+        headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(res.status, 502);
+    const body = (await res.json());
+    assert.equal(body.jsonrpc, '2.0');
+    assert.match(body.error.message, /mcp-secure: the MCP upstream is unreachable/);
+    assert.equal(run.child.exitCode, null, 'the tunnel stays up');
+    await stop(run);
+    const holder = createServer();
+    await new Promise((r) => holder.listen(0, '127.0.0.1', r));
+    const busyPort = holder.address().port;
+    const busy = await runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', String(busyPort)], user.env());
+    holder.close();
+    assert.equal(busy.code, 1, busy.stderr);
+    assert.match(busy.stderr, new RegExp(`error: 127\\.0\\.0\\.1:${busyPort} is already in use by pid ${process.pid} .* — stop it, or pass --port`));
+    const anyBind = await runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--bind', '0.0.0.0'], user.env());
+    assert.equal(anyBind.code, 2);
+    assert.match(anyBind.stderr, /refusing to listen on 0\.0\.0\.0/);
+});
+test('keys from ssh-agent (where hardware keys live); --json prints NDJSON events; --max-session ends with 0', async () => {
+    const { spawn, execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const u = await userEnv(keyring.env);
+    await writeSandboxProfile(idp, u.env());
+    await config(u, {
+        bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+        host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
+        mcp_url: plane.url,
+    });
+    const sock = join(u.tmp, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    try {
+        for (let i = 0; i < 100; i++) {
+            if (await import('node:fs/promises').then((fs) => fs.stat(sock).then(() => true, () => false)))
+                break;
+            await new Promise((r) => setTimeout(r, 20));
+        }
+        const keyFile = join(u.tmp, 'agent_key');
+        await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+        await promisify(execFile)('ssh-add', [keyFile], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
+        assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+        const result = await runCli(['--profile', 'sandbox', '--json', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '2'], u.env({ SSH_AUTH_SOCK: sock }));
+        assert.equal(result.code, 0, result.stderr);
+        const events = result.stdout
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l));
+        assert.deepEqual(events.map((e) => e.event), ['listening', 'closed']);
+        assert.equal(events[1]?.reason, 'max');
+        assert.match(result.stderr, /Session ended \(reached --max-session\)/);
+    }
+    finally {
+        agent.kill();
+    }
+});
+test('--idle-timeout ends a session nobody uses (exit 0), and says so', async () => {
+    const started = Date.now();
+    const result = await runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--idle-timeout', '2'], user.env());
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /Session ended \(idle for --idle-timeout\): listener closed, SSH closed, tokens dropped/);
+    assert.ok(Date.now() - started < 20_000);
+});
+test("on a terminal (ssh2 transport), an unknown host key is shown with its fingerprint and accepted by the user's yes", async () => {
+    const tmux = tmuxServer('mcp-secure-tofu');
+    const u = await loggedInUser({
+        bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+        mcp_url: plane.url,
+        ssh_transport: 'ssh2',
+    });
+    await tmux.start('tofu', u.env(), [
+        '--profile',
+        'sandbox',
+        'connect',
+        '--tenant',
+        'acme',
+        '--port',
+        '0',
+        '--max-session',
+        '3',
+    ]);
+    try {
+        const asked = await tmux.waitFor('tofu', /Trust this host key/);
+        assert.match(asked, new RegExp(`ssh-ed25519 key fingerprint is ${sshd.fingerprint.replace(/[+/]/g, '\\$&')}`));
+        await tmux.run('send-keys', '-t', 'tofu', 'y', 'Enter');
+        const screen = await tmux.waitFor('tofu', /Listening on/);
+        assert.match(screen, /Permanently added \[127\.0\.0\.1\]:\d+/);
+        assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+    }
+    finally {
+        await tmux.kill();
+    }
+});
+test('an encrypted identity file (ssh2 transport): its passphrase is asked on the terminal, never taken from argv; no terminal → exit 4', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const exec = promisify(execFile);
+    const u = await loggedInUser({
+        bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+        host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
+        mcp_url: plane.url,
+        ssh_transport: 'ssh2',
+    }, {
+        keyName: 'id_encrypted',
+        // Re-encrypt the same key with a passphrase, as `ssh-keygen -p` does for a user.
+        prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
+    });
+    const noTty = await runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'], u.env());
+    assert.equal(noTty.code, 4);
+    assert.match(noTty.stderr, /error: the identity file .*id_encrypted is encrypted and there is no terminal to ask for its passphrase — add the key to ssh-agent/);
+    const tmux = tmuxServer('mcp-secure-pass');
+    await tmux.start('pass', u.env(), [
+        '--profile',
+        'sandbox',
+        'connect',
+        '--tenant',
+        'acme',
+        '--port',
+        '0',
+        '--max-session',
+        '3',
+    ]);
+    try {
+        assert.match(await tmux.waitFor('pass', /Passphrase for/), /Passphrase for .*id_encrypted: /);
+        await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
+        const screen = await tmux.waitFor('pass', /Listening on/);
+        assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+        assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
+    }
+    finally {
+        await tmux.kill();
+    }
+});
+test("OpenSSH transport on a terminal: ssh itself shows an unknown host key's fingerprint and takes the user's yes", async () => {
+    const tmux = tmuxServer('mcp-secure-tofu-openssh');
+    const u = await loggedInUser({
+        bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+        mcp_url: plane.url,
+        ssh_transport: 'openssh',
+    });
+    await tmux.start('tofu', u.env(), [
+        '--profile',
+        'sandbox',
+        'connect',
+        '--tenant',
+        'acme',
+        '--port',
+        '0',
+        '--max-session',
+        '3',
+    ]);
+    try {
+        const asked = await tmux.waitFor('tofu', /Are you sure you want to continue connecting/);
+        assert.match(asked, new RegExp(`ED25519 key fingerprint is ${sshd.fingerprint.replace(/[+/]/g, '\\$&')}`));
+        await tmux.run('send-keys', '-t', 'tofu', 'yes', 'Enter');
+        const screen = await tmux.waitFor('tofu', /Listening on/);
+        assert.match(screen, /Permanently added '?\[127\.0\.0\.1\]:\d+/);
+        assert.match(screen, /OpenSSH transport/);
+    }
+    finally {
+        await tmux.kill();
+    }
+});
+test('OpenSSH transport, an encrypted identity file: ssh asks for the passphrase on the terminal; no terminal → exit 4', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const exec = promisify(execFile);
+    const u = await loggedInUser({
+        bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+        host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
+        mcp_url: plane.url,
+        ssh_transport: 'openssh',
+    }, {
+        keyName: 'id_encrypted',
+        prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
+    });
+    const noTty = await runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'], u.env());
+    assert.equal(noTty.code, 4, noTty.stderr);
+    assert.match(noTty.stderr, /error: .* refused authentication \(ssh: .*Permission denied/);
+    const tmux = tmuxServer('mcp-secure-pass-openssh');
+    await tmux.start('pass', u.env(), [
+        '--profile',
+        'sandbox',
+        'connect',
+        '--tenant',
+        'acme',
+        '--port',
+        '0',
+        '--max-session',
+        '3',
+    ]);
+    try {
+        assert.match(await tmux.waitFor('pass', /Enter passphrase for/), /Enter passphrase for key '.*id_encrypted'/);
+        await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
+        const screen = await tmux.waitFor('pass', /Listening on/);
+        assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
+    }
+    finally {
+        await tmux.kill();
+    }
+});
