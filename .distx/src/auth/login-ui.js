@@ -1,1 +1,0 @@
-export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
