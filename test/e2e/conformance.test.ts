@@ -94,13 +94,16 @@ const failed = (o: Outcome | undefined) => !o || Object.values(o).includes('FAIL
 
 async function runAndRetry(url: string, out: string): Promise<Map<string, Outcome>> {
   const all = await runSuite(url, join(out, 'all'));
-  for (const scenario of RACY) {
-    for (let attempt = 1; attempt <= 3 && failed(all.get(scenario)); attempt++) {
-      const again = await runSuite(url, join(out, `${scenario}-${attempt}`), scenario);
-      const o = again.get(scenario);
-      if (o) all.set(scenario, o);
-    }
-  }
+  // A lost race costs the suite's 60 s request timeout: the retries of different scenarios run side by side.
+  await Promise.all(
+    [...RACY].map(async (scenario) => {
+      for (let attempt = 1; attempt <= 3 && failed(all.get(scenario)); attempt++) {
+        const again = await runSuite(url, join(out, `${scenario}-${attempt}`), scenario);
+        const o = again.get(scenario);
+        if (o) all.set(scenario, o);
+      }
+    }),
+  );
   return all;
 }
 
@@ -143,46 +146,56 @@ async function runSuite(url: string, out: string, scenario?: string): Promise<Ma
   return byScenario;
 }
 
-before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'mcp-secure-conformance-'));
-  // The vendored TypeScript, types stripped (no type check: it is someone else's code, kept verbatim).
-  const { code } = await transform(await readFile(REFERENCE_SRC, 'utf8'), {
-    loader: 'ts',
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-  });
-  await mkdir(join(REFERENCE_JS, '..'), { recursive: true });
-  await writeFile(REFERENCE_JS, code);
-  const port = await freePort();
-  reference = spawn(process.execPath, [REFERENCE_JS], {
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const onLog = (d: Buffer) => {
-    referenceLog += d.toString();
-  };
-  reference.stdout?.on('data', onLog);
-  reference.stderr?.on('data', onLog);
-  const deadline = Date.now() + 20_000;
-  for (let i = 0; i < 1000 && !/Test Server running/.test(referenceLog); i++) {
-    if (Date.now() > deadline || reference.exitCode !== null)
-      throw new Error(`the reference server did not start: ${referenceLog}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  stack = await upstreamStack('mcp-secure-conformance', port);
-  connect = startCli(
-    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
-    stack.user.env(),
-    600_000,
-  );
-  connect.child.stdin.end();
-  const [, connectUrl = ''] = await connect.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/, 30_000);
-  results.direct = await runAndRetry(`http://127.0.0.1:${port}/mcp`, join(work, 'direct'));
-  const relayBefore = stack.relay.connections();
-  results.connect = await runAndRetry(connectUrl, join(work, 'connect'));
-  relayedConnections = stack.relay.connections() - relayBefore;
-});
+before(
+  async () => {
+    work = await mkdtemp(join(tmpdir(), 'mcp-secure-conformance-'));
+    // The vendored TypeScript, types stripped (no type check: it is someone else's code, kept verbatim).
+    const { code } = await transform(await readFile(REFERENCE_SRC, 'utf8'), {
+      loader: 'ts',
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+    });
+    await mkdir(join(REFERENCE_JS, '..'), { recursive: true });
+    await writeFile(REFERENCE_JS, code);
+    const port = await freePort();
+    reference = spawn(process.execPath, [REFERENCE_JS], {
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const onLog = (d: Buffer) => {
+      referenceLog += d.toString();
+    };
+    reference.stdout?.on('data', onLog);
+    reference.stderr?.on('data', onLog);
+    const deadline = Date.now() + 20_000;
+    for (let i = 0; i < 1000 && !/Test Server running/.test(referenceLog); i++) {
+      if (Date.now() > deadline || reference.exitCode !== null)
+        throw new Error(`the reference server did not start: ${referenceLog}`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    stack = await upstreamStack('mcp-secure-conformance', port);
+    connect = startCli(
+      ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
+      stack.user.env(),
+      600_000,
+    );
+    connect.child.stdin.end();
+    const [, connectUrl = ''] = await connect.waitFor(
+      /Listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/,
+      30_000,
+    );
+    // Both ways at once (the direct run does not pass the relay, so the relay's count is the proxied run's).
+    const relayBefore = stack.relay.connections();
+    [results.direct, results.connect] = await Promise.all([
+      runAndRetry(`http://127.0.0.1:${port}/mcp`, join(work, 'direct')),
+      runAndRetry(connectUrl, join(work, 'connect')),
+    ]);
+    relayedConnections = stack.relay.connections() - relayBefore;
+    // Two suite runs, and up to three 60 s timeouts of a racy scenario (RACY): longer than the default 180 s.
+  },
+  { timeout: 600_000 },
+);
 
 after(async () => {
   connect?.child.kill('SIGINT');
