@@ -164,4 +164,13 @@ test('three MCP clients spawn `mcp --tenant acme` at once: one SSH connection th
   } finally {
     await Promise.all(opened.slice(1).map((o) => o.client.close()));
   }
+  // The last one gone, the tunnel is held by nobody and closes after its linger (LINGER_MS); until then
+  // a client restarting its server joins it again. Bounded by count and time.
+  let status = '';
+  for (let i = 0; i < 100; i++) {
+    status = (await runCli(['--profile', 'sandbox', 'agent', 'status'], stack.user.env())).stdout;
+    if (/Shared tunnel: +sandbox\/acme .*: 0 mcp processes \(closing soon\)/.test(status)) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.match(status, /Shared tunnel: +sandbox\/acme .*: 0 mcp processes \(closing soon\)/);
 });
