@@ -22,8 +22,9 @@
  * Usage: npm run bench:tunnel [-- --quick | --small | --streams] [-- --json FILE] [-- --cpu-prof DIR]
  *   --quick        fewer requests (300 / 50 / 16 MiB / 50×10 / 200), a few seconds of measuring
  *   --small        the smallest run that still fills every row (npm test runs it so the bench cannot rot)
- *   --streams      the full 200×10 many-streams and 1,000×2 burst phases, everything else --small, and one
- *                  more path: the proxy with --unsafe-any-local-user (no peer-uid check), for that check's cost
+ *   --streams      the full 200×10 many-streams and 1,000×2 burst phases, everything else --small
+ * The full run and --streams add one more path: the proxy with --unsafe-any-local-user (no peer-uid
+ * check), for that check's cost.
  *   --json FILE    also write the results as JSON
  *   --cpu-prof DIR run both `connect` processes under `node --cpu-prof` (profiles written to DIR on exit;
  *                  this slows them down: use it to see where the time goes, not for the numbers)
@@ -1385,8 +1386,9 @@ async function setUp(opts: Options): Promise<Setup> {
   const proxyHttps = await startConnect(false, true, 'ssh2', [], true);
   const rawOpenssh = await startConnect(true, true, 'openssh');
   const proxyOpenssh = await startConnect(false, true, 'openssh');
-  // --streams: the proxy once more without the peer-uid check, to measure what the check costs.
-  const open = opts.streams
+  // The full run and --streams: the proxy once more without the peer-uid check (--unsafe-any-local-user),
+  // to measure what the check costs per connection (table 1b) and per call (table 1).
+  const open = opts.streams || (!opts.small && !opts.quick)
     ? await startConnect(false, true, 'ssh2', ['--unsafe-any-local-user'])
     : undefined;
 

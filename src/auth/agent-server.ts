@@ -62,6 +62,9 @@ const WATCH_INTERVAL_MS = 5_000;
 /** A step-up token for the admin role is kept at most this long, and only for its connection. */
 const ELEVATION_TTL_MS = 15 * 60_000;
 
+/** The most proofs one `proof` request may ask for (RFC 9449 proofs are single-use; see proofSigner). */
+const MAX_PROOFS = 16;
+
 export interface AgentOptions {
   deps: Deps;
   paths: AgentPaths;
@@ -955,13 +958,15 @@ export class Agent {
     const htm = str(params, 'htm');
     if (!/^[A-Z]{3,7}$/i.test(htm))
       throw new RequestError({ kind: 'error', code: 'bad_request', message: 'bad htm' });
-    const proof = await signProof(held.key.pair, {
-      htm,
-      htu: str(params, 'htu'),
-      ath: str(params, 'ath'),
-      now: this.#o.deps.now(),
-    });
-    return { proof };
+    // `count`: a session signs a few proofs ahead of need (tenant-access.ts proofSigner); each has its own
+    // jti. Bounded, so a client cannot make the agent sign without limit in one request.
+    const asked = params['count'];
+    const count =
+      typeof asked === 'number' && Number.isInteger(asked) ? Math.min(Math.max(asked, 1), MAX_PROOFS) : 1;
+    const request = { htm, htu: str(params, 'htu'), ath: str(params, 'ath'), now: this.#o.deps.now() };
+    const { pair } = held.key;
+    const proofs = await Promise.all(Array.from({ length: count }, () => signProof(pair, request)));
+    return { proof: proofs[0], proofs };
   }
 
   async #logout(ref: ProfileRef): Promise<unknown> {

@@ -12,9 +12,10 @@ import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import { type AgentConnection, ensureAgent } from './agent-client.js';
 import type { LoginFacts, ProfileRef, WireTenantToken } from './agent-protocol.js';
-import { accessTokenHash } from './dpop.js';
+import { accessTokenHash, proofTarget } from './dpop.js';
 import type { DeviceCodeInfo, LoginUi, Waiting } from './login-ui.js';
 import { checkCredentialUrl, guardedFetch, type Idp } from './oidc.js';
+import { ProofPool } from './proof-pool.js';
 import { checkTenantName, type Role, type TenantToken, type TokenVerifier } from './tenant.js';
 
 export interface ManagerOptions {
@@ -191,19 +192,31 @@ export async function obtainTenantToken(
 
 /**
  * A DPoP proof from the agent for one request with a tenant token. `ath` is computed here (this
- * process holds the tenant token anyway), so the agent gets nothing it does not need.
+ * process holds the tenant token anyway), so the agent gets nothing it does not need. Proofs for a
+ * request shape in repeated use are signed a few at a time ahead of need (proof-pool.ts).
  */
-export function proofSigner(session: AgentSession) {
+export function proofSigner(session: AgentSession, now: () => number = Date.now) {
   let last: { token: string; ath: string } | undefined;
-  return async (method: string, url: string, token: string): Promise<string> => {
+  const pool = new ProofPool({
+    now,
+    sign: async (htm, htu, ath, count) => {
+      const answer = await session.agent.request<{ proof: string; proofs?: unknown }>(
+        'proof',
+        { profile: session.ref.profile, htm, htu, ath, count },
+        { timeoutMs: 10_000 },
+      );
+      // An agent without batches answers one proof.
+      const proofs = Array.isArray(answer.proofs)
+        ? answer.proofs.filter((p): p is string => typeof p === 'string')
+        : [];
+      return proofs.length > 0 ? proofs.slice(0, count) : [answer.proof];
+    },
+  });
+  const sign = async (method: string, url: string, token: string): Promise<string> => {
     if (last?.token !== token) last = { token, ath: accessTokenHash(token) };
-    const { proof } = await session.agent.request<{ proof: string }>(
-      'proof',
-      { profile: session.ref.profile, htm: method, htu: url, ath: last.ath },
-      { timeoutMs: 10_000 },
-    );
-    return proof;
+    return pool.take(method.toUpperCase(), proofTarget(url), last.ath);
   };
+  return Object.assign(sign, { pool });
 }
 
 // --- The agent side ---

@@ -97,19 +97,36 @@ export async function openTunnel(o: OpenTunnelOptions) {
       }
     },
   });
-  let first: Awaited<ReturnType<typeof refresher.start>>;
-  try {
-    first = await refresher.start();
-  } finally {
-    step.stop();
-  }
-  ui.success(
-    `Tenant token for ${opts.tenant} (${first.roles.join(', ')}), expires in ${mmss(first.expiresAt - deps.now())}`,
-  );
-  const proof = first.tokenType === 'DPoP' ? proofSigner(session) : undefined;
+  // The tenant token and the SSH connection do not depend on each other (except for an SSH certificate,
+  // which is issued for the token): both start now, and connect is ready when the slower is.
+  const tokenStep = step;
+  const tokenStarted = refresher.start().finally(() => tokenStep.stop());
+  // Until it is awaited below, a failure must not count as unhandled.
+  tokenStarted.catch(() => undefined);
+  let tokenReported = false;
+  const tokenReady = async () => {
+    const t = await tokenStarted;
+    if (!tokenReported) {
+      tokenReported = true;
+      ui.success(
+        `Tenant token for ${opts.tenant} (${t.roles.join(', ')}), expires in ${mmss(t.expiresAt - deps.now())}`,
+      );
+    }
+    return t;
+  };
+  // The proof signer is for DPoP-bound tokens; which kind the IdP issues is known with the first token.
+  let proof: ReturnType<typeof proofSigner> | undefined;
+  const proofFor = async () => {
+    const t = await tokenReady();
+    if (t.tokenType === 'DPoP') proof ??= proofSigner(session, deps.now);
+    return proof;
+  };
 
-  const { dialChain, hopLabel } = await import('../tunnel/ssh.js');
-  const { Supervisor } = await import('../tunnel/supervisor.js');
+  // ssh2 (a large module) is loaded only for the ssh2 transport: the OpenSSH transport never needs it.
+  const [{ Supervisor }, { hopLabel }] = await Promise.all([
+    import('../tunnel/supervisor.js'),
+    import('../tunnel/transport.js'),
+  ]);
   const home = deps.homedir;
   const knownHosts = join(home, '.ssh', 'known_hosts');
   const canAsk = o.interactive !== false && deps.stdinIsTTY && deps.stderrIsTTY;
@@ -147,6 +164,8 @@ export async function openTunnel(o: OpenTunnelOptions) {
       const sessionIdentity = new SessionIdentity({
         now: deps.now,
         certify: async (publicKeyLine) => {
+          // The first certificate waits for the first token; later ones use the current one.
+          await tokenReady();
           const t = refresher.current();
           if (!t) {
             const { CliError } = await import('../errors.js');
@@ -157,8 +176,9 @@ export async function openTunnel(o: OpenTunnelOptions) {
             publicKeyLine,
             token: { value: t.token, type: t.tokenType },
             proof: async (method, url, token) => {
-              if (!proof) throw new Error('the tenant token is DPoP-bound but the login has no DPoP key');
-              return proof(method, url, token);
+              const sign = await proofFor();
+              if (!sign) throw new Error('the tenant token is DPoP-bound but the login has no DPoP key');
+              return sign(method, url, token);
             },
             fetch: deps.fetch,
             insecureHttp: eff.profile.insecure_http,
@@ -191,6 +211,8 @@ export async function openTunnel(o: OpenTunnelOptions) {
     routeLabel = [...(jumps ?? []), bastion].join(' → ');
     const sshPath = chosen.ssh;
     dial = async () => {
+      // The token's line first: on a terminal, ssh may prompt next (a spinner would draw over the prompt).
+      if (canAsk) await tokenReady().catch(() => undefined);
       step.stop();
       // On a terminal ssh may ask there (a host key, a passphrase, a 2FA code): no spinner over its prompt.
       if (canAsk) ui.info(`SSH (OpenSSH): connecting to ${routeLabel}…`);
@@ -220,8 +242,10 @@ export async function openTunnel(o: OpenTunnelOptions) {
       }).finally(() => step.stop());
     };
   } else
-    dial = () =>
-      dialChain({
+    dial = async () => {
+      if (canAsk) await tokenReady().catch(() => undefined);
+      const { dialChain } = await import('../tunnel/ssh.js');
+      return dialChain({
         hops,
         // OpenSSH's defaults (ssh_config(5) UserKnownHostsFile, GlobalKnownHostsFile).
         knownHostsFiles: [
@@ -254,6 +278,7 @@ export async function openTunnel(o: OpenTunnelOptions) {
         info: (line) => ui.info(line),
         warn: (line) => ui.warn(line),
       }).finally(() => step.stop());
+    };
 
   let redialling = false;
   const supervisor = new Supervisor({
@@ -277,7 +302,13 @@ export async function openTunnel(o: OpenTunnelOptions) {
     },
   });
   cleanups.push(() => supervisor.close());
-  await supervisor.start();
+  const sshStarted = supervisor.start();
+  sshStarted.catch(() => undefined);
+  // A token failure is reported first (as when the two ran one after the other); the dial then stops
+  // with the session (cleanups).
+  const first = await tokenReady();
+  await proofFor();
+  await sshStarted;
   ui.success(
     `SSH: ${routeLabel} (host keys verified; ${chosen.kind === 'openssh' ? 'OpenSSH' : 'ssh2'} transport)`,
   );

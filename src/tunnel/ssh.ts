@@ -19,7 +19,7 @@ import {
   recordHostKey,
   verifyHostKey,
 } from './known-hosts.js';
-import type { Transport, UpstreamTarget } from './transport.js';
+import { hopLabel, type Transport, type UpstreamTarget } from './transport.js';
 
 type Client = InstanceType<typeof ssh2.Client>;
 type ConnectConfig = Parameters<Client['connect']>[0];
@@ -44,9 +44,8 @@ export interface Hop {
   identitiesOnly?: boolean;
 }
 
-export function hopLabel(hop: Hop): string {
-  return `${hop.user}@${hop.host}${hop.port === 22 ? '' : `:${hop.port}`}`;
-}
+// hopLabel lives in transport.ts (no ssh2 to load for a label); re-exported for the ssh2 callers.
+export { hopLabel };
 
 export interface DialOptions {
   hops: Hop[];

@@ -48,3 +48,8 @@ export function unixSocketOf(url: URL): string | undefined {
 export function targetLabel(t: UpstreamTarget): string {
   return 'socketPath' in t ? t.socketPath : `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
 }
+
+/** `user@host[:port]`, as the status lines name a hop. */
+export function hopLabel(hop: { user: string; host: string; port: number }): string {
+  return `${hop.user}@${hop.host}${hop.port === 22 ? '' : `:${hop.port}`}`;
+}

@@ -204,6 +204,31 @@ test("the proxy sets its own Authorization, drops the client's, refuses web page
   await stop(sseRun.run);
 });
 
+test('a tenant the user may not use: refused (exit 4) while SSH was being dialled alongside; no ssh, no private directory left', async () => {
+  // connect asks for the tenant token and dials SSH at the same time (docs/benchmarks.md, connect-to-ready).
+  const r = await runCli(
+    ['--profile', 'sandbox', 'connect', '--tenant', 'initech', '--port', '0'],
+    user.env(),
+  );
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stderr, /^error: alice may not use tenant initech /m);
+  assert.doesNotMatch(r.stderr, /Listening on/);
+  const { execFile } = await import('node:child_process');
+  const ps = await new Promise<string>((resolve) =>
+    execFile('ps', ['-eo', 'args'], (_err, stdout) => resolve(String(stdout))),
+  );
+  assert.ok(
+    !ps.split('\n').some((line) => line.includes(user.tmp)),
+    'an ssh of that session is still running',
+  );
+  const { readdir } = await import('node:fs/promises');
+  assert.deepEqual(
+    (await readdir(user.tmp)).filter((n) => n.startsWith('mcp-secure-')),
+    [],
+    'its private directory is gone',
+  );
+});
+
 test('two hops: the ssh2 bastion as jump host, then the real OpenSSH sshd', async () => {
   const u = await loggedInUser({
     jump: `${bastion.username}@127.0.0.1:${bastion.port}`,

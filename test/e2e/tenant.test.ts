@@ -271,7 +271,23 @@ test('DPoP: a bound tenant token is refused without a proof from its key, accept
     htu: url,
     ath: createHash('sha256').update(t).digest('base64url'),
   });
+  // Proofs signed ahead (the proxy's pool): a batch, bounded at 16 however many are asked for, each with
+  // its own jti, each accepted once by the resource server.
+  const { proofs } = await agent.request<{ proofs: string[] }>('proof', {
+    profile: 'sandbox',
+    htm: 'GET',
+    htu: url,
+    ath: createHash('sha256').update(t).digest('base64url'),
+    count: 1_000_000,
+  });
   agent.close();
+  assert.equal(proofs.length, 16);
+  const jtis = proofs.map((p) => JSON.parse(Buffer.from(p.split('.')[1] ?? '', 'base64url').toString()).jti);
+  assert.equal(new Set(jtis).size, 16, 'every proof has its own jti');
+  for (const p of proofs.slice(0, 3)) {
+    const r = await fetch(url, { headers: { authorization: `DPoP ${t}`, dpop: p } });
+    assert.equal(r.status, 200, 'a proof of the batch');
+  }
   const ok = await fetch(url, { headers: { authorization: `DPoP ${t}`, dpop: right } });
   assert.equal(ok.status, 200);
   assert.equal(((await ok.json()) as { tenant: string }).tenant, 'acme');
