@@ -1388,9 +1388,10 @@ async function setUp(opts: Options): Promise<Setup> {
   const proxyOpenssh = await startConnect(false, true, 'openssh');
   // The full run and --streams: the proxy once more without the peer-uid check (--unsafe-any-local-user),
   // to measure what the check costs per connection (table 1b) and per call (table 1).
-  const open = opts.streams || (!opts.small && !opts.quick)
-    ? await startConnect(false, true, 'ssh2', ['--unsafe-any-local-user'])
-    : undefined;
+  const open =
+    opts.streams || (!opts.small && !opts.quick)
+      ? await startConnect(false, true, 'ssh2', ['--unsafe-any-local-user'])
+      : undefined;
 
   const agent = () => new Agent({ keepAlive: true, maxSockets: 1 });
   const paths: TunnelPath[] = (
