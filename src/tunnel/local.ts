@@ -601,9 +601,22 @@ function httpProxy(o: ListenerOptions, allowed: Admission): Server {
         answered = true;
         const out = responseHeaders(up.headers);
         res.writeHead(up.statusCode ?? 502, out);
-        // Server-Sent Events and chunked answers pass through as they come: headers flushed at once, no
-        // buffering. A sized answer leaves with its first body chunk (one write instead of two).
-        if (up.headers['content-length'] === undefined) res.flushHeaders();
+        // Server-Sent Events and chunked answers pass through as they come, with no buffering: the head
+        // leaves with the first body chunk when that is already here (the usual MCP answer: head, one
+        // event and the end in one read), else right after this turn of the event loop (setImmediate
+        // runs after the poll phase that delivered the head), so a stream that waits still shows its
+        // head at once. Flushed here, the head was a write and a TCP segment of its own: one syscall more
+        // per call, and the client woken twice (strace -c: 3 writes per proxied call instead of 2).
+        // A sized answer always leaves with its first body chunk.
+        if (up.headers['content-length'] === undefined) {
+          let bodyStarted = false;
+          up.once('data', () => {
+            bodyStarted = true;
+          });
+          setImmediate(() => {
+            if (!bodyStarted && !res.destroyed && !res.writableEnded) res.flushHeaders();
+          });
+        }
         count(up, o.stats, 'bytesIn', o.now);
         const ids = requestIds(sent);
         const sse = /^text\/event-stream/i.test(String(up.headers['content-type'] ?? ''))

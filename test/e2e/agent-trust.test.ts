@@ -7,120 +7,17 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, webcrypto } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { chmod } from 'node:fs/promises';
+import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { type Bastion, generateUserKey, startBastion } from '../../sandbox/bastion.js';
-import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
-import { deviceLogin } from '../../sandbox/device-login.js';
-import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
-import { haveSecretServiceTools, type SecretService, startSecretService } from '../../sandbox/keychain.js';
-import { writeSandboxProfile } from '../../sandbox/profile.js';
-import { agentPaths } from '../../src/auth/agent-paths.js';
+import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
+import { agentFile } from '../helpers/agent-users.js';
 import { runCli } from '../helpers/cli.js';
-import { type UserEnv, userEnv } from '../helpers/env.js';
+import { gate, missing } from '../helpers/requires.js';
 
 const exec = promisify(execFile);
-const alice = USERS.find((u) => u.username === 'alice')!;
-let idp: SandboxIdp;
-let plane: ControlPlane;
-let bastion: Bastion;
-const key = generateUserKey('agent-test');
-const users: Array<{ user: UserEnv; env: Record<string, string> }> = [];
-
-before(async () => {
-  idp = await startIdp({ deviceInterval: 1 });
-  plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource, heartbeatMs: 200 });
-  bastion = await startBastion({
-    authorizedKeys: [key.publicKey],
-    allow: [{ host: '127.0.0.1', port: plane.port }],
-  });
-});
-
-after(async () => {
-  // Every agent a test started, stopped; then nothing of this file may still run.
-  await Promise.all(users.map(({ env }) => runCli(['agent', 'stop'], env)));
-  for (const { user } of users) assert.deepEqual(await agentPids(user), [], 'no agent left running');
-  await bastion?.close();
-  await plane?.close();
-  await idp?.close();
-});
-
-interface TestUser {
-  user: UserEnv;
-  env: Record<string, string>;
-  runtime: string;
-  cli(...args: string[]): ReturnType<typeof runCli>;
-  paths: ReturnType<typeof agentPaths>;
-}
-
-/** A user with no keychain (no D-Bus) and a runtime directory of its own, the sandbox profile set. */
-async function newUser(extra: Record<string, string> = {}): Promise<TestUser> {
-  const user = await userEnv();
-  const runtime = join(user.root, 'run');
-  await mkdir(runtime, { mode: 0o700 });
-  const keyFile = join(user.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  const env = user.env({ XDG_RUNTIME_DIR: runtime, ...extra });
-  await writeSandboxProfile(idp, env, 'sandbox', {
-    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    identityFile: keyFile,
-    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
-    mcpUrl: plane.url,
-  });
-  users.push({ user, env });
-  return {
-    user,
-    env,
-    runtime,
-    cli: (...args) => runCli(['--profile', 'sandbox', ...args], env),
-    paths: agentPaths(env, user.configDir),
-  };
-}
-
-async function login(u: TestUser, args: string[] = []) {
-  const result = await deviceLogin(u.env, alice, { args });
-  assert.equal(result.code, 0, result.stderr);
-  return result;
-}
-
-/** The pids of agent processes started for this user (found by their HOME, as `ps e` would). */
-async function agentPids(user: UserEnv): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0');
-      if (!(cmdline.includes('agent') && cmdline.includes('run'))) continue;
-      const environ = (await readFile(`/proc/${entry}/environ`, 'utf8')).split('\0');
-      if (environ.includes(`HOME=${user.home}`)) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile, or not ours to read
-    }
-  }
-  return pids;
-}
-
-async function agentPid(u: TestUser): Promise<number> {
-  const result = await runCli(['--json', 'agent', 'status'], u.env);
-  assert.equal(result.code, 0, result.stderr);
-  return (JSON.parse(result.stdout) as { pid: number }).pid;
-}
-
-/** Waits (bounded) until the process is gone. */
-async function gone(pid: number, timeoutMs = 15_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return true;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
+const agents = agentFile();
+const { newUser, login, agentPid, gone } = agents;
 
 test('another uid cannot talk to the agent: the kernel refuses the directory; exposed, the agent refuses it', {
   skip: process.getuid?.() !== 0 ? 'needs root to run a process as nobody (su -s /bin/sh nobody)' : false,
@@ -187,66 +84,66 @@ test('another uid cannot talk to the agent: the kernel refuses the directory; ex
   assert.equal((await u.cli('token', '--tenant', 'acme')).code, 0, 'the owner still can');
 });
 
-const noKeychain = (await haveSecretServiceTools())
-  ? false
-  : 'needs a Secret Service: install gnome-keyring, dbus and libsecret-tools';
+// These two start a Secret Service of their own and read it back as an attacker would (secret-tool).
+const withKeychain = gate(missing('secret-service', 'secret-tool'));
 
-test('keychain: the item holds no private key; the stolen refresh token replayed from outside is refused for lack of a proof', {
-  skip: noKeychain,
-}, async () => {
-  const keyring: SecretService = await startSecretService();
-  try {
-    const u = await newUser(keyring.env);
-    await login(u);
-    // What any same-user process reads (secret-tool, as the attack did).
-    const text = await keyring.lookup({ service: 'mcp-secure', username: 'profile:sandbox' });
-    assert.ok(text, 'the refresh token is in the keychain');
-    const item = JSON.parse(text) as Record<string, unknown>;
-    assert.equal(item['dpop_jwk'], undefined);
-    assert.doesNotMatch(text, /"d"\s*:/, 'no private key member anywhere in the item');
-    assert.match(String(item['dpop_jkt']), /^[A-Za-z0-9_-]{43}$/);
-    const stolen = String(item['refresh_token']);
+withKeychain.test(
+  'keychain: the item holds no private key; the stolen refresh token replayed from outside is refused for lack of a proof',
+  async () => {
+    const keyring: SecretService = await startSecretService();
+    try {
+      const u = await newUser(keyring.env);
+      await login(u);
+      // What any same-user process reads (secret-tool, as the attack did).
+      const text = await keyring.lookup({ service: 'mcp-secure', username: 'profile:sandbox' });
+      assert.ok(text, 'the refresh token is in the keychain');
+      const item = JSON.parse(text) as Record<string, unknown>;
+      assert.equal(item['dpop_jwk'], undefined);
+      assert.doesNotMatch(text, /"d"\s*:/, 'no private key member anywhere in the item');
+      assert.match(String(item['dpop_jkt']), /^[A-Za-z0-9_-]{43}$/);
+      const stolen = String(item['refresh_token']);
 
-    const meta = (await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json()) as {
-      token_endpoint: string;
-    };
-    const refresh = (headers: Record<string, string>) =>
-      fetch(meta.token_endpoint, {
-        method: 'POST',
-        headers,
-        body: new URLSearchParams({
-          grant_type: 'refresh_token',
-          refresh_token: stolen,
-          client_id: idp.clientId,
-        }),
-      });
-    const bare = await refresh({});
-    assert.equal(bare.status, 400, 'without a proof');
-    const pair = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, [
-      'sign',
-      'verify',
-    ])) as webcrypto.CryptoKeyPair;
-    const own = await refresh({ dpop: await proof(pair, 'POST', meta.token_endpoint) });
-    assert.equal(own.status, 400, "with a proof from the attacker's own key");
-    const body = (await own.json()) as { error: string };
-    assert.match(body.error, /invalid_grant|invalid_dpop_proof/);
+      const meta = (await (await fetch(`${agents.idp.issuer}/.well-known/openid-configuration`)).json()) as {
+        token_endpoint: string;
+      };
+      const refresh = (headers: Record<string, string>) =>
+        fetch(meta.token_endpoint, {
+          method: 'POST',
+          headers,
+          body: new URLSearchParams({
+            grant_type: 'refresh_token',
+            refresh_token: stolen,
+            client_id: agents.idp.clientId,
+          }),
+        });
+      const bare = await refresh({});
+      assert.equal(bare.status, 400, 'without a proof');
+      const pair = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, [
+        'sign',
+        'verify',
+      ])) as webcrypto.CryptoKeyPair;
+      const own = await refresh({ dpop: await proof(pair, 'POST', meta.token_endpoint) });
+      assert.equal(own.status, 400, "with a proof from the attacker's own key");
+      const body = (await own.json()) as { error: string };
+      assert.match(body.error, /invalid_grant|invalid_dpop_proof/);
 
-    // The agent, which has the key, still can; stopped, the login is over and every command says so.
-    assert.equal((await u.cli('token', '--tenant', 'acme')).code, 0);
-    assert.equal((await runCli(['agent', 'stop'], u.env)).code, 0);
-    for (const args of [['status'], ['token', '--tenant', 'acme']]) {
-      const result = await u.cli(...args);
-      assert.equal(result.code, 4, result.stderr);
-      assert.match(result.stdout + result.stderr, /ended with the mcp-secure agent that held its DPoP key/);
-      assert.match(result.stdout + result.stderr, /run `mcp-secure login --profile sandbox`/);
+      // The agent, which has the key, still can; stopped, the login is over and every command says so.
+      assert.equal((await u.cli('token', '--tenant', 'acme')).code, 0);
+      assert.equal((await runCli(['agent', 'stop'], u.env)).code, 0);
+      for (const args of [['status'], ['token', '--tenant', 'acme']]) {
+        const result = await u.cli(...args);
+        assert.equal(result.code, 4, result.stderr);
+        assert.match(result.stdout + result.stderr, /ended with the mcp-secure agent that held its DPoP key/);
+        assert.match(result.stdout + result.stderr, /run `mcp-secure login --profile sandbox`/);
+      }
+      await runCli(['agent', 'stop'], u.env);
+    } finally {
+      await keyring.stop();
     }
-    await runCli(['agent', 'stop'], u.env);
-  } finally {
-    await keyring.stop();
-  }
-});
+  },
+);
 
-test('keychain without DPoP (--no-dpop): the login survives the agent', { skip: noKeychain }, async () => {
+withKeychain.test('keychain without DPoP (--no-dpop): the login survives the agent', async () => {
   const keyring: SecretService = await startSecretService();
   try {
     const u = await newUser(keyring.env);

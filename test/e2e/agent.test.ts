@@ -5,120 +5,16 @@
  * with its socket when the user's directory is removed at exit).
  */
 import assert from 'node:assert/strict';
-import { chmod, chown, lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect } from 'node:net';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { type Bastion, generateUserKey, startBastion } from '../../sandbox/bastion.js';
-import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
-import { deviceLogin } from '../../sandbox/device-login.js';
-import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
-import { writeSandboxProfile } from '../../sandbox/profile.js';
-import { agentPaths } from '../../src/auth/agent-paths.js';
+import { agentFile, type TestUser } from '../helpers/agent-users.js';
 import { runCli, startCli } from '../helpers/cli.js';
-import { type UserEnv, userEnv } from '../helpers/env.js';
 
-const alice = USERS.find((u) => u.username === 'alice')!;
-let idp: SandboxIdp;
-let plane: ControlPlane;
-let bastion: Bastion;
-const key = generateUserKey('agent-test');
-const users: Array<{ user: UserEnv; env: Record<string, string> }> = [];
-
-before(async () => {
-  idp = await startIdp({ deviceInterval: 1 });
-  plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource, heartbeatMs: 200 });
-  bastion = await startBastion({
-    authorizedKeys: [key.publicKey],
-    allow: [{ host: '127.0.0.1', port: plane.port }],
-  });
-});
-
-after(async () => {
-  // Every agent a test started, stopped; then nothing of this file may still run.
-  await Promise.all(users.map(({ env }) => runCli(['agent', 'stop'], env)));
-  for (const { user } of users) assert.deepEqual(await agentPids(user), [], 'no agent left running');
-  await bastion?.close();
-  await plane?.close();
-  await idp?.close();
-});
-
-interface TestUser {
-  user: UserEnv;
-  env: Record<string, string>;
-  runtime: string;
-  cli(...args: string[]): ReturnType<typeof runCli>;
-  paths: ReturnType<typeof agentPaths>;
-}
-
-/** A user with no keychain (no D-Bus) and a runtime directory of its own, the sandbox profile set. */
-async function newUser(extra: Record<string, string> = {}): Promise<TestUser> {
-  const user = await userEnv();
-  const runtime = join(user.root, 'run');
-  await mkdir(runtime, { mode: 0o700 });
-  const keyFile = join(user.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  const env = user.env({ XDG_RUNTIME_DIR: runtime, ...extra });
-  await writeSandboxProfile(idp, env, 'sandbox', {
-    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    identityFile: keyFile,
-    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
-    mcpUrl: plane.url,
-  });
-  users.push({ user, env });
-  return {
-    user,
-    env,
-    runtime,
-    cli: (...args) => runCli(['--profile', 'sandbox', ...args], env),
-    paths: agentPaths(env, user.configDir),
-  };
-}
-
-async function login(u: TestUser, args: string[] = []) {
-  const result = await deviceLogin(u.env, alice, { args });
-  assert.equal(result.code, 0, result.stderr);
-  return result;
-}
-
-/** The pids of agent processes started for this user (found by their HOME, as `ps e` would). */
-async function agentPids(user: UserEnv): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0');
-      if (!(cmdline.includes('agent') && cmdline.includes('run'))) continue;
-      const environ = (await readFile(`/proc/${entry}/environ`, 'utf8')).split('\0');
-      if (environ.includes(`HOME=${user.home}`)) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile, or not ours to read
-    }
-  }
-  return pids;
-}
-
-async function agentPid(u: TestUser): Promise<number> {
-  const result = await runCli(['--json', 'agent', 'status'], u.env);
-  assert.equal(result.code, 0, result.stderr);
-  return (JSON.parse(result.stdout) as { pid: number }).pid;
-}
-
-/** Waits (bounded) until the process is gone. */
-async function gone(pid: number, timeoutMs = 15_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return true;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
+const agents = agentFile();
+const { newUser, login, agentPids, agentPid, gone } = agents;
 
 function errorLines(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l.startsWith('error: '));
@@ -140,7 +36,7 @@ test('no keychain: login in one command, then token, connect, audit tail and sta
   assert.equal(JSON.parse(token.stdout).tenant, 'acme');
 
   // audit tail with its own session (no connect for globex runs)
-  plane.appendAudit('globex', { actor: 'alice-0001', tool: 'list_workflows', outcome: 'allowed' });
+  agents.plane.appendAudit('globex', { actor: 'alice-0001', tool: 'list_workflows', outcome: 'allowed' });
   const tail = await u.cli(
     'audit',
     'tail',
@@ -201,7 +97,11 @@ test('the agent killed mid-session: connect and audit tail each end with one cle
   try {
     await connect.waitFor(/Press Ctrl-C/, 30_000);
     // audit tail has its session (a token from the agent, SSH up) once an event comes through.
-    plane.appendAudit('globex', { actor: 'alice-0001', tool: 'mid_session_probe', outcome: 'allowed' });
+    agents.plane.appendAudit('globex', {
+      actor: 'alice-0001',
+      tool: 'mid_session_probe',
+      outcome: 'allowed',
+    });
     await tail.waitFor(/mid_session_probe/, 30_000);
     process.kill(pid, 'SIGKILL');
     const started = Date.now();

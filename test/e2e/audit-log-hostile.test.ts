@@ -6,61 +6,12 @@
  * write the store would, then runs again: exit 5 under --verify with one line saying what happened.
  */
 import assert from 'node:assert/strict';
-import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import type { ControlPlane } from '../../sandbox/control-plane.js';
+import { readFile } from 'node:fs/promises';
+import { auditLogFile } from '../helpers/audit-log.js';
 import { runCli, startCli } from '../helpers/cli.js';
-import type { UserEnv } from '../helpers/env.js';
-import { type AliceStack, aliceStack } from '../helpers/stack.js';
 
-let stack: AliceStack;
-let plane: ControlPlane;
-let user: UserEnv;
-
-before(async () => {
-  stack = await aliceStack('audit-log-hostile');
-  ({ plane, user } = stack);
-  for (let i = 0; i < 12; i++) plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
-});
-
-after(async () => {
-  await stack?.close();
-});
-
-const stateDir = () => join(user.configDir, 'state');
-const stateFile = () => join(stateDir(), 'sandbox.audit-acme.json');
-
-const tail = (...extra: string[]) =>
-  runCli(
-    [
-      '--profile',
-      'sandbox',
-      'audit',
-      'tail',
-      '--tenant',
-      'acme',
-      '--no-follow',
-      '--json',
-      '--verify',
-      ...extra,
-    ],
-    user.env(),
-  );
-const _verify = (...extra: string[]) =>
-  runCli(['--profile', 'sandbox', 'audit', 'verify', '--tenant', 'acme', ...extra], user.env());
-
-/** A fresh start: no remembered checkpoint, then one run that remembers the current one. */
-async function baseline(): Promise<void> {
-  plane.setLogFault(undefined);
-  plane.setStreamFault(undefined);
-  await rm(stateFile(), { force: true });
-  const r = await tail();
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /log verified: \d+ events in checkpoint signed by mcp-secure\.sandbox\/audit/);
-}
-
-const errors = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('error: '));
+const log = auditLogFile('audit-log-hostile');
+const { test, baseline, errors } = log;
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: what must never reach the terminal
 const ESC_OR_C1 = /[\u001b\u0007\u007f-\u009f]/;
@@ -92,12 +43,12 @@ test('a hostile feed (clear-screen, OSC 52 clipboard write, window title in ts, 
     `id: 3\nevent: audit\ndata: ${JSON.stringify({ ...event, seq: 3 }).replace(',', ',\ndata: ')}\n\n`,
   ].join('');
   for (const mode of ['--pretty', '--json']) {
-    plane.setStreamFault({ kind: 'raw', frames });
+    log.plane.setStreamFault({ kind: 'raw', frames });
     const r = await runCli(
       ['--profile', 'sandbox', 'audit', 'tail', '--tenant', 'acme', '--no-follow', mode, '--quiet'],
-      user.env(),
+      log.user.env(),
     );
-    plane.setStreamFault(undefined);
+    log.plane.setStreamFault(undefined);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stdout, ESC_OR_C1, `${mode} stdout: ${JSON.stringify(r.stdout)}`);
     assert.doesNotMatch(r.stderr, ESC_OR_C1, `${mode} stderr: ${JSON.stringify(r.stderr)}`);
@@ -113,11 +64,11 @@ test('a hostile feed (clear-screen, OSC 52 clipboard write, window title in ts, 
 
 test('a feed that ignores Last-Event-ID and re-sends a 50 MB event every time: gives up after a bounded number of resumes, exit 1, one line why; memory stays bounded', async () => {
   await baseline();
-  plane.setStreamFault({ kind: 'oversize', seq: 3, bytes: 50 * 1024 * 1024, replay: true });
+  log.plane.setStreamFault({ kind: 'oversize', seq: 3, bytes: 50 * 1024 * 1024, replay: true });
   const started = Date.now();
   const run = startCli(
     ['--profile', 'sandbox', 'audit', 'tail', '--tenant', 'acme', '--no-follow', '--json'],
-    user.env(),
+    log.user.env(),
     120_000,
   );
   run.child.stdin.end();
@@ -129,7 +80,7 @@ test('a feed that ignores Last-Event-ID and re-sends a 50 MB event every time: g
   }, 50);
   const r = await run.done;
   clearInterval(sampler);
-  plane.setStreamFault(undefined);
+  log.plane.setStreamFault(undefined);
   assert.equal(r.code, 1, r.stderr);
   assert.ok(Date.now() - started < 110_000, 'it ends');
   const errs = errors(r.stderr);

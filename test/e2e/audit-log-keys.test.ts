@@ -6,67 +6,17 @@
  * write the store would, then runs again: exit 5 under --verify with one line saying what happened.
  */
 import assert from 'node:assert/strict';
-import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import type { ControlPlane } from '../../sandbox/control-plane.js';
-import { runCli } from '../helpers/cli.js';
-import type { UserEnv } from '../helpers/env.js';
-import { type AliceStack, aliceStack } from '../helpers/stack.js';
+import { readdir } from 'node:fs/promises';
+import { auditLogFile } from '../helpers/audit-log.js';
 
-let stack: AliceStack;
-let plane: ControlPlane;
-let user: UserEnv;
-
-before(async () => {
-  stack = await aliceStack('audit-log-keys');
-  ({ plane, user } = stack);
-  for (let i = 0; i < 12; i++) plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
-});
-
-after(async () => {
-  await stack?.close();
-});
-
-const stateDir = () => join(user.configDir, 'state');
-const stateFile = () => join(stateDir(), 'sandbox.audit-acme.json');
-
-const tail = (...extra: string[]) =>
-  runCli(
-    [
-      '--profile',
-      'sandbox',
-      'audit',
-      'tail',
-      '--tenant',
-      'acme',
-      '--no-follow',
-      '--json',
-      '--verify',
-      ...extra,
-    ],
-    user.env(),
-  );
-const verify = (...extra: string[]) =>
-  runCli(['--profile', 'sandbox', 'audit', 'verify', '--tenant', 'acme', ...extra], user.env());
-
-/** A fresh start: no remembered checkpoint, then one run that remembers the current one. */
-async function baseline(): Promise<void> {
-  plane.setLogFault(undefined);
-  plane.setStreamFault(undefined);
-  await rm(stateFile(), { force: true });
-  const r = await tail();
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /log verified: \d+ events in checkpoint signed by mcp-secure\.sandbox\/audit/);
-}
-
-const errors = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('error: '));
+const log = auditLogFile('audit-log-keys');
+const { test, tail, verify, baseline, errors, stateDir } = log;
 
 test('a checkpoint signed by another key under the same name: exit 5, unknown key', async () => {
   await baseline();
-  plane.setLogFault({ kind: 'other-key' });
+  log.plane.setLogFault({ kind: 'other-key' });
   const r = await tail();
-  plane.setLogFault(undefined);
+  log.plane.setLogFault(undefined);
   assert.equal(r.code, 5, r.stderr);
   assert.match(
     r.stderr,
@@ -76,9 +26,9 @@ test('a checkpoint signed by another key under the same name: exit 5, unknown ke
 
 test('a checkpoint whose signature does not verify: exit 5', async () => {
   await baseline();
-  plane.setLogFault({ kind: 'bad-signature' });
+  log.plane.setLogFault({ kind: 'bad-signature' });
   const r = await verify();
-  plane.setLogFault(undefined);
+  log.plane.setLogFault(undefined);
   assert.equal(r.code, 5, r.stderr);
   assert.match(r.stderr, /signature does not verify|not signed by the pinned key/);
 });
@@ -86,10 +36,10 @@ test('a checkpoint whose signature does not verify: exit 5', async () => {
 for (const mode of ['truncate', 'malformed', 'garbage'] as const) {
   test(`a ${mode} consistency proof: exit 5, one line why`, async () => {
     await baseline();
-    for (let i = 0; i < 5; i++) plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
-    plane.setLogFault({ kind: 'proof', mode });
+    for (let i = 0; i < 5; i++) log.plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
+    log.plane.setLogFault({ kind: 'proof', mode });
     const r = await verify();
-    plane.setLogFault(undefined);
+    log.plane.setLogFault(undefined);
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr, /✗ AUDIT LOG: the log's (proof is unusable|history was rewritten)/);
     assert.equal(errors(r.stderr).length, 1, r.stderr);
@@ -98,8 +48,8 @@ for (const mode of ['truncate', 'malformed', 'garbage'] as const) {
 
 test('audit verify from the remembered checkpoint to the current one, without streaming', async () => {
   await baseline();
-  const size = plane.audit.size('acme');
-  for (let i = 0; i < 9; i++) plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
+  const size = log.plane.audit.size('acme');
+  for (let i = 0; i < 9; i++) log.plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
   const r = await verify();
   assert.equal(r.code, 0, r.stderr);
   assert.match(

@@ -6,61 +6,11 @@
  * write the store would, then runs again: exit 5 under --verify with one line saying what happened.
  */
 import assert from 'node:assert/strict';
-import { readFile, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import type { ControlPlane } from '../../sandbox/control-plane.js';
-import { runCli } from '../helpers/cli.js';
-import type { UserEnv } from '../helpers/env.js';
-import { type AliceStack, aliceStack } from '../helpers/stack.js';
+import { readFile, stat } from 'node:fs/promises';
+import { auditLogFile } from '../helpers/audit-log.js';
 
-let stack: AliceStack;
-let plane: ControlPlane;
-let user: UserEnv;
-
-before(async () => {
-  stack = await aliceStack('audit-log');
-  ({ plane, user } = stack);
-  for (let i = 0; i < 12; i++) plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
-});
-
-after(async () => {
-  await stack?.close();
-});
-
-const stateDir = () => join(user.configDir, 'state');
-const stateFile = () => join(stateDir(), 'sandbox.audit-acme.json');
-
-const tail = (...extra: string[]) =>
-  runCli(
-    [
-      '--profile',
-      'sandbox',
-      'audit',
-      'tail',
-      '--tenant',
-      'acme',
-      '--no-follow',
-      '--json',
-      '--verify',
-      ...extra,
-    ],
-    user.env(),
-  );
-const verify = (...extra: string[]) =>
-  runCli(['--profile', 'sandbox', 'audit', 'verify', '--tenant', 'acme', ...extra], user.env());
-
-/** A fresh start: no remembered checkpoint, then one run that remembers the current one. */
-async function baseline(): Promise<void> {
-  plane.setLogFault(undefined);
-  plane.setStreamFault(undefined);
-  await rm(stateFile(), { force: true });
-  const r = await tail();
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /log verified: \d+ events in checkpoint signed by mcp-secure\.sandbox\/audit/);
-}
-
-const errors = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('error: '));
+const log = auditLogFile('audit-log');
+const { test, tail, verify, baseline, errors, stateFile, stateDir } = log;
 
 test('a run verifies the log and remembers its checkpoint: 0600 file in a 0700 dir, no secret; the next run checks consistency', async () => {
   await baseline();
@@ -68,9 +18,9 @@ test('a run verifies the log and remembers its checkpoint: 0600 file in a 0700 d
   assert.equal((await stat(stateDir())).mode & 0o777, 0o700);
   const text = await readFile(stateFile(), 'utf8');
   assert.doesNotMatch(text, /eyJ|refresh|access_token/);
-  const size = plane.audit.size('acme');
+  const size = log.plane.audit.size('acme');
   assert.equal((JSON.parse(text) as { size: number }).size, size);
-  plane.appendAudit('acme', { actor: 'alice', tool: 'whoami' });
+  log.plane.appendAudit('acme', { actor: 'alice', tool: 'whoami' });
   const r = await tail();
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, new RegExp(`consistent with the ${size} verified at`));
@@ -78,8 +28,8 @@ test('a run verifies the log and remembers its checkpoint: 0600 file in a 0700 d
 
 test('history rewritten between two runs (event 3 changed, the chain and the tree recomputed): exit 5 naming event 3', async () => {
   await baseline();
-  plane.audit.rewrite('acme', 3, { actor: 'mallory', tool: 'delete_workflow' });
-  plane.appendAudit('acme', { actor: 'alice', tool: 'whoami' });
+  log.plane.audit.rewrite('acme', 3, { actor: 'mallory', tool: 'delete_workflow' });
+  log.plane.appendAudit('acme', { actor: 'alice', tool: 'whoami' });
   const r = await tail();
   assert.equal(r.code, 5, r.stderr);
   assert.match(
@@ -96,21 +46,21 @@ test('history rewritten between two runs (event 3 changed, the chain and the tre
 
 test('a rollback (the log forgets its last 3 events): exit 5, both sizes named', async () => {
   await baseline();
-  const size = plane.audit.size('acme');
-  plane.audit.truncate('acme', size - 3);
+  const size = log.plane.audit.size('acme');
+  log.plane.audit.truncate('acme', size - 3);
   const r = await verify();
   assert.equal(r.code, 5, r.stderr);
   assert.match(
     r.stderr,
     new RegExp(`the log was rolled back: it now has ${size - 3} events, but ${size} were verified at`),
   );
-  for (let i = 0; i < 3; i++) plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
+  for (let i = 0; i < 3; i++) log.plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
 });
 
 test('a fork shown to two runs (one size, two signed roots): exit 5, both checkpoints kept as evidence', async () => {
   await baseline();
-  const size = plane.audit.size('acme');
-  plane.audit.rewrite('acme', size, { outcome: 'denied', reason: 'quietly changed' });
+  const size = log.plane.audit.size('acme');
+  log.plane.audit.rewrite('acme', size, { outcome: 'denied', reason: 'quietly changed' });
   const r = await tail();
   assert.equal(r.code, 5, r.stderr);
   const m = r.stderr.match(
@@ -131,9 +81,9 @@ test('a fork shown to two runs (one size, two signed roots): exit 5, both checkp
 
 test('an event re-sent after a cut with changed content: flagged, not shown twice, exit 5', async () => {
   await baseline();
-  plane.setStreamFault({ kind: 'resend-changed', seq: 4 });
+  log.plane.setStreamFault({ kind: 'resend-changed', seq: 4 });
   const r = await tail();
-  plane.setStreamFault(undefined);
+  log.plane.setStreamFault(undefined);
   assert.equal(r.code, 5, r.stderr);
   assert.match(r.stderr, /✗ AUDIT CHAIN: event 4 was sent again with different content/);
   const seqs = r.stdout
@@ -141,5 +91,5 @@ test('an event re-sent after a cut with changed content: flagged, not shown twic
     .split('\n')
     .map((l) => (JSON.parse(l) as { seq: number }).seq);
   assert.deepEqual(seqs, [...new Set(seqs)], 'no event shown twice');
-  assert.equal(seqs.length, plane.audit.size('acme'));
+  assert.equal(seqs.length, log.plane.audit.size('acme'));
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
-import { discovery, json, serve } from '../helpers/http.js';
+import { deviceLoginArgs, discovery, json, serve } from '../helpers/http.js';
 
 type Server = Awaited<ReturnType<typeof serve>>;
 let user: UserEnv;
@@ -28,21 +28,7 @@ async function server(routes: Parameters<typeof serve>[0]): Promise<string> {
 }
 
 async function login(issuer: string, extra: string[] = []) {
-  return runCli(
-    [
-      'login',
-      '--device',
-      '--storage',
-      'memory',
-      '--issuer',
-      issuer,
-      '--client-id',
-      'mcp-secure',
-      '--insecure-http',
-      ...extra,
-    ],
-    user.env(),
-  );
+  return runCli([...deviceLoginArgs(issuer), ...extra], user.env());
 }
 
 function assertOneLineError(stderr: string, pattern: RegExp) {

@@ -7,9 +7,6 @@ import assert from 'node:assert/strict';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
 import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
 import { deviceLogin } from '../../sandbox/device-login.js';
@@ -17,16 +14,26 @@ import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { type Sshd, startSshd } from '../../sandbox/sshd.js';
-import { type CliRun, runCli, startCli } from '../helpers/cli.js';
+import { type CliRun, connectArgs, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { mcpClient, toolText } from '../helpers/mcp.js';
+import { gate, missing, type NeedName } from '../helpers/requires.js';
 import { tmuxServer } from '../helpers/tmux.js';
+
+// Every test needs the Secret Service (the login is kept there); some need more, named where they are.
+const { after, before, test } = gate(missing('secret-service'));
+const needing = (...needs: NeedName[]) => gate(missing('secret-service', ...needs));
+const withSshd = needing('sshd');
+const withSsh = needing('ssh');
+const haveSshd = missing('sshd') === undefined;
 
 const alice = USERS.find((u) => u.username === 'alice')!;
 let idp: SandboxIdp;
 let keyring: SecretService;
 let plane: ControlPlane;
 let bastion: Bastion;
-let sshd: Sshd;
+/** Only where OpenSSH sshd is installed: the tests that use it need 'sshd'. */
+let sshd: Sshd | undefined;
 let key: UserKey;
 let user: UserEnv;
 const running: CliRun[] = [];
@@ -43,15 +50,16 @@ before(async () => {
   idp = await startIdp({ deviceInterval: 1 });
   plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource });
   key = generateUserKey('mcp-secure-test');
-  sshd = await startSshd({
-    authorizedKeys: [key.publicKey],
-    permitOpen: [{ host: '127.0.0.1', port: plane.port }],
-  });
+  if (haveSshd)
+    sshd = await startSshd({
+      authorizedKeys: [key.publicKey],
+      permitOpen: [{ host: '127.0.0.1', port: plane.port }],
+    });
   bastion = await startBastion({
     authorizedKeys: [key.publicKey],
     allow: [
       { host: '127.0.0.1', port: plane.port },
-      { host: '127.0.0.1', port: sshd.port },
+      ...(sshd ? [{ host: '127.0.0.1', port: sshd.port }] : []),
     ],
   });
   user = await userEnv(keyring.env);
@@ -62,7 +70,10 @@ before(async () => {
   await config(user, {
     bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
     identity_file: keyFile,
-    host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint} [127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
+    host_key_fingerprints: [
+      `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
+      ...(sshd ? [`[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`] : []),
+    ].join(' '),
     mcp_url: plane.url,
   });
   assert.equal((await deviceLogin(user.env(), alice)).code, 0);
@@ -99,12 +110,36 @@ async function loggedInUser(
   return u;
 }
 
-async function connect(args: string[] = [], u: UserEnv = user) {
-  const run = startCli(
-    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', ...args],
-    u.env(),
-    60_000,
+/** The sshd bastion, in a test gated on 'sshd'. */
+function openSshd(): Sshd {
+  assert.ok(sshd, 'sshd was started (the test needs sshd)');
+  return sshd;
+}
+
+/**
+ * A fresh user whose identity file (`id_encrypted`, for the ssh2 bastion) is the test's key encrypted with the
+ * passphrase "correct horse", as `ssh-keygen -p` does for a user; `transport` is its ssh_transport.
+ */
+async function encryptedKeyUser(transport: 'ssh2' | 'openssh'): Promise<UserEnv> {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const exec = promisify(execFile);
+  return loggedInUser(
+    {
+      bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+      host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
+      mcp_url: plane.url,
+      ssh_transport: transport,
+    },
+    {
+      keyName: 'id_encrypted',
+      prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
+    },
   );
+}
+
+async function connect(args: string[] = [], u: UserEnv = user) {
+  const run = startCli(connectArgs(...args), u.env(), 60_000);
   run.child.stdin.end();
   running.push(run);
   const [, local] = await run.waitFor(/Listening on (http:\/\/127\.0\.0\.1:\d+\/[a-z-]+)/, 20_000);
@@ -116,28 +151,17 @@ async function stop(run: CliRun) {
   return run.done;
 }
 
-async function mcpClient(url: string) {
-  const client = new Client({ name: 'test', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
-  return client;
-}
-
-function text(result: unknown): string {
-  const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
-  return content.map((c) => c.text ?? '').join('\n');
-}
-
 test('an MCP client lists and calls tools through 127.0.0.1 with no token; cross-tenant is denied; Ctrl-C frees the port', async () => {
   const { run, local } = await connect();
   const client = await mcpClient(local);
   const tools = await client.listTools();
   assert.ok(tools.tools.some((t) => t.name === 'list_workflows'));
   const own = await client.callTool({ name: 'list_workflows', arguments: {} });
-  assert.match(text(own), /wf-acme-deploy/);
-  assert.doesNotMatch(text(own), /globex/);
+  assert.match(toolText(own), /wf-acme-deploy/);
+  assert.doesNotMatch(toolText(own), /globex/);
   const cross = await client.callTool({ name: 'run_workflow', arguments: { workflow_id: 'wf-globex-etl' } });
   assert.equal(cross.isError, true);
-  assert.match(text(cross), /denied/);
+  assert.match(toolText(cross), /denied/);
   assert.ok(
     plane.records().some((r) => r.tenant === 'acme' && r.cross_tenant === true && r.outcome === 'denied'),
   );
@@ -229,7 +253,8 @@ test('a tenant the user may not use: refused (exit 4) while SSH was being dialle
   );
 });
 
-test('two hops: the ssh2 bastion as jump host, then the real OpenSSH sshd', async () => {
+withSshd.test('two hops: the ssh2 bastion as jump host, then the real OpenSSH sshd', async () => {
+  const sshd = openSshd();
   const u = await loggedInUser({
     jump: `${bastion.username}@127.0.0.1:${bastion.port}`,
     bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
@@ -244,58 +269,61 @@ test('two hops: the ssh2 bastion as jump host, then the real OpenSSH sshd', asyn
   );
   const client = await mcpClient(local);
   const who = await client.callTool({ name: 'whoami', arguments: {} });
-  assert.match(text(who), /acme/);
+  assert.match(toolText(who), /acme/);
   await client.close();
   assert.equal((await stop(run)).code, 130);
 });
 
-test('host keys: a changed key is refused loudly (exit 5); an unknown one needs --accept-new-host-key', async () => {
-  const u = await loggedInUser({ bastion: `${sshd.username}@127.0.0.1:${sshd.port}`, mcp_url: plane.url });
+withSshd.test(
+  'host keys: a changed key is refused loudly (exit 5); an unknown one needs --accept-new-host-key',
+  async () => {
+    const sshd = openSshd();
+    const u = await loggedInUser({ bastion: `${sshd.username}@127.0.0.1:${sshd.port}`, mcp_url: plane.url });
 
-  const connectOnce = (args: string[] = []) =>
-    runCli(
-      ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '1', ...args],
-      u.env(),
+    const connectOnce = (args: string[] = []) => runCli(connectArgs('--max-session', '1', ...args), u.env());
+    const unknown = await connectOnce();
+    assert.equal(unknown.code, 5, unknown.stderr);
+    assert.match(unknown.stderr, /error: unknown host key for \[127\.0\.0\.1\]:\d+ \(SHA256:/);
+
+    const accepted = await connectOnce(['--accept-new-host-key']);
+    assert.equal(accepted.code, 0, accepted.stderr);
+    assert.match(accepted.stderr, /Permanently added \[127\.0\.0\.1\]:\d+/);
+    const again = await connectOnce();
+    assert.equal(again.code, 0, 'now known');
+
+    // Someone else answers on that address now: the known key no longer matches.
+    await mkdir(join(u.home, '.ssh'), { recursive: true });
+    const impostor = bastion.knownHostsLine.replace(/^\[127\.0\.0\.1\]:\d+/, `[127.0.0.1]:${sshd.port}`);
+    await writeFile(join(u.home, '.ssh', 'known_hosts'), `${impostor}\n`);
+    const changed = await connectOnce();
+    assert.equal(changed.code, 5, changed.stderr);
+    assert.match(changed.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED/);
+    assert.match(
+      changed.stderr,
+      /error: the host key of \[127\.0\.0\.1\]:\d+ has changed; refusing to connect.* — if you know why/,
     );
-  const unknown = await connectOnce();
-  assert.equal(unknown.code, 5, unknown.stderr);
-  assert.match(unknown.stderr, /error: unknown host key for \[127\.0\.0\.1\]:\d+ \(SHA256:/);
-
-  const accepted = await connectOnce(['--accept-new-host-key']);
-  assert.equal(accepted.code, 0, accepted.stderr);
-  assert.match(accepted.stderr, /Permanently added \[127\.0\.0\.1\]:\d+/);
-  const again = await connectOnce();
-  assert.equal(again.code, 0, 'now known');
-
-  // Someone else answers on that address now: the known key no longer matches.
-  await mkdir(join(u.home, '.ssh'), { recursive: true });
-  const impostor = bastion.knownHostsLine.replace(/^\[127\.0\.0\.1\]:\d+/, `[127.0.0.1]:${sshd.port}`);
-  await writeFile(join(u.home, '.ssh', 'known_hosts'), `${impostor}\n`);
-  const changed = await connectOnce();
-  assert.equal(changed.code, 5, changed.stderr);
-  assert.match(changed.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED/);
-  assert.match(
-    changed.stderr,
-    /error: the host key of \[127\.0\.0\.1\]:\d+ has changed; refusing to connect.* — if you know why/,
-  );
-});
+  },
+);
 
 for (const transport of ['openssh', 'ssh2'] as const) {
-  test(`the bastion dies mid-session and comes back (${transport} transport): the next MCP call works without restarting connect`, async () => {
-    const { run, local } = await connect(['--ssh-transport', transport]);
-    const first = await mcpClient(local);
-    assert.match(text(await first.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
-    await first.close().catch(() => undefined);
-    await bastion.stop();
-    await run.waitFor(/SSH connection lost/, 10_000).catch(() => undefined);
-    await bastion.restart();
-    const second = await mcpClient(local);
-    assert.match(text(await second.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
-    await second.close();
-    const result = await stop(run);
-    assert.equal(result.code, 130);
-    assert.match(result.stderr, /[1-9]\d* re-dials/);
-  });
+  (transport === 'openssh' ? withSsh : { test }).test(
+    `the bastion dies mid-session and comes back (${transport} transport): the next MCP call works without restarting connect`,
+    async () => {
+      const { run, local } = await connect(['--ssh-transport', transport]);
+      const first = await mcpClient(local);
+      assert.match(toolText(await first.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
+      await first.close().catch(() => undefined);
+      await bastion.stop();
+      await run.waitFor(/SSH connection lost/, 10_000).catch(() => undefined);
+      await bastion.restart();
+      const second = await mcpClient(local);
+      assert.match(toolText(await second.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
+      await second.close();
+      const result = await stop(run);
+      assert.equal(result.code, 130);
+      assert.match(result.stderr, /[1-9]\d* re-dials/);
+    },
+  );
 }
 
 test('bad input: upstream refused → 502 JSON-RPC with the tunnel up; busy port names its holder; non-loopback bind refused', async () => {
@@ -341,62 +369,73 @@ test('bad input: upstream refused → 502 JSON-RPC with the tunnel up; busy port
   assert.match(anyBind.stderr, /refusing to listen on 0\.0\.0\.0/);
 });
 
-test('keys from ssh-agent (where hardware keys live); --json prints NDJSON events; --max-session ends with 0', async () => {
-  const { spawn, execFile } = await import('node:child_process');
-  const { promisify } = await import('node:util');
-  const u = await userEnv(keyring.env);
-  await writeSandboxProfile(idp, u.env());
-  await config(u, {
-    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
-    mcp_url: plane.url,
-  });
-  const sock = join(u.tmp, 'agent.sock');
-  const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
-  try {
-    for (let i = 0; i < 100; i++) {
-      if (
-        await import('node:fs/promises').then((fs) =>
-          fs.stat(sock).then(
-            () => true,
-            () => false,
-          ),
+withSsh.test(
+  'keys from ssh-agent (where hardware keys live); --json prints NDJSON events; --max-session ends with 0',
+  async () => {
+    const { spawn, execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const u = await userEnv(keyring.env);
+    await writeSandboxProfile(idp, u.env());
+    await config(u, {
+      bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
+      host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
+      mcp_url: plane.url,
+    });
+    const sock = join(u.tmp, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100; i++) {
+        if (
+          await import('node:fs/promises').then((fs) =>
+            fs.stat(sock).then(
+              () => true,
+              () => false,
+            ),
+          )
         )
-      )
-        break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const keyFile = join(u.tmp, 'agent_key');
-    await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-    await promisify(execFile)('ssh-add', [keyFile], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
-    assert.equal((await deviceLogin(u.env(), alice)).code, 0);
+          break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const keyFile = join(u.tmp, 'agent_key');
+      await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+      await promisify(execFile)('ssh-add', [keyFile], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
+      assert.equal((await deviceLogin(u.env(), alice)).code, 0);
 
-    const result = await runCli(
-      ['--profile', 'sandbox', '--json', 'connect', '--tenant', 'acme', '--port', '0', '--max-session', '2'],
-      u.env({ SSH_AUTH_SOCK: sock }),
-    );
-    assert.equal(result.code, 0, result.stderr);
-    const events = result.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { event: string; reason?: string });
-    assert.deepEqual(
-      events.map((e) => e.event),
-      ['listening', 'closed'],
-    );
-    assert.equal(events[1]?.reason, 'max');
-    assert.match(result.stderr, /Session ended \(reached --max-session\)/);
-  } finally {
-    agent.kill();
-  }
-});
+      const result = await runCli(
+        [
+          '--profile',
+          'sandbox',
+          '--json',
+          'connect',
+          '--tenant',
+          'acme',
+          '--port',
+          '0',
+          '--max-session',
+          '2',
+        ],
+        u.env({ SSH_AUTH_SOCK: sock }),
+      );
+      assert.equal(result.code, 0, result.stderr);
+      const events = result.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { event: string; reason?: string });
+      assert.deepEqual(
+        events.map((e) => e.event),
+        ['listening', 'closed'],
+      );
+      assert.equal(events[1]?.reason, 'max');
+      assert.match(result.stderr, /Session ended \(reached --max-session\)/);
+    } finally {
+      agent.kill();
+    }
+  },
+);
 
 test('--idle-timeout ends a session nobody uses (exit 0), and says so', async () => {
   const started = Date.now();
-  const result = await runCli(
-    ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--idle-timeout', '2'],
-    user.env(),
-  );
+  const result = await runCli(connectArgs('--idle-timeout', '2'), user.env());
   assert.equal(result.code, 0, result.stderr);
   assert.match(
     result.stderr,
@@ -405,161 +444,106 @@ test('--idle-timeout ends a session nobody uses (exit 0), and says so', async ()
   assert.ok(Date.now() - started < 20_000);
 });
 
-test("on a terminal (ssh2 transport), an unknown host key is shown with its fingerprint and accepted by the user's yes", async () => {
-  const tmux = tmuxServer('mcp-secure-tofu');
-  const u = await loggedInUser({
-    bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-    mcp_url: plane.url,
-    ssh_transport: 'ssh2',
-  });
-  await tmux.start('tofu', u.env(), [
-    '--profile',
-    'sandbox',
-    'connect',
-    '--tenant',
-    'acme',
-    '--port',
-    '0',
-    '--max-session',
-    '3',
-  ]);
-  try {
-    const asked = await tmux.waitFor('tofu', /Trust this host key/);
-    assert.match(
-      asked,
-      new RegExp(`ssh-ed25519 key fingerprint is ${sshd.fingerprint.replace(/[+/]/g, '\\$&')}`),
-    );
-    await tmux.run('send-keys', '-t', 'tofu', 'y', 'Enter');
-    const screen = await tmux.waitFor('tofu', /Listening on/);
-    assert.match(screen, /Permanently added \[127\.0\.0\.1\]:\d+/);
-    assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
-  } finally {
-    await tmux.kill();
-  }
-});
-
-test('an encrypted identity file (ssh2 transport): its passphrase is asked on the terminal, never taken from argv; no terminal → exit 4', async () => {
-  const { execFile } = await import('node:child_process');
-  const { promisify } = await import('node:util');
-  const exec = promisify(execFile);
-  const u = await loggedInUser(
-    {
-      bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-      host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
+needing('sshd', 'tmux').test(
+  "on a terminal (ssh2 transport), an unknown host key is shown with its fingerprint and accepted by the user's yes",
+  async () => {
+    const sshd = openSshd();
+    const tmux = tmuxServer('mcp-secure-tofu');
+    const u = await loggedInUser({
+      bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
       mcp_url: plane.url,
       ssh_transport: 'ssh2',
-    },
-    {
-      keyName: 'id_encrypted',
-      // Re-encrypt the same key with a passphrase, as `ssh-keygen -p` does for a user.
-      prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
-    },
-  );
+    });
+    await tmux.start('tofu', u.env(), connectArgs('--max-session', '3'));
+    try {
+      const asked = await tmux.waitFor('tofu', /Trust this host key/);
+      assert.match(
+        asked,
+        new RegExp(`ssh-ed25519 key fingerprint is ${sshd.fingerprint.replace(/[+/]/g, '\\$&')}`),
+      );
+      await tmux.run('send-keys', '-t', 'tofu', 'y', 'Enter');
+      const screen = await tmux.waitFor('tofu', /Listening on/);
+      assert.match(screen, /Permanently added \[127\.0\.0\.1\]:\d+/);
+      assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+    } finally {
+      await tmux.kill();
+    }
+  },
+);
 
-  const noTty = await runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'], u.env());
-  assert.equal(noTty.code, 4);
-  assert.match(
-    noTty.stderr,
-    /error: the identity file .*id_encrypted is encrypted and there is no terminal to ask for its passphrase — add the key to ssh-agent/,
-  );
+needing('ssh', 'tmux').test(
+  'an encrypted identity file (ssh2 transport): its passphrase is asked on the terminal, never taken from argv; no terminal → exit 4',
+  async () => {
+    const u = await encryptedKeyUser('ssh2');
 
-  const tmux = tmuxServer('mcp-secure-pass');
-  await tmux.start('pass', u.env(), [
-    '--profile',
-    'sandbox',
-    'connect',
-    '--tenant',
-    'acme',
-    '--port',
-    '0',
-    '--max-session',
-    '3',
-  ]);
-  try {
-    assert.match(await tmux.waitFor('pass', /Passphrase for/), /Passphrase for .*id_encrypted: /);
-    await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
-    const screen = await tmux.waitFor('pass', /Listening on/);
-    assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
-    assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
-  } finally {
-    await tmux.kill();
-  }
-});
-
-test("OpenSSH transport on a terminal: ssh itself shows an unknown host key's fingerprint and takes the user's yes", async () => {
-  const tmux = tmuxServer('mcp-secure-tofu-openssh');
-  const u = await loggedInUser({
-    bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-    mcp_url: plane.url,
-    ssh_transport: 'openssh',
-  });
-  await tmux.start('tofu', u.env(), [
-    '--profile',
-    'sandbox',
-    'connect',
-    '--tenant',
-    'acme',
-    '--port',
-    '0',
-    '--max-session',
-    '3',
-  ]);
-  try {
-    const asked = await tmux.waitFor('tofu', /Are you sure you want to continue connecting/);
+    const noTty = await runCli(connectArgs(), u.env());
+    assert.equal(noTty.code, 4);
     assert.match(
-      asked,
-      new RegExp(`ED25519 key fingerprint is ${sshd.fingerprint.replace(/[+/]/g, '\\$&')}`),
+      noTty.stderr,
+      /error: the identity file .*id_encrypted is encrypted and there is no terminal to ask for its passphrase — add the key to ssh-agent/,
     );
-    await tmux.run('send-keys', '-t', 'tofu', 'yes', 'Enter');
-    const screen = await tmux.waitFor('tofu', /Listening on/);
-    assert.match(screen, /Permanently added '?\[127\.0\.0\.1\]:\d+/);
-    assert.match(screen, /OpenSSH transport/);
-  } finally {
-    await tmux.kill();
-  }
-});
 
-test('OpenSSH transport, an encrypted identity file: ssh asks for the passphrase on the terminal; no terminal → exit 4', async () => {
-  const { execFile } = await import('node:child_process');
-  const { promisify } = await import('node:util');
-  const exec = promisify(execFile);
-  const u = await loggedInUser(
-    {
-      bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-      host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
+    const tmux = tmuxServer('mcp-secure-pass');
+    await tmux.start('pass', u.env(), connectArgs('--max-session', '3'));
+    try {
+      assert.match(await tmux.waitFor('pass', /Passphrase for/), /Passphrase for .*id_encrypted: /);
+      await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
+      const screen = await tmux.waitFor('pass', /Listening on/);
+      assert.match(screen, /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+      assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
+    } finally {
+      await tmux.kill();
+    }
+  },
+);
+
+needing('sshd', 'ssh', 'tmux').test(
+  "OpenSSH transport on a terminal: ssh itself shows an unknown host key's fingerprint and takes the user's yes",
+  async () => {
+    const sshd = openSshd();
+    const tmux = tmuxServer('mcp-secure-tofu-openssh');
+    const u = await loggedInUser({
+      bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
       mcp_url: plane.url,
       ssh_transport: 'openssh',
-    },
-    {
-      keyName: 'id_encrypted',
-      prepareKey: (file) => exec('ssh-keygen', ['-p', '-q', '-f', file, '-P', '', '-N', 'correct horse']),
-    },
-  );
-  const noTty = await runCli(['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'], u.env());
-  assert.equal(noTty.code, 4, noTty.stderr);
-  assert.match(noTty.stderr, /error: .* refused authentication \(ssh: .*Permission denied/);
+    });
+    await tmux.start('tofu', u.env(), connectArgs('--max-session', '3'));
+    try {
+      const asked = await tmux.waitFor('tofu', /Are you sure you want to continue connecting/);
+      assert.match(
+        asked,
+        new RegExp(`ED25519 key fingerprint is ${sshd.fingerprint.replace(/[+/]/g, '\\$&')}`),
+      );
+      await tmux.run('send-keys', '-t', 'tofu', 'yes', 'Enter');
+      const screen = await tmux.waitFor('tofu', /Listening on/);
+      assert.match(screen, /Permanently added '?\[127\.0\.0\.1\]:\d+/);
+      assert.match(screen, /OpenSSH transport/);
+    } finally {
+      await tmux.kill();
+    }
+  },
+);
 
-  const tmux = tmuxServer('mcp-secure-pass-openssh');
-  await tmux.start('pass', u.env(), [
-    '--profile',
-    'sandbox',
-    'connect',
-    '--tenant',
-    'acme',
-    '--port',
-    '0',
-    '--max-session',
-    '3',
-  ]);
-  try {
-    assert.match(
-      await tmux.waitFor('pass', /Enter passphrase for/),
-      /Enter passphrase for key '.*id_encrypted'/,
-    );
-    await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
-    const screen = await tmux.waitFor('pass', /Listening on/);
-    assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
-  } finally {
-    await tmux.kill();
-  }
-});
+needing('ssh', 'tmux').test(
+  'OpenSSH transport, an encrypted identity file: ssh asks for the passphrase on the terminal; no terminal → exit 4',
+  async () => {
+    const u = await encryptedKeyUser('openssh');
+    const noTty = await runCli(connectArgs(), u.env());
+    assert.equal(noTty.code, 4, noTty.stderr);
+    assert.match(noTty.stderr, /error: .* refused authentication \(ssh: .*Permission denied/);
+
+    const tmux = tmuxServer('mcp-secure-pass-openssh');
+    await tmux.start('pass', u.env(), connectArgs('--max-session', '3'));
+    try {
+      assert.match(
+        await tmux.waitFor('pass', /Enter passphrase for/),
+        /Enter passphrase for key '.*id_encrypted'/,
+      );
+      await tmux.run('send-keys', '-t', 'pass', 'correct horse', 'Enter');
+      const screen = await tmux.waitFor('pass', /Listening on/);
+      assert.doesNotMatch(screen, /correct horse/, 'the passphrase is not echoed');
+    } finally {
+      await tmux.kill();
+    }
+  },
+);

@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
+import type { Bastion, UserKey } from '../../sandbox/bastion.js';
 import { type SandboxIdp, startIdp } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
@@ -16,8 +16,9 @@ import { runCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
 import { gate, missing } from '../helpers/requires.js';
 import { type Agent, startAgent } from '../helpers/ssh-agent.js';
+import { bastionUser } from '../helpers/stack.js';
 
-const { after, before, test } = gate(missing('secret-service'));
+const { after, before, test } = gate(missing('secret-service', 'ssh')); // ssh-agent and ssh-add: a real agent
 
 let idp: SandboxIdp;
 let keyring: SecretService;
@@ -40,21 +41,16 @@ function listenOn(port: number): Promise<Server> {
 before(async () => {
   keyring = await startSecretService();
   idp = await startIdp({ deviceInterval: 1 });
-  key = generateUserKey('mcp-secure-doctor');
-  bastion = await startBastion({ authorizedKeys: [key.publicKey], allow: [] });
-  user = await userEnv(keyring.env);
-  const keyFile = join(user.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+  ({ key, bastion, user } = await bastionUser(idp, {
+    name: 'mcp-secure-doctor',
+    allow: [],
+    env: keyring.env,
+    mcpUrl: 'http://mcp.internal:4000/mcp',
+  }));
   // A port of our own, so the test never depends on 7700 being free on this machine.
   const probe = await listenOn(0);
   localPort = (probe.address() as { port: number }).port;
   await new Promise((r) => probe.close(r));
-  await writeSandboxProfile(idp, user.env(), 'sandbox', {
-    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    identityFile: keyFile,
-    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
-    mcpUrl: 'http://mcp.internal:4000/mcp',
-  });
   const r = await runCli(
     ['--profile', 'sandbox', 'config', 'set', 'local_port', String(localPort)],
     user.env(),

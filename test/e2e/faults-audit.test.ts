@@ -4,51 +4,20 @@
  * other events, the gap named, a --verify failure, and an end, never a loop or a buffer without bound.
  */
 import assert from 'node:assert/strict';
-import type { ControlPlane } from '../../sandbox/control-plane.js';
-import { runCli } from '../helpers/cli.js';
-import type { UserEnv } from '../helpers/env.js';
-import { gate, missing } from '../helpers/requires.js';
-import { type AliceStack, aliceStack } from '../helpers/stack.js';
+import { auditTailArgs, runCli } from '../helpers/cli.js';
+import { aliceFile } from '../helpers/stack.js';
 
-const { after, before, test } = gate(missing('secret-service'));
-
-let stack: AliceStack;
-let plane: ControlPlane;
-let user: UserEnv;
-
-before(async () => {
-  stack = await aliceStack('faults-audit');
-  ({ plane, user } = stack);
-  for (let i = 0; i < 10; i++) plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
-});
-
-after(async () => {
-  await stack?.close();
-});
+const stack = aliceFile('faults-audit', { events: 10 });
+const { test } = stack;
 
 /** `audit tail --no-follow --json --verify --debug` for acme: the whole feed once, checked. */
-const tailVerify = () =>
-  runCli(
-    [
-      '--profile',
-      'sandbox',
-      'audit',
-      'tail',
-      '--tenant',
-      'acme',
-      '--no-follow',
-      '--json',
-      '--verify',
-      '--debug',
-    ],
-    user.env(),
-  );
+const tailVerify = () => runCli(auditTailArgs('acme', '--json', '--verify', '--debug'), stack.user.env());
 
 test('an event larger than the limit (1 MiB), sent again on every resume: skipped and named, the rest delivered, --verify exits 5', async () => {
-  plane.setStreamFault({ kind: 'oversize', seq: 5, bytes: 2 * 1024 * 1024 });
+  stack.plane.setStreamFault({ kind: 'oversize', seq: 5, bytes: 2 * 1024 * 1024 });
   const started = Date.now();
   const result = await tailVerify();
-  plane.setStreamFault(undefined);
+  stack.plane.setStreamFault(undefined);
   assert.ok(
     Date.now() - started < 20_000,
     `it ends: no resume loop on the same event; ${result.stderr.slice(-1500)}`,
@@ -74,9 +43,9 @@ test('an event larger than the limit (1 MiB), sent again on every resume: skippe
 test('the stream cut inside an event (in its id line, in its data, just before its closing blank line): no half event is shown or flagged, every event once', async () => {
   // 0.999 of a frame of a few hundred characters leaves out only its final newline.
   for (const at of [0.1, 0.5, 0.999]) {
-    plane.setStreamFault({ kind: 'cut-inside', events: 3, at });
+    stack.plane.setStreamFault({ kind: 'cut-inside', events: 3, at });
     const result = await tailVerify();
-    plane.setStreamFault(undefined);
+    stack.plane.setStreamFault(undefined);
     assert.equal(result.code, 0, `${at}: ${result.stderr}`);
     const seqs = result.stdout
       .trim()

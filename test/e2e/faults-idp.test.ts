@@ -5,20 +5,17 @@
  * HTML, an issuer mix-up and hostile error text are in bad-input.test.ts; docs/faults.md has the table.)
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { generateUserKey, startBastion } from '../../sandbox/bastion.js';
 import { startControlPlane } from '../../sandbox/control-plane.js';
 import { deviceLogin } from '../../sandbox/device-login.js';
 import { startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
-import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { connectIdp } from '../../src/auth/oidc.js';
 import { CliError } from '../../src/errors.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
-import { discovery, json, type Route, serve } from '../helpers/http.js';
+import { deviceAuthorization, deviceLoginArgs, discovery, json, type Route, serve } from '../helpers/http.js';
 import { gate, missing } from '../helpers/requires.js';
+import { bastionUser } from '../helpers/stack.js';
 
 const { after, before, test } = gate(missing('secret-service'));
 
@@ -59,38 +56,13 @@ const hang: Route = () => undefined;
 function deviceIdp(token: Route): Promise<string> {
   return server({
     '/.well-known/openid-configuration': discovery(),
-    '/device/auth': (_req, res, origin) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          device_code: DEVICE_CODE,
-          user_code: 'WDJB-MJHT',
-          verification_uri: `${origin}/device`,
-          expires_in: 60,
-          interval: 1,
-        }),
-      );
-    },
+    '/device/auth': deviceAuthorization(DEVICE_CODE),
     '/token': token,
   });
 }
 
 function login(issuer: string, storage = 'memory') {
-  return runCli(
-    [
-      '--json',
-      'login',
-      '--device',
-      '--storage',
-      storage,
-      '--issuer',
-      issuer,
-      '--client-id',
-      'mcp-secure',
-      '--insecure-http',
-    ],
-    user.env(),
-  );
+  return runCli(['--json', ...deviceLoginArgs(issuer, storage)], user.env());
 }
 
 function assertOneLineError(stderr: string, pattern: RegExp) {
@@ -243,18 +215,10 @@ test('JWKS rotation during a session: MCP calls keep working across two key rota
   // Tenant tokens of 6 s, renewed after about 5: two renewals fit in a short test.
   const idp = await startIdp({ deviceInterval: 1, tenantTokenTtl: 6 });
   const plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource, jwksCooldownMs: 0 });
-  const key = generateUserKey('faults-jwks');
-  const bastion = await startBastion({
-    authorizedKeys: [key.publicKey],
-    allow: [{ host: '127.0.0.1', port: plane.port }],
-  });
-  const u = await userEnv(keyring.env);
-  const keyFile = join(u.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  await writeSandboxProfile(idp, u.env(), 'sandbox', {
-    bastion: `dev@127.0.0.1:${bastion.port}`,
-    identityFile: keyFile,
-    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
+  const { bastion, user: u } = await bastionUser(idp, {
+    name: 'faults-jwks',
+    allow: [plane.port],
+    env: keyring.env,
     mcpUrl: plane.url,
   });
   assert.equal((await deviceLogin(u.env(), USERS[0]!)).code, 0);

@@ -10,31 +10,15 @@ import { spawn } from 'node:child_process';
 import { chmod, chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import type { ControlPlane } from '../../sandbox/control-plane.js';
 import { deviceLogin } from '../../sandbox/device-login.js';
-import type { SecretService } from '../../sandbox/keychain.js';
-import { BIN, runCli, startCli } from '../helpers/cli.js';
-import { type UserEnv, userEnv } from '../helpers/env.js';
-import { type AliceStack, alice, aliceStack } from '../helpers/stack.js';
+import { BIN, outputOf, runCli, startCli } from '../helpers/cli.js';
+import { userEnv } from '../helpers/env.js';
+import { alice, aliceFile } from '../helpers/stack.js';
 import { tmuxServer } from '../helpers/tmux.js';
 
-let stack: AliceStack;
-let keyring: SecretService;
-let plane: ControlPlane;
-let user: UserEnv;
-let keyText: string;
-
-before(async () => {
-  stack = await aliceStack('faults-local');
-  ({ keyring, plane, user, keyText } = stack);
-  for (let i = 0; i < 3; i++) plane.appendAudit('acme', { actor: 'alice', tool: 'list_workflows' });
-});
-
-after(async () => {
-  keyring?.thaw();
-  await stack?.close();
-});
+const stack = aliceFile('faults-local', { events: 3, beforeClose: (s) => s.keyring.thaw() });
+const { test } = stack;
+const withTmuxAndSsh = stack.also('tmux', 'ssh'); // ssh-keygen encrypts the key
 
 const SIGNALS = [
   ['SIGINT', 130],
@@ -63,10 +47,10 @@ async function assertPortClosed(port: number) {
 }
 
 test('SIGINT, SIGTERM and SIGHUP during login, connect and audit tail: a clean end with 128+n, nothing left behind', async () => {
-  const initial = (await filesUnder(user.configDir)).sort();
+  const initial = (await filesUnder(stack.user.configDir)).sort();
   for (const [signal, code] of SIGNALS) {
     // login: waiting for the sign-in to be approved. The earlier login must survive untouched.
-    const login = startCli(['--profile', 'sandbox', 'login', '--device'], user.env());
+    const login = startCli(['--profile', 'sandbox', 'login', '--device'], stack.user.env());
     login.child.stdin.end();
     await login.waitFor(/user_code=/);
     login.child.kill(signal);
@@ -74,19 +58,22 @@ test('SIGINT, SIGTERM and SIGHUP during login, connect and audit tail: a clean e
     assert.equal(loggedIn.code, code, `login ${signal}: ${loggedIn.stderr}`);
     assertCleanEnd(loggedIn.stderr, `login ${signal}`);
     assert.match(loggedIn.stderr, /error: (interrupted|login cancelled)/);
-    const status = await runCli(['--profile', 'sandbox', 'status'], user.env());
+    const status = await runCli(['--profile', 'sandbox', 'status'], stack.user.env());
     assert.equal(status.code, 0, `the earlier login is intact after login ${signal}`);
 
     // connect: listening, tunnel up.
     const connect = startCli(
       ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
-      user.env(),
+      stack.user.env(),
       30_000,
     );
     connect.child.stdin.end();
     const [, port] = await connect.waitFor(/Listening on http:\/\/127\.0\.0\.1:(\d+)\/mcp/, 20_000);
-    const live = join(user.configDir, 'state', 'sandbox.connect-acme.json');
-    assert.ok((await filesUnder(user.configDir)).includes(live), 'connect announces itself while it runs');
+    const live = join(stack.user.configDir, 'state', 'sandbox.connect-acme.json');
+    assert.ok(
+      (await filesUnder(stack.user.configDir)).includes(live),
+      'connect announces itself while it runs',
+    );
     connect.child.kill(signal);
     const connected = await connect.done;
     assert.equal(connected.code, code, `connect ${signal}: ${connected.stderr}`);
@@ -97,14 +84,14 @@ test('SIGINT, SIGTERM and SIGHUP during login, connect and audit tail: a clean e
     );
     await assertPortClosed(Number(port));
     assert.ok(
-      !(await filesUnder(user.configDir)).includes(live),
+      !(await filesUnder(stack.user.configDir)).includes(live),
       `connect ${signal}: its state file is gone`,
     );
 
     // audit tail, following the live feed.
     const tail = startCli(
       ['--profile', 'sandbox', 'audit', 'tail', '--tenant', 'acme', '--follow'],
-      user.env(),
+      stack.user.env(),
     );
     tail.child.stdin.end();
     await tail.waitFor(/list_workflows/, 20_000);
@@ -114,7 +101,7 @@ test('SIGINT, SIGTERM and SIGHUP during login, connect and audit tail: a clean e
     assertCleanEnd(tailed.stderr, `audit tail ${signal}`);
     assert.match(tailed.stderr, /3 events shown .* chain verified/);
   }
-  const left = (await filesUnder(user.configDir)).sort();
+  const left = (await filesUnder(stack.user.configDir)).sort();
   // The tenant token state and the like may be new; nothing temporary, locked or half-written.
   for (const f of left) {
     assert.doesNotMatch(f, /\.tmp|\.lock$|connect-acme\.json$/, `left behind: ${f}`);
@@ -123,55 +110,58 @@ test('SIGINT, SIGTERM and SIGHUP during login, connect and audit tail: a clean e
   assert.ok(initial.every((f) => left.includes(f)));
 });
 
-test('Ctrl-C or SIGTERM at a terminal prompt during connect (the identity file passphrase): "interrupted", 130 or 143, never a hang', async () => {
-  const { execFile } = await import('node:child_process');
-  const { promisify } = await import('node:util');
-  const encrypted = join(user.home, 'id_encrypted');
-  await writeFile(encrypted, keyText, { mode: 0o600 });
-  await promisify(execFile)('ssh-keygen', ['-p', '-q', '-f', encrypted, '-P', '', '-N', 'secret words']);
-  const tmux = tmuxServer('mcp-secure-faults-local');
-  // ssh2's own prompt (the OpenSSH transport's ssh asks on the terminal itself: connect.test.ts).
-  const env = user.env({ MCP_SECURE_IDENTITY_FILE: encrypted, MCP_SECURE_SSH_TRANSPORT: 'ssh2' });
-  const vars = Object.entries(env)
-    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
-    .join(' ');
-  const command = `env ${vars} ${process.execPath} ${BIN} --profile sandbox connect --tenant acme --port 0; echo "exit=$?"; sleep 30`;
-  try {
-    await tmux.run('new-session', '-d', '-s', 'prompt', '-x', '200', '-y', '50', command);
-    assert.match(await tmux.waitFor('prompt', /Passphrase for/), /Passphrase for .*id_encrypted: /);
-    await tmux.run('send-keys', '-t', 'prompt', 'C-c');
-    const screen = await tmux.waitFor('prompt', /exit=\d+/);
-    assert.match(screen, /exit=130/, screen);
-    assert.match(screen, /^error: interrupted/m);
-    assert.doesNotMatch(screen, /unexpected error|Error: /);
+withTmuxAndSsh.test(
+  'Ctrl-C or SIGTERM at a terminal prompt during connect (the identity file passphrase): "interrupted", 130 or 143, never a hang',
+  async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const encrypted = join(stack.user.home, 'id_encrypted');
+    await writeFile(encrypted, stack.keyText, { mode: 0o600 });
+    await promisify(execFile)('ssh-keygen', ['-p', '-q', '-f', encrypted, '-P', '', '-N', 'secret words']);
+    const tmux = tmuxServer('mcp-secure-faults-local');
+    // ssh2's own prompt (the OpenSSH transport's ssh asks on the terminal itself: connect.test.ts).
+    const env = stack.user.env({ MCP_SECURE_IDENTITY_FILE: encrypted, MCP_SECURE_SSH_TRANSPORT: 'ssh2' });
+    const vars = Object.entries(env)
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join(' ');
+    const command = `env ${vars} ${process.execPath} ${BIN} --profile sandbox connect --tenant acme --port 0; echo "exit=$?"; sleep 30`;
+    try {
+      await tmux.run('new-session', '-d', '-s', 'prompt', '-x', '200', '-y', '50', command);
+      assert.match(await tmux.waitFor('prompt', /Passphrase for/), /Passphrase for .*id_encrypted: /);
+      await tmux.run('send-keys', '-t', 'prompt', 'C-c');
+      const screen = await tmux.waitFor('prompt', /exit=\d+/);
+      assert.match(screen, /exit=130/, screen);
+      assert.match(screen, /^error: interrupted/m);
+      assert.doesNotMatch(screen, /unexpected error|Error: /);
 
-    // SIGTERM (a closing terminal sends SIGHUP the same way) while the question waits: it must not hang.
-    await tmux.run('respawn-pane', '-k', '-t', 'prompt', command);
-    await tmux.waitFor('prompt', /Passphrase for/);
-    const { stdout: panePid } = await tmux.run('display-message', '-p', '-t', 'prompt', '#{pane_pid}');
-    const { stdout: children } = await promisify(execFile)('ps', ['-o', 'pid=', '--ppid', panePid.trim()]);
-    const cliPid = Number(children.trim().split(/\s+/)[0]);
-    assert.ok(cliPid > 0, 'the CLI process under the pane');
-    process.kill(cliPid, 'SIGTERM');
-    const termed = await tmux.waitFor('prompt', /exit=\d+/);
-    assert.match(termed, /exit=143/, termed);
-    assert.match(termed, /^error: interrupted/m);
-  } finally {
-    await tmux.kill();
-  }
-});
+      // SIGTERM (a closing terminal sends SIGHUP the same way) while the question waits: it must not hang.
+      await tmux.run('respawn-pane', '-k', '-t', 'prompt', command);
+      await tmux.waitFor('prompt', /Passphrase for/);
+      const { stdout: panePid } = await tmux.run('display-message', '-p', '-t', 'prompt', '#{pane_pid}');
+      const { stdout: children } = await promisify(execFile)('ps', ['-o', 'pid=', '--ppid', panePid.trim()]);
+      const cliPid = Number(children.trim().split(/\s+/)[0]);
+      assert.ok(cliPid > 0, 'the CLI process under the pane');
+      process.kill(cliPid, 'SIGTERM');
+      const termed = await tmux.waitFor('prompt', /exit=\d+/);
+      assert.match(termed, /exit=143/, termed);
+      assert.match(termed, /^error: interrupted/m);
+    } finally {
+      await tmux.kill();
+    }
+  },
+);
 
 test('a keychain that does not answer: one line within seconds, never a silent fallback to memory; it works again once the keychain does', async () => {
   // A login made without DPoP comes back from the keychain after the agent ends: that is the read that
   // meets the hung keychain.
-  assert.equal((await deviceLogin(user.env(), alice, { args: ['--no-dpop'] })).code, 0);
-  assert.equal((await runCli(['agent', 'stop'], user.env())).code, 0);
-  keyring.freeze();
+  assert.equal((await deviceLogin(stack.user.env(), alice, { args: ['--no-dpop'] })).code, 0);
+  assert.equal((await runCli(['agent', 'stop'], stack.user.env())).code, 0);
+  stack.keyring.freeze();
   try {
     // D-Bus gives up on an unanswered call after a few seconds; the CLI's own bound is 5 s per call.
     for (const args of [['status'], ['token', '--tenant', 'acme'], ['logout']]) {
       const started = Date.now();
-      const result = await runCli(['--profile', 'sandbox', ...args], user.env());
+      const result = await runCli(['--profile', 'sandbox', ...args], stack.user.env());
       const took = Date.now() - started;
       assert.equal(result.code, 1, `${args[0]}: ${result.stderr}`);
       assert.equal(result.stdout, '');
@@ -183,9 +173,9 @@ test('a keychain that does not answer: one line within seconds, never a silent f
       assert.ok(took < 12_000, `${args[0]} took ${took} ms`);
     }
   } finally {
-    keyring.thaw();
+    stack.keyring.thaw();
   }
-  assert.equal((await runCli(['--profile', 'sandbox', 'status'], user.env())).code, 0);
+  assert.equal((await runCli(['--profile', 'sandbox', 'status'], stack.user.env())).code, 0);
 });
 
 /** Runs the CLI as an unprivileged user when the tests run as root, so file modes are enforced. */
@@ -196,21 +186,7 @@ function runAsUser(args: string[], env: Record<string, string>) {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
+  return outputOf(child, 20_000);
 }
 
 test('a read-only config directory: changes fail with one line naming it; reading still works; nothing written', async () => {

@@ -6,7 +6,6 @@
  * (Upstream down → 502 JSON-RPC and the bastion dying and coming back are in connect.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type ServerResponse } from 'node:http';
 import { type AddressInfo, createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -18,9 +17,10 @@ import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { fingerprintOf, generateEd25519, parsePrivateKey } from '../../sandbox/ssh-keys.js';
-import { type CliRun, runCli, startCli } from '../helpers/cli.js';
-import { type UserEnv, userEnv } from '../helpers/env.js';
+import { type CliRun, connectArgs, runCli, startCli } from '../helpers/cli.js';
+import type { UserEnv } from '../helpers/env.js';
 import { gate, missing } from '../helpers/requires.js';
+import { bastionUser } from '../helpers/stack.js';
 
 const { after, before, test } = gate(missing('secret-service'));
 
@@ -95,17 +95,12 @@ before(async () => {
   idp = await startIdp({ deviceInterval: 1 });
   plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource });
   hostile = await hostileUpstream();
-  key = generateUserKey('faults-tunnel');
-  bastion = await startBastion({
-    authorizedKeys: [key.publicKey],
-    allow: [
-      { host: '127.0.0.1', port: plane.port },
-      { host: '127.0.0.1', port: hostile.port },
-    ],
-  });
-  user = await userEnv(keyring.env);
-  const keyFile = join(user.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
+  let keyFile: string;
+  ({ key, bastion, user, keyFile } = await bastionUser(idp, {
+    name: 'faults-tunnel',
+    allow: [plane.port, hostile.port],
+    env: keyring.env,
+  }));
   await writeSandboxProfile(idp, user.env());
   const set = await runCli(['--profile', 'sandbox', 'config', 'set', 'identity_file', keyFile], user.env());
   assert.equal(set.code, 0, set.stderr);
@@ -137,17 +132,6 @@ function via(b: { port: number; fingerprint?: string }, mcpUrl = plane.url) {
     ...(b.fingerprint ? { MCP_SECURE_HOST_KEY_FINGERPRINTS: `[127.0.0.1]:${b.port}=${b.fingerprint}` } : {}),
   });
 }
-
-const connectArgs = (...extra: string[]) => [
-  '--profile',
-  'sandbox',
-  'connect',
-  '--tenant',
-  'acme',
-  '--port',
-  '0',
-  ...extra,
-];
 
 async function connect(env: Record<string, string>, extra: string[] = []) {
   const run = startCli(connectArgs(...extra), env, 60_000);

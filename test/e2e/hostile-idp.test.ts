@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { BIN, runCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
-import { discovery, json, type Route, serve } from '../helpers/http.js';
+import { deviceAuthorization, deviceLoginArgs, discovery, json, type Route, serve } from '../helpers/http.js';
 
 type Served = Awaited<ReturnType<typeof serve>>;
 let user: UserEnv;
@@ -31,34 +31,10 @@ async function server(routes: Record<string, Route>): Promise<string> {
   return s.origin;
 }
 
-const deviceAnswer: Route = (_req, res, origin) => {
-  res.writeHead(200, { 'content-type': 'application/json' });
-  res.end(
-    JSON.stringify({
-      device_code: DEVICE_CODE,
-      user_code: 'WDJB-MJHT',
-      verification_uri: `${origin}/device`,
-      expires_in: 60,
-      interval: 1,
-    }),
-  );
-};
+const deviceAnswer = deviceAuthorization(DEVICE_CODE);
 
 function login(issuer: string) {
-  return runCli(
-    [
-      'login',
-      '--device',
-      '--storage',
-      'memory',
-      '--issuer',
-      issuer,
-      '--client-id',
-      'mcp-secure',
-      '--insecure-http',
-    ],
-    user.env(),
-  );
+  return runCli(deviceLoginArgs(issuer), user.env());
 }
 
 function oneLineError(stderr: string): string {
@@ -175,7 +151,7 @@ for (const [where, declareLength] of [
         ? { '/.well-known/openid-configuration': discovery(), '/device/auth': flood(sent, declareLength) }
         : { '/.well-known/openid-configuration': flood(sent, declareLength) },
     );
-    const r = await timed(loginArgs(issuer));
+    const r = await timed(deviceLoginArgs(issuer));
     assert.equal(r.code, 1, r.stderr);
     const line = oneLineError(r.stderr);
     assert.match(line, /sent an answer over 1024 KiB; refusing it/);
@@ -187,20 +163,6 @@ for (const [where, declareLength] of [
     // The server could push at most the cap plus what sockets buffer before the CLI hung up.
     assert.ok(sent.bytes < 64 * 1024 * 1024, `server sent ${sent.bytes} bytes`);
   });
-}
-
-function loginArgs(issuer: string): string[] {
-  return [
-    'login',
-    '--device',
-    '--storage',
-    'memory',
-    '--issuer',
-    issuer,
-    '--client-id',
-    'mcp-secure',
-    '--insecure-http',
-  ];
 }
 
 /**

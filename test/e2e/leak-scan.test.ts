@@ -13,15 +13,16 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
+import type { Bastion, UserKey } from '../../sandbox/bastion.js';
 import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
 import { deviceLogin } from '../../sandbox/device-login.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
-import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { runCli, startCli } from '../helpers/cli.js';
-import { type UserEnv, userEnv } from '../helpers/env.js';
+import type { UserEnv } from '../helpers/env.js';
+import { toolText } from '../helpers/mcp.js';
 import { gate, missing } from '../helpers/requires.js';
+import { bastionUser } from '../helpers/stack.js';
 
 const { after, before, test } = gate(missing('secret-service', 'secret-tool'));
 
@@ -45,22 +46,15 @@ before(async () => {
     heartbeatMs: 200,
     tls: { clientCerts: 'required' },
   });
-  key = generateUserKey('leak-scan');
-  bastion = await startBastion({
-    authorizedKeys: [key.publicKey],
-    allow: [{ host: '127.0.0.1', port: plane.port }],
-  });
-  user = await userEnv(keyring.env);
-  keyFile = join(user.home, 'id_leak');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  await writeSandboxProfile(idp, user.env(), 'sandbox', {
-    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    identityFile: keyFile,
-    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
+  ({ key, bastion, user, keyFile } = await bastionUser(idp, {
+    name: 'leak-scan',
+    allow: [plane.port],
+    env: keyring.env,
+    keyFileName: 'id_leak',
     mcpUrl: plane.url,
     // The audit log's key, pinned as an admin would hand it out (audit tail refuses an unpinned one).
     auditLogKey: plane.logKey.vkey,
-  });
+  }));
   const caFile = join(user.home, 'cluster-ca.pem');
   await writeFile(caFile, plane.tls!.serverCaPem);
   for (const [k, v] of [
@@ -79,11 +73,6 @@ after(async () => {
   await idp?.close();
   await keyring?.stop();
 });
-
-function text(result: unknown): string {
-  const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
-  return content.map((c) => c.text ?? '').join('\n');
-}
 
 async function filesUnder(root: string): Promise<string[]> {
   const entries = await readdir(root, { recursive: true, withFileTypes: true });
@@ -138,8 +127,8 @@ test('the whole story with --debug leaks no token, code or key into any output o
   const client = new Client({ name: 'leak-scan', version: '1.0.0' });
   await client.connect(new StreamableHTTPClientTransport(new URL(local!)));
   assert.ok((await client.listTools()).tools.length > 0);
-  assert.match(text(await client.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
-  assert.match(text(await client.callTool({ name: 'whoami', arguments: {} })), /acme/);
+  assert.match(toolText(await client.callTool({ name: 'list_workflows', arguments: {} })), /wf-acme/);
+  assert.match(toolText(await client.callTool({ name: 'whoami', arguments: {} })), /acme/);
   const cross = await client.callTool({ name: 'run_workflow', arguments: { workflow_id: 'wf-globex-etl' } });
   assert.equal(cross.isError, true);
   await client.close();

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmod, chown, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BIN, runCli } from '../helpers/cli.js';
+import { BIN, connectArgs, runCli } from '../helpers/cli.js';
 import { userEnv } from '../helpers/env.js';
 import { gate, missing } from '../helpers/requires.js';
 import { type AliceStack, aliceStack } from '../helpers/stack.js';
@@ -94,19 +94,7 @@ test('a crash of `connect` under `ulimit -c unlimited` writes no token or key in
   // sh raises the soft limit (the hard one allows it) and execs node, so the pid we signal is the CLI's.
   const child = spawn(
     'sh',
-    [
-      '-c',
-      `ulimit -c unlimited && exec "$0" "$@"`,
-      process.execPath,
-      BIN,
-      '--profile',
-      'sandbox',
-      'connect',
-      '--tenant',
-      'acme',
-      '--port',
-      '0',
-    ],
+    ['-c', `ulimit -c unlimited && exec "$0" "$@"`, process.execPath, BIN, ...connectArgs()],
     { cwd: dir, env: stack.user.env(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';

@@ -13,19 +13,21 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Browser } from 'playwright-core';
-import { type Bastion, generateUserKey, startBastion } from '../../sandbox/bastion.js';
+import type { Bastion } from '../../sandbox/bastion.js';
 import { type ControlPlane, startControlPlane } from '../../sandbox/control-plane.js';
 import { deviceLogin } from '../../sandbox/device-login.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
-import { type CliRun, runCli, startCli } from '../helpers/cli.js';
-import { type UserEnv, userEnv } from '../helpers/env.js';
+import { which } from '../../sandbox/which.js';
+import { type CliRun, connectArgs, runCli, startCli } from '../helpers/cli.js';
+import type { UserEnv } from '../helpers/env.js';
 import { otherUserUnavailable, runAsNobody, scriptForNobody, startAsNobody } from '../helpers/other-user.js';
+import { gate, missing } from '../helpers/requires.js';
+import { type BastionUser, bastionUser } from '../helpers/stack.js';
 import { tmuxServer } from '../helpers/tmux.js';
 
 const execFileAsync = promisify(execFile);
@@ -35,11 +37,11 @@ const APPROVE_MODULE = fileURLToPath(new URL('../../sandbox/approve.js', import.
 
 const nobodySkip = await otherUserUnavailable();
 if (nobodySkip) process.stdout.write(`# skipping the other-user tests: ${nobodySkip}\n`);
-const chromiumSkip = await readFile('/usr/bin/chromium').then(
-  () => undefined,
-  () => 'headless Chromium is not installed (Debian package chromium)',
-);
-if (chromiumSkip) process.stdout.write(`# skipping the browser tests: ${chromiumSkip}\n`);
+// Every test needs the Secret Service (the logins are kept there); some need Chromium or tmux as well.
+const { after, before, test } = gate(missing('secret-service'));
+const chromiumPath = which('chromium');
+const withChromium = gate(missing('secret-service', 'chromium'));
+const withTmux = gate(missing('secret-service', 'tmux'));
 
 interface Recorded {
   method: string;
@@ -99,22 +101,12 @@ before(async () => {
   plane = await startControlPlane({ issuer: idp.issuer, audience: idp.mcpResource, heartbeatMs: 200 });
   recording = await startRecording();
   recordingPort = (recording.address() as { port: number }).port;
-  const key = generateUserKey('shared-machine');
-  bastion = await startBastion({
-    authorizedKeys: [key.publicKey],
-    allow: [
-      { host: '127.0.0.1', port: plane.port },
-      { host: '127.0.0.1', port: recordingPort },
-    ],
-  });
-  user = await userEnv(keyring.env);
-  const keyFile = join(user.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  const tunnel = {
-    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    identityFile: keyFile,
-    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
-  };
+  let tunnel: BastionUser['tunnel'];
+  ({ bastion, user, tunnel } = await bastionUser(idp, {
+    name: 'shared-machine',
+    allow: [plane.port, recordingPort],
+    env: keyring.env,
+  }));
   await writeSandboxProfile(idp, user.env(), 'sandbox', { ...tunnel, mcpUrl: plane.url });
   await writeSandboxProfile(idp, user.env(), 'record', {
     ...tunnel,
@@ -122,10 +114,10 @@ before(async () => {
   });
   assert.equal((await deviceLogin(user.env(), alice)).code, 0);
   assert.equal((await deviceLogin(user.env(), alice, { profile: 'record' })).code, 0);
-  if (!chromiumSkip) {
+  if (chromiumPath !== undefined) {
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
+      executablePath: chromiumPath,
       headless: true,
       args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
     });
@@ -224,11 +216,7 @@ test('--unsafe-any-local-user: the named opt-out serves other users too, and say
 test('--json: a refused connection is an NDJSON event, and the closing event counts it', {
   skip: nobodySkip,
 }, async () => {
-  const json = startCli(
-    ['--json', '--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
-    user.env(),
-    60_000,
-  );
+  const json = startCli(['--json', ...connectArgs()], user.env(), 60_000);
   json.child.stdin.end();
   running.push(json);
   const [, local] = await json.waitFor(/"local":"http:\/\/(127\.0\.0\.1:\d+)\/mcp"/, 20_000);
@@ -250,31 +238,30 @@ test('--json: a refused connection is an NDJSON event, and the closing event cou
   assert.equal(closed['refused'], refused.length);
 });
 
-const tmuxSkip = await promisify(execFile)('tmux', ['-V']).then(
-  () => undefined,
-  () => 'tmux is not installed (Debian package tmux)',
-);
-
-test('on a terminal, the status line counts the refused connections', {
-  skip: nobodySkip ?? tmuxSkip,
-}, async () => {
-  const tmux = tmuxServer(`mcp-secure-refused-${process.pid}`);
-  try {
-    await tmux.start('s', user.env(), ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0']);
-    const screen = await tmux.waitFor('s', /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
-    const [, address] = screen.match(/Listening on http:\/\/(127\.0\.0\.1:\d+)\/mcp/) ?? [];
-    assert.ok(address, screen);
-    const script = await scriptForNobody('rider.mjs', MCP_CALLER);
-    for (let i = 0; i < 2; i++) {
-      const r = await runAsNobody(script, [`http://${address}/mcp`]);
-      assert.match(r.stdout, /^REFUSED /m, `${r.code} ${r.stdout} ${r.stderr}`);
+withTmux.test(
+  'on a terminal, the status line counts the refused connections',
+  {
+    skip: nobodySkip,
+  },
+  async () => {
+    const tmux = tmuxServer(`mcp-secure-refused-${process.pid}`);
+    try {
+      await tmux.start('s', user.env(), connectArgs());
+      const screen = await tmux.waitFor('s', /Listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+      const [, address] = screen.match(/Listening on http:\/\/(127\.0\.0\.1:\d+)\/mcp/) ?? [];
+      assert.ok(address, screen);
+      const script = await scriptForNobody('rider.mjs', MCP_CALLER);
+      for (let i = 0; i < 2; i++) {
+        const r = await runAsNobody(script, [`http://${address}/mcp`]);
+        assert.match(r.stdout, /^REFUSED /m, `${r.code} ${r.stdout} ${r.stderr}`);
+      }
+      const after = await tmux.waitFor('s', /conns 0\/0 \(2 refused\)/);
+      assert.match(after, /acme · alice .* · conns 0\/0 \(2 refused\) · /);
+    } finally {
+      await tmux.kill();
     }
-    const after = await tmux.waitFor('s', /conns 0\/0 \(2 refused\)/);
-    assert.match(after, /acme · alice .* · conns 0\/0 \(2 refused\) · /);
-  } finally {
-    await tmux.kill();
-  }
-});
+  },
+);
 
 test('--raw: another user gets the connection closed unanswered; our own user reaches the upstream', {
   skip: nobodySkip,
@@ -377,9 +364,8 @@ async function chromiumSignIn(url: string): Promise<string> {
   }
 }
 
-test("login CSRF: nobody replays the opener's argv from /proc and signs in as bob first; alice's login still ends as alice", {
-  skip: nobodySkip ?? chromiumSkip,
-}, async () => {
+/** `login` (the browser flow) with a stand-in opener as $BROWSER: the run, and the opener's pid once it runs. */
+async function browserLogin(): Promise<{ login: CliRun; openerPid: number }> {
   const opener = await fakeOpener();
   const login = startCli(
     ['--profile', 'sandbox', 'login'],
@@ -387,11 +373,20 @@ test("login CSRF: nobody replays the opener's argv from /proc and signs in as bo
   );
   login.child.stdin.end();
   running.push(login);
-  const openerPid = Number(await waitForFile(opener.pidFile));
-  try {
-    const attack = await scriptForNobody(
-      'csrf.mjs',
-      `import { approveAuthorization } from ${JSON.stringify(APPROVE_MODULE)};
+  return { login, openerPid: Number(await waitForFile(opener.pidFile)) };
+}
+
+withChromium.test(
+  "login CSRF: nobody replays the opener's argv from /proc and signs in as bob first; alice's login still ends as alice",
+  {
+    skip: nobodySkip,
+  },
+  async () => {
+    const { login, openerPid } = await browserLogin();
+    try {
+      const attack = await scriptForNobody(
+        'csrf.mjs',
+        `import { approveAuthorization } from ${JSON.stringify(APPROVE_MODULE)};
        import { readFileSync } from 'node:fs';
        const argv = readFileSync('/proc/${openerPid}/cmdline', 'utf8').split('\\0').filter(Boolean);
        let url = argv[argv.length - 1];
@@ -406,76 +401,71 @@ test("login CSRF: nobody replays the opener's argv from /proc and signs in as bo
        } catch (err) {
          console.log('REFUSED ' + (err.cause?.code ?? err.message));
        }`,
-    );
-    const attacker = await runAsNobody(attack, []);
-    assert.match(attacker.stdout, /REFUSED/, attacker.stdout + attacker.stderr);
-    // The link from the opener's argv, in the user's own browser: alice signs in.
-    const link = (await readFile(`/proc/${openerPid}/cmdline`, 'utf8')).split('\0').filter(Boolean).pop()!;
-    assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/start\/[A-Za-z0-9_-]{43}$/, 'nothing reusable in argv');
-    assert.equal(await chromiumSignIn(link), 'Signed in');
-    const result = await login.done;
-    assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stderr, /✓ Logged in to .* as Alice Example/);
-    assert.doesNotMatch(result.stderr, /Bob/);
-    assert.match(result.stderr, /ignored \d+ connections? from other users/);
-  } finally {
-    process.kill(openerPid, 'SIGKILL');
-  }
-});
+      );
+      const attacker = await runAsNobody(attack, []);
+      assert.match(attacker.stdout, /REFUSED/, attacker.stdout + attacker.stderr);
+      // The link from the opener's argv, in the user's own browser: alice signs in.
+      const link = (await readFile(`/proc/${openerPid}/cmdline`, 'utf8')).split('\0').filter(Boolean).pop()!;
+      assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/start\/[A-Za-z0-9_-]{43}$/, 'nothing reusable in argv');
+      assert.equal(await chromiumSignIn(link), 'Signed in');
+      const result = await login.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /✓ Logged in to .* as Alice Example/);
+      assert.doesNotMatch(result.stderr, /Bob/);
+      assert.match(result.stderr, /ignored \d+ connections? from other users/);
+    } finally {
+      process.kill(openerPid, 'SIGKILL');
+    }
+  },
+);
 
-test('a web page port-scans the login callback and sends a wrong state: ignored, the real sign-in completes, the count is reported', {
-  skip: chromiumSkip,
-}, async () => {
-  const opener = await fakeOpener();
-  const login = startCli(
-    ['--profile', 'sandbox', 'login'],
-    user.env({ BROWSER: opener.script, DISPLAY: ':99' }),
-  );
-  login.child.stdin.end();
-  running.push(login);
-  const openerPid = Number(await waitForFile(opener.pidFile));
-  try {
-    const link = (await readFile(`/proc/${openerPid}/cmdline`, 'utf8')).split('\0').filter(Boolean).pop()!;
-    // Where the login listens (in the agent that runs it): the port of the one-time link.
-    const callbackPort = Number(new URL(link).port);
-    assert.ok(callbackPort, 'the login listens on a loopback port');
-    // The attacker's page on another loopback origin: no-cors requests to /callback on a range of ports.
-    const evil = createServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/html' });
-      res.end(`<!doctype html><script>
+withChromium.test(
+  'a web page port-scans the login callback and sends a wrong state: ignored, the real sign-in completes, the count is reported',
+  async () => {
+    const { login, openerPid } = await browserLogin();
+    try {
+      const link = (await readFile(`/proc/${openerPid}/cmdline`, 'utf8')).split('\0').filter(Boolean).pop()!;
+      // Where the login listens (in the agent that runs it): the port of the one-time link.
+      const callbackPort = Number(new URL(link).port);
+      assert.ok(callbackPort, 'the login listens on a loopback port');
+      // The attacker's page on another loopback origin: no-cors requests to /callback on a range of ports.
+      const evil = createServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end(`<!doctype html><script>
         const hits = [];
         for (let p = ${callbackPort - 10}; p <= ${callbackPort + 10}; p++)
           hits.push(fetch('http://127.0.0.1:' + p + '/callback?code=evil&state=forged', { mode: 'no-cors' }).catch(() => 0));
         Promise.all(hits).then(() => { document.title = 'scanned'; });
       </script>`);
-    });
-    await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
-    closers.push(() => evil.close());
-    const page = await browser!.newPage();
-    await page.goto(`http://127.0.0.1:${(evil.address() as { port: number }).port}/`);
-    await page.waitForFunction("document.title === 'scanned'", undefined, { timeout: 10_000 });
-    await page.close();
-    assert.equal(login.child.exitCode, null, 'the login goes on');
-    assert.equal(await chromiumSignIn(link), 'Signed in');
-    const result = await login.done;
-    assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stderr, /✓ Logged in to .* as Alice Example/);
-    assert.match(result.stderr, /the login listener ignored 1 callback with the wrong state/);
-  } finally {
-    process.kill(openerPid, 'SIGKILL');
-  }
-});
+      });
+      await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
+      closers.push(() => evil.close());
+      const page = await browser!.newPage();
+      await page.goto(`http://127.0.0.1:${(evil.address() as { port: number }).port}/`);
+      await page.waitForFunction("document.title === 'scanned'", undefined, { timeout: 10_000 });
+      await page.close();
+      assert.equal(login.child.exitCode, null, 'the login goes on');
+      assert.equal(await chromiumSignIn(link), 'Signed in');
+      const result = await login.done;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /✓ Logged in to .* as Alice Example/);
+      assert.match(result.stderr, /the login listener ignored 1 callback with the wrong state/);
+    } finally {
+      process.kill(openerPid, 'SIGKILL');
+    }
+  },
+);
 
-test('web pages in Chromium: no-cors fetch, img, script, iframe, a form post and a navigation reach the upstream with no token', {
-  skip: chromiumSkip,
-}, async () => {
-  const { run, address } = await connect('record');
-  const proxy = `http://${address}/mcp`;
-  recorded.length = 0;
-  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'whoami' } });
-  const evil = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html' });
-    res.end(`<!doctype html><body>
+withChromium.test(
+  'web pages in Chromium: no-cors fetch, img, script, iframe, a form post and a navigation reach the upstream with no token',
+  async () => {
+    const { run, address } = await connect('record');
+    const proxy = `http://${address}/mcp`;
+    recorded.length = 0;
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'whoami' } });
+    const evil = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<!doctype html><body>
       <img src="${proxy}?img">
       <script src="${proxy}?script"></script>
       <iframe src="${proxy}?iframe"></iframe>
@@ -493,35 +483,36 @@ test('web pages in Chromium: no-cors fetch, img, script, iframe, a form post and
           setTimeout(() => { location.href = '${proxy}?navigate'; }, 300);
         });
       </script></body>`);
-  });
-  await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
-  closers.push(() => evil.close());
-  const page = await browser!.newPage();
-  const seen = new Map<string, number | undefined>();
-  page.on('request', (r) => {
-    if (r.url().startsWith(proxy)) seen.set(new URL(r.url()).search.slice(1), undefined);
-  });
-  page.on('response', (r) => {
-    if (r.url().startsWith(proxy)) seen.set(new URL(r.url()).search.slice(1), r.status());
-  });
-  try {
-    await page.goto(`http://127.0.0.1:${(evil.address() as { port: number }).port}/`);
-    await page.waitForURL(`${proxy}?navigate`, { timeout: 10_000 });
-  } finally {
-    await page.close();
-  }
-  // Chromium did send every kind of request to the proxy…
-  for (const kind of ['img', 'script', 'iframe', 'form', 'nocors-get', 'nocors-post', 'navigate']) {
-    assert.ok(seen.has(kind), `Chromium sent the ${kind} request (saw: ${[...seen.keys()].join(', ')})`);
-  }
-  // …and none of them reached the upstream.
-  assert.deepEqual(
-    recorded.map((r) => `${r.method} ${r.url}`),
-    [],
-    'the upstream received requests from a web page, with the token',
-  );
-  await stop(run);
-});
+    });
+    await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
+    closers.push(() => evil.close());
+    const page = await browser!.newPage();
+    const seen = new Map<string, number | undefined>();
+    page.on('request', (r) => {
+      if (r.url().startsWith(proxy)) seen.set(new URL(r.url()).search.slice(1), undefined);
+    });
+    page.on('response', (r) => {
+      if (r.url().startsWith(proxy)) seen.set(new URL(r.url()).search.slice(1), r.status());
+    });
+    try {
+      await page.goto(`http://127.0.0.1:${(evil.address() as { port: number }).port}/`);
+      await page.waitForURL(`${proxy}?navigate`, { timeout: 10_000 });
+    } finally {
+      await page.close();
+    }
+    // Chromium did send every kind of request to the proxy…
+    for (const kind of ['img', 'script', 'iframe', 'form', 'nocors-get', 'nocors-post', 'navigate']) {
+      assert.ok(seen.has(kind), `Chromium sent the ${kind} request (saw: ${[...seen.keys()].join(', ')})`);
+    }
+    // …and none of them reached the upstream.
+    assert.deepEqual(
+      recorded.map((r) => `${r.method} ${r.url}`),
+      [],
+      'the upstream received requests from a web page, with the token',
+    );
+    await stop(run);
+  },
+);
 
 function rawRequest(
   port: number,

@@ -1,5 +1,5 @@
 /** Runs the real CLI (bin/mcp-secure.js) as a user would, with a controlled environment. */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type ChildProcess, type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../../bin/mcp-secure.js', import.meta.url));
@@ -11,6 +11,16 @@ export interface CliRun {
   /** Resolves with the first match of `pattern` in stderr (or stdout), within `timeoutMs`. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** `--profile sandbox connect --tenant acme --port 0 EXTRA…`: the sandbox tunnel on a port of the kernel's choosing. */
+export function connectArgs(...extra: string[]): string[] {
+  return ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', ...extra];
+}
+
+/** `--profile sandbox audit tail --tenant TENANT --no-follow EXTRA…`: the feed once, up to its current end. */
+export function auditTailArgs(tenant: string, ...extra: string[]): string[] {
+  return ['--profile', 'sandbox', 'audit', 'tail', '--tenant', tenant, '--no-follow', ...extra];
 }
 
 /** A clean environment: no inherited DBus, DISPLAY or config; only what the test passes. */
@@ -98,4 +108,30 @@ export async function runCli(
   const run = startCli(args, env, 30_000, options);
   run.child.stdin.end(stdin ?? '');
   return run.done;
+}
+
+/**
+ * What a child started with piped stdout and stderr writes, once it has closed: killed with `signal` when it
+ * runs longer than `timeoutMs`, so a hung child ends the wait (the test then fails on what it printed).
+ */
+export function outputOf(
+  child: ChildProcess,
+  timeoutMs: number,
+  signal: NodeJS.Signals = 'SIGKILL',
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const killer = setTimeout(() => child.kill(signal), timeoutMs);
+  return new Promise((resolve) => {
+    child.once('close', (code) => {
+      clearTimeout(killer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }

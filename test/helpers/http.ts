@@ -52,3 +52,34 @@ export function discovery(overrides: Record<string, unknown> = {}): Route {
     );
   };
 }
+
+/** `login --device` against a test IdP on plain http (`--insecure-http`), the tokens kept in `storage`. */
+export function deviceLoginArgs(issuer: string, storage = 'memory'): string[] {
+  return [
+    'login',
+    '--device',
+    '--storage',
+    storage,
+    '--issuer',
+    issuer,
+    '--client-id',
+    'mcp-secure',
+    '--insecure-http',
+  ];
+}
+
+/** The device authorization endpoint (RFC 8628 §3.2) of a test IdP: `deviceCode`, a 1 s poll interval. */
+export function deviceAuthorization(deviceCode: string): Route {
+  return (_req, res, origin) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(
+      JSON.stringify({
+        device_code: deviceCode,
+        user_code: 'WDJB-MJHT',
+        verification_uri: `${origin}/device`,
+        expires_in: 60,
+        interval: 1,
+      }),
+    );
+  };
+}

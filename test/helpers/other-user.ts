@@ -7,6 +7,7 @@ import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { outputOf } from './cli.js';
 
 const exec = promisify(execFile);
 
@@ -14,9 +15,11 @@ const exec = promisify(execFile);
 export async function otherUserUnavailable(): Promise<string | undefined> {
   if (process.platform !== 'linux') return 'another-user tests need Linux (/proc/net/tcp)';
   if (process.getuid?.() !== 0) return 'another-user tests need root (to run a script as nobody via su)';
-  const probe = await exec('su', ['-s', '/bin/sh', 'nobody', '-c', 'id -u'], { timeout: 10_000 }).catch(
-    (err: Error) => err,
-  );
+  // A PATH of the system's own: the test's may hold directories nobody cannot enter (su keeps it).
+  const probe = await exec('su', ['-s', '/bin/sh', 'nobody', '-c', 'id -u'], {
+    timeout: 10_000,
+    env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' },
+  }).catch((err: Error) => err);
   if (probe instanceof Error)
     return `cannot run a command as nobody with su (Debian package util-linux): ${probe.message.split('\n')[0]}`;
   if (probe.stdout.trim() !== '65534') return `su nobody runs as uid ${probe.stdout.trim()}, not 65534`;
@@ -55,25 +58,11 @@ export function runAsNobody(
   args: string[],
   timeoutMs = 20_000,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('su', ['-s', '/bin/sh', 'nobody', '-c', command(script, args)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: '/nonexistent', LANG: 'C.UTF-8' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr });
-    });
+  const child = spawn('su', ['-s', '/bin/sh', 'nobody', '-c', command(script, args)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: '/nonexistent', LANG: 'C.UTF-8' },
   });
+  return outputOf(child, timeoutMs);
 }
 
 /** Starts `node script args…` as nobody and resolves once it prints `ready` (a line matching it). */

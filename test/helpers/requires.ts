@@ -30,7 +30,8 @@ export const NEEDS = {
     purpose: 'OpenSSH sshd as a bastion',
   },
   ssh: {
-    programs: ['ssh', 'ssh-add'],
+    // ssh-keygen and ssh-agent are openssh-client's too (Debian), not openssh-server's.
+    programs: ['ssh', 'ssh-add', 'ssh-agent', 'ssh-keygen'],
     packages: 'openssh-client',
     purpose: 'the OpenSSH client as the transport',
   },
@@ -68,7 +69,9 @@ export function missing(...needs: NeedName[]): string | undefined {
   const absent = needs.filter((n) => NEEDS[n].programs.some((p) => which(p) === undefined));
   if (absent.length === 0) return undefined;
   const packages = [...new Set(absent.flatMap((n) => NEEDS[n].packages.split(' ')))];
-  const programs = absent.flatMap((n) => NEEDS[n].programs.filter((p) => which(p) === undefined));
+  const programs = [
+    ...new Set(absent.flatMap((n) => NEEDS[n].programs.filter((p) => which(p) === undefined))),
+  ];
   return `needs ${absent.map((n) => NEEDS[n].purpose).join(' and ')}: ${programs.join(', ')} not on PATH — install the Debian package${packages.length > 1 ? 's' : ''} ${packages.join(' ')} (apt-get install ${packages.join(' ')})`;
 }
 

@@ -5,16 +5,13 @@
  * with a `sandbox` profile, alice logged in. The relay lets a test cut the bastion→server connections.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { type Bastion, generateUserKey, startBastion } from '../../sandbox/bastion.js';
+import type { Bastion } from '../../sandbox/bastion.js';
 import { deviceLogin } from '../../sandbox/device-login.js';
 import { type SandboxIdp, startIdp } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
-import { writeSandboxProfile } from '../../sandbox/profile.js';
-import { type UserEnv, userEnv } from './env.js';
-import { alice } from './stack.js';
+import type { UserEnv } from './env.js';
+import { alice, bastionUser } from './stack.js';
 
 /** A TCP relay to `port`; `cut()` destroys every connection through it now (the server keeps running). */
 export interface Relay {
@@ -77,18 +74,10 @@ export async function upstreamStack(name: string, upstreamPort: number): Promise
   const keyring = await startSecretService();
   const idp = await startIdp({ deviceInterval: 1 });
   const relay = await startRelay(upstreamPort);
-  const key = generateUserKey(name);
-  const bastion = await startBastion({
-    authorizedKeys: [key.publicKey],
-    allow: [{ host: '127.0.0.1', port: relay.port }],
-  });
-  const user = await userEnv(keyring.env);
-  const keyFile = join(user.home, 'id_test');
-  await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-  await writeSandboxProfile(idp, user.env(), 'sandbox', {
-    bastion: `${bastion.username}@127.0.0.1:${bastion.port}`,
-    identityFile: keyFile,
-    fingerprints: [`[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`],
+  const { bastion, user } = await bastionUser(idp, {
+    name,
+    allow: [relay.port],
+    env: keyring.env,
     mcpUrl: `http://127.0.0.1:${relay.port}/mcp`,
   });
   assert.equal((await deviceLogin(user.env(), alice)).code, 0);

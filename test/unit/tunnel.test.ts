@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import { type AddressInfo, connect, createServer as createNetServer } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { generateUserKey } from '../../sandbox/bastion.js';
@@ -23,6 +23,20 @@ type ForwardOut = (
   dstPort: number,
   cb: (err: Error | undefined, stream?: unknown) => void,
 ) => void;
+
+/** The local proxy's options for a fake SSH client whose channels reach 127.0.0.1:`port`; a fixed token. */
+function proxyOptions(client: unknown, port: number) {
+  return {
+    supervisor: { client: async () => client } as unknown as Supervisor,
+    upstream: new URL(`http://127.0.0.1:${port}/mcp`),
+    raw: false,
+    token: () => ({ value: 'tenant-token', type: 'Bearer' as const }),
+    proof: async () => '',
+    stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
+    now: () => 0,
+  };
+}
+const LOOPBACK = { host: '127.0.0.1', port: 0, allowNonLoopback: false };
 
 function fakeChain(forwardOut: ForwardOut): { chain: Chain; close(): void } {
   let close!: () => void;
@@ -181,18 +195,7 @@ test('an answer cut short upstream (SSE headers sent, then the connection dies):
       socket.once('connect', () => cb(undefined, socket));
     }) as ForwardOut,
   });
-  const listener = await listen(
-    {
-      supervisor: { client: async () => client } as unknown as Supervisor,
-      upstream: new URL(`http://127.0.0.1:${port}/mcp`),
-      raw: false,
-      token: () => ({ value: 'tenant-token', type: 'Bearer' }),
-      proof: async () => '',
-      stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
-      now: () => 0,
-    },
-    { host: '127.0.0.1', port: 0, allowNonLoopback: false },
-  );
+  const listener = await listen(proxyOptions(client, port), LOOPBACK);
   try {
     const res = await fetch(`http://127.0.0.1:${listener.port}/mcp`);
     assert.equal(res.status, 200);
@@ -368,18 +371,7 @@ for (const c of CUT_CASES) {
       }),
       closed,
     };
-    const listener = await listen(
-      {
-        supervisor: { client: async () => client } as unknown as Supervisor,
-        upstream: new URL(`http://127.0.0.1:${port}/mcp`),
-        raw: false,
-        token: () => ({ value: 'tenant-token', type: 'Bearer' }),
-        proof: async () => '',
-        stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
-        now: () => 0,
-      },
-      { host: '127.0.0.1', port: 0, allowNonLoopback: false },
-    );
+    const listener = await listen(proxyOptions(client, port), LOOPBACK);
     try {
       const post = await fetch(`http://127.0.0.1:${listener.port}/mcp`, {
         method: 'POST',
@@ -441,16 +433,8 @@ test('Nagle: the proxy and the stdio bridge send a request head and its JSON bod
       socket.once('connect', () => cb(undefined, socket));
     }) as ForwardOut,
   });
-  const options = {
-    supervisor: { client: async () => client } as unknown as Supervisor,
-    upstream: new URL(`http://127.0.0.1:${port}/mcp`),
-    raw: false,
-    token: () => ({ value: 'tenant-token', type: 'Bearer' as const }),
-    proof: async () => '',
-    stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
-    now: () => 0,
-  };
-  const listener = await listen(options, { host: '127.0.0.1', port: 0, allowNonLoopback: false });
+  const options = proxyOptions(client, port);
+  const listener = await listen(options, LOOPBACK);
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'é' } });
   try {
     for (const via of ['proxy', 'bridge'] as const) {
@@ -478,6 +462,64 @@ test('Nagle: the proxy and the stdio bridge send a request head and its JSON bod
       assert.ok(writes[0]!.endsWith(Buffer.from(body).toString('latin1')), via);
     }
   } finally {
+    await listener.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test('a chunked answer whose head and first chunk came together leaves the proxy in one write to the client', async () => {
+  // Head and body in one write upstream (writeHead, then end(data): Node sends them together, chunked).
+  const server = createServer((req, res) => {
+    req.resume();
+    req.once('end', () =>
+      res
+        .writeHead(200, { 'content-type': 'text/event-stream' })
+        .end('event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\n\n'),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const client = withOpen({
+    forwardOut: ((_s, _p, host, dst, cb) => {
+      const socket = connect(dst, host);
+      socket.once('connect', () => cb(undefined, socket));
+    }) as ForwardOut,
+  });
+  const options = {
+    supervisor: { client: async () => client } as unknown as Supervisor,
+    upstream: new URL(`http://127.0.0.1:${port}/mcp`),
+    raw: false,
+    token: () => ({ value: 'tenant-token', type: 'Bearer' as const }),
+    proof: async () => '',
+    stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
+    now: () => 0,
+  };
+  const listener = await listen(options, { host: '127.0.0.1', port: 0, allowNonLoopback: false });
+  // What reaches the kernel: each call of net.Socket's _writeGeneric is one write(2) or writev(2) (node's
+  // lib/net.js; corked writes are joined before it). Only the proxy's sockets toward the local client.
+  const proto = Socket.prototype as unknown as { _writeGeneric?: (...a: unknown[]) => unknown };
+  const original = proto._writeGeneric;
+  assert.equal(typeof original, 'function', "node's net.Socket has no _writeGeneric to count writes with");
+  let toClient = 0;
+  proto._writeGeneric = function (this: Socket, ...args: unknown[]) {
+    if (this.localPort === listener.port) toClient += 1;
+    return original!.apply(this, args);
+  };
+  const body = '{"jsonrpc":"2.0","id":1,"method":"tools/call"}';
+  try {
+    for (let i = 0; i < 5; i++) {
+      toClient = 0;
+      const res = await fetch(`http://127.0.0.1:${listener.port}/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      assert.equal(await res.text(), 'event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\n\n');
+      assert.equal(toClient, 1, `answer ${i + 1}: ${toClient} writes to the client`);
+    }
+  } finally {
+    proto._writeGeneric = original;
     await listener.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
