@@ -134,7 +134,9 @@ export async function startSecretService(options: { unlocked?: boolean } = {}): 
       keyring.kill('SIGCONT');
       keyring.kill('SIGTERM');
       dbus.kill('SIGTERM');
-      await rm(home, { recursive: true, force: true });
+      // The agent may still be writing here (a shared tunnel's ssh re-dialling after the test's bastion
+      // stopped; it ends once its socket is gone): rm retries ENOTEMPTY instead of failing the hook.
+      await rm(home, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     },
   };
 }

@@ -100,6 +100,21 @@ export interface AgentInfo {
   started_at: number;
   idle_timeout_s: number;
   profiles: Array<{ profile: string; user: string; dpop: boolean; store: LoginFacts['store'] }>;
+  /** The tunnels shared between `mcp` processes (cli/tunnel-host.ts). */
+  tunnels?: SharedTunnelInfo[];
+}
+
+export interface SharedTunnelInfo {
+  profile: string;
+  tenant: string;
+  upstream: string;
+  /** `mcp` processes holding it now (0: closing after its linger). */
+  clients: number;
+  /** False while it is being opened. */
+  up: boolean;
+  transport: string;
+  redials: number;
+  opened_at: number;
 }
 
 export interface WireTenantToken {

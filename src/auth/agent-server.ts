@@ -28,6 +28,7 @@ import {
   type LoginFacts,
   PROTOCOL_VERSION,
   type ProfileRef,
+  type SharedTunnelInfo,
   type WireError,
 } from './agent-protocol.js';
 import { describeCert } from './client-cert.js';
@@ -78,6 +79,25 @@ export interface AgentOptions {
   idleTimeoutMs: number;
   /** One line to the terminal `agent run` was started from (nothing once detached). */
   say(line: string): void;
+  /**
+   * More ops, from a layer above (the shared tunnels of `mcp`: cli/tunnel-host.ts). Each request gets a
+   * promise that settles when its client's connection closes, so what it holds for the client can end then.
+   */
+  services?: AgentService;
+}
+
+export interface AgentService {
+  readonly ops: ReadonlySet<string>;
+  handle(
+    op: string,
+    params: Record<string, unknown>,
+    client: { closed: Promise<void> },
+    signal: AbortSignal,
+  ): Promise<unknown>;
+  /** What `agent status` shows of it (no secret). */
+  describe(): SharedTunnelInfo[];
+  /** The agent is stopping: end everything. */
+  close(): Promise<void>;
 }
 
 interface Held {
@@ -99,6 +119,8 @@ interface Conn {
   asks: Map<number, (value: unknown) => void>;
   nextAsk: number;
   elevations: Map<string, { token: string; profile: string; until: number }>;
+  /** Settles when the connection closes. */
+  closed: Promise<void>;
 }
 
 class RequestError extends Error {
@@ -329,6 +351,7 @@ export class Agent {
         await rm(paths.socket, { force: true });
         await rm(paths.cookie, { force: true });
       }
+      await this.#o.services?.close().catch(() => undefined);
       for (const c of this.#conns) c.socket.destroy();
       this.#held.clear();
       await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
@@ -338,7 +361,11 @@ export class Agent {
   }
 
   #accept(socket: Socket): void {
+    let gone!: () => void;
     const conn: Conn = {
+      closed: new Promise<void>((resolve) => {
+        gone = resolve;
+      }),
       socket,
       authed: false,
       nonce: randomBytes(16).toString('base64url'),
@@ -360,6 +387,7 @@ export class Agent {
       this.#lastActivity = this.#o.deps.now();
       for (const controller of conn.requests.values()) controller.abort(new Error('client went away'));
       conn.elevations.clear();
+      gone();
     });
     const hello: Hello = {
       v: PROTOCOL_VERSION,
@@ -488,6 +516,7 @@ export class Agent {
         this.#afterReply = () => void this.stop('asked to stop (`mcp-secure agent stop`)');
         return { pid: process.pid };
       default:
+        if (this.#o.services?.ops.has(op)) return this.#o.services.handle(op, params, conn, signal);
         throw new RequestError({
           kind: 'error',
           code: 'unknown_op',
@@ -510,6 +539,7 @@ export class Agent {
         dpop: h.key !== undefined,
         store: h.store?.kind ?? 'memory',
       })),
+      ...(this.#o.services ? { tunnels: this.#o.services.describe() } : {}),
     };
   }
 

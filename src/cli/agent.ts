@@ -55,6 +55,11 @@ async function runStatus(globals: GlobalOptions, deps: Deps) {
         `Login held:     profile ${p.profile}: ${p.user}${p.dpop ? ', DPoP key in memory' : ''}; ${p.store === 'memory' ? 'in memory only' : `refresh token also in ${p.store}`}`,
       );
     }
+    for (const t of info.tunnels ?? []) {
+      ui.out(
+        `Shared tunnel:  ${t.profile}/${t.tenant} → ${t.upstream}: ${t.up ? `${t.clients} mcp process${t.clients === 1 ? '' : 'es'}${t.clients === 0 ? ' (closing soon)' : ''}, ${t.transport}, re-dials ${t.redials}, open ${relativeTime(t.opened_at, now)}` : 'opening'}`,
+      );
+    }
     return 0;
   } finally {
     agent.close();
@@ -89,12 +94,15 @@ async function runServe(globals: GlobalOptions, quiet: boolean, deps: Deps) {
   const eff = await loadProfile(deps, globals);
   const { Agent } = await import('../auth/agent-server.js');
   const { pathsFor } = await import('../auth/agent-client.js');
+  const { TunnelHost } = await import('./tunnel-host.js');
   const paths = pathsFor(deps);
   const agent = new Agent({
     deps,
     paths,
     idleTimeoutMs: (eff.profile.agent_idle_timeout ?? 0) * 1000,
     say,
+    // The tunnels `mcp` processes share (tunnel-host.ts); its sockets live in the agent's 0700 directory.
+    services: new TunnelHost({ deps, dir: paths.dir, say }),
   });
   const result = await agent.listen();
   if (!result.started) {

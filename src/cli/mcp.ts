@@ -37,6 +37,7 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
     'http://mcp.internal:4000/mcp',
   );
   const upstream = new URL(mcpUrl);
+  if (!opts.ownTunnel) return runShared({ ui, deps, opts, eff, upstream, bridgeModule });
   const hops = await resolveHops(eff, deps);
 
   const stop = new AbortController();
@@ -143,5 +144,85 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
     if (!session.signal.aborted) session.abort(new Error('cleanup'));
     deps.signal.removeEventListener('abort', onAbort);
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  }
+}
+
+/**
+ * The default: the tunnel the agent shares between every `mcp` process of this profile and tenant
+ * (tunnel-host.ts) — one SSH connection and one token refresher however many MCP clients spawn us. This
+ * process holds no token: it speaks HTTP to the agent's 0600 socket, and the agent's proxy (the same as
+ * `connect`'s) sets the token and proof.
+ */
+async function runShared(o: {
+  ui: Ui;
+  deps: Deps;
+  opts: McpOptions;
+  eff: import('../config/load.js').EffectiveProfile;
+  upstream: URL;
+  bridgeModule: Promise<typeof import('../tunnel/stdio-bridge.js')>;
+}): Promise<number> {
+  const { ui, deps, opts, eff, upstream } = o;
+  const [{ ensureAgent }, { socketFetch }] = await Promise.all([
+    import('../auth/agent-client.js'),
+    import('../tunnel/fetch.js'),
+  ]);
+  const step = ui.waiting('Reaching the mcp-secure agent…');
+  const agent = await ensureAgent(deps).finally(() => step.stop());
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(deps.signal.reason);
+  deps.signal.addEventListener('abort', onAbort, { once: true });
+  let fetch: ReturnType<typeof socketFetch> | undefined;
+  try {
+    const wait = ui.waiting(`Opening the shared tunnel for ${opts.tenant}…`);
+    const answer = await agent
+      .request<import('./tunnel-host.js').TunnelAnswer>(
+        'tunnel',
+        {
+          eff,
+          tenant: opts.tenant,
+          role: opts.role,
+          accept_new_host_key: opts.acceptNewHostKey,
+          ...(opts.sshTransport ? { transport: opts.sshTransport } : {}),
+          ...(deps.env['SSH_AUTH_SOCK'] ? { ssh_auth_sock: deps.env['SSH_AUTH_SOCK'] } : {}),
+        },
+        // The agent dials SSH (and may exchange a token) first: as long as connect's start-up may take.
+        { timeoutMs: 180_000 },
+      )
+      .finally(() => wait.stop());
+    ui.success(
+      `stdio MCP server for ${opts.tenant} → ${upstream.href} (no local port; ${answer.opened ? 'opened' : 'joined'} the tunnel the agent shares, pid ${agent.pid}: ${answer.clients} MCP client${answer.clients === 1 ? '' : 's'}, ${answer.transport})`,
+    );
+    fetch = socketFetch({ socketPath: answer.socket, upstream, now: deps.now });
+    let fatal: CliError | undefined;
+    // The agent gone: the tunnel with it; nothing more can reach the server.
+    agent.onClose(() => {
+      if (stop.signal.aborted) return;
+      fatal = agentGone(agent.pid, 'the stdio MCP session');
+      stop.abort(new Error('fatal'));
+    });
+    const { runBridge } = await o.bridgeModule;
+    const result = await runBridge({
+      url: upstream,
+      fetch,
+      input: deps.stdin as unknown as import('node:stream').Readable,
+      output: deps.stdout as unknown as import('node:stream').Writable,
+      signal: stop.signal,
+      log: (line) => ui.warn(line),
+    });
+    const summary = `${result.toServer} messages to the server, ${result.toClient} to the client, through the shared tunnel`;
+    if (fatal !== undefined) {
+      ui.info(`Session ended: ${summary}.`);
+      throw fatal;
+    }
+    if (!stop.signal.aborted) stop.abort(new Error('done'));
+    ui.info(
+      `Session ended (${result.reason === 'eof' ? 'the MCP client closed stdin' : 'interrupted'}): ${summary}.`,
+    );
+    return result.reason === 'eof' ? 0 : 130;
+  } finally {
+    if (!stop.signal.aborted) stop.abort(new Error('cleanup'));
+    deps.signal.removeEventListener('abort', onAbort);
+    fetch?.close();
+    agent.close();
   }
 }

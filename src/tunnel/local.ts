@@ -5,6 +5,7 @@
  * `--raw` is a plain TCP forward like `ssh -L`.
  */
 
+import { chmod } from 'node:fs/promises';
 import {
   type ClientRequest,
   createServer as createHttpServer,
@@ -846,6 +847,50 @@ export async function listen(
   return {
     address: bind.host.includes(':') ? `[${bind.host}]:${port}` : `${bind.host}:${port}`,
     port,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * The same proxy on a Unix socket, for the tunnels the agent shares between `mcp` processes
+ * (cli/tunnel-host.ts): the socket is made in the agent's 0700 directory with a random name and set 0600,
+ * so only this user reaches it (no peer check needed, as for the agent's own socket). Clients send
+ * `Host: localhost`.
+ */
+export async function listenUnix(
+  o: Omit<ListenerOptions, 'raw' | 'peerCheck'>,
+  path: string,
+): Promise<Listener> {
+  const allowed: Admission = {
+    hosts: new Set(['localhost']),
+    origins: new Set(),
+    paths: new Set([o.upstream.pathname]),
+  };
+  const proxy = httpProxy({ ...o, raw: false }, allowed);
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    o.stats.open += 1;
+    o.stats.total += 1;
+    socket.once('close', () => {
+      sockets.delete(socket);
+      o.stats.open -= 1;
+    });
+    socket.on('error', () => socket.destroy());
+    proxy.emit('connection', socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  await chmod(path, 0o600);
+  return {
+    address: path,
+    port: 0,
     close: () =>
       new Promise((resolve) => {
         for (const s of sockets) s.destroy();

@@ -489,15 +489,29 @@ async function seenKeys(dir: string): Promise<Array<{ host: string; fingerprint:
     .map(([host, fingerprint]) => ({ host, fingerprint }));
 }
 
-function connectSocket(path: string): Promise<Duplex> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect(path);
-    s.once('connect', () => {
-      s.off('error', reject);
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
+/**
+ * A connection to ssh's forward socket. ssh creates it with bind() and then listen() (OpenSSH misc.c
+ * unix_listener): waitForSocket sees the file after the bind, and a connect() before the listen() is
+ * refused. A refused connect sent nothing, so it is tried again, briefly (bounded by count): the first
+ * channel right after a dial (the TLS probe of an https upstream, the agent's shared tunnel) hit that window
+ * and was taken for a dead transport (a 20 s wait for a re-dial that never came).
+ */
+async function connectSocket(path: string): Promise<Duplex> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await new Promise<Duplex>((resolve, reject) => {
+        const s = netConnect(path);
+        s.once('connect', () => {
+          s.off('error', reject);
+          resolve(s);
+        });
+        s.once('error', reject);
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || attempt >= 25) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
 }
 
 /**

@@ -123,3 +123,54 @@ test('mcp-config --write entries, spawned exactly as written (command + args, no
     await client_.close();
   }
 });
+
+test('three MCP clients spawn `mcp --tenant acme` at once: one SSH connection through the agent for all, each its own MCP session; --own-tunnel dials its own', async () => {
+  const opened = await Promise.all([stdioClient(), stdioClient(), stdioClient()]);
+  try {
+    for (const o of opened) {
+      const own = await o.client.callTool({ name: 'list_workflows', arguments: {} });
+      assert.match(text(own), /wf-acme-deploy/);
+    }
+    // Every MCP client reached the server through the one SSH connection the agent holds.
+    assert.equal(stack.bastion.activeConnections(), 1, 'one SSH connection for three MCP clients');
+    const said = opened.map((o) => o.stderr()).join('\n');
+    assert.match(said, /the tunnel the agent shares/);
+    assert.equal((said.match(/joined the tunnel the agent shares/g) ?? []).length >= 2, true, said);
+    // `agent status` names it, with its clients (and no token).
+    const status = await runCli(['--profile', 'sandbox', 'agent', 'status'], stack.user.env());
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(
+      status.stdout,
+      /Shared tunnel: +sandbox\/acme → http:\/\/\S+\/mcp: 3 mcp processes, (openssh|ssh2), re-dials 0/,
+    );
+    assert.doesNotMatch(status.stdout, /eyJ/);
+    const sessions = new Set(opened.map((o) => o.transport.pid));
+    assert.equal(sessions.size, 3);
+    for (const o of opened) assert.equal(await listeningSockets(o.transport.pid!), 0);
+    // Its own: a second SSH connection, the shared one untouched.
+    const own = await stdioClient(['--own-tunnel']);
+    try {
+      const r = await own.client.callTool({ name: 'list_workflows', arguments: {} });
+      assert.match(text(r), /wf-acme-deploy/);
+      assert.equal(stack.bastion.activeConnections(), 2);
+      assert.doesNotMatch(own.stderr(), /the agent shares/);
+    } finally {
+      await own.client.close();
+    }
+    // One MCP client gone does not end the tunnel of the others.
+    await opened[0]!.client.close();
+    const after = await opened[1]!.client.callTool({ name: 'list_workflows', arguments: {} });
+    assert.match(text(after), /wf-acme-deploy/);
+  } finally {
+    await Promise.all(opened.slice(1).map((o) => o.client.close()));
+  }
+  // The last one gone, the tunnel is held by nobody and closes after its linger (LINGER_MS); until then
+  // a client restarting its server joins it again. Bounded by count and time.
+  let status = '';
+  for (let i = 0; i < 100; i++) {
+    status = (await runCli(['--profile', 'sandbox', 'agent', 'status'], stack.user.env())).stdout;
+    if (/Shared tunnel: +sandbox\/acme .*: 0 mcp processes \(closing soon\)/.test(status)) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.match(status, /Shared tunnel: +sandbox\/acme .*: 0 mcp processes \(closing soon\)/);
+});

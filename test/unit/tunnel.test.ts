@@ -525,3 +525,85 @@ test('a chunked answer whose head and first chunk came together leaves the proxy
     await new Promise((resolve) => server.close(resolve));
   }
 });
+
+test("shared tunnel (the agent's proxy on a Unix socket, socketFetch): the proxy sets the token, the client's own Authorization and Cookie never pass, other paths are refused, the socket is 0600", async () => {
+  const { socketFetch } = await import('../../src/tunnel/fetch.js');
+  const { listenUnix } = await import('../../src/tunnel/local.js');
+  const { stat } = await import('node:fs/promises');
+  const seen: Array<{ url: string; headers: Record<string, unknown>; body: string }> = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => {
+      body += d;
+    });
+    req.once('end', () => {
+      seen.push({ url: req.url ?? '', headers: req.headers, body });
+      // An SSE answer, streamed: the Response's body must be readable as it comes.
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 's-1' });
+      res.write('event: message\nid: 1\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\n\n');
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const client = withOpen({
+    forwardOut: ((_s, _p, host, dst, cb) => {
+      const socket = connect(dst, host);
+      socket.once('connect', () => cb(undefined, socket));
+    }) as ForwardOut,
+  });
+  const dir = await tempDir();
+  const path = join(dir, 'tunnel-test.sock');
+  const upstream = new URL(`http://127.0.0.1:${port}/mcp`);
+  const listener = await listenUnix(
+    {
+      supervisor: { client: async () => client } as unknown as Supervisor,
+      upstream,
+      token: () => ({ value: 'tenant-token', type: 'Bearer' as const }),
+      proof: async () => '',
+      stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
+      now: () => 0,
+    },
+    path,
+  );
+  const fetch = socketFetch({ socketPath: path, upstream });
+  try {
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'é' } });
+    const res = await fetch(upstream, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: 'Bearer from-the-client',
+        cookie: 'a=b',
+      },
+      body,
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('mcp-session-id'), 's-1');
+    assert.match(await res.text(), /"result":\{\}/);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.url, '/mcp');
+    assert.equal(seen[0]!.headers['authorization'], 'Bearer tenant-token');
+    assert.equal(seen[0]!.headers['cookie'], undefined);
+    assert.equal(seen[0]!.headers['host'], `127.0.0.1:${port}`);
+    assert.equal(seen[0]!.body, body);
+    // Only the MCP endpoint: the proxy's own admission (refuseRequest), as for connect.
+    await assert.rejects(
+      fetch(new URL('http://evil.example/mcp'), { method: 'GET' }),
+      /not the tunnel's upstream/,
+    );
+    const other = await fetch(new URL(`http://127.0.0.1:${port}/admin`), { method: 'GET' });
+    assert.ok(other.status >= 400, String(other.status));
+    await other.text();
+    assert.equal(seen.length, 1, 'a refused request never reached the server');
+  } finally {
+    fetch.close();
+    await listener.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await rm(dir, { recursive: true, force: true });
+  }
+});
