@@ -262,21 +262,3 @@ export async function loadProvidedCert(o: {
     notAfter: d.notAfter,
   };
 }
-
-/**
- * RFC 8705 §3: a token bound to a certificate (cnf.x5t#S256) is only good over a connection presenting that
- * certificate. The proxy checks before sending, so a mismatch is one clear line rather than a server's 401.
- */
-export function boundThumbprint(token: string): string | undefined {
-  const payload = token.split('.')[1];
-  if (!payload) return undefined;
-  try {
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
-      cnf?: Record<string, unknown>;
-    };
-    const x5t = claims.cnf?.['x5t#S256'];
-    return typeof x5t === 'string' ? x5t : undefined;
-  } catch {
-    return undefined;
-  }
-}

@@ -4,11 +4,11 @@
  * client_cert_endpoint for the tenant token) and the unsafe flag. It composes a peer (auth's client
  * certificate) with the tunnel's TLS, so it lives in cli (docs/architecture.md, "Layers").
  */
-import { boundThumbprint, EphemeralClientCert, loadProvidedCert } from '../auth/client-cert.js';
+import { EphemeralClientCert, loadProvidedCert } from '../auth/client-cert.js';
 import type { EffectiveProfile } from '../config/load.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
-import { type ClientIdentity, readCaFile, UpstreamTls } from '../tunnel/tls.js';
+import { type ClientIdentity, certBinding, readCaFile, UpstreamTls } from '../tunnel/tls.js';
 import { usesTls } from '../tunnel/transport.js';
 import type { Ui } from './ui.js';
 
@@ -139,7 +139,7 @@ export async function upstreamTls(o: {
           // token would have crossed the connection for nothing). `hint`: the binding of the token the
           // connection is opened for (local.ts); else the current token's.
           const t = o.token();
-          const bound = hint ?? (t ? boundThumbprint(t.value) : undefined);
+          const bound = hint ?? (t ? certBinding(t.value) : undefined);
           if (bound) {
             const held = pinned.get(bound);
             if (!held)

@@ -5,8 +5,11 @@
  * Greedy with one backtrack point: O(pattern × text) at worst.
  */
 export function globMatch(pattern: string, text: string): boolean {
-  const p = pattern.toLowerCase();
-  const t = text.toLowerCase();
+  return wildcardMatch(pattern.toLowerCase(), text.toLowerCase());
+}
+
+/** The same match, case-sensitive (ssh_config `Host` patterns and file globs; OpenSSH's match_pattern). */
+export function wildcardMatch(p: string, t: string): boolean {
   let pi = 0;
   let ti = 0;
   let star = -1;

@@ -17,6 +17,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { CliError, sanitize } from '../errors.js';
+import { wildcardMatch } from './glob.js';
 
 /** Options as `ssh -G` prints them: lower-case keys, each with its values (IdentityFile has several). */
 export type SshOptions = Map<string, string[]>;
@@ -91,31 +92,9 @@ function parseText(text: string, file: string): Parsed {
   return lines;
 }
 
-/**
- * OpenSSH's match_pattern (`*`, `?`), exactly, case-sensitive unless told: greedy with one backtrack point,
- * O(pattern × text) (a regular expression would backtrack polynomially on a hostile pattern).
- */
+/** OpenSSH's match_pattern (`*`, `?`), case-sensitive: glob.ts, without a regular expression. */
 function matchPattern(text: string, pattern: string): boolean {
-  let pi = 0;
-  let ti = 0;
-  let star = -1;
-  let mark = 0;
-  while (ti < text.length) {
-    if (pi < pattern.length && (pattern[pi] === '?' || (pattern[pi] !== '*' && pattern[pi] === text[ti]))) {
-      pi++;
-      ti++;
-    } else if (pi < pattern.length && pattern[pi] === '*') {
-      star = pi++;
-      mark = ti;
-    } else if (star >= 0) {
-      pi = star + 1;
-      ti = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (pi < pattern.length && pattern[pi] === '*') pi++;
-  return pi === pattern.length;
+  return wildcardMatch(pattern, text);
 }
 
 /** match_pattern_list (match.c): 1 on a match, -1 when a negated pattern matched, 0 otherwise. */

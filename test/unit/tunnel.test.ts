@@ -486,16 +486,7 @@ test('a chunked answer whose head and first chunk came together leaves the proxy
       socket.once('connect', () => cb(undefined, socket));
     }) as ForwardOut,
   });
-  const options = {
-    supervisor: { client: async () => client } as unknown as Supervisor,
-    upstream: new URL(`http://127.0.0.1:${port}/mcp`),
-    raw: false,
-    token: () => ({ value: 'tenant-token', type: 'Bearer' as const }),
-    proof: async () => '',
-    stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
-    now: () => 0,
-  };
-  const listener = await listen(options, { host: '127.0.0.1', port: 0, allowNonLoopback: false });
+  const listener = await listen(proxyOptions(client, port), LOOPBACK);
   // What reaches the kernel: each call of net.Socket's _writeGeneric is one write(2) or writev(2) (node's
   // lib/net.js; corked writes are joined before it). Only the proxy's sockets toward the local client.
   const proto = Socket.prototype as unknown as { _writeGeneric?: (...a: unknown[]) => unknown };
@@ -556,17 +547,7 @@ test("shared tunnel (the agent's proxy on a Unix socket, socketFetch): the proxy
   const dir = await tempDir();
   const path = join(dir, 'tunnel-test.sock');
   const upstream = new URL(`http://127.0.0.1:${port}/mcp`);
-  const listener = await listenUnix(
-    {
-      supervisor: { client: async () => client } as unknown as Supervisor,
-      upstream,
-      token: () => ({ value: 'tenant-token', type: 'Bearer' as const }),
-      proof: async () => '',
-      stats: { open: 0, total: 0, refused: 0, bytesIn: 0, bytesOut: 0, lastActivity: 0 },
-      now: () => 0,
-    },
-    path,
-  );
+  const listener = await listenUnix(proxyOptions(client, port), path);
   const fetch = socketFetch({ socketPath: path, upstream });
   try {
     assert.equal((await stat(path)).mode & 0o777, 0o600);
