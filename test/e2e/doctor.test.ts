@@ -30,6 +30,18 @@ let emptyAgent: Agent;
 let localPort: number;
 const closers: Array<() => unknown> = [];
 
+/** A port in 20000–32767 that is free right now (bounded tries). */
+async function portBelowEphemeral(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_768);
+    const s = await listenOn(port).catch(() => undefined);
+    if (!s) continue;
+    await new Promise((r) => s.close(r));
+    return port;
+  }
+  throw new Error('no free port in 20000–32767 after 50 tries');
+}
+
 function listenOn(port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -47,10 +59,10 @@ before(async () => {
     env: keyring.env,
     mcpUrl: 'http://mcp.internal:4000/mcp',
   }));
-  // A port of our own, so the test never depends on 7700 being free on this machine.
-  const probe = await listenOn(0);
-  localPort = (probe.address() as { port: number }).port;
-  await new Promise((r) => probe.close(r));
+  // A port of our own, so the test never depends on 7700 being free on this machine. Below Linux's
+  // ephemeral range (ip_local_port_range, 32768–60999 by default): a port from listen(0), once closed, can
+  // become the source port of any other test's outgoing connection before doctor looks at it.
+  localPort = await portBelowEphemeral();
   const r = await runCli(
     ['--profile', 'sandbox', 'config', 'set', 'local_port', String(localPort)],
     user.env(),
