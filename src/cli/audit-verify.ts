@@ -3,12 +3,13 @@
  * the one this profile verified last (RFC 9162 §2.1.4)? One checkpoint and one consistency proof, no
  * event streamed. The new checkpoint is remembered when it is.
  */
-import { requireSetting } from '../config/require.js';
+import { requireMcpUrl } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import { openControlPlane, textFetcher } from './audit.js';
 import type { AuditVerifyOptions } from './commands/audit.js';
 import { loadProfile } from './context.js';
+import { CommandScope } from './scope.js';
 import { type GlobalOptions, Ui } from './ui.js';
 
 export async function run(globals: GlobalOptions, opts: AuditVerifyOptions, deps: Deps) {
@@ -22,16 +23,9 @@ export async function runAuditVerify(
 ): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
-  const mcpUrl = requireSetting(
-    eff,
-    'mcp_url',
-    'the in-cluster MCP endpoint',
-    'http://mcp.internal:4000/mcp',
-  );
-  const stop = new AbortController();
-  const onAbort = () => stop.abort(deps.signal.reason);
-  deps.signal.addEventListener('abort', onAbort, { once: true });
-  const cleanups: Array<() => unknown> = [];
+  const mcpUrl = requireMcpUrl(eff);
+  const scope = new CommandScope(deps.signal);
+  const { cleanups } = scope;
   try {
     const request = await openControlPlane({
       ui,
@@ -40,10 +34,10 @@ export async function runAuditVerify(
       tenant: opts.tenant,
       acceptNewHostKey: opts.acceptNewHostKey,
       sshTransport: opts.sshTransport,
-      signal: stop.signal,
+      signal: scope.signal,
       cleanups,
     });
-    const get = textFetcher(request, mcpUrl, stop.signal);
+    const get = textFetcher(request, mcpUrl, scope.signal);
     const [{ setupLog, CHAIN_ONLY }, { describeLogProblem }, { writeLogState }] = await Promise.all([
       import('./audit-log.js'),
       import('../audit/transparency.js'),
@@ -111,8 +105,6 @@ export async function runAuditVerify(
     );
     return 0;
   } finally {
-    stop.abort(new Error('done'));
-    deps.signal.removeEventListener('abort', onAbort);
-    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    await scope.close('done');
   }
 }

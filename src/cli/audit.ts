@@ -12,11 +12,12 @@ import { feedResponse, type OpenFeed } from '../audit/tail.js';
 import type { LogProblem, StreamTree } from '../audit/transparency.js';
 import { agentGone } from '../auth/agent-client.js';
 import type { EffectiveProfile } from '../config/load.js';
-import { requireSetting } from '../config/require.js';
+import { requireMcpUrl } from '../config/require.js';
 import { CliError, sanitize, terminalSafeJson } from '../errors.js';
 import type { Deps } from '../io.js';
 import type { AuditOptions } from './commands/audit.js';
 import { loadProfile } from './context.js';
+import { CommandScope } from './scope.js';
 import { type GlobalOptions, Ui } from './ui.js';
 import { boundYoungGeneration } from './young-generation.js';
 
@@ -78,12 +79,7 @@ export async function openControlPlane(o: {
   const { resolveHops } = await import('../tunnel/hops.js');
   const { openTunnel } = await import('./open-tunnel.js');
   const { upstreamRequest } = await import('../tunnel/local.js');
-  const mcpUrl = requireSetting(
-    eff,
-    'mcp_url',
-    'the in-cluster MCP endpoint',
-    'http://mcp.internal:4000/mcp',
-  );
+  const mcpUrl = requireMcpUrl(eff);
   const tunnel = await openTunnel({
     ui,
     deps,
@@ -148,16 +144,9 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
   const eff = await loadProfile(deps, globals, opts.flags);
   const json = globals.json || (!deps.stdoutIsTTY && !opts.pretty);
   const follow = opts.follow ?? deps.stdoutIsTTY;
-  const mcpUrl = requireSetting(
-    eff,
-    'mcp_url',
-    'the in-cluster MCP endpoint',
-    'http://mcp.internal:4000/mcp',
-  );
-  const stop = new AbortController();
-  const onAbort = () => stop.abort(deps.signal.reason);
-  deps.signal.addEventListener('abort', onAbort, { once: true });
-  const cleanups: Array<() => unknown> = [];
+  const mcpUrl = requireMcpUrl(eff);
+  const scope = new CommandScope(deps.signal);
+  const { cleanups } = scope;
   // Every line about the feed goes through sanitize: ids, tenants, origins and key names are server text.
   const alarm = (text: string) =>
     deps.stderr.write(`${ui.c.red.bold('✗ AUDIT CHAIN:')} ${ui.c.red(sanitize(text, 400))}\n`);
@@ -169,9 +158,9 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
       tenant: opts.tenant,
       acceptNewHostKey: opts.acceptNewHostKey,
       sshTransport: opts.sshTransport,
-      signal: stop.signal,
+      signal: scope.signal,
       cleanups,
-      onAgentGone: (err) => stop.abort(err),
+      onAgentGone: (err) => scope.abort(err),
       unsafeSkipTlsVerify: opts.unsafeSkipTlsVerify,
     });
     const open: OpenFeed = async (req, signal) =>
@@ -182,7 +171,7 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
           signal,
         ),
       );
-    const get = textFetcher(request, mcpUrl, stop.signal);
+    const get = textFetcher(request, mcpUrl, scope.signal);
 
     const [{ tail }, { prettyLine, matches, HEADER }, { describeProblem }, logMod, tl, ls, mk] =
       await Promise.all([
@@ -231,9 +220,9 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
       else await tree.behind(next, get);
     };
     const refreshLoop = async () => {
-      while (!stop.signal.aborted && logProblems.length === 0) {
-        await deps.sleep(interval, stop.signal).catch(() => undefined);
-        if (stop.signal.aborted) return;
+      while (!scope.signal.aborted && logProblems.length === 0) {
+        await deps.sleep(interval, scope.signal).catch(() => undefined);
+        if (scope.signal.aborted) return;
         await refresh().catch((err: unknown) => ui.debug(`checkpoint refresh failed: ${String(err)}`));
       }
     };
@@ -374,10 +363,10 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
       quietMs: 1500,
       sleep: deps.sleep,
       random: Math.random,
-      signal: stop.signal,
+      signal: scope.signal,
       onResume: (n, delay, why) => ui.debug(`audit feed: resume ${n} in ${delay} ms (${why})`),
     });
-    if (stop.signal.reason instanceof CliError) throw stop.signal.reason;
+    if (scope.signal.reason instanceof CliError) throw scope.signal.reason;
     const v = result.verifier;
     const chain = v.ok
       ? ui.c.green(`chain verified${v.firstSeq !== undefined ? ` (#${v.firstSeq}–#${v.lastSeq})` : ''}`)
@@ -413,8 +402,6 @@ export async function runAuditTail(globals: GlobalOptions, opts: AuditOptions, d
     }
     return deps.signal.aborted ? 130 : 0;
   } finally {
-    stop.abort(new Error('done'));
-    deps.signal.removeEventListener('abort', onAbort);
-    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    await scope.close('done');
   }
 }

@@ -3,13 +3,14 @@
  * that behaves like the in-cluster MCP endpoint for as long as the session lasts.
  */
 import { agentGone } from '../auth/agent-client.js';
-import { profileArg, requireSetting } from '../config/require.js';
+import { profileArg, requireMcpUrl } from '../config/require.js';
 import { CliError, sanitize } from '../errors.js';
 import type { Deps } from '../io.js';
 import { resolveHops } from '../tunnel/hops.js';
 import type { ConnectOptions } from './commands/connect.js';
 import { loadProfile } from './context.js';
 import { mmss } from './open-tunnel.js';
+import { CommandScope } from './scope.js';
 import { type GlobalOptions, Ui } from './ui.js';
 import { boundYoungGeneration } from './young-generation.js';
 
@@ -142,12 +143,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
   const p = profileArg(eff.name);
-  const mcpUrl = requireSetting(
-    eff,
-    'mcp_url',
-    'the in-cluster MCP endpoint',
-    'http://mcp.internal:4000/mcp',
-  );
+  const mcpUrl = requireMcpUrl(eff);
   const upstream = new URL(mcpUrl);
   const hops = await resolveHops(eff, deps);
   const json = globals.json;
@@ -156,13 +152,11 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   };
 
   // Everything the session starts stops with this: Ctrl-C, SIGTERM, the session's end, a fatal error.
-  const stop = new AbortController();
-  const onAbort = () => stop.abort(deps.signal.reason);
-  deps.signal.addEventListener('abort', onAbort, { once: true });
-  const signal = stop.signal;
+  const scope = new CommandScope(deps.signal);
+  const signal = scope.signal;
 
   // Whatever happens below, nothing the session started outlives it.
-  const cleanups: Array<() => unknown> = [];
+  const { cleanups } = scope;
   try {
     const { openTunnel } = await import('./open-tunnel.js');
     const {
@@ -337,8 +331,8 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       );
     }
     await Promise.race(ends);
-    if (!signal.aborted) stop.abort(new Error(reason));
-    deps.signal.removeEventListener('abort', onAbort);
+    scope.abort(new Error(reason));
+    scope.detach();
 
     if (ticker) {
       clearInterval(ticker);
@@ -368,8 +362,6 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
     ui.info(`Session ended (${why}): listener closed, SSH closed, tokens dropped. ${summary}.`);
     return reason === 'signal' ? 130 : 0;
   } finally {
-    if (!signal.aborted) stop.abort(new Error('cleanup'));
-    deps.signal.removeEventListener('abort', onAbort);
-    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    await scope.close();
   }
 }

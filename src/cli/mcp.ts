@@ -7,12 +7,13 @@
  */
 
 import { agentGone } from '../auth/agent-client.js';
-import { requireSetting } from '../config/require.js';
+import { requireMcpUrl } from '../config/require.js';
 import { CliError } from '../errors.js';
 import type { Deps } from '../io.js';
 import { resolveHops } from '../tunnel/hops.js';
 import type { McpOptions } from './commands/mcp.js';
 import { loadProfile } from './context.js';
+import { CommandScope } from './scope.js';
 import { type GlobalOptions, Ui } from './ui.js';
 import { boundYoungGeneration } from './young-generation.js';
 
@@ -30,26 +31,19 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
   bridgeModule.catch(() => undefined);
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
-  const mcpUrl = requireSetting(
-    eff,
-    'mcp_url',
-    'the in-cluster MCP endpoint',
-    'http://mcp.internal:4000/mcp',
-  );
+  const mcpUrl = requireMcpUrl(eff);
   const upstream = new URL(mcpUrl);
   if (!opts.ownTunnel) return runShared({ ui, deps, opts, eff, upstream, bridgeModule });
   const hops = await resolveHops(eff, deps);
 
-  const stop = new AbortController();
-  const onAbort = () => stop.abort(deps.signal.reason);
-  deps.signal.addEventListener('abort', onAbort, { once: true });
-  const signal = stop.signal;
+  const scope = new CommandScope(deps.signal);
+  const signal = scope.signal;
   // The tunnel outlives the bridge by the DELETE that ends the MCP session, so it has its own end.
   const session = new AbortController();
   signal.addEventListener('abort', () => setTimeout(() => session.abort(signal.reason), 6000).unref(), {
     once: true,
   });
-  const cleanups: Array<() => unknown> = [];
+  const { cleanups } = scope;
   try {
     const { openTunnel } = await import('./open-tunnel.js');
     const {
@@ -108,7 +102,7 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
       const fail = (err: unknown) => {
         if (signal.aborted || session.signal.aborted) return resolve();
         fatal = err;
-        stop.abort(new Error('fatal'));
+        scope.abort(new Error('fatal'));
         resolve();
       };
       // Both settle once the session's signal aborts; either failing before that ends the bridge.
@@ -125,8 +119,8 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
       signal,
       log: (line) => ui.warn(line),
     });
-    deps.signal.removeEventListener('abort', onAbort);
-    if (!signal.aborted) stop.abort(new Error('done'));
+    scope.detach();
+    scope.abort(new Error('done'));
     session.abort(new Error('done'));
     await failed;
     supervisor.close();
@@ -140,10 +134,9 @@ export async function runMcp(globals: GlobalOptions, opts: McpOptions, deps: Dep
     );
     return result.reason === 'eof' ? 0 : 130;
   } finally {
-    if (!signal.aborted) stop.abort(new Error('cleanup'));
+    scope.abort(new Error('cleanup'));
     if (!session.signal.aborted) session.abort(new Error('cleanup'));
-    deps.signal.removeEventListener('abort', onAbort);
-    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    await scope.close();
   }
 }
 
@@ -168,9 +161,7 @@ async function runShared(o: {
   ]);
   const step = ui.waiting('Reaching the mcp-secure agent…');
   const agent = await ensureAgent(deps).finally(() => step.stop());
-  const stop = new AbortController();
-  const onAbort = () => stop.abort(deps.signal.reason);
-  deps.signal.addEventListener('abort', onAbort, { once: true });
+  const scope = new CommandScope(deps.signal);
   let fetch: ReturnType<typeof socketFetch> | undefined;
   try {
     const wait = ui.waiting(`Opening the shared tunnel for ${opts.tenant}…`);
@@ -196,9 +187,9 @@ async function runShared(o: {
     let fatal: CliError | undefined;
     // The agent gone: the tunnel with it; nothing more can reach the server.
     agent.onClose(() => {
-      if (stop.signal.aborted) return;
+      if (scope.signal.aborted) return;
       fatal = agentGone(agent.pid, 'the stdio MCP session');
-      stop.abort(new Error('fatal'));
+      scope.abort(new Error('fatal'));
     });
     const { runBridge } = await o.bridgeModule;
     const result = await runBridge({
@@ -206,7 +197,7 @@ async function runShared(o: {
       fetch,
       input: deps.stdin as unknown as import('node:stream').Readable,
       output: deps.stdout as unknown as import('node:stream').Writable,
-      signal: stop.signal,
+      signal: scope.signal,
       log: (line) => ui.warn(line),
     });
     const summary = `${result.toServer} messages to the server, ${result.toClient} to the client, through the shared tunnel`;
@@ -214,14 +205,13 @@ async function runShared(o: {
       ui.info(`Session ended: ${summary}.`);
       throw fatal;
     }
-    if (!stop.signal.aborted) stop.abort(new Error('done'));
+    scope.abort(new Error('done'));
     ui.info(
       `Session ended (${result.reason === 'eof' ? 'the MCP client closed stdin' : 'interrupted'}): ${summary}.`,
     );
     return result.reason === 'eof' ? 0 : 130;
   } finally {
-    if (!stop.signal.aborted) stop.abort(new Error('cleanup'));
-    deps.signal.removeEventListener('abort', onAbort);
+    await scope.close();
     fetch?.close();
     agent.close();
   }

@@ -31,3 +31,8 @@ export function requireIdp(eff: EffectiveProfile): { issuer: string; clientId: s
     clientId: requireSetting(eff, 'client_id', '', 'YOUR_CLIENT_ID', '--client-id'),
   };
 }
+
+/** The in-cluster MCP endpoint every tunnel command needs. */
+export function requireMcpUrl(eff: EffectiveProfile): string {
+  return requireSetting(eff, 'mcp_url', 'the in-cluster MCP endpoint', 'http://mcp.internal:4000/mcp');
+}
