@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClientChannel, ConnectConfig } from 'ssh2';
 import ssh2 from 'ssh2';
 import { type Bastion, generateUserKey, startBastion, type UserKey } from '../../sandbox/bastion.js';
@@ -175,16 +174,39 @@ describe('sandbox bastion (ssh2 Server)', () => {
   });
 
   test('keepalives are answered: a client that insists on them stays connected', async () => {
+    // Each answer is counted as the client sees it (ssh2's debug lines), so the test does not depend on
+    // how fast a loaded machine answers: the client's own give-up limit is set far beyond the wait, and the
+    // wait ends on the fifth answer. A bastion that ignores keepalives never sends one and the wait fails.
+    const wanted = 5;
+    let answers = 0;
+    let onAnswer = (): void => {};
     const client = await connect(bastion, user, bastion.username, {
       keepaliveInterval: 40,
-      keepaliveCountMax: 2,
+      keepaliveCountMax: 10_000,
+      debug: (line: string) => {
+        if (/^Inbound: (Received )?REQUEST_(SUCCESS|FAILURE)/.test(line)) {
+          answers += 1;
+          onAnswer();
+        }
+      },
     });
     try {
       let dropped = false;
       client.once('close', () => {
         dropped = true;
       });
-      await sleep(300); // several intervals: without answers the client would have given up
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`the bastion answered ${answers} of the client's keepalives in 20 s`)),
+          20_000,
+        );
+        onAnswer = () => {
+          if (answers >= wanted) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+      });
       assert.equal(dropped, false);
       const back = await roundTrip(await forwardOut(client, '127.0.0.1', echoPort), Buffer.from('alive'));
       assert.equal(back.toString(), 'alive');
