@@ -686,7 +686,12 @@ function rawForward(o: ListenerOptions): (socket: Socket) => void {
           return;
         }
         o.stats.lastActivity = o.now();
-        void adopted.then(() => {
+        void adopted.then((carried) => {
+          // Not carried: the hand-off never started (nothing was read or passed): relay it after all.
+          if (!carried && !socket.destroyed) {
+            relayRaw(o, socket);
+            return;
+          }
           o.stats.lastActivity = o.now();
           socket.destroy();
         });

@@ -28,6 +28,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { CliError, sanitize } from '../errors.js';
+import { MuxError, type MuxForward, muxAvailable, muxStdioForward } from './openssh-mux.js';
 import type { Transport, UpstreamTarget } from './transport.js';
 import { targetLabel } from './transport.js';
 
@@ -370,22 +371,43 @@ export async function dialOpenSsh(o: OpenSshOptions): Promise<Transport> {
   await reportAdded(o, knownBefore);
   const closed = exited.then(() => undefined);
   const adopted = new Set<ChildProcess>();
+  const forwards = new Set<MuxForward>();
   let muxReady = false;
+  let requestId = 0;
+  /** Hand-offs whose control connection is not answered yet (at most the master's listen backlog). */
+  let pending = 0;
+  const controlReady = () => {
+    if (!muxReady) {
+      // ssh binds the control socket just after the forward's (ssh.c ssh_session2): until then, relay.
+      try {
+        muxReady = statSync(generated.control).isSocket();
+      } catch {
+        muxReady = false;
+      }
+    }
+    return muxReady;
+  };
   return {
     kind: 'openssh',
     closed,
     adopt: (socket, target) => {
       // ssh -W speaks host:port only; a Unix-socket target goes through open() and the relay.
       if ('socketPath' in target || targetLabel(target) !== targetLabel(o.target)) return undefined;
-      if (!muxReady) {
-        // ssh binds the control socket just after the forward's (ssh.c ssh_session2): until then, relay.
-        try {
-          muxReady = statSync(generated.control).isSocket();
-        } catch {
-          muxReady = false;
-        }
-        if (!muxReady) return undefined;
+      if (!controlReady()) return undefined;
+      if (muxAvailable()) {
+        if (pending >= MAX_PENDING_HANDOFFS) return undefined;
+        return handOff(o, generated.control, socket, target, ++requestId, forwards, {
+          start: () => {
+            pending += 1;
+          },
+          answered: () => {
+            pending -= 1;
+          },
+        });
       }
+      // No descriptor passing in this Node: an `ssh -W` process per connection, at most MAX_MUX_PROCESSES
+      // at once; the others are relayed (one connect(2) each, no process).
+      if (adopted.size >= MAX_MUX_PROCESSES) return undefined;
       return adoptConnection(o, generated, socket, target, adopted, env);
     },
     open: (target) => {
@@ -397,10 +419,58 @@ export async function dialOpenSsh(o: OpenSshOptions): Promise<Transport> {
       return connectSocket(generated.socket);
     },
     close() {
+      for (const f of forwards) f.close();
       for (const c of adopted) c.kill('SIGTERM');
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     },
   };
+}
+
+/**
+ * Hand-offs in flight at once: ssh's control socket listens with a backlog of 64 (mux.c muxserver_listen),
+ * and a connect(2) beyond it fails at once (EAGAIN on a non-blocking Unix socket). A burst's connections
+ * beyond this are relayed through the forward's socket instead of queued: for a short connection that is as
+ * fast, and nothing waits.
+ */
+const MAX_PENDING_HANDOFFS = 48;
+/** Without descriptor passing (openssh-mux.ts muxAvailable): `ssh -W` processes alive at once, at most. */
+export const MAX_MUX_PROCESSES = 8;
+
+/**
+ * One local connection handed to the master in-process (openssh-mux.ts: the mux protocol's stdio forward,
+ * the socket's descriptor passed over the control socket): the master reads and writes the socket itself,
+ * as `ssh -L` does. Resolves `true` when the forward has ended; `false` when the hand-off could not start
+ * (the control socket refused or was busy) before anything of the connection was passed or read: the caller
+ * relays it instead. Our own handle stays open (never read: the server accepted it paused) until then, so
+ * the listener counts the connection as open.
+ */
+function handOff(
+  o: OpenSshOptions,
+  control: string,
+  socket: Socket,
+  target: { host: string; port: number },
+  requestId: number,
+  forwards: Set<MuxForward>,
+  inFlight: { start(): void; answered(): void },
+): Promise<boolean> {
+  inFlight.start();
+  const fwd = muxStdioForward(control, socket, target, requestId);
+  forwards.add(fwd);
+  let answered = false;
+  const answer = () => {
+    if (!answered) inFlight.answered();
+    answered = true;
+  };
+  fwd.opened.then(answer, (err: unknown) => {
+    answer();
+    if (err instanceof MuxError && !err.passed) return;
+    o.onStderr?.(`mux: ${sanitize(err instanceof Error ? err.message : String(err), 300)}`);
+  });
+  return fwd.ended.then(() => {
+    answer();
+    forwards.delete(fwd);
+    return fwd.passed();
+  });
 }
 
 /**
@@ -417,7 +487,7 @@ function adoptConnection(
   target: { host: string; port: number },
   adopted: Set<ChildProcess>,
   env: Record<string, string>,
-): Promise<void> {
+): Promise<boolean> {
   const host = target.host.includes(':') ? `[${target.host}]` : target.host;
   const mux = spawn(
     o.ssh,
@@ -446,7 +516,7 @@ function adoptConnection(
   return new Promise((resolve) => {
     const done = () => {
       adopted.delete(mux);
-      resolve();
+      resolve(true);
     };
     mux.once('exit', done);
     mux.once('error', done);

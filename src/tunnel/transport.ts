@@ -21,11 +21,13 @@ export interface Transport {
   open(target: UpstreamTarget): Promise<Duplex>;
   /**
    * Optional: takes an accepted local connection over, so that its bytes never pass through this process
-   * (the OpenSSH transport hands the socket's descriptor to ssh: `ssh -S master -W host:port` with the
-   * socket as its stdin and stdout, which the master then reads and writes itself, as `ssh -L` does).
-   * Resolves when that connection has ended; undefined when this transport cannot (then `open` is used).
+   * (the OpenSSH transport hands the socket's descriptor to its ssh ControlMaster, which then reads and
+   * writes it itself, as `ssh -L` does: openssh-mux.ts).
+   * Resolves `true` when that connection has ended; `false` when the hand-off could not start and nothing
+   * of the connection was passed or read (then `open` is used, as it is when this returns undefined:
+   * this transport cannot, or chooses not to, take this one).
    */
-  adopt?(socket: Socket, target: UpstreamTarget): Promise<void> | undefined;
+  adopt?(socket: Socket, target: UpstreamTarget): Promise<boolean> | undefined;
   /** Resolves when the transport has gone (a hop closed, ssh exited). */
   closed: Promise<void>;
   close(): void;
