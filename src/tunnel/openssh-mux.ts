@@ -25,7 +25,8 @@
  * every write (libuv uv_write2, what `child.send(message, socket)` uses); the same Pipe class, made with
  * type IPC and connected to the control socket, is reached through `process.binding('pipe_wrap')` (listed in
  * Node's process.binding allow-list; DEP0111 is documentation-only). `muxAvailable()` checks for exactly
- * the methods used; where they are missing, the caller starts `ssh -W` as before.
+ * the methods used (and that no warning would be printed); where they are missing, the caller starts
+ * `ssh -W` as before, a few at a time (openssh.ts).
  */
 import { Socket, type SocketConstructorOpts } from 'node:net';
 
@@ -67,6 +68,9 @@ let internals: Internals | null | undefined;
 function loadInternals(): Internals | null {
   if (internals !== undefined) return internals;
   internals = null;
+  // With pending deprecations on, Node prints DEP0111 for process.binding(): a library never prints, so
+  // then no descriptor passing (the caller starts `ssh -W` instead).
+  if (pendingDeprecation()) return internals;
   try {
     const binding = (process as unknown as { binding?: (name: string) => unknown }).binding;
     if (typeof binding !== 'function') return internals;
@@ -87,6 +91,15 @@ function loadInternals(): Internals | null {
     internals = null;
   }
   return internals;
+}
+
+function pendingDeprecation(): boolean {
+  const flag = '--pending-deprecation';
+  return (
+    process.execArgv.includes(flag) ||
+    (process.env['NODE_OPTIONS'] ?? '').split(/\s+/).includes(flag) ||
+    process.env['NODE_PENDING_DEPRECATION'] === '1'
+  );
 }
 
 /** Can this Node pass a descriptor to the master (see the header)? */

@@ -157,92 +157,102 @@ const BURST = 150;
 /** ssh processes under connect at any time: the master, and a few mux clients at most (none here). */
 const MAX_SSH = 9;
 
-g.test(
-  `connect --raw, openssh transport: ${BURST} connections at once all answered, never more than ${MAX_SSH} ssh processes (no process per connection)`,
-  async () => {
-    const echo = createServer((s) => s.pipe(s));
-    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-    const echoPort = (echo.address() as { port: number }).port;
-    const sshd = await startSshd({
-      authorizedKeys: [stack.userKey.public],
-      permitOpen: [{ host: '127.0.0.1', port: echoPort }],
-    });
-    const socks: Socket[] = [];
-    try {
-      const u = await stack.user({
-        keyFile: true,
-        settings: {
-          bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
-          host_key_fingerprints: `[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
-          mcp_url: `http://127.0.0.1:${echoPort}/mcp`,
-          identity_file: '{keyFile}',
-          ssh_transport: 'openssh',
-        },
+/**
+ * Both ways the CLI hands a connection to ssh: in-process (the descriptor over the control socket), and, where
+ * Node would print a deprecation warning for the internals that takes (NODE_PENDING_DEPRECATION=1), an
+ * `ssh -W` process per connection, a few at a time, the rest relayed.
+ */
+for (const mode of ['descriptor passing', 'ssh -W processes'] as const) {
+  g.test(
+    `connect --raw, openssh transport, ${mode}: ${BURST} connections at once all answered, never more than ${MAX_SSH} ssh processes (no process per connection)`,
+    async () => {
+      const echo = createServer((s) => s.pipe(s));
+      await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+      const echoPort = (echo.address() as { port: number }).port;
+      const sshd = await startSshd({
+        authorizedKeys: [stack.userKey.public],
+        permitOpen: [{ host: '127.0.0.1', port: echoPort }],
       });
-      const run = startCli(
-        ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--raw', '--json'],
-        u.env(),
-        120_000,
-      );
-      stack.running.push(run);
-      run.child.stdin.end();
-      const [, port] = await run.waitFor(/"local":"127\.0\.0\.1:(\d+)"/, 45_000);
-      const pid = run.child.pid!;
-      // Sampled all along: the most ssh processes under connect at any one time.
-      let most = { all: 0, mux: 0 };
-      const seen = new Set<number>();
-      let sampling = true;
-      const sampler = (async () => {
-        for (let i = 0; sampling && i < 3000; i++) {
-          const now = await sshChildren(pid);
-          for (const p of now.pids) seen.add(p);
-          most = { all: Math.max(most.all, now.all), mux: Math.max(most.mux, now.mux) };
-          await new Promise((r) => setTimeout(r, 10));
-        }
-      })();
-      // All at once; each sends its own line and waits for it back. Every connection stays open until all
-      // have answered, so a process per connection would be BURST processes at the end.
-      const answers = await Promise.all(
-        Array.from(
-          { length: BURST },
-          (_, i) =>
-            new Promise<string>((resolve, reject) => {
-              const sock = netConnect(Number(port), '127.0.0.1');
-              socks.push(sock);
-              let got = '';
-              const line = `connection ${i}\n`;
-              sock.setEncoding('utf8');
-              sock.on('error', reject);
-              sock.once('close', () =>
-                reject(new Error(`connection ${i} closed after ${JSON.stringify(got)}`)),
-              );
-              sock.on('data', (d: string) => {
-                got += d;
-                if (got.length >= line.length) resolve(got);
-              });
-              sock.once('connect', () => sock.write(line));
-            }),
-        ),
-      );
-      const open = await sshChildren(pid);
-      sampling = false;
-      await sampler;
-      for (const [i, a] of answers.entries()) assert.equal(a, `connection ${i}\n`);
-      most = { all: Math.max(most.all, open.all), mux: Math.max(most.mux, open.mux) };
-      assert.ok(
-        most.all <= MAX_SSH,
-        `at most ${MAX_SSH} ssh processes under connect during the burst, saw ${most.all} (${most.mux} mux clients)`,
-      );
-      for (const s of socks) s.destroy();
-      run.child.kill('SIGINT');
-      assert.equal((await run.done).code, 130);
-      for (const p of open.pids) seen.add(p);
-      assert.ok(seen.size >= 1, 'the session ssh was seen');
-      for (const p of seen) assert.equal(await alive(p), false, `ssh ${p} is gone once connect has ended`);
-    } finally {
-      for (const s of socks) s.destroy();
-      echo.close();
-      await sshd.close();
-    }
-  },
-);
+      const socks: Socket[] = [];
+      try {
+        const u = await stack.user({
+          keyFile: true,
+          settings: {
+            bastion: `${sshd.username}@127.0.0.1:${sshd.port}`,
+            host_key_fingerprints: `[127.0.0.1]:${sshd.port}=${sshd.fingerprint}`,
+            mcp_url: `http://127.0.0.1:${echoPort}/mcp`,
+            identity_file: '{keyFile}',
+            ssh_transport: 'openssh',
+          },
+        });
+        const run = startCli(
+          ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0', '--raw', '--json'],
+          u.env(mode === 'ssh -W processes' ? { NODE_PENDING_DEPRECATION: '1' } : {}),
+          120_000,
+        );
+        stack.running.push(run);
+        run.child.stdin.end();
+        const [, port] = await run.waitFor(/"local":"127\.0\.0\.1:(\d+)"/, 45_000);
+        const pid = run.child.pid!;
+        // Sampled all along: the most ssh processes under connect at any one time.
+        let most = { all: 0, mux: 0 };
+        const seen = new Set<number>();
+        let sampling = true;
+        const sampler = (async () => {
+          for (let i = 0; sampling && i < 3000; i++) {
+            const now = await sshChildren(pid);
+            for (const p of now.pids) seen.add(p);
+            most = { all: Math.max(most.all, now.all), mux: Math.max(most.mux, now.mux) };
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        })();
+        // All at once; each sends its own line and waits for it back. Every connection stays open until all
+        // have answered, so a process per connection would be BURST processes at the end.
+        const answers = await Promise.all(
+          Array.from(
+            { length: BURST },
+            (_, i) =>
+              new Promise<string>((resolve, reject) => {
+                const sock = netConnect(Number(port), '127.0.0.1');
+                socks.push(sock);
+                let got = '';
+                const line = `connection ${i}\n`;
+                sock.setEncoding('utf8');
+                sock.on('error', reject);
+                sock.once('close', () =>
+                  reject(new Error(`connection ${i} closed after ${JSON.stringify(got)}`)),
+                );
+                sock.on('data', (d: string) => {
+                  got += d;
+                  if (got.length >= line.length) resolve(got);
+                });
+                sock.once('connect', () => sock.write(line));
+              }),
+          ),
+        );
+        const open = await sshChildren(pid);
+        sampling = false;
+        await sampler;
+        for (const [i, a] of answers.entries()) assert.equal(a, `connection ${i}\n`);
+        most = { all: Math.max(most.all, open.all), mux: Math.max(most.mux, open.mux) };
+        assert.ok(
+          most.all <= MAX_SSH,
+          `at most ${MAX_SSH} ssh processes under connect during the burst, saw ${most.all} (${most.mux} mux clients)`,
+        );
+        if (mode === 'ssh -W processes')
+          assert.ok(most.mux >= 1, 'some connections went to ssh -W processes');
+        else assert.equal(most.mux, 0, 'no ssh -W process: descriptors passed in-process');
+        for (const s of socks) s.destroy();
+        run.child.kill('SIGINT');
+        assert.equal((await run.done).code, 130);
+        for (const p of open.pids) seen.add(p);
+        assert.ok(seen.size >= 1, 'the session ssh was seen');
+        for (const p of seen) assert.equal(await alive(p), false, `ssh ${p} is gone once connect has ended`);
+      } finally {
+        for (const s of socks) s.destroy();
+        echo.close();
+        await sshd.close();
+      }
+    },
+  );
+}
