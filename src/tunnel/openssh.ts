@@ -9,7 +9,15 @@
  * read every request anyway (it adds the token). `--raw` connections are different: nothing needs to see
  * their bytes, and relaying them through node cost a second copy of every byte (0.35–0.6× `ssh -L` on a
  * loaded 2-core machine), so the same ssh is also a ControlMaster and each raw connection is handed to it
- * (`adopt`: a mux client `-W host:port` with the socket as stdio; the master reads the socket itself).
+ * (`adopt`): the socket's descriptor goes to the master over its control socket as a stdio forward of the
+ * mux protocol, spoken in-process (openssh-mux.ts), and the master reads and writes the socket itself.
+ * That was an `ssh -S … -W host:port` process per connection before: a fork+exec of ssh for each (fresh
+ * connection p50 11–12 ms against ~2 ms for `ssh -L`) and one process per open connection (a burst of
+ * 1,000 was 1,000 ssh processes, at 0.16–0.4× `ssh -L`'s req/s); the descriptor pass is one connect(2)
+ * and three writes (docs/benchmarks.md). Bounded: at most MAX_PENDING_HANDOFFS hand-offs awaiting the
+ * master's answer (its listen backlog is 64); beyond that, and until the control socket exists, a
+ * connection is relayed through the `-L` socket (open()). Where Node cannot pass descriptors
+ * (muxAvailable), the `ssh -W` process it was, at most MAX_MUX_PROCESSES alive at once, the rest relayed.
  *
  * Our settings reach every hop, ProxyJump's own `ssh -W` children included, because they are in a
  * generated config file passed with `-F` (ssh.c passes `-F` on to ProxyJump's children): the forced
@@ -315,6 +323,9 @@ const STDERR_LINES = 40;
 export async function dialOpenSsh(o: OpenSshOptions): Promise<Transport> {
   const generated = await writeSshConfig(o);
   await rm(generated.socket, { force: true });
+  // A control socket an ssh killed outright left behind: the new master would refuse to bind over it
+  // ("already exists, disabling multiplexing", mux.c) and every hand-off would be refused.
+  await rm(generated.control, { force: true });
   await rm(join(o.dir, 'seen'), { force: true });
   const args = sshArgs(o, generated);
   // ssh creates ~/.ssh only for its default file; a new key accepted here must have somewhere to go.
@@ -416,7 +427,7 @@ export async function dialOpenSsh(o: OpenSshOptions): Promise<Transport> {
           new CliError('error', `this ssh forwards to ${targetLabel(o.target)}, not ${targetLabel(target)}`),
         );
       }
-      return connectSocket(generated.socket);
+      return connectSocket(generated.socket, () => child.exitCode === null && child.signalCode === null);
     },
     close() {
       for (const f of forwards) f.close();
@@ -560,13 +571,21 @@ async function seenKeys(dir: string): Promise<Array<{ host: string; fingerprint:
 }
 
 /**
- * A connection to ssh's forward socket. ssh creates it with bind() and then listen() (OpenSSH misc.c
- * unix_listener): waitForSocket sees the file after the bind, and a connect() before the listen() is
- * refused. A refused connect sent nothing, so it is tried again, briefly (bounded by count): the first
- * channel right after a dial (the TLS probe of an https upstream, the agent's shared tunnel) hit that window
- * and was taken for a dead transport (a 20 s wait for a re-dial that never came).
+ * A connection to ssh's forward socket. Two refusals send nothing and are tried again, bounded by count and
+ * time, as long as that ssh is running:
+ * - ECONNREFUSED: ssh creates the socket with bind() and then listen() (OpenSSH misc.c unix_listener):
+ *   waitForSocket sees the file after the bind, and a connect() before the listen() is refused. The first
+ *   channel right after a dial (the TLS probe of an https upstream, the agent's shared tunnel, the first
+ *   request after a re-dial) hit that window and was taken for a dead transport (openChannel then waits up
+ *   to 20 s for a re-dial that never comes). On a loaded machine ssh can be off the CPU between the two
+ *   calls for longer than a few retries, so they go on while ssh runs (a refusal from an ssh that has
+ *   exited is final at once).
+ * - EAGAIN: the listen backlog is full (ssh listens with 128, channels.c SSH_LISTEN_BACKLOG; a
+ *   non-blocking Unix connect fails at once instead of waiting): a burst of `--raw` connections relayed
+ *   at once. ssh accepts one per turn of its loop; the next try finds room.
  */
-async function connectSocket(path: string): Promise<Duplex> {
+async function connectSocket(path: string, running: () => boolean): Promise<Duplex> {
+  const deadline = Date.now() + CONNECT_RETRY_MS;
   for (let attempt = 1; ; attempt++) {
     try {
       return await new Promise<Duplex>((resolve, reject) => {
@@ -578,11 +597,17 @@ async function connectSocket(path: string): Promise<Duplex> {
         s.once('error', reject);
       });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || attempt >= 25) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      const code = (err as NodeJS.ErrnoException).code;
+      const retry = (code === 'ECONNREFUSED' || code === 'EAGAIN') && running();
+      if (!retry || attempt >= CONNECT_RETRIES || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.floor(Math.random() * 10)));
     }
   }
 }
+
+/** connectSocket's bounds: tries, and time since the first. */
+const CONNECT_RETRIES = 1000;
+const CONNECT_RETRY_MS = 10_000;
 
 /**
  * Resolves when ssh's forward socket exists (ssh binds it only after authentication, and with
