@@ -23,6 +23,7 @@
  *   --quick        fewer requests (300 / 50 / 16 MiB / 50×10 / 200), a few seconds of measuring
  *   --small        the smallest run that still fills every row (npm test runs it so the bench cannot rot)
  *   --streams      the full 200×10 many-streams and 1,000×2 burst phases, everything else --small
+ *   --ready N      connect-to-ready only, N rounds (the set-up as always, every other phase skipped)
  * The full run and --streams add one more path: the proxy with --unsafe-any-local-user (no peer-uid
  * check), for that check's cost.
  *   --json FILE    also write the results as JSON
@@ -313,23 +314,37 @@ interface Options {
   streams: boolean;
   json: string | undefined;
   cpuProf: string | undefined;
+  /** `--ready N`: only connect-to-ready, N rounds (the other phases skipped). */
+  readyOnly: number | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, small: false, streams: false, json: undefined, cpuProf: undefined };
+  const o: Options = {
+    quick: false,
+    small: false,
+    streams: false,
+    json: undefined,
+    cpuProf: undefined,
+    readyOnly: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') o.quick = true;
     else if (a === '--small') o.small = true;
     else if (a === '--streams') o.streams = true;
-    else if (a === '--json' || a === '--cpu-prof') {
+    else if (a === '--ready') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 1 || n > 100)
+        throw new Error('--ready needs a number of rounds, 1 to 100');
+      o.readyOnly = n;
+    } else if (a === '--json' || a === '--cpu-prof') {
       const v = argv[++i];
       if (!v) throw new Error(`${a} needs a path`);
       if (a === '--json') o.json = resolvePath(v);
       else o.cpuProf = resolvePath(v);
     } else if (a === '--help' || a === '-h') {
       process.stdout.write(
-        'usage: node dist/bench/tunnel.js [--quick | --small | --streams] [--json FILE] [--cpu-prof DIR]\n',
+        'usage: node dist/bench/tunnel.js [--quick | --small | --streams | --ready N] [--json FILE] [--cpu-prof DIR]\n',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
@@ -1085,6 +1100,22 @@ interface ReadyRow {
   idle_rss_mib: number;
 }
 
+function readyTable(ready: Record<string, ReadyRow>): string {
+  return table(
+    ['command', 'median ms', 'runs ms', '÷ssh -L', 'idle RSS MiB'],
+    (['ssh-L', 'raw', 'proxy', 'proxy-openssh'] as const).map((id) => {
+      const x = ready[id]!;
+      const label = {
+        'ssh-L': 'ssh -N -L',
+        raw: 'connect --raw (ssh2)',
+        proxy: 'connect (proxy, ssh2)',
+        'proxy-openssh': 'connect (proxy, OpenSSH)',
+      }[id];
+      return [label, fx(x.median_ms), x.all_ms.join(' / '), ratio(x.vs_ssh), fx(x.idle_rss_mib, 1)];
+    }),
+  );
+}
+
 /**
  * Connect-to-ready: spawn to "ready" (ssh: the forward listening, after authentication; connect: its
  * "Listening on" line, after the tenant token and the SSH chain), with a cached login. Rounds alternate.
@@ -1506,6 +1537,16 @@ async function main(): Promise<number> {
     if (opts.cpuProf) await mkdir(opts.cpuProf, { recursive: true });
     log('starting the upstream, sshd, two ssh -L, the IdP, the keychain, login and two connect sessions…');
     const { paths, procs, ciphers, setupMs, starters } = await setUp(opts);
+    if (opts.readyOnly !== undefined) {
+      log(`connect-to-ready only: ${opts.readyOnly} rounds`);
+      const ready = await measureReady(starters, opts.readyOnly, 600_000);
+      process.stdout.write(
+        `connect-to-ready (spawn → ready, cached login), ${opts.readyOnly} rounds alternating, node ${process.version}\n${readyTable(ready)}\n`,
+      );
+      if (opts.json)
+        await writeFile(opts.json, `${JSON.stringify({ bench: 'tunnel', mode: 'ready', ready }, null, 2)}\n`);
+      return 0;
+    }
     log(`set up in ${(setupMs / 1000).toFixed(1)} s; warming up`);
     const ids = { next: 1 };
     await warmUp(paths, sizes, ids);
@@ -1702,21 +1743,7 @@ async function main(): Promise<number> {
       '',
       `4. Connect-to-ready (spawn → ready, cached login), ${sizes.readyRounds} rounds alternating`,
     );
-    out.push(
-      table(
-        ['command', 'median ms', 'runs ms', '÷ssh -L', 'idle RSS MiB'],
-        (['ssh-L', 'raw', 'proxy', 'proxy-openssh'] as const).map((id) => {
-          const x = ready[id]!;
-          const label = {
-            'ssh-L': 'ssh -N -L',
-            raw: 'connect --raw (ssh2)',
-            proxy: 'connect (proxy, ssh2)',
-            'proxy-openssh': 'connect (proxy, OpenSSH)',
-          }[id];
-          return [label, fx(x.median_ms), x.all_ms.join(' / '), ratio(x.vs_ssh), fx(x.idle_rss_mib, 1)];
-        }),
-      ),
-    );
+    out.push(readyTable(ready));
     out.push(
       '',
       `set-up ${(setupMs / 1000).toFixed(1)} s, measurements ${(measuredMs / 1000).toFixed(1)} s (÷ = ratio of medians; ` +

@@ -139,12 +139,35 @@ async function peerCheck(
   };
 }
 
+/**
+ * Starts loading what the session needs after its set-up (the tunnel's modules, the listener, ssh2 for the
+ * ssh2 transport): on a 2-core machine that work then overlaps the waits of the set-up — `ssh -G`, the
+ * agent's token exchange, the bastion's handshake — instead of following them (connect-to-ready,
+ * docs/benchmarks.md). Only modules are loaded; nothing runs. Each is imported again where it is used,
+ * which returns the same module, or the same error at the same place as without this.
+ */
+function preloadSession(transport: 'auto' | 'openssh' | 'ssh2', raw: boolean): void {
+  const modules: Array<Promise<unknown>> = [
+    import('./open-tunnel.js'),
+    import('../auth/tenant-access.js'),
+    import('../auth/tenant-refresher.js'),
+    import('../tunnel/supervisor.js'),
+    import('../tunnel/local.js'),
+    import('../peer.js'),
+  ];
+  // `auto` is OpenSSH wherever `ssh` is installed, and that transport never loads ssh2.
+  if (transport === 'ssh2') modules.push(import('../tunnel/ssh.js'));
+  if (!raw) modules.push(import('../audit/live-tunnels.js'));
+  for (const m of modules) m.catch(() => undefined);
+}
+
 export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
   const p = profileArg(eff.name);
   const mcpUrl = requireMcpUrl(eff);
   const upstream = new URL(mcpUrl);
+  preloadSession(opts.sshTransport ?? eff.profile.ssh_transport ?? 'auto', opts.raw);
   const hops = await resolveHops(eff, deps);
   const json = globals.json;
   const event = (type: string, data: Record<string, unknown> = {}) => {
