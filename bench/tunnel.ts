@@ -24,6 +24,7 @@
  *   --small        the smallest run that still fills every row (npm test runs it so the bench cannot rot)
  *   --streams      the full 200×10 many-streams and 1,000×2 burst phases, everything else --small
  *   --ready N      connect-to-ready only, N rounds (the set-up as always, every other phase skipped)
+ *   --latency N    the keep-alive latency phase only, N calls per path (with --cpu-prof: that phase's profile)
  * The full run and --streams add one more path: the proxy with --unsafe-any-local-user (no peer-uid
  * check), for that check's cost.
  *   --json FILE    also write the results as JSON
@@ -316,6 +317,8 @@ interface Options {
   cpuProf: string | undefined;
   /** `--ready N`: only connect-to-ready, N rounds (the other phases skipped). */
   readyOnly: number | undefined;
+  /** `--latency N`: only the keep-alive latency phase, N calls per path (for --cpu-prof of that phase). */
+  latencyOnly: number | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -326,6 +329,7 @@ function parseArgs(argv: string[]): Options {
     json: undefined,
     cpuProf: undefined,
     readyOnly: undefined,
+    latencyOnly: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -337,6 +341,11 @@ function parseArgs(argv: string[]): Options {
       if (!Number.isInteger(n) || n < 1 || n > 100)
         throw new Error('--ready needs a number of rounds, 1 to 100');
       o.readyOnly = n;
+    } else if (a === '--latency') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 100 || n > 100_000)
+        throw new Error('--latency needs a number of calls per path, 100 to 100000');
+      o.latencyOnly = n;
     } else if (a === '--json' || a === '--cpu-prof') {
       const v = argv[++i];
       if (!v) throw new Error(`${a} needs a path`);
@@ -344,7 +353,7 @@ function parseArgs(argv: string[]): Options {
       else o.cpuProf = resolvePath(v);
     } else if (a === '--help' || a === '-h') {
       process.stdout.write(
-        'usage: node dist/bench/tunnel.js [--quick | --small | --streams | --ready N] [--json FILE] [--cpu-prof DIR]\n',
+        'usage: node dist/bench/tunnel.js [--quick | --small | --streams | --ready N | --latency N] [--json FILE] [--cpu-prof DIR]\n',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
@@ -1100,6 +1109,40 @@ interface ReadyRow {
   idle_rss_mib: number;
 }
 
+function latencyTable(paths: TunnelPath[], rows: Record<string, LatencyRow>): string {
+  return table(
+    [
+      'path',
+      'n',
+      'p50 µs',
+      'p90 µs',
+      'p99 µs',
+      'max µs',
+      '>30ms',
+      '÷direct',
+      '÷ssh -L',
+      ...CPU_HEAD.map((h) => `${h} µs`),
+      'err',
+    ],
+    paths.map((p) => {
+      const x = rows[p.id]!;
+      return [
+        p.label,
+        String(x.n),
+        fx(x.p50_us),
+        fx(x.p90_us),
+        fx(x.p99_us),
+        fx(x.max_us),
+        String(x.over_30ms),
+        ratio(x.p50_vs_direct),
+        ratio(x.p50_vs_ssh),
+        ...cpuCells(x.cpu_us_per_req),
+        String(x.errors),
+      ];
+    }),
+  );
+}
+
 function readyTable(ready: Record<string, ReadyRow>): string {
   return table(
     ['command', 'median ms', 'runs ms', '÷ssh -L', 'idle RSS MiB'],
@@ -1550,6 +1593,19 @@ async function main(): Promise<number> {
     log(`set up in ${(setupMs / 1000).toFixed(1)} s; warming up`);
     const ids = { next: 1 };
     await warmUp(paths, sizes, ids);
+    if (opts.latencyOnly !== undefined) {
+      log(`latency only: ${opts.latencyOnly} sequential tool calls per path`);
+      const keep = await measureLatency(
+        paths,
+        { total: opts.latencyOnly, block: 100, budgetMs: 600_000, fresh: false },
+        procs,
+        ids,
+      );
+      process.stdout.write(
+        `latency: ${opts.latencyOnly} sequential MCP tool calls per path, keep-alive, blocks of 100 alternating, node ${process.version}\n${latencyTable(paths, keep.rows)}\n`,
+      );
+      return 0;
+    }
 
     log(`latency: ${sizes.latency} sequential tool calls per path, blocks of ${sizes.latencyBlock}`);
     const keep = await measureLatency(
@@ -1626,39 +1682,7 @@ async function main(): Promise<number> {
 
     const latTable = (title: string, r: { rows: Record<string, LatencyRow>; blocks: Blocks }) => {
       out.push('', `${title}${trunc(r.blocks)}`);
-      out.push(
-        table(
-          [
-            'path',
-            'n',
-            'p50 µs',
-            'p90 µs',
-            'p99 µs',
-            'max µs',
-            '>30ms',
-            '÷direct',
-            '÷ssh -L',
-            ...CPU_HEAD.map((h) => `${h} µs`),
-            'err',
-          ],
-          paths.map((p) => {
-            const x = r.rows[p.id]!;
-            return [
-              p.label,
-              String(x.n),
-              fx(x.p50_us),
-              fx(x.p90_us),
-              fx(x.p99_us),
-              fx(x.max_us),
-              String(x.over_30ms),
-              ratio(x.p50_vs_direct),
-              ratio(x.p50_vs_ssh),
-              ...cpuCells(x.cpu_us_per_req),
-              String(x.errors),
-            ];
-          }),
-        ),
-      );
+      out.push(latencyTable(paths, r.rows));
     };
     latTable(
       `1. Latency: ${sizes.latency} sequential MCP tool calls (~1 KB each way), one keep-alive connection, blocks of ${sizes.latencyBlock} alternating`,
