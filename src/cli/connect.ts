@@ -140,23 +140,15 @@ async function peerCheck(
 }
 
 /**
- * Starts loading what the session needs after its set-up (the tunnel's modules, the listener, ssh2 for the
- * ssh2 transport): on a 2-core machine that work then overlaps the waits of the set-up — `ssh -G`, the
- * agent's token exchange, the bastion's handshake — instead of following them (connect-to-ready,
- * docs/benchmarks.md). Only modules are loaded; nothing runs. Each is imported again where it is used,
- * which returns the same module, or the same error at the same place as without this.
+ * Loads what the session needs once its set-up is done — the listener, the peer check, the live-session
+ * file — while the SSH connection is still being made (open-tunnel.ts `whileDialling`): ssh (or sshd, for
+ * the ssh2 transport) does that work in another process, so this one would otherwise wait idle, and load
+ * them after `ready` instead (connect-to-ready, docs/benchmarks.md). Only modules are loaded; nothing runs.
+ * Each is imported again where it is used, which returns the same module, or the same error at the same
+ * place as without this.
  */
-function preloadSession(transport: 'auto' | 'openssh' | 'ssh2', raw: boolean): void {
-  const modules: Array<Promise<unknown>> = [
-    import('./open-tunnel.js'),
-    import('../auth/tenant-access.js'),
-    import('../auth/tenant-refresher.js'),
-    import('../tunnel/supervisor.js'),
-    import('../tunnel/local.js'),
-    import('../peer.js'),
-  ];
-  // `auto` is OpenSSH wherever `ssh` is installed, and that transport never loads ssh2.
-  if (transport === 'ssh2') modules.push(import('../tunnel/ssh.js'));
+function preloadListener(raw: boolean): void {
+  const modules: Array<Promise<unknown>> = [import('../tunnel/local.js'), import('../peer.js')];
   if (!raw) modules.push(import('../audit/live-tunnels.js'));
   for (const m of modules) m.catch(() => undefined);
 }
@@ -167,7 +159,6 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
   const p = profileArg(eff.name);
   const mcpUrl = requireMcpUrl(eff);
   const upstream = new URL(mcpUrl);
-  preloadSession(opts.sshTransport ?? eff.profile.ssh_transport ?? 'auto', opts.raw);
   const hops = await resolveHops(eff, deps);
   const json = globals.json;
   const event = (type: string, data: Record<string, unknown> = {}) => {
@@ -206,6 +197,7 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       cleanups,
       // --raw leaves TLS to the local client.
       tls: opts.raw ? undefined : { unsafeSkipVerify: opts.unsafeSkipTlsVerify },
+      whileDialling: () => preloadListener(opts.raw),
     });
     const { listen, openChannel } = await import('../tunnel/local.js');
     const token = () => {
