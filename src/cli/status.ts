@@ -16,28 +16,13 @@ interface StatusAnswer {
 }
 
 export async function runStatus(globals: GlobalOptions, opts: StatusOptions, deps: Deps) {
-  // The agent knows (it holds the login, or reads the keychain for it): this process loads neither the
-  // keychain binding nor openid-client, so `status` costs little more than Node's start-up. The running
-  // agent is looked for while the profile is read (both wait on the file system and the agent's answer);
-  // an error of the profile still comes first.
-  const client = import('../auth/agent-client.js');
-  const running = client.then(({ findAgent }) => findAgent(deps));
-  running.catch(() => undefined);
   const ui = await Ui.create(deps, globals);
-  let eff: Awaited<ReturnType<typeof loadProfile>>;
-  try {
-    eff = await loadProfile(deps, globals, opts.flags);
-  } catch (err) {
-    void running.then(
-      (a) => a?.close(),
-      () => undefined,
-    );
-    throw err;
-  }
+  const eff = await loadProfile(deps, globals, opts.flags);
   const p = eff.name === 'default' ? '' : ` --profile ${eff.name}`;
-  const found = await running;
-  const agent =
-    found ?? (eff.profile.storage === 'memory' ? undefined : await (await client).ensureAgent(deps));
+  // The agent knows (it holds the login, or reads the keychain for it): this process loads neither the
+  // keychain binding nor openid-client, so `status` costs little more than Node's start-up.
+  const { findAgent, ensureAgent } = await import('../auth/agent-client.js');
+  const agent = eff.profile.storage === 'memory' ? await findAgent(deps) : await ensureAgent(deps);
   let answer: StatusAnswer = { logged_in: false, reason: 'not_logged_in' };
   if (agent) {
     try {
