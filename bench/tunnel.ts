@@ -23,6 +23,8 @@
  *   --quick        fewer requests (300 / 50 / 16 MiB / 50×10 / 200), a few seconds of measuring
  *   --small        the smallest run that still fills every row (npm test runs it so the bench cannot rot)
  *   --streams      the full 200×10 many-streams and 1,000×2 burst phases, everything else --small
+ *   --ready N      connect-to-ready only, N rounds (the set-up as always, every other phase skipped)
+ *   --latency N    the keep-alive latency phase only, N calls per path (with --cpu-prof: that phase's profile)
  * The full run and --streams add one more path: the proxy with --unsafe-any-local-user (no peer-uid
  * check), for that check's cost.
  *   --json FILE    also write the results as JSON
@@ -313,23 +315,45 @@ interface Options {
   streams: boolean;
   json: string | undefined;
   cpuProf: string | undefined;
+  /** `--ready N`: only connect-to-ready, N rounds (the other phases skipped). */
+  readyOnly: number | undefined;
+  /** `--latency N`: only the keep-alive latency phase, N calls per path (for --cpu-prof of that phase). */
+  latencyOnly: number | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, small: false, streams: false, json: undefined, cpuProf: undefined };
+  const o: Options = {
+    quick: false,
+    small: false,
+    streams: false,
+    json: undefined,
+    cpuProf: undefined,
+    readyOnly: undefined,
+    latencyOnly: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') o.quick = true;
     else if (a === '--small') o.small = true;
     else if (a === '--streams') o.streams = true;
-    else if (a === '--json' || a === '--cpu-prof') {
+    else if (a === '--ready') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 1 || n > 100)
+        throw new Error('--ready needs a number of rounds, 1 to 100');
+      o.readyOnly = n;
+    } else if (a === '--latency') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 100 || n > 100_000)
+        throw new Error('--latency needs a number of calls per path, 100 to 100000');
+      o.latencyOnly = n;
+    } else if (a === '--json' || a === '--cpu-prof') {
       const v = argv[++i];
       if (!v) throw new Error(`${a} needs a path`);
       if (a === '--json') o.json = resolvePath(v);
       else o.cpuProf = resolvePath(v);
     } else if (a === '--help' || a === '-h') {
       process.stdout.write(
-        'usage: node dist/bench/tunnel.js [--quick | --small | --streams] [--json FILE] [--cpu-prof DIR]\n',
+        'usage: node dist/bench/tunnel.js [--quick | --small | --streams | --ready N | --latency N] [--json FILE] [--cpu-prof DIR]\n',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
@@ -1085,6 +1109,56 @@ interface ReadyRow {
   idle_rss_mib: number;
 }
 
+function latencyTable(paths: TunnelPath[], rows: Record<string, LatencyRow>): string {
+  return table(
+    [
+      'path',
+      'n',
+      'p50 µs',
+      'p90 µs',
+      'p99 µs',
+      'max µs',
+      '>30ms',
+      '÷direct',
+      '÷ssh -L',
+      ...CPU_HEAD.map((h) => `${h} µs`),
+      'err',
+    ],
+    paths.map((p) => {
+      const x = rows[p.id]!;
+      return [
+        p.label,
+        String(x.n),
+        fx(x.p50_us),
+        fx(x.p90_us),
+        fx(x.p99_us),
+        fx(x.max_us),
+        String(x.over_30ms),
+        ratio(x.p50_vs_direct),
+        ratio(x.p50_vs_ssh),
+        ...cpuCells(x.cpu_us_per_req),
+        String(x.errors),
+      ];
+    }),
+  );
+}
+
+function readyTable(ready: Record<string, ReadyRow>): string {
+  return table(
+    ['command', 'median ms', 'runs ms', '÷ssh -L', 'idle RSS MiB'],
+    (['ssh-L', 'raw', 'proxy', 'proxy-openssh'] as const).map((id) => {
+      const x = ready[id]!;
+      const label = {
+        'ssh-L': 'ssh -N -L',
+        raw: 'connect --raw (ssh2)',
+        proxy: 'connect (proxy, ssh2)',
+        'proxy-openssh': 'connect (proxy, OpenSSH)',
+      }[id];
+      return [label, fx(x.median_ms), x.all_ms.join(' / '), ratio(x.vs_ssh), fx(x.idle_rss_mib, 1)];
+    }),
+  );
+}
+
 /**
  * Connect-to-ready: spawn to "ready" (ssh: the forward listening, after authentication; connect: its
  * "Listening on" line, after the tenant token and the SSH chain), with a cached login. Rounds alternate.
@@ -1506,9 +1580,32 @@ async function main(): Promise<number> {
     if (opts.cpuProf) await mkdir(opts.cpuProf, { recursive: true });
     log('starting the upstream, sshd, two ssh -L, the IdP, the keychain, login and two connect sessions…');
     const { paths, procs, ciphers, setupMs, starters } = await setUp(opts);
+    if (opts.readyOnly !== undefined) {
+      log(`connect-to-ready only: ${opts.readyOnly} rounds`);
+      const ready = await measureReady(starters, opts.readyOnly, 600_000);
+      process.stdout.write(
+        `connect-to-ready (spawn → ready, cached login), ${opts.readyOnly} rounds alternating, node ${process.version}\n${readyTable(ready)}\n`,
+      );
+      if (opts.json)
+        await writeFile(opts.json, `${JSON.stringify({ bench: 'tunnel', mode: 'ready', ready }, null, 2)}\n`);
+      return 0;
+    }
     log(`set up in ${(setupMs / 1000).toFixed(1)} s; warming up`);
     const ids = { next: 1 };
     await warmUp(paths, sizes, ids);
+    if (opts.latencyOnly !== undefined) {
+      log(`latency only: ${opts.latencyOnly} sequential tool calls per path`);
+      const keep = await measureLatency(
+        paths,
+        { total: opts.latencyOnly, block: 100, budgetMs: 600_000, fresh: false },
+        procs,
+        ids,
+      );
+      process.stdout.write(
+        `latency: ${opts.latencyOnly} sequential MCP tool calls per path, keep-alive, blocks of 100 alternating, node ${process.version}\n${latencyTable(paths, keep.rows)}\n`,
+      );
+      return 0;
+    }
 
     log(`latency: ${sizes.latency} sequential tool calls per path, blocks of ${sizes.latencyBlock}`);
     const keep = await measureLatency(
@@ -1585,39 +1682,7 @@ async function main(): Promise<number> {
 
     const latTable = (title: string, r: { rows: Record<string, LatencyRow>; blocks: Blocks }) => {
       out.push('', `${title}${trunc(r.blocks)}`);
-      out.push(
-        table(
-          [
-            'path',
-            'n',
-            'p50 µs',
-            'p90 µs',
-            'p99 µs',
-            'max µs',
-            '>30ms',
-            '÷direct',
-            '÷ssh -L',
-            ...CPU_HEAD.map((h) => `${h} µs`),
-            'err',
-          ],
-          paths.map((p) => {
-            const x = r.rows[p.id]!;
-            return [
-              p.label,
-              String(x.n),
-              fx(x.p50_us),
-              fx(x.p90_us),
-              fx(x.p99_us),
-              fx(x.max_us),
-              String(x.over_30ms),
-              ratio(x.p50_vs_direct),
-              ratio(x.p50_vs_ssh),
-              ...cpuCells(x.cpu_us_per_req),
-              String(x.errors),
-            ];
-          }),
-        ),
-      );
+      out.push(latencyTable(paths, r.rows));
     };
     latTable(
       `1. Latency: ${sizes.latency} sequential MCP tool calls (~1 KB each way), one keep-alive connection, blocks of ${sizes.latencyBlock} alternating`,
@@ -1702,21 +1767,7 @@ async function main(): Promise<number> {
       '',
       `4. Connect-to-ready (spawn → ready, cached login), ${sizes.readyRounds} rounds alternating`,
     );
-    out.push(
-      table(
-        ['command', 'median ms', 'runs ms', '÷ssh -L', 'idle RSS MiB'],
-        (['ssh-L', 'raw', 'proxy', 'proxy-openssh'] as const).map((id) => {
-          const x = ready[id]!;
-          const label = {
-            'ssh-L': 'ssh -N -L',
-            raw: 'connect --raw (ssh2)',
-            proxy: 'connect (proxy, ssh2)',
-            'proxy-openssh': 'connect (proxy, OpenSSH)',
-          }[id];
-          return [label, fx(x.median_ms), x.all_ms.join(' / '), ratio(x.vs_ssh), fx(x.idle_rss_mib, 1)];
-        }),
-      ),
-    );
+    out.push(readyTable(ready));
     out.push(
       '',
       `set-up ${(setupMs / 1000).toFixed(1)} s, measurements ${(measuredMs / 1000).toFixed(1)} s (÷ = ratio of medians; ` +
