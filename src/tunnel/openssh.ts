@@ -584,7 +584,7 @@ async function seenKeys(dir: string): Promise<Array<{ host: string; fingerprint:
  *   non-blocking Unix connect fails at once instead of waiting): a burst of `--raw` connections relayed
  *   at once. ssh accepts one per turn of its loop; the next try finds room.
  */
-async function connectSocket(path: string, running: () => boolean): Promise<Duplex> {
+export async function connectSocket(path: string, running: () => boolean): Promise<Duplex> {
   const deadline = Date.now() + CONNECT_RETRY_MS;
   for (let attempt = 1; ; attempt++) {
     try {
