@@ -36,6 +36,8 @@ export class Supervisor {
   #waiters: Array<(transport: Transport | Error) => void> = [];
   #fatal: CliError | undefined;
   #loop: Promise<void> | undefined;
+  /** close() was called: a dial that completes afterwards is closed at once, never set up. */
+  #closed = false;
   redials = 0;
 
   constructor(options: SupervisorOptions) {
@@ -48,7 +50,9 @@ export class Supervisor {
 
   /** The first dial: its errors go straight to the user. */
   async start(): Promise<void> {
-    this.#setUp(await this.#o.dial());
+    const chain = await this.#o.dial();
+    if (this.#closedWith(chain)) throw new CliError('interrupted', 'the session ended');
+    this.#setUp(chain);
     this.#loop = this.#watch();
     this.#loop.catch(() => undefined);
   }
@@ -56,6 +60,17 @@ export class Supervisor {
   /** Resolves when the session ends (signal) or rejects on a fatal error during a re-dial. */
   done(): Promise<void> {
     return this.#loop ?? Promise.resolve();
+  }
+
+  /**
+   * A dial can outlast the session: `connect` dials SSH while the tenant token is fetched, and a refused
+   * token ends the session mid-dial (open-tunnel.ts). The chain it then brings (an `ssh` child) would keep
+   * the process alive with nobody to close it.
+   */
+  #closedWith(chain: Chain): boolean {
+    if (!this.#closed) return false;
+    chain.close();
+    return true;
   }
 
   #setUp(chain: Chain): void {
@@ -80,7 +95,9 @@ export class Supervisor {
         const delayMs = Math.round(base * (0.5 + o.random() / 2));
         try {
           this.redials += 1;
-          this.#setUp(await o.dial());
+          const next = await o.dial();
+          if (this.#closedWith(next)) return;
+          this.#setUp(next);
           break;
         } catch (err) {
           if (isFatal(err)) {
@@ -129,6 +146,7 @@ export class Supervisor {
   }
 
   close(): void {
+    this.#closed = true;
     this.#chain?.close();
     this.#chain = undefined;
     for (const w of this.#waiters.splice(0)) w(new CliError('interrupted', 'the session ended'));

@@ -101,6 +101,31 @@ test('supervisor.client(avoid): a client found dead is not handed back; the next
   supervisor.close();
 });
 
+test('supervisor.close() during the first dial: the chain that dial brings afterwards is closed, not kept (an ssh child would keep connect alive)', async () => {
+  const ac = new AbortController();
+  let finishDial!: () => void;
+  let closedChain = 0;
+  const chain = { ...fakeChain(() => undefined).chain, close: () => closedChain++ } as Chain;
+  const supervisor = new Supervisor({
+    dial: () =>
+      new Promise<Chain>((resolve) => {
+        finishDial = () => resolve(chain);
+      }),
+    sleep: async () => undefined,
+    random: () => 0,
+    signal: ac.signal,
+  });
+  const started = supervisor.start();
+  await tick();
+  // The session ends while SSH is still being dialled (a refused tenant token), then the dial completes.
+  ac.abort();
+  supervisor.close();
+  finishDial();
+  await assert.rejects(started, { kind: 'interrupted' });
+  assert.equal(closedChain, 1, 'the late chain was closed');
+  assert.equal(supervisor.up, false);
+});
+
 async function upstreamServer() {
   const seen: string[] = [];
   const server = createServer((req, res) => {
