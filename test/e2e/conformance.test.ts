@@ -13,13 +13,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test as nodeTest } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { transform } from 'esbuild';
 import { type CliRun, startCli } from '../helpers/cli.js';
+import { freePort } from '../helpers/ports.js';
 import { gate, missing } from '../helpers/requires.js';
 import { type UpstreamStack, upstreamStack } from '../helpers/upstream-stack.js';
 
@@ -66,14 +66,6 @@ let connect: CliRun;
 let work: string;
 const results: Record<'direct' | 'connect', Map<string, Outcome>> = { direct: new Map(), connect: new Map() };
 let relayedConnections = 0;
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 /**
  * Scenarios whose reference tool sends its server→client request (sampling/createMessage,

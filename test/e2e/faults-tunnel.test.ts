@@ -19,6 +19,7 @@ import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { fingerprintOf, generateEd25519, parsePrivateKey } from '../../sandbox/ssh-keys.js';
 import { type CliRun, connectArgs, runCli, startCli } from '../helpers/cli.js';
 import type { UserEnv } from '../helpers/env.js';
+import { freePort } from '../helpers/ports.js';
 import { gate, missing } from '../helpers/requires.js';
 import { bastionUser } from '../helpers/stack.js';
 
@@ -80,14 +81,6 @@ async function tcpServer(onSocket: (s: Socket) => void): Promise<number> {
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as AddressInfo).port;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 before(async () => {

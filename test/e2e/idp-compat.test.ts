@@ -12,6 +12,7 @@ import { type SecretService, startSecretService } from '../../sandbox/keychain.j
 import { writeSandboxProfile } from '../../sandbox/profile.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
+import { freePort } from '../helpers/ports.js';
 import { gate, missing } from '../helpers/requires.js';
 import { privateCa } from '../helpers/tls.js';
 
@@ -48,16 +49,6 @@ async function holdPort(): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   assert.ok(address && typeof address === 'object');
-  return address.port;
-}
-
-/** A free loopback port (listened on and closed again). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  assert.ok(address && typeof address === 'object');
-  await new Promise((resolve) => server.close(resolve));
   return address.port;
 }
 
