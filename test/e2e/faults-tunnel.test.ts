@@ -289,13 +289,18 @@ test('a slow MCP upstream: the client may give up, the tunnel stays usable, and 
     (r) => r.text(),
     (err: unknown) => err,
   );
-  for (let i = 0; i < 50 && hostile.inFlight() === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  // Through the tunnel to the upstream: bounded by count and by what a loaded machine may need.
+  const deadline = Date.now() + 15_000;
+  for (let i = 0; i < 750 && hostile.inFlight() === 0 && Date.now() < deadline; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
   assert.ok(hostile.inFlight() > 0, 'the request reached the upstream');
   const stopped = Date.now();
   run.child.kill('SIGINT');
   const result = await run.done;
   assert.equal(result.code, 130, result.stderr);
-  assert.ok(Date.now() - stopped < 5_000, 'a hanging request does not hold the session open');
+  // Held open, the session would last until the test's killer (60 s, which exits with a signal, not 130).
+  assert.ok(Date.now() - stopped < 15_000, 'a hanging request does not hold the session open');
   assert.ok((await pending) instanceof Error, 'the hanging request is cut, not answered with made-up data');
   await portClosed(port);
 });
