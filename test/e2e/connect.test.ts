@@ -18,6 +18,7 @@ import { type CliRun, connectArgs, runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
 import { mcpClient, toolText } from '../helpers/mcp.js';
 import { gate, missing, type NeedName } from '../helpers/requires.js';
+import { startAgent } from '../helpers/ssh-agent.js';
 import { tmuxServer } from '../helpers/tmux.js';
 
 // Every test needs the Secret Service (the login is kept there); some need more, named where they are.
@@ -372,8 +373,6 @@ test('bad input: upstream refused → 502 JSON-RPC with the tunnel up; busy port
 withSsh.test(
   'keys from ssh-agent (where hardware keys live); --json prints NDJSON events; --max-session ends with 0',
   async () => {
-    const { spawn, execFile } = await import('node:child_process');
-    const { promisify } = await import('node:util');
     const u = await userEnv(keyring.env);
     await writeSandboxProfile(idp, u.env());
     await config(u, {
@@ -381,24 +380,9 @@ withSsh.test(
       host_key_fingerprints: `[127.0.0.1]:${bastion.port}=${bastion.fingerprint}`,
       mcp_url: plane.url,
     });
-    const sock = join(u.tmp, 'agent.sock');
-    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    const agent = await startAgent(u.tmp, [key.privateKey]);
+    const sock = agent.sock;
     try {
-      for (let i = 0; i < 100; i++) {
-        if (
-          await import('node:fs/promises').then((fs) =>
-            fs.stat(sock).then(
-              () => true,
-              () => false,
-            ),
-          )
-        )
-          break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      const keyFile = join(u.tmp, 'agent_key');
-      await writeFile(keyFile, key.privateKey, { mode: 0o600 });
-      await promisify(execFile)('ssh-add', [keyFile], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
       assert.equal((await deviceLogin(u.env(), alice)).code, 0);
 
       const result = await runCli(
@@ -428,7 +412,7 @@ withSsh.test(
       assert.equal(events[1]?.reason, 'max');
       assert.match(result.stderr, /Session ended \(reached --max-session\)/);
     } finally {
-      agent.kill();
+      agent.stop();
     }
   },
 );
