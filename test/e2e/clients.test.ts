@@ -19,8 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { freeLoopbackPort } from '../../sandbox/ssh-keys.js';
 import { BIN, baseEnv, type CliRun, startCli } from '../helpers/cli.js';
-import { freePort } from '../helpers/ports.js';
 import { gate, missing } from '../helpers/requires.js';
 import { type UpstreamStack, upstreamStack } from '../helpers/upstream-stack.js';
 
@@ -47,7 +47,7 @@ let connectUrl: string;
 let remoteHome: string;
 
 before(async () => {
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   everything = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

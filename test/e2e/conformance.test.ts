@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { test as nodeTest } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { transform } from 'esbuild';
+import { freeLoopbackPort } from '../../sandbox/ssh-keys.js';
 import { type CliRun, startCli } from '../helpers/cli.js';
-import { freePort } from '../helpers/ports.js';
 import { gate, missing } from '../helpers/requires.js';
 import { type UpstreamStack, upstreamStack } from '../helpers/upstream-stack.js';
 
@@ -147,7 +147,7 @@ before(
     });
     await mkdir(join(REFERENCE_JS, '..'), { recursive: true });
     await writeFile(REFERENCE_JS, code);
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     reference = spawn(process.execPath, [REFERENCE_JS], {
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', PORT: String(port) },
       stdio: ['ignore', 'pipe', 'pipe'],

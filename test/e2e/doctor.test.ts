@@ -12,9 +12,9 @@ import type { Bastion, UserKey } from '../../sandbox/bastion.js';
 import { type SandboxIdp, startIdp } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
+import { freeLoopbackPort } from '../../sandbox/ssh-keys.js';
 import { runCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
-import { freePort } from '../helpers/ports.js';
 import { gate, missing } from '../helpers/requires.js';
 import { type Agent, startAgent } from '../helpers/ssh-agent.js';
 import { bastionUser } from '../helpers/stack.js';
@@ -49,8 +49,8 @@ before(async () => {
     mcpUrl: 'http://mcp.internal:4000/mcp',
   }));
   // A port of our own, so the test never depends on 7700 being free on this machine; outside the ephemeral
-  // range (helpers/ports.ts), so no other test's outgoing connection takes it before doctor looks at it.
-  localPort = await freePort();
+  // range (freeLoopbackPort), so no listen(0) of another test draws it before doctor looks at it.
+  localPort = await freeLoopbackPort();
   const r = await runCli(
     ['--profile', 'sandbox', 'config', 'set', 'local_port', String(localPort)],
     user.env(),
@@ -156,7 +156,7 @@ test('a broken config file: ✗ config with the file and the fix, exit 1', async
 });
 
 test('the IdP down: ✗ IdP discovery with the URL and the fix; the clock check is skipped', async () => {
-  const port = await freePort(); // nothing listens there: connections are refused
+  const port = await freeLoopbackPort(); // nothing listens there: connections are refused
   const r = await doctor({ MCP_SECURE_ISSUER: `http://127.0.0.1:${port}` });
   assert.equal(r.code, 1);
   const c = check(r.stdout, TITLES.idp);
@@ -226,7 +226,7 @@ test("an unknown host key: ✗ host keys with the bastion's fingerprint and how 
   );
   assert.match(c.fix, /--accept-new-host-key/);
   // A bastion that is down is a different failure with a different fix.
-  const port = await freePort(); // nothing listens there: connections are refused
+  const port = await freeLoopbackPort(); // nothing listens there: connections are refused
   const down = await doctor({ MCP_SECURE_BASTION: `${bastion.username}@127.0.0.1:${port}` });
   assert.match(check(down.stdout, TITLES.hostKeys).line, /^✗ .*is not reachable/);
 });

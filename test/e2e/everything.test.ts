@@ -20,8 +20,8 @@ import {
   LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
+import { freeLoopbackPort } from '../../sandbox/ssh-keys.js';
 import { BIN, baseEnv, type CliRun, startCli } from '../helpers/cli.js';
-import { freePort } from '../helpers/ports.js';
 import { gate, missing } from '../helpers/requires.js';
 import { type UpstreamStack, upstreamStack } from '../helpers/upstream-stack.js';
 
@@ -54,7 +54,7 @@ async function serverLogged(pattern: RegExp, times = 0, ms = 10_000): Promise<vo
 }
 
 before(async () => {
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   everything = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

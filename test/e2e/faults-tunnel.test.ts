@@ -16,10 +16,9 @@ import { deviceLogin } from '../../sandbox/device-login.js';
 import { type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
-import { fingerprintOf, generateEd25519, parsePrivateKey } from '../../sandbox/ssh-keys.js';
+import { fingerprintOf, freeLoopbackPort, generateEd25519, parsePrivateKey } from '../../sandbox/ssh-keys.js';
 import { type CliRun, connectArgs, runCli, startCli } from '../helpers/cli.js';
 import type { UserEnv } from '../helpers/env.js';
-import { freePort } from '../helpers/ports.js';
 import { gate, missing } from '../helpers/requires.js';
 import { bastionUser } from '../helpers/stack.js';
 
@@ -161,7 +160,7 @@ const rpc = (local: string, method: string, signal?: AbortSignal) =>
   });
 
 test('a bastion that refuses the connection, or hangs up mid-handshake: exit 1, one line naming it, nothing listening', async () => {
-  const refused = await freePort();
+  const refused = await freeLoopbackPort();
   const afterBanner = await tcpServer((s) => s.end('SSH-2.0-OpenSSH_9.6\r\n'));
   const atOnce = await tcpServer((s) => s.destroy());
   const garbage = await tcpServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
