@@ -30,7 +30,7 @@ const root = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.u
 const EVERYTHING = root('node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 // The CLI itself: the `mcp-inspector-cli --cli` launcher (build/cli.js) only prints a deprecation notice and
 // runs `node build/index.js` with the same arguments — one node start per call fewer (the file must finish
-// within the runner's 180 s on a loaded machine).
+// within the runner's per-file bound, scripts/test.js, on a loaded machine).
 const INSPECTOR_BIN = root('node_modules/@modelcontextprotocol/inspector-cli/build/index.js');
 // inspector-cli 1.0.3 looks for "../package.json" relative to the working directory but imports it
 // relative to its module (build/index.js), so it fails with "Cannot find module …/@modelcontextprotocol/
