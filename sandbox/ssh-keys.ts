@@ -65,11 +65,13 @@ export function parsePrivateKey(text: string): ParsedKey {
  * long and neither ssh2 nor OpenSSH can parse it. Such a pair is drawn again.
  */
 export function generateEd25519(comment?: string): { private: string; public: string } {
-  for (;;) {
+  // Bounded: 64 bad draws in a row happen with probability 256^-64.
+  for (let i = 0; i < 64; i++) {
     const pair = utils.generateKeyPairSync('ed25519', comment !== undefined ? { comment } : {});
     const pub = utils.parseKey(pair.public);
     if (!(pub instanceof Error) && pub.getPublicSSH().length === 51) return pair; // 4+11 name, 4+32 key
   }
+  throw new Error('ssh2 generated no parseable ed25519 key in 64 draws');
 }
 
 /**
