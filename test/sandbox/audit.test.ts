@@ -712,7 +712,9 @@ test('fault status: 401 or 403 instead of the stream; invalid faults are refused
 });
 
 test('the stream ends when the token expires; the client comes back with a fresh one', async () => {
-  const shortIdp = await startIdp({ tenantTokenTtl: 2 });
+  // 5 s: exp is whole seconds, so a 2 s token could be good for barely 1 s, less than a loaded machine may
+  // take from the exchange to the feed's check of it (a JWKS fetch on the way).
+  const shortIdp = await startIdp({ tenantTokenTtl: 5 });
   try {
     const cfg = await oidc.discovery(new URL(shortIdp.issuer), shortIdp.clientId, undefined, oidc.None(), {
       execute: [oidc.allowInsecureRequests],
