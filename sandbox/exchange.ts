@@ -56,6 +56,8 @@ export interface ExchangeSettings {
   adminAcr: string;
   stepUpMaxAge: number;
   tenantTokenTtl: number;
+  /** The clock the step-up age is measured with (IdpOptions.now). */
+  now: () => number;
   /** The key tenant tokens are signed with now (the IdP may rotate it). */
   signer: () => { key: KeyObject; alg: string; kid: string };
   fault: () => ExchangeFault | undefined;
@@ -193,7 +195,8 @@ async function exchange(
   const acr = typeof extra['acr'] === 'string' ? extra['acr'] : undefined;
   const now = Math.floor(Date.now() / 1000);
   if (role === 'admin') {
-    const fresh = authTime !== undefined && now - authTime <= settings.stepUpMaxAge;
+    const age = Math.floor(settings.now() / 1000) - (authTime ?? 0);
+    const fresh = authTime !== undefined && age <= settings.stepUpMaxAge;
     if (acr !== settings.adminAcr || !fresh) {
       // RFC 9470 §3; the token endpoint's error middleware adds acr_values and max_age (idp.ts).
       throw fail(

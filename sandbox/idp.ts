@@ -66,6 +66,13 @@ export interface IdpOptions {
   deviceInterval?: number;
   /** Answer `slow_down` to a device_code poll that comes sooner than `interval` after the previous one (default true). */
   enforceSlowDown?: boolean;
+  /**
+   * The clock (milliseconds, as Date.now) the sandbox's own rules read: the device-poll pacing (slow_down) and
+   * the age of a sign-in for the admin role (stepUpMaxAge). Default Date.now. What the IdP issues (iat, exp,
+   * auth_time) keeps the real clock, so a test holds this one still or moves it forward, as time would,
+   * instead of relying on how fast a loaded machine answers, or sleeping.
+   */
+  now?: () => number;
   /** Access token lifetime in seconds (default 600). */
   accessTokenTtl?: number;
   /** Device code lifetime in seconds (default 600). */
@@ -147,6 +154,7 @@ type Middleware = Parameters<Provider['use']>[0];
 export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
   const deviceInterval = positive(opts.deviceInterval ?? 1, 'deviceInterval');
   const enforceSlowDown = opts.enforceSlowDown ?? true;
+  const now = opts.now ?? Date.now;
   const accessTokenTtl = positive(opts.accessTokenTtl ?? 600, 'accessTokenTtl');
   const deviceCodeTtl = positive(opts.deviceCodeTtl ?? 600, 'deviceCodeTtl');
   const clientId = opts.clientId ?? 'mcp-secure';
@@ -225,6 +233,7 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
       adminAcr,
       stepUpMaxAge,
       tenantTokenTtl,
+      now,
       signer: () => current,
       fault: () => fault,
       ...(mtlsServer
@@ -249,7 +258,7 @@ export async function startIdp(opts: IdpOptions = {}): Promise<SandboxIdp> {
     const issued = new Set<string>();
     provider.use(recordIssued(issued));
     provider.use(advertiseInterval(deviceInterval));
-    provider.use(paceDevicePolling({ deviceInterval, enforceSlowDown, deviceCodeTtl }));
+    provider.use(paceDevicePolling({ deviceInterval, enforceSlowDown, deviceCodeTtl, now }));
     provider.use(countRevocations(() => revoked++));
     provider.use(describeStepUp({ adminAcr, stepUpMaxAge }));
     if (mtlsTokenEndpoint) provider.use(advertiseMtlsAlias(mtlsTokenEndpoint));
@@ -600,6 +609,7 @@ interface PacingOptions {
   deviceInterval: number;
   enforceSlowDown: boolean;
   deviceCodeTtl: number;
+  now: () => number;
 }
 
 // RFC 8628 §3.5: a client polling faster than `interval` gets `slow_down`. Only a poll that would
@@ -608,7 +618,7 @@ interface PacingOptions {
 function paceDevicePolling(opts: PacingOptions): Middleware {
   const lastPoll = new Map<string, number>();
   return async (ctx, next) => {
-    const arrived = Date.now();
+    const arrived = opts.now();
     await next();
     const params = oidcOf(ctx)?.params;
     const deviceCode = params?.['device_code'];

@@ -2,6 +2,7 @@
 // fingerprints, known_hosts lines, authorized_keys parsing, and picking a free loopback port.
 
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { ParsedKey } from 'ssh2';
 import ssh2 from 'ssh2';
@@ -64,21 +65,55 @@ export function parsePrivateKey(text: string): ParsedKey {
  * long and neither ssh2 nor OpenSSH can parse it. Such a pair is drawn again.
  */
 export function generateEd25519(comment?: string): { private: string; public: string } {
-  for (;;) {
+  // Bounded: 64 bad draws in a row happen with probability 256^-64.
+  for (let i = 0; i < 64; i++) {
     const pair = utils.generateKeyPairSync('ed25519', comment !== undefined ? { comment } : {});
     const pub = utils.parseKey(pair.public);
     if (!(pub instanceof Error) && pub.getPublicSSH().length === 51) return pair; // 4+11 name, 4+32 key
   }
+  throw new Error('ssh2 generated no parseable ed25519 key in 64 draws');
 }
 
-/** A port that was free on 127.0.0.1 a moment ago (bind 0, read it, close). */
+/**
+ * A loopback port that is free now and that the kernel will not hand to anyone else meanwhile, for a server
+ * that must be told its port before it listens (sshd, dropbear), a registered callback_port, or a port that
+ * must refuse connections.
+ *
+ * A port from listen(0), once closed, is back in the ephemeral range (net.ipv4.ip_local_port_range,
+ * 32768–60999 by default): before it is used, any listen(0) running beside it (the tests run two files at
+ * once) can draw it again, and the server then fails with EADDRINUSE or the "refused" port answers. A port
+ * outside that range is only taken by someone who names it, so it is picked at random there and checked
+ * free; bounded by count.
+ */
 export async function freeLoopbackPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  const [from, to] = outsideEphemeral();
+  for (let i = 0; i < 50; i++) {
+    const port = from + Math.floor(Math.random() * (to - from + 1));
+    const server = net.createServer();
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (!bound) continue;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
+  }
+  throw new Error(`no free loopback port in ${from}–${to} after 50 tries`);
+}
+
+/** Where to pick: below the kernel's ephemeral range when there is room there, else above it. */
+function outsideEphemeral(): [number, number] {
+  let [low, high] = [32768, 60999]; // Linux's default, where /proc does not say
+  try {
+    const [l, h] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (Number.isInteger(l) && Number.isInteger(h)) [low, high] = [l!, h!];
+  } catch {
+    // not Linux: keep the default
+  }
+  if (low - 1 >= 11_000) return [Math.max(10_000, low - 12_768), low - 1];
+  if (high + 1 <= 64_000) return [high + 1, 65_535];
+  throw new Error(`no room outside the ephemeral port range ${low}–${high}`);
 }

@@ -139,20 +139,6 @@ async function peerCheck(
   };
 }
 
-/**
- * Loads what the session needs once its set-up is done — the listener, the peer check, the live-session
- * file — while the SSH connection is still being made (open-tunnel.ts `whileDialling`): ssh (or sshd, for
- * the ssh2 transport) does that work in another process, so this one would otherwise wait idle, and load
- * them after `ready` instead (connect-to-ready, docs/benchmarks.md). Only modules are loaded; nothing runs.
- * Each is imported again where it is used, which returns the same module, or the same error at the same
- * place as without this.
- */
-function preloadListener(raw: boolean): void {
-  const modules: Array<Promise<unknown>> = [import('../tunnel/local.js'), import('../peer.js')];
-  if (!raw) modules.push(import('../audit/live-tunnels.js'));
-  for (const m of modules) m.catch(() => undefined);
-}
-
 export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, deps: Deps): Promise<number> {
   const ui = await Ui.create(deps, globals);
   const eff = await loadProfile(deps, globals, opts.flags);
@@ -197,7 +183,6 @@ export async function runConnect(globals: GlobalOptions, opts: ConnectOptions, d
       cleanups,
       // --raw leaves TLS to the local client.
       tls: opts.raw ? undefined : { unsafeSkipVerify: opts.unsafeSkipTlsVerify },
-      whileDialling: () => preloadListener(opts.raw),
     });
     const { listen, openChannel } = await import('../tunnel/local.js');
     const token = () => {

@@ -39,11 +39,6 @@ export interface OpenTunnelOptions {
    * tokens to it, the certificate-bound tenant token. Absent: no TLS layer here (`connect --raw`).
    */
   tls?: { unsafeSkipVerify: boolean } | undefined;
-  /**
-   * Called once the tenant token is here while the SSH connection may still be being made: the caller
-   * loads what it needs afterwards in that wait (connect.ts preloadListener).
-   */
-  whileDialling?: () => void;
 }
 
 export function mmss(ms: number): string {
@@ -359,7 +354,6 @@ export async function openTunnel(o: OpenTunnelOptions) {
   // A token failure is reported first (as when the two ran one after the other); the dial then stops
   // with the session (cleanups).
   const first = await tokenReady();
-  o.whileDialling?.();
   await proofFor();
   await sshStarted;
   ui.success(

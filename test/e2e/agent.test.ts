@@ -270,8 +270,11 @@ test('SIGTERM ends the agent and removes its socket; so does the logout of its l
 
 test('agent_idle_timeout: an agent nobody uses ends', async () => {
   const u = await newUser({ MCP_SECURE_AGENT_IDLE_TIMEOUT: '1' });
-  await login(u);
-  const pid = await agentPid(u);
+  // The pid from the login's own output: asking the agent (`agent status`, a second process) could come
+  // after it has ended already (idle for 1 s, and a loaded machine takes that long to start a CLI).
+  const logged = await login(u);
+  const pid = Number(logged.stderr.match(/held in memory by the agent \(pid (\d+)\)/)?.[1]);
+  assert.ok(pid > 0, logged.stderr);
   // The agent looks every 5 s; idle for 1 s, it is gone within two looks.
   assert.ok(await gone(pid, 20_000), 'the idle agent ended');
   const status = await u.cli('status');

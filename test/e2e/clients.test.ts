@@ -13,13 +13,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { freeLoopbackPort } from '../../sandbox/ssh-keys.js';
 import { BIN, baseEnv, type CliRun, startCli } from '../helpers/cli.js';
 import { gate, missing } from '../helpers/requires.js';
 import { type UpstreamStack, upstreamStack } from '../helpers/upstream-stack.js';
@@ -30,7 +30,7 @@ const root = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.u
 const EVERYTHING = root('node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 // The CLI itself: the `mcp-inspector-cli --cli` launcher (build/cli.js) only prints a deprecation notice and
 // runs `node build/index.js` with the same arguments — one node start per call fewer (the file must finish
-// within the runner's 180 s on a loaded machine).
+// within the runner's per-file bound, scripts/test.js, on a loaded machine).
 const INSPECTOR_BIN = root('node_modules/@modelcontextprotocol/inspector-cli/build/index.js');
 // inspector-cli 1.0.3 looks for "../package.json" relative to the working directory but imports it
 // relative to its module (build/index.js), so it fails with "Cannot find module …/@modelcontextprotocol/
@@ -46,16 +46,8 @@ let connect: CliRun;
 let connectUrl: string;
 let remoteHome: string;
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
-
 before(async () => {
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   everything = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

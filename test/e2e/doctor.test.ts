@@ -12,6 +12,7 @@ import type { Bastion, UserKey } from '../../sandbox/bastion.js';
 import { type SandboxIdp, startIdp } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
+import { freeLoopbackPort } from '../../sandbox/ssh-keys.js';
 import { runCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
 import { gate, missing } from '../helpers/requires.js';
@@ -30,18 +31,6 @@ let emptyAgent: Agent;
 let localPort: number;
 const closers: Array<() => unknown> = [];
 
-/** A port in 20000–32767 that is free right now (bounded tries). */
-async function portBelowEphemeral(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_768);
-    const s = await listenOn(port).catch(() => undefined);
-    if (!s) continue;
-    await new Promise((r) => s.close(r));
-    return port;
-  }
-  throw new Error('no free port in 20000–32767 after 50 tries');
-}
-
 function listenOn(port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -59,10 +48,9 @@ before(async () => {
     env: keyring.env,
     mcpUrl: 'http://mcp.internal:4000/mcp',
   }));
-  // A port of our own, so the test never depends on 7700 being free on this machine. Below Linux's
-  // ephemeral range (ip_local_port_range, 32768–60999 by default): a port from listen(0), once closed, can
-  // become the source port of any other test's outgoing connection before doctor looks at it.
-  localPort = await portBelowEphemeral();
+  // A port of our own, so the test never depends on 7700 being free on this machine; outside the ephemeral
+  // range (freeLoopbackPort), so no listen(0) of another test draws it before doctor looks at it.
+  localPort = await freeLoopbackPort();
   const r = await runCli(
     ['--profile', 'sandbox', 'config', 'set', 'local_port', String(localPort)],
     user.env(),
@@ -168,9 +156,7 @@ test('a broken config file: ✗ config with the file and the fix, exit 1', async
 });
 
 test('the IdP down: ✗ IdP discovery with the URL and the fix; the clock check is skipped', async () => {
-  const closed = await listenOn(0);
-  const port = (closed.address() as { port: number }).port;
-  await new Promise((r) => closed.close(r));
+  const port = await freeLoopbackPort(); // nothing listens there: connections are refused
   const r = await doctor({ MCP_SECURE_ISSUER: `http://127.0.0.1:${port}` });
   assert.equal(r.code, 1);
   const c = check(r.stdout, TITLES.idp);
@@ -240,9 +226,7 @@ test("an unknown host key: ✗ host keys with the bastion's fingerprint and how 
   );
   assert.match(c.fix, /--accept-new-host-key/);
   // A bastion that is down is a different failure with a different fix.
-  const closed = await listenOn(0);
-  const port = (closed.address() as { port: number }).port;
-  await new Promise((r2) => closed.close(r2));
+  const port = await freeLoopbackPort(); // nothing listens there: connections are refused
   const down = await doctor({ MCP_SECURE_BASTION: `${bastion.username}@127.0.0.1:${port}` });
   assert.match(check(down.stdout, TITLES.hostKeys).line, /^✗ .*is not reachable/);
 });

@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -21,6 +20,7 @@ import {
   LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
+import { freeLoopbackPort } from '../../sandbox/ssh-keys.js';
 import { BIN, baseEnv, type CliRun, startCli } from '../helpers/cli.js';
 import { gate, missing } from '../helpers/requires.js';
 import { type UpstreamStack, upstreamStack } from '../helpers/upstream-stack.js';
@@ -40,14 +40,6 @@ let stack: UpstreamStack;
 let connect: CliRun;
 let connectUrl: string;
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
-
 /** How many times the server has logged `pattern` so far. */
 const logged = (pattern: RegExp) => (everythingLog.match(new RegExp(pattern.source, 'g')) ?? []).length;
 
@@ -62,7 +54,7 @@ async function serverLogged(pattern: RegExp, times = 0, ms = 10_000): Promise<vo
 }
 
 before(async () => {
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   everything = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], {
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],

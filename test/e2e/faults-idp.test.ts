@@ -225,7 +225,7 @@ test('JWKS rotation during a session: MCP calls keep working across two key rota
   const run = startCli(
     ['--profile', 'sandbox', 'connect', '--tenant', 'acme', '--port', '0'],
     u.env(),
-    40_000,
+    120_000,
   );
   try {
     run.child.stdin.end();

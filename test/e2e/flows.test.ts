@@ -19,6 +19,8 @@ import { tempDir, testDeps } from '../helpers/deps.js';
 const alice = USERS.find((u) => u.username === 'alice')!;
 let sandbox: SandboxIdp;
 let idp: Idp;
+/** The sandbox IdP's pacing clock while a test holds it (undefined: the real one). */
+let held: number | undefined;
 
 function recordingUi(): LoginUi & {
   codes: DeviceCodeInfo[];
@@ -49,7 +51,7 @@ function recordingUi(): LoginUi & {
 }
 
 before(async () => {
-  sandbox = await startIdp({ deviceInterval: 1 });
+  sandbox = await startIdp({ deviceInterval: 1, now: () => held ?? Date.now() });
   idp = await connectIdp({ issuer: sandbox.issuer, clientId: sandbox.clientId, insecureHttp: true, fetch });
 });
 after(async () => sandbox?.close());
@@ -57,11 +59,14 @@ after(async () => sandbox?.close());
 test('device flow: slow_down adds 5 s to the interval for every later poll (RFC 8628 §3.5)', async () => {
   const ui = recordingUi();
   const requested: number[] = [];
+  // The IdP's pacing clock is held still, and moves only as the injected sleep says: the first two polls go
+  // out at the same instant (the second one too early) however slowly the machine answers; then approve,
+  // and the sleeps pass the time the client asked for.
+  held = Date.now();
   const sleep = async (ms: number) => {
     requested.push(ms);
-    // The first two polls go out at once (the second one too early); then approve and poll for real.
     if (requested.length === 3) await approveDevice(ui.codes[0]!.verificationUriComplete!, alice);
-    if (requested.length >= 3) await new Promise((r) => setTimeout(r, 1100));
+    if (requested.length >= 3 && held !== undefined) held += ms;
   };
   const tokens = await deviceLogin({
     idp,
@@ -70,6 +75,8 @@ test('device flow: slow_down adds 5 s to the interval for every later poll (RFC 
     now: () => Date.now(),
     sleep,
     signal: new AbortController().signal,
+  }).finally(() => {
+    held = undefined;
   });
   assert.ok(tokens.refresh_token);
   assert.equal(requested[0], 1000, 'the advertised interval is used');

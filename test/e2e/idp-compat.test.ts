@@ -10,6 +10,7 @@ import { deviceLogin } from '../../sandbox/device-login.js';
 import { type IdpOptions, type SandboxIdp, startIdp, USERS } from '../../sandbox/idp.js';
 import { type SecretService, startSecretService } from '../../sandbox/keychain.js';
 import { writeSandboxProfile } from '../../sandbox/profile.js';
+import { freeLoopbackPort } from '../../sandbox/ssh-keys.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { type UserEnv, userEnv } from '../helpers/env.js';
 import { gate, missing } from '../helpers/requires.js';
@@ -51,16 +52,6 @@ async function holdPort(): Promise<number> {
   return address.port;
 }
 
-/** A free loopback port (listened on and closed again). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  assert.ok(address && typeof address === 'object');
-  await new Promise((resolve) => server.close(resolve));
-  return address.port;
-}
-
 /** The authorization URL behind the one-time sign-in link the CLI shows (followed once, as a browser does). */
 async function authUrlOf(run: { waitFor(re: RegExp): Promise<string[]> }): Promise<string> {
   const [link] = await run.waitFor(/http:\/\/127\.0\.0\.1:\d+\/start\/[A-Za-z0-9_-]+/);
@@ -73,7 +64,7 @@ async function authUrlOf(run: { waitFor(re: RegExp): Promise<string[]> }): Promi
 // 1. Exact redirect URIs ---------------------------------------------------------------------------
 
 test('an IdP that accepts only its registered redirect URI: with callback_port the browser login works, and the URI is printed', async () => {
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const registered = `http://127.0.0.1:${port}/callback`;
   const { user } = await setup({ faults: { exactRedirectUris: [registered] } });
   // Without the setting, the IdP refuses the random-port redirect: the browser sees its 403.
@@ -104,7 +95,7 @@ test('an IdP that accepts only its registered redirect URI: with callback_port t
 
 test('several callback ports: a busy one is skipped; all busy → one line naming them, exit 1, no browser opened', async () => {
   const busy = await holdPort();
-  const free = await freePort();
+  const free = await freeLoopbackPort();
   const { user } = await setup({
     faults: { exactRedirectUris: [`http://127.0.0.1:${busy}/callback`, `http://127.0.0.1:${free}/callback`] },
   });
@@ -240,7 +231,7 @@ withKeychain.test(
       'logging in again would not help',
     );
 
-    const closed = `http://127.0.0.1:${await freePort()}/exchange`;
+    const closed = `http://127.0.0.1:${await freeLoopbackPort()}/exchange`;
     assert.equal((await cli(user, 'config', 'set', 'exchange_endpoint', closed)).code, 0);
     const down = await cli(user, 'token', '--tenant', 'acme');
     assert.equal(down.code, 1, down.stderr);

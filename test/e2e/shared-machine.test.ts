@@ -429,12 +429,13 @@ withChromium.test(
       const callbackPort = Number(new URL(link).port);
       assert.ok(callbackPort, 'the login listens on a loopback port');
       // The attacker's page on another loopback origin: no-cors requests to /callback on a range of ports.
+      // Each one bounded: a neighbouring port may be another test's server that never answers.
       const evil = createServer((_req, res) => {
         res.writeHead(200, { 'content-type': 'text/html' });
         res.end(`<!doctype html><script>
         const hits = [];
         for (let p = ${callbackPort - 10}; p <= ${callbackPort + 10}; p++)
-          hits.push(fetch('http://127.0.0.1:' + p + '/callback?code=evil&state=forged', { mode: 'no-cors' }).catch(() => 0));
+          hits.push(fetch('http://127.0.0.1:' + p + '/callback?code=evil&state=forged', { mode: 'no-cors', signal: AbortSignal.timeout(3000) }).catch(() => 0));
         Promise.all(hits).then(() => { document.title = 'scanned'; });
       </script>`);
       });

@@ -34,10 +34,14 @@ export function baseEnv(extra: Record<string, string | undefined>): Record<strin
   return env;
 }
 
+/**
+ * `timeoutMs` only ends a CLI that hangs (SIGKILL), so the test fails on what it printed rather than on the
+ * runner's timeout: generous, since a run that is merely slow on a loaded machine must not be killed.
+ */
 export function startCli(
   args: string[],
   env: Record<string, string>,
-  timeoutMs = 30_000,
+  timeoutMs = 90_000,
   options: { netns?: string; cwd?: string } = {},
 ): CliRun {
   // In a network namespace: `ip netns exec` execs node, so the child's pid is still the CLI's.
@@ -105,7 +109,7 @@ export async function runCli(
   stdin?: string,
   options: { cwd?: string } = {},
 ) {
-  const run = startCli(args, env, 30_000, options);
+  const run = startCli(args, env, 60_000, options);
   run.child.stdin.end(stdin ?? '');
   return run.done;
 }

@@ -12,15 +12,19 @@ export interface Agent {
 export async function startAgent(dir: string, privateKeys: string[] = []): Promise<Agent> {
   const sock = join(dir, `agent-${process.pid}-${Date.now()}.sock`);
   const child: ChildProcess = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
-  for (let i = 0; i < 250; i++) {
-    if (
-      await stat(sock).then(
-        () => true,
-        () => false,
-      )
-    )
-      break;
-    await new Promise((r) => setTimeout(r, 20));
+  // Until its socket exists: bounded by count and by a time a loaded machine needs to start a process.
+  const deadline = Date.now() + 20_000;
+  let listening = false;
+  for (let i = 0; i < 1000 && !listening && Date.now() < deadline && child.exitCode === null; i++) {
+    listening = await stat(sock).then(
+      () => true,
+      () => false,
+    );
+    if (!listening) await new Promise((r) => setTimeout(r, 20));
+  }
+  if (!listening) {
+    child.kill();
+    throw new Error(`ssh-agent did not create ${sock} within 20 s (exit ${child.exitCode})`);
   }
   for (const [i, key] of privateKeys.entries()) {
     const file = join(dir, `agent-key-${i}`);

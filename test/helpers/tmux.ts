@@ -9,7 +9,7 @@ export interface Tmux {
   run(...args: string[]): Promise<{ stdout: string }>;
   /** Starts session `name` running `mcp-secure ARGS` with exactly `env`; the pane stays open afterwards. */
   start(name: string, env: Record<string, string>, args: string[], options?: { cwd?: string }): Promise<void>;
-  /** The pane's text once it matches `pattern` (polled, bounded to ~10 s), or its last text. */
+  /** The pane's text once it matches `pattern` (polled, bounded to 30 s), or its last text. */
   waitFor(target: string, pattern: RegExp, history?: number): Promise<string>;
   kill(): Promise<void>;
 }
@@ -30,7 +30,9 @@ export function tmuxServer(name: string): Tmux {
     },
     async waitFor(target, pattern, history = 200) {
       let screen = '';
-      for (let i = 0; i < 100 && !pattern.test(screen); i++) {
+      // Bounded by count and by time: 30 s, what a loaded machine may need to start the CLI and dial.
+      const deadline = Date.now() + 30_000;
+      for (let i = 0; i < 300 && !pattern.test(screen) && Date.now() < deadline; i++) {
         await new Promise((r) => setTimeout(r, 100));
         screen = (await run('capture-pane', '-p', '-J', '-t', target, '-S', `-${history}`)).stdout;
       }

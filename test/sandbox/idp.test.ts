@@ -13,9 +13,11 @@ const alice = { username: 'alice', password: 'alice-password' };
 
 let idp: SandboxIdp;
 let config: oidc.Configuration;
+/** The IdP's pacing clock while a test holds it (undefined: the real one). */
+let held: number | undefined;
 
 before(async () => {
-  idp = await startIdp();
+  idp = await startIdp({ now: () => held ?? Date.now() });
   config = await oidc.discovery(new URL(idp.issuer), idp.clientId, undefined, oidc.None(), {
     execute: [oidc.allowInsecureRequests],
   });
@@ -99,19 +101,31 @@ test('DPoP (advertised by default): tokens bound to the key; the refresh token n
 test('device authorization advertises interval 1 and answers slow_down to polls that come too fast', async () => {
   const da = await oidc.initiateDeviceAuthorization(config, { scope: SCOPE });
   assert.equal(da.interval, 1);
-  await rejectsWith(
-    oidc.genericGrantRequest(config, DEVICE_GRANT, { device_code: da.device_code }),
-    'authorization_pending',
-  );
-  await rejectsWith(
-    oidc.genericGrantRequest(config, DEVICE_GRANT, { device_code: da.device_code }),
-    'slow_down',
-  );
-  await sleep(1050);
-  await rejectsWith(
-    oidc.genericGrantRequest(config, DEVICE_GRANT, { device_code: da.device_code }),
-    'authorization_pending',
-  );
+  // The IdP's clock held still: the second poll comes 0 ms after the first however slowly the machine
+  // answers; then it moves past the interval without the test sleeping.
+  held = Date.now();
+  try {
+    await rejectsWith(
+      oidc.genericGrantRequest(config, DEVICE_GRANT, { device_code: da.device_code }),
+      'authorization_pending',
+    );
+    await rejectsWith(
+      oidc.genericGrantRequest(config, DEVICE_GRANT, { device_code: da.device_code }),
+      'slow_down',
+    );
+    held += 999;
+    await rejectsWith(
+      oidc.genericGrantRequest(config, DEVICE_GRANT, { device_code: da.device_code }),
+      'slow_down',
+    );
+    held += 1000;
+    await rejectsWith(
+      oidc.genericGrantRequest(config, DEVICE_GRANT, { device_code: da.device_code }),
+      'authorization_pending',
+    );
+  } finally {
+    held = undefined;
+  }
 });
 
 test('denying at consent (user code typed on verification_uri) ends the device flow with access_denied', async () => {
