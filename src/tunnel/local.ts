@@ -423,14 +423,18 @@ export async function upstreamRequest(
   if (!request.path.startsWith('/') || request.path.startsWith('//')) {
     throw new CliError('error', `not a path on the MCP host: "${sanitize(request.path, 60)}"`);
   }
+  // Only the DPoP proof's `htu` (RFC 9449 §4.2: without query and fragment) is built from a URL.
+  const target = new URL(o.upstream.href);
+  const query = request.path.indexOf('?');
+  target.pathname = query < 0 ? request.path : request.path.slice(0, query);
+  target.search = query < 0 ? '' : request.path.slice(query);
   const headers: Record<string, string | string[]> = {
     ...request.headers,
     // An endpoint on a Unix socket has no host name of its own (RFC 9112 §3.2: Host is still required).
     host: unixSocketOf(o.upstream) ? 'localhost' : o.upstream.host,
     authorization: `${token.type} ${token.value}`,
   };
-  if (token.type === 'DPoP')
-    headers['dpop'] = await o.proof(request.method, htu(o.upstream, request.path), token.value);
+  if (token.type === 'DPoP') headers['dpop'] = await o.proof(request.method, target.href, token.value);
   // RFC 8705: a certificate-bound token goes over a connection presenting its certificate (tls.ts).
   const bound = o.tls ? certBinding(token.value) : undefined;
   const common = {
@@ -451,33 +455,6 @@ export async function upstreamRequest(
       return undefined as unknown as Socket;
     },
   });
-}
-
-/**
- * The DPoP proof's `htu` for a request path: the upstream's origin and the path without query and
- * fragment (RFC 9449 §4.2), as the URL parser normalises it. Kept per upstream for the few paths a
- * session uses (the MCP endpoint, the audit paths): parsing a URL for every call was a measurable part
- * of the proxy's time per call (bench/proxy-floor.ts).
- */
-const htus = new WeakMap<URL, Map<string, string>>();
-const MAX_HTUS = 32;
-function htu(upstream: URL, path: string): string {
-  let known = htus.get(upstream);
-  if (!known) {
-    known = new Map();
-    htus.set(upstream, known);
-  }
-  const hit = known.get(path);
-  if (hit !== undefined) return hit;
-  const target = new URL(upstream.href);
-  const query = path.indexOf('?');
-  target.pathname = query < 0 ? path : path.slice(0, query);
-  target.search = '';
-  target.hash = '';
-  const value = target.href;
-  if (known.size >= MAX_HTUS) known.clear();
-  known.set(path, value);
-  return value;
 }
 
 /**
