@@ -445,7 +445,7 @@ export async function dialOpenSsh(o: OpenSshOptions): Promise<Transport> {
  */
 const MAX_PENDING_HANDOFFS = 48;
 /** Without descriptor passing (openssh-mux.ts muxAvailable): `ssh -W` processes alive at once, at most. */
-export const MAX_MUX_PROCESSES = 8;
+const MAX_MUX_PROCESSES = 8;
 
 /**
  * One local connection handed to the master in-process (openssh-mux.ts: the mux protocol's stdio forward,
