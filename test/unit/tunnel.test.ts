@@ -72,6 +72,12 @@ function withOpen<T extends { forwardOut: ForwardOut }>(c: T) {
   };
 }
 
+/** A channel that is a plain TCP connection to the destination (no SSH): the proxy's own behaviour alone. */
+const directForward = ((_s, _p, host, dst, cb) => {
+  const socket = connect(dst, host);
+  socket.once('connect', () => cb(undefined, socket));
+}) as ForwardOut;
+
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 test('supervisor.client(avoid): a client found dead is not handed back; the next chain is', async () => {
@@ -214,12 +220,7 @@ test('an answer cut short upstream (SSE headers sent, then the connection dies):
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const client = withOpen({
-    forwardOut: ((_s, _p, host, dst, cb) => {
-      const socket = connect(dst, host);
-      socket.once('connect', () => cb(undefined, socket));
-    }) as ForwardOut,
-  });
+  const client = withOpen({ forwardOut: directForward });
   const listener = await listen(proxyOptions(client, port), LOOPBACK);
   try {
     const res = await fetch(`http://127.0.0.1:${listener.port}/mcp`);
@@ -505,12 +506,7 @@ test('a chunked answer whose head and first chunk came together leaves the proxy
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const client = withOpen({
-    forwardOut: ((_s, _p, host, dst, cb) => {
-      const socket = connect(dst, host);
-      socket.once('connect', () => cb(undefined, socket));
-    }) as ForwardOut,
-  });
+  const client = withOpen({ forwardOut: directForward });
   const listener = await listen(proxyOptions(client, port), LOOPBACK);
   // What reaches the kernel: each call of net.Socket's _writeGeneric is one write(2) or writev(2) (node's
   // lib/net.js; corked writes are joined before it). Only the proxy's sockets toward the local client.
@@ -563,12 +559,7 @@ test("shared tunnel (the agent's proxy on a Unix socket, socketFetch): the proxy
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const client = withOpen({
-    forwardOut: ((_s, _p, host, dst, cb) => {
-      const socket = connect(dst, host);
-      socket.once('connect', () => cb(undefined, socket));
-    }) as ForwardOut,
-  });
+  const client = withOpen({ forwardOut: directForward });
   const dir = await tempDir();
   const path = join(dir, 'tunnel-test.sock');
   const upstream = new URL(`http://127.0.0.1:${port}/mcp`);
